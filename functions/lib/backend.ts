@@ -1,0 +1,86 @@
+/**
+ * Picks the tfjs backend once per process: native TensorFlow (tfjs-node) where
+ * its optional install succeeded, else WebAssembly, else the pure-JS cpu
+ * backend. `TFJS_BACKEND=node|wasm|cpu` forces one.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { registerWasmKernels } from './kernels/index.ts';
+import { logger } from './log.ts';
+
+export type BackendName = 'node' | 'wasm' | 'cpu';
+export const BACKEND_NAMES: readonly BackendName[] = ['node', 'wasm', 'cpu'];
+
+/** tfjs-core's own name for each backend. */
+const TF_NAME: Record<BackendName, string> = { node: 'tensorflow', wasm: 'wasm', cpu: 'cpu' };
+
+export class BackendUnavailableError extends Error {
+  override name = 'BackendUnavailableError';
+}
+
+let active: Promise<BackendName> | undefined;
+let wasmDir: string | undefined;
+
+/**
+ * Where the `.wasm` files live. A bundle ships them beside itself and calls
+ * this before `initBackend`; unbundled code finds them in node_modules.
+ */
+export function useWasmFilesFrom(dir: string): void {
+  wasmDir = dir.endsWith('/') ? dir : dir + '/';
+}
+
+async function tryNode(): Promise<boolean> {
+  try {
+    // A variable specifier keeps bundlers from following the optional native package.
+    const name = '@tensorflow/tfjs-node';
+    await import(name);
+    return tf.findBackend(TF_NAME.node) !== null;
+  } catch {
+    return false;
+  }
+}
+
+async function activate(name: BackendName): Promise<boolean> {
+  if (name === 'node' && !(await tryNode())) return false;
+  if (name === 'wasm') {
+    if (wasmDir) setWasmPaths(wasmDir);
+    registerWasmKernels();
+  }
+  return tf.setBackend(TF_NAME[name]);
+}
+
+function parseForced(value: string | undefined): BackendName | undefined {
+  if (value === undefined || value === '') return undefined;
+  if ((BACKEND_NAMES as readonly string[]).includes(value)) return value as BackendName;
+  throw new BackendUnavailableError(`TFJS_BACKEND must be one of ${BACKEND_NAMES.join(', ')}; got "${value}"`);
+}
+
+async function choose(preferred: readonly BackendName[], forced: BackendName | undefined): Promise<BackendName> {
+  const order = forced ? [forced] : preferred;
+  for (const name of order) {
+    if (await activate(name)) {
+      await tf.ready();
+      logger.info('tfjs backend active', { backend: name, forced: forced !== undefined });
+      return name;
+    }
+  }
+  throw new BackendUnavailableError(
+    forced ? `TFJS_BACKEND=${forced} could not be loaded` : `no tfjs backend could be loaded (tried ${order.join(', ')})`,
+  );
+}
+
+/**
+ * Initialises the backend once and returns its name. Training prefers native
+ * TensorFlow; prediction passes `['wasm', 'cpu']` because tfjs-node does not fit
+ * a zip Lambda and wasm answers a single image in well under a millisecond.
+ */
+export function initBackend(
+  preferred: readonly BackendName[] = BACKEND_NAMES,
+  forcedValue: string | undefined = process.env.TFJS_BACKEND,
+): Promise<BackendName> {
+  active ??= choose(preferred, parseForced(forcedValue));
+  return active;
+}
+
+export { tf };

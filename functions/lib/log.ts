@@ -1,0 +1,46 @@
+/**
+ * One structured JSON logger. Each line is a single JSON object on stderr so
+ * stdout stays free for a command's result (train prints its JSON line there).
+ */
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+export type LogFields = Record<string, unknown>;
+
+const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+export interface Logger {
+  debug(message: string, fields?: LogFields): void;
+  info(message: string, fields?: LogFields): void;
+  warn(message: string, fields?: LogFields): void;
+  error(message: string, fields?: LogFields): void;
+  child(fields: LogFields): Logger;
+}
+
+function serialise(value: unknown): unknown {
+  if (value instanceof Error) {
+    return { name: value.name, message: value.message, stack: value.stack };
+  }
+  return value;
+}
+
+export function createLogger(
+  base: LogFields = { service: 'digitnet' },
+  write: (line: string) => void = (line) => process.stderr.write(line + '\n'),
+  minLevel: LogLevel = (process.env.LOG_LEVEL as LogLevel | undefined) ?? 'info',
+): Logger {
+  const threshold = LEVELS[minLevel] ?? LEVELS.info;
+  const emit = (level: LogLevel, message: string, fields: LogFields = {}): void => {
+    if (LEVELS[level] < threshold) return;
+    const entry: LogFields = { level, time: new Date().toISOString(), ...base, message };
+    for (const [key, value] of Object.entries(fields)) entry[key] = serialise(value);
+    write(JSON.stringify(entry));
+  };
+  return {
+    debug: (m, f) => emit('debug', m, f),
+    info: (m, f) => emit('info', m, f),
+    warn: (m, f) => emit('warn', m, f),
+    error: (m, f) => emit('error', m, f),
+    child: (fields) => createLogger({ ...base, ...fields }, write, minLevel),
+  };
+}
+
+export const logger = createLogger();
