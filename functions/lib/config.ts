@@ -1,0 +1,64 @@
+/**
+ * Environment read and validated once, at start-up: a bad value fails the
+ * process before it serves or trains anything.
+ */
+import { ConfigError } from './errors.ts';
+
+export interface Config {
+  /** Unset locally: the embedded S3 is started instead. */
+  bucket?: string;
+  /** An S3-compatible endpoint (the embedded s3rver); unset on AWS. */
+  s3Endpoint?: string;
+  region: string;
+  mnistDir?: string;
+  mnistBaseUrl?: string;
+  modelRefreshSeconds: number;
+  /** Overrides the per-architecture minimum of the quality gate. */
+  minAccuracy?: number;
+  /** Where local state (the embedded S3's files, the dataset cache) lives. */
+  dataDir: string;
+}
+
+type Env = Record<string, string | undefined>;
+
+function optional(env: Env, name: string): string | undefined {
+  const value = env[name]?.trim();
+  return value ? value : undefined;
+}
+
+export function numberFrom(env: Env, name: string, fallback: number, min: number, max: number): number;
+export function numberFrom(env: Env, name: string, fallback: undefined, min: number, max: number): number | undefined;
+export function numberFrom(env: Env, name: string, fallback: number | undefined, min: number, max: number): number | undefined {
+  const raw = optional(env, name);
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < min || value > max) {
+    throw new ConfigError(`${name} must be a number from ${min} to ${max}; got "${raw}"`);
+  }
+  return value;
+}
+
+function url(env: Env, name: string): string | undefined {
+  const raw = optional(env, name);
+  if (raw === undefined) return undefined;
+  try {
+    const parsed = new URL(raw);
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new Error();
+  } catch {
+    throw new ConfigError(`${name} must be an http(s) URL; got "${raw}"`);
+  }
+  return raw;
+}
+
+export function readConfig(env: Env = process.env): Config {
+  return {
+    bucket: optional(env, 'BUCKET'),
+    s3Endpoint: url(env, 'S3_ENDPOINT'),
+    region: optional(env, 'AWS_REGION') ?? optional(env, 'AWS_DEFAULT_REGION') ?? 'us-east-1',
+    mnistDir: optional(env, 'MNIST_DIR'),
+    mnistBaseUrl: url(env, 'MNIST_BASE_URL'),
+    modelRefreshSeconds: numberFrom(env, 'MODEL_REFRESH_SECONDS', 60, 0, 86_400),
+    minAccuracy: numberFrom(env, 'MIN_ACCURACY', undefined, 0, 1),
+    dataDir: optional(env, 'DATA_DIR') ?? '.data',
+  };
+}

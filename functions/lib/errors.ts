@@ -1,0 +1,70 @@
+/**
+ * Typed errors. Each carries the HTTP status and a stable machine-readable
+ * code; `toErrorResponse` in the predict handler is the one place they become
+ * responses, and anything else is a 500 with a generic body.
+ */
+export class AppError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+export class BadRequestError extends AppError {
+  constructor(message: string, code = 'bad_request') {
+    super(400, code, message);
+  }
+}
+
+export class NotFoundError extends AppError {
+  constructor(message: string, code = 'not_found') {
+    super(404, code, message);
+  }
+}
+
+export class PayloadTooLargeError extends AppError {
+  constructor(message: string, code = 'payload_too_large') {
+    super(413, code, message);
+  }
+}
+
+export class UnsupportedMediaTypeError extends AppError {
+  constructor(message: string, code = 'unsupported_media_type') {
+    super(415, code, message);
+  }
+}
+
+/** The service cannot answer yet (no model promoted, storage unreachable); the caller may retry. */
+export class UnavailableError extends AppError {
+  constructor(
+    message: string,
+    code = 'unavailable',
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(503, code, message);
+  }
+}
+
+export class UpstreamError extends AppError {
+  constructor(message: string, code = 'upstream_error') {
+    super(502, code, message);
+  }
+}
+
+/** A stored model version is missing, incomplete or does not match its recorded checksum. */
+export class ModelIntegrityError extends Error {
+  override name = 'ModelIntegrityError';
+}
+
+/** The quality gate refused a candidate; the message says which rule. */
+export class QualityGateError extends Error {
+  override name = 'QualityGateError';
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}

@@ -1,0 +1,294 @@
+/**
+ * Architectures, the training loop and evaluation. Pure tfjs: no storage, no
+ * AWS, no printing — callers pass `onProgress` and decide how to show it.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+
+export const ARCHS = ['mlp', 'cnn'] as const;
+export type Arch = (typeof ARCHS)[number];
+
+export const IMAGE_SIZE = 28;
+export const PIXELS = IMAGE_SIZE * IMAGE_SIZE;
+export const CLASSES = 10;
+
+export interface ModelOptions {
+  arch: Arch;
+  /** Seeds every initialiser so a run is reproducible. */
+  seed?: number;
+}
+
+export function isArch(value: unknown): value is Arch {
+  return typeof value === 'string' && (ARCHS as readonly string[]).includes(value);
+}
+
+function mlp(seed: number): tfl.Sequential {
+  const init = (offset: number) => tfl.initializers.glorotUniform({ seed: seed + offset });
+  return tfl.sequential({
+    name: 'mlp',
+    layers: [
+      tfl.layers.flatten({ inputShape: [IMAGE_SIZE, IMAGE_SIZE, 1] }),
+      tfl.layers.dense({ units: 256, activation: 'relu', kernelInitializer: init(1) }),
+      tfl.layers.dense({ units: 256, activation: 'relu', kernelInitializer: init(2) }),
+      tfl.layers.dense({ units: CLASSES, activation: 'softmax', kernelInitializer: init(3) }),
+    ],
+  });
+}
+
+function cnn(seed: number): tfl.Sequential {
+  const init = (offset: number) => tfl.initializers.heNormal({ seed: seed + offset });
+  return tfl.sequential({
+    name: 'cnn',
+    layers: [
+      tfl.layers.conv2d({ inputShape: [IMAGE_SIZE, IMAGE_SIZE, 1], filters: 32, kernelSize: 3, activation: 'relu', kernelInitializer: init(1) }),
+      tfl.layers.maxPooling2d({ poolSize: 2 }),
+      tfl.layers.conv2d({ filters: 64, kernelSize: 3, activation: 'relu', kernelInitializer: init(2) }),
+      tfl.layers.maxPooling2d({ poolSize: 2 }),
+      tfl.layers.flatten(),
+      tfl.layers.dropout({ rate: 0.5, seed: seed + 3 }),
+      tfl.layers.dense({ units: CLASSES, activation: 'softmax', kernelInitializer: tfl.initializers.glorotUniform({ seed: seed + 4 }) }),
+    ],
+  });
+}
+
+/** A fresh, untrained model of the given architecture; input [N,28,28,1] in 0–1, output 10 probabilities. */
+export function createModel({ arch, seed = 42 }: ModelOptions): tfl.LayersModel {
+  return arch === 'mlp' ? mlp(seed) : cnn(seed);
+}
+
+export function countParams(model: tfl.LayersModel): number {
+  return model.countParams();
+}
+
+/** A labelled split as raw bytes: scaling to 0–1 happens here, batch by batch. */
+export interface LabelledImages {
+  images: Uint8Array;
+  labels: Uint8Array;
+  count: number;
+}
+
+export interface TrainOptions {
+  epochs: number;
+  batchSize: number;
+  learningRate?: number;
+  /** Fraction of the training set held out to report validation accuracy (0 disables). */
+  validationSplit?: number;
+  seed?: number;
+  onProgress?: (event: ProgressEvent) => void;
+}
+
+export type ProgressEvent =
+  | { type: 'batch'; epoch: number; epochs: number; batch: number; batches: number; loss: number }
+  | ({ type: 'epoch' } & EpochResult);
+
+export interface EpochResult {
+  epoch: number;
+  epochs: number;
+  loss: number;
+  accuracy: number;
+  valLoss?: number;
+  valAccuracy?: number;
+  seconds: number;
+}
+
+export interface TrainResult {
+  history: EpochResult[];
+  secondsPerEpoch: number;
+  trainCount: number;
+  validationCount: number;
+}
+
+/** mulberry32: a tiny seeded PRNG so shuffles are reproducible across runs. */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function shuffled(indices: Int32Array, random: () => number): Int32Array {
+  const out = indices.slice();
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    const tmp = out[i]!;
+    out[i] = out[j]!;
+    out[j] = tmp;
+  }
+  return out;
+}
+
+/** Gathers the given examples into an input tensor [n,28,28,1] scaled to 0–1 and one-hot labels [n,10]. */
+export function toTensors(data: LabelledImages, indices: ArrayLike<number>): { x: tf.Tensor4D; y: tf.Tensor2D } {
+  const n = indices.length;
+  const pixels = new Float32Array(n * PIXELS);
+  const oneHot = new Float32Array(n * CLASSES);
+  for (let row = 0; row < n; row++) {
+    const index = indices[row]!;
+    const source = data.images.subarray(index * PIXELS, (index + 1) * PIXELS);
+    const offset = row * PIXELS;
+    for (let p = 0; p < PIXELS; p++) pixels[offset + p] = source[p]! / 255;
+    oneHot[row * CLASSES + data.labels[index]!] = 1;
+  }
+  return { x: tf.tensor4d(pixels, [n, IMAGE_SIZE, IMAGE_SIZE, 1]), y: tf.tensor2d(oneHot, [n, CLASSES]) };
+}
+
+const EPSILON = 1e-7;
+
+/** Keras' categorical cross-entropy on probabilities, mean over the batch. */
+function crossEntropy(y: tf.Tensor, probabilities: tf.Tensor): tf.Scalar {
+  return tf.tidy(() => tf.neg(tf.mean(tf.sum(tf.mul(y, tf.log(tf.clipByValue(probabilities, EPSILON, 1 - EPSILON))), -1))) as tf.Scalar);
+}
+
+function range(start: number, end: number): Int32Array {
+  const out = new Int32Array(end - start);
+  for (let i = 0; i < out.length; i++) out[i] = start + i;
+  return out;
+}
+
+/**
+ * Trains with Adam on categorical cross-entropy. A hand-written loop rather
+ * than `model.fit`: fit's per-batch callbacks and awaits cost more than the
+ * maths on a small MLP, and this loop reads the loss back only when reporting.
+ */
+export async function trainModel(model: tfl.LayersModel, data: LabelledImages, options: TrainOptions): Promise<TrainResult> {
+  const { epochs, batchSize, learningRate = 1e-3, validationSplit = 0.1, seed = 42, onProgress } = options;
+  const validationCount = Math.floor(data.count * validationSplit);
+  const trainCount = data.count - validationCount;
+  if (trainCount < batchSize) throw new RangeError(`need at least one full batch: ${trainCount} examples < batch size ${batchSize}`);
+  const trainIndices = range(0, trainCount);
+  const validationIndices = range(trainCount, data.count);
+  const random = seededRandom(seed);
+  const optimizer = tf.train.adam(learningRate);
+  const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const batches = Math.floor(trainCount / batchSize);
+  const reportEvery = Math.max(1, Math.floor(batches / 50));
+  const history: EpochResult[] = [];
+  try {
+    for (let epoch = 1; epoch <= epochs; epoch++) {
+      const started = performance.now();
+      const order = shuffled(trainIndices, random);
+      let lossSum = 0;
+      let correct = 0;
+      for (let b = 0; b < batches; b++) {
+        const { x, y } = toTensors(data, order.subarray(b * batchSize, (b + 1) * batchSize));
+        let predictions: tf.Tensor | undefined;
+        const loss = optimizer.minimize(
+          () => {
+            // Kept past minimize's own tidy so the batch accuracy needs no second forward pass.
+            predictions = tf.keep(model.apply(x, { training: true }) as tf.Tensor);
+            return crossEntropy(y, predictions);
+          },
+          true,
+          variables,
+        )!;
+        const hits = tf.tidy(() => tf.sum(tf.cast(tf.equal(tf.argMax(predictions!, -1), tf.argMax(y, -1)), 'int32')));
+        tf.dispose([x, y, predictions!]);
+        const batchLoss = (await loss.data())[0]!;
+        correct += (await hits.data())[0]!;
+        loss.dispose();
+        hits.dispose();
+        lossSum += batchLoss;
+        if (onProgress && (b % reportEvery === 0 || b === batches - 1)) {
+          onProgress({ type: 'batch', epoch, epochs, batch: b + 1, batches, loss: batchLoss });
+        }
+      }
+      const result: EpochResult = {
+        epoch,
+        epochs,
+        loss: lossSum / batches,
+        accuracy: correct / (batches * batchSize),
+        seconds: (performance.now() - started) / 1000,
+      };
+      if (validationCount > 0) {
+        const validation = await evaluateSubset(model, data, validationIndices);
+        result.valLoss = validation.loss;
+        result.valAccuracy = validation.accuracy;
+      }
+      history.push(result);
+      onProgress?.({ type: 'epoch', ...result });
+    }
+  } finally {
+    optimizer.dispose();
+  }
+  const secondsPerEpoch = history.reduce((sum, e) => sum + e.seconds, 0) / Math.max(1, history.length);
+  return { history, secondsPerEpoch, trainCount, validationCount };
+}
+
+export interface ClassMetrics {
+  digit: number;
+  precision: number;
+  recall: number;
+  f1: number;
+  support: number;
+}
+
+export interface Evaluation {
+  accuracy: number;
+  loss: number;
+  count: number;
+  /** confusion[true][predicted] */
+  confusion: number[][];
+  perClass: ClassMetrics[];
+  /** The most confidently wrong predictions, worst first (index into the evaluated set). */
+  worst: { index: number; label: number; predicted: number; confidence: number }[];
+}
+
+const EVAL_BATCH = 1000;
+
+/** Class probabilities for a batch of inputs [n,28,28,1]; the caller owns the result. */
+export function predictProbabilities(model: tfl.LayersModel, x: tf.Tensor): tf.Tensor2D {
+  return tf.tidy(() => model.predict(x) as tf.Tensor2D);
+}
+
+async function evaluateSubset(model: tfl.LayersModel, data: LabelledImages, indices: Int32Array, worstCount = 0): Promise<Evaluation> {
+  const confusion = Array.from({ length: CLASSES }, () => new Array<number>(CLASSES).fill(0));
+  let lossSum = 0;
+  const wrong: Evaluation['worst'] = [];
+  for (let start = 0; start < indices.length; start += EVAL_BATCH) {
+    const batch = indices.subarray(start, Math.min(indices.length, start + EVAL_BATCH));
+    const { x, y } = toTensors(data, batch);
+    const probabilities = predictProbabilities(model, x);
+    const lossTensor = tf.tidy(() => tf.mul(crossEntropy(y, probabilities), batch.length));
+    const probs = await probabilities.data();
+    lossSum += (await lossTensor.data())[0]!;
+    tf.dispose([x, y, probabilities, lossTensor]);
+    for (let row = 0; row < batch.length; row++) {
+      const index = batch[row]!;
+      const label = data.labels[index]!;
+      let predicted = 0;
+      for (let c = 1; c < CLASSES; c++) if (probs[row * CLASSES + c]! > probs[row * CLASSES + predicted]!) predicted = c;
+      confusion[label]![predicted]!++;
+      if (worstCount > 0 && predicted !== label) {
+        wrong.push({ index, label, predicted, confidence: probs[row * CLASSES + predicted]! });
+      }
+    }
+  }
+  return summarise(confusion, lossSum / indices.length, wrong.sort((a, b) => b.confidence - a.confidence).slice(0, worstCount));
+}
+
+/** Accuracy and per-class precision/recall/F1 from a confusion matrix. */
+export function summarise(confusion: number[][], loss: number, worst: Evaluation['worst'] = []): Evaluation {
+  const count = confusion.reduce((sum, row) => sum + row.reduce((a, b) => a + b, 0), 0);
+  let correct = 0;
+  const perClass: ClassMetrics[] = [];
+  for (let digit = 0; digit < CLASSES; digit++) {
+    const truePositives = confusion[digit]![digit]!;
+    correct += truePositives;
+    const support = confusion[digit]!.reduce((a, b) => a + b, 0);
+    const predictedAs = confusion.reduce((sum, row) => sum + row[digit]!, 0);
+    const precision = predictedAs === 0 ? 0 : truePositives / predictedAs;
+    const recall = support === 0 ? 0 : truePositives / support;
+    const f1 = precision + recall === 0 ? 0 : (2 * precision * recall) / (precision + recall);
+    perClass.push({ digit, precision, recall, f1, support });
+  }
+  return { accuracy: count === 0 ? 0 : correct / count, loss, count, confusion, perClass, worst };
+}
+
+/** Evaluates on a whole split: accuracy, loss, confusion matrix, per-class metrics, worst mistakes. */
+export function evaluateModel(model: tfl.LayersModel, data: LabelledImages, worstCount = 36): Promise<Evaluation> {
+  return evaluateSubset(model, data, range(0, data.count), worstCount);
+}

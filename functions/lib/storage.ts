@@ -1,0 +1,44 @@
+/**
+ * Opens the bucket a process works on: the configured one (AWS, or any
+ * S3-compatible endpoint), or — when nothing is configured — the embedded S3
+ * under the data directory, so `npm run train` works on a laptop as is.
+ */
+import path from 'node:path';
+import type { Config } from './config.ts';
+import { createS3Client, S3ObjectStore, type ObjectStore } from './objects.ts';
+
+export interface Storage {
+  objects: ObjectStore;
+  bucket: string;
+  endpoint?: string;
+  embedded: boolean;
+  close(): Promise<void>;
+}
+
+export async function openStorage(config: Config): Promise<Storage> {
+  if (config.bucket || config.s3Endpoint) {
+    if (!config.bucket) throw new Error('S3_ENDPOINT is set but BUCKET is not: set both, or neither to use the embedded S3');
+    const client = createS3Client({ bucket: config.bucket, endpoint: config.s3Endpoint, region: config.region });
+    return {
+      objects: new S3ObjectStore(client, config.bucket),
+      bucket: config.bucket,
+      endpoint: config.s3Endpoint,
+      embedded: false,
+      close: async () => client.destroy(),
+    };
+  }
+  // Imported only here: s3rver is a devDependency and never part of a Lambda bundle or the training image.
+  const { startEmbeddedS3 } = await import('./embedded-s3.ts');
+  const server = await startEmbeddedS3({ directory: path.join(config.dataDir, 's3') });
+  const client = createS3Client({ bucket: server.bucket, endpoint: server.endpoint, region: config.region });
+  return {
+    objects: new S3ObjectStore(client, server.bucket),
+    bucket: server.bucket,
+    endpoint: server.endpoint,
+    embedded: true,
+    close: async () => {
+      client.destroy();
+      await server.close();
+    },
+  };
+}

@@ -1,0 +1,206 @@
+/**
+ * The training job: loads MNIST, trains, evaluates on the 10,000 test images,
+ * stores the version, and promotes it if it passes the quality gate (or
+ * `--force`). `main.ts` is the thin command-line entry around it.
+ */
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { initBackend, tf } from '#lib/backend';
+import type { Config } from '#lib/config';
+import { logger } from '#lib/log';
+import { loadMnist, type MnistSplit } from '#lib/mnist';
+import { ARCHS, countParams, createModel, evaluateModel, isArch, trainModel, type Arch } from '#lib/model';
+import type { ProgressSink } from '#lib/progress';
+import { openStorage } from '#lib/storage';
+import { ModelStore, qualityGate, versionName, type ModelMetrics } from '#lib/store';
+
+export const USAGE = `Usage: npm run train -- [options]
+
+Trains a digit classifier on MNIST, evaluates it on the 10,000 test images,
+stores it as a new model version and promotes it if it passes the quality gate.
+
+Options (environment variable in brackets):
+  --arch mlp|cnn          architecture (ARCH; default mlp)
+  --epochs N              passes over the training set (EPOCHS; default 10)
+  --batch-size N          examples per step (BATCH_SIZE; default 128)
+  --learning-rate X       Adam learning rate (default 0.001)
+  --validation-split X    fraction held out for validation (default 0.1)
+  --seed N                seed for initialisation and shuffling (default 42)
+  --train-limit N         train on the first N examples only (quick runs)
+  --force                 promote even if the quality gate refuses
+  --reason TEXT           why the gate is overridden (logged with --force)
+  -h, --help              this text
+
+Storage: BUCKET (+ S3_ENDPOINT for an S3-compatible server); with neither,
+an embedded S3 is started with its data under .data/. MNIST comes from
+MNIST_DIR if set, else the bucket's datasets/mnist/, else a download.`;
+
+export interface TrainArgs {
+  arch: Arch;
+  epochs: number;
+  batchSize: number;
+  learningRate: number;
+  validationSplit: number;
+  seed: number;
+  trainLimit?: number;
+  force: boolean;
+  reason?: string;
+}
+
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+function integer(name: string, raw: string | undefined, fallback: number, min: number, max: number): number {
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) throw new UsageError(`${name} must be a whole number from ${min} to ${max}; got "${raw}"`);
+  return value;
+}
+
+function fraction(name: string, raw: string | undefined, fallback: number, min: number, max: number): number {
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < min || value > max) throw new UsageError(`${name} must be a number from ${min} to ${max}; got "${raw}"`);
+  return value;
+}
+
+/** Flags win over the environment variables the Batch job definition sets. */
+export function parseTrainArgs(argv: string[], env: Record<string, string | undefined> = process.env): TrainArgs | 'help' {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      arch: { type: 'string' },
+      epochs: { type: 'string' },
+      'batch-size': { type: 'string' },
+      'learning-rate': { type: 'string' },
+      'validation-split': { type: 'string' },
+      seed: { type: 'string' },
+      'train-limit': { type: 'string' },
+      force: { type: 'boolean', default: false },
+      reason: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) return 'help';
+  const arch = values.arch ?? env.ARCH ?? 'mlp';
+  if (!isArch(arch)) throw new UsageError(`--arch must be one of ${ARCHS.join(', ')}; got "${arch}"`);
+  const trainLimit = values['train-limit'] === undefined ? undefined : integer('--train-limit', values['train-limit'], 0, 256, 60_000);
+  return {
+    arch,
+    epochs: integer('--epochs', values.epochs ?? env.EPOCHS, 10, 1, 200),
+    batchSize: integer('--batch-size', values['batch-size'] ?? env.BATCH_SIZE, 128, 1, 4096),
+    learningRate: fraction('--learning-rate', values['learning-rate'], 1e-3, 1e-6, 1),
+    validationSplit: fraction('--validation-split', values['validation-split'], 0.1, 0, 0.5),
+    seed: integer('--seed', values.seed, 42, 0, 2 ** 31 - 1),
+    trainLimit,
+    force: values.force ?? false,
+    reason: values.reason,
+  };
+}
+
+function firstN(split: MnistSplit, n: number | undefined): MnistSplit {
+  if (n === undefined || n >= split.count) return split;
+  return { images: split.images.subarray(0, n * 784), labels: split.labels.subarray(0, n), count: n };
+}
+
+export interface TrainOutcome {
+  version: string;
+  arch: Arch;
+  epochs: number;
+  backend: string;
+  params: number;
+  testAccuracy: number;
+  testLoss: number;
+  secondsPerEpoch: number;
+  promoted: boolean;
+  gate: { passed: boolean; reasons: string[]; forced: boolean };
+  bucket: string;
+}
+
+export async function runTraining(args: TrainArgs, config: Config, progress: ProgressSink): Promise<TrainOutcome> {
+  const backend = await initBackend();
+  const storage = await openStorage(config);
+  try {
+    const log = logger.child({ job: 'train', arch: args.arch });
+    const data = await loadMnist({
+      dir: config.mnistDir ? path.resolve(config.mnistDir) : undefined,
+      bucket: storage.objects,
+      baseUrl: config.mnistBaseUrl,
+      cacheDir: path.join(config.dataDir, 'mnist'),
+      logger: log,
+      onProgress: (p) => progress.update(p.loaded / p.total, 'downloading MNIST', { file: p.file }),
+    });
+    log.info('dataset ready', { source: data.source, train: data.train.count, test: data.test.count });
+
+    const model = createModel({ arch: args.arch, seed: args.seed });
+    const training = await trainModel(model, firstN(data.train, args.trainLimit), {
+      epochs: args.epochs,
+      batchSize: args.batchSize,
+      learningRate: args.learningRate,
+      validationSplit: args.validationSplit,
+      seed: args.seed,
+      onProgress: (event) => {
+        if (event.type === 'batch') {
+          progress.update(((event.epoch - 1) * event.batches + event.batch) / (event.epochs * event.batches), `epoch ${event.epoch}/${event.epochs}`, {
+            loss: event.loss,
+          });
+        } else {
+          const { type: _, ...fields } = event;
+          progress.note('epoch', fields);
+        }
+      },
+    });
+    progress.done();
+    const test = await evaluateModel(model, data.test);
+    const store = new ModelStore(storage.objects);
+    const version = versionName(args.arch, new Date());
+    const metrics: Omit<ModelMetrics, 'artifacts'> = {
+      version,
+      arch: args.arch,
+      createdAt: new Date().toISOString(),
+      backend,
+      params: countParams(model),
+      training: { ...training, epochs: args.epochs, batchSize: args.batchSize, learningRate: args.learningRate, seed: args.seed },
+      test,
+    };
+    await store.save(model, metrics);
+    model.dispose();
+    log.info('model stored', { version, testAccuracy: test.accuracy, tensors: tf.memory().numTensors });
+
+    const latest = await store.latest();
+    const current = latest && (await store.metrics(latest.version));
+    const gate = qualityGate(
+      { arch: args.arch, accuracy: test.accuracy },
+      current ? { accuracy: current.test.accuracy, version: current.version } : undefined,
+      config.minAccuracy,
+    );
+    const forced = !gate.passed && args.force;
+    const promoted = gate.passed || args.force;
+    if (promoted) {
+      const reason = forced ? (args.reason ?? 'forced from the command line') : undefined;
+      await store.promote(version, { forcedReason: reason });
+      if (forced) log.warn('quality gate overridden', { version, reasons: gate.reasons, reason });
+      log.info('model promoted', { version, previous: latest?.version });
+    } else {
+      log.warn('quality gate refused the new version; the serving model is unchanged', { version, reasons: gate.reasons, serving: latest?.version });
+    }
+    return {
+      version,
+      arch: args.arch,
+      epochs: args.epochs,
+      backend,
+      params: metrics.params,
+      testAccuracy: test.accuracy,
+      testLoss: test.loss,
+      secondsPerEpoch: training.secondsPerEpoch,
+      promoted,
+      gate: { ...gate, forced },
+      bucket: storage.bucket,
+    };
+  } finally {
+    await storage.close();
+  }
+}
