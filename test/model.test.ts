@@ -1,0 +1,151 @@
+import assert from 'node:assert/strict';
+import { before, describe, test } from 'node:test';
+import { initBackend, tf } from '#lib/backend';
+import { createModel, evaluateModel, seededRandom, summarise, toTensors, trainModel, type ProgressEvent } from '#lib/model';
+import type { Mnist } from '#lib/mnist';
+import { testMnist } from './support/env.ts';
+
+let mnist: Mnist;
+before(async () => {
+  await initBackend();
+  mnist = await testMnist();
+});
+
+function subset(split: Mnist['train'], n: number): Mnist['train'] {
+  return { images: split.images.subarray(0, n * 784), labels: split.labels.subarray(0, n), count: n };
+}
+
+describe('createModel', () => {
+  test('the MLP is the classic Keras one: 784 → 256 relu → 256 relu → 10 softmax', () => {
+    const model = createModel({ arch: 'mlp' });
+    const dense = model.layers.filter((layer) => layer.getClassName() === 'Dense');
+    assert.deepEqual(
+      dense.map((layer) => [layer.getConfig().units, layer.getConfig().activation]),
+      [
+        [256, 'relu'],
+        [256, 'relu'],
+        [10, 'softmax'],
+      ],
+    );
+    assert.deepEqual(model.inputs[0]!.shape, [null, 28, 28, 1]);
+    assert.equal(model.countParams(), 784 * 256 + 256 + 256 * 256 + 256 + 256 * 10 + 10);
+    model.dispose();
+  });
+
+  test('the same seed gives the same initial weights, another seed different ones', async () => {
+    const [a, b, c] = [createModel({ arch: 'mlp', seed: 7 }), createModel({ arch: 'mlp', seed: 7 }), createModel({ arch: 'mlp', seed: 8 })];
+    const first = (m: typeof a) => m.getWeights()[0]!.dataSync();
+    assert.deepEqual(first(a), first(b));
+    assert.notDeepEqual(first(a), first(c));
+    [a, b, c].forEach((m) => m.dispose());
+  });
+
+  test('outputs a probability distribution per image', () => {
+    const model = createModel({ arch: 'mlp' });
+    const { x, y } = toTensors(mnist.test, [0, 1, 2]);
+    const out = model.predict(x) as tf.Tensor;
+    assert.deepEqual(out.shape, [3, 10]);
+    for (const sum of tf.sum(out, -1).arraySync() as number[]) assert.ok(Math.abs(sum - 1) < 1e-5);
+    tf.dispose([x, y, out]);
+    model.dispose();
+  });
+});
+
+describe('toTensors', () => {
+  test('scales pixels to 0–1 and one-hot encodes labels', () => {
+    const { x, y } = toTensors(mnist.train, [0]);
+    const pixels = x.dataSync();
+    assert.equal(Math.max(...pixels), mnist.train.images.subarray(0, 784).reduce((m, v) => Math.max(m, v), 0) / 255);
+    assert.deepEqual(Array.from(y.dataSync()), [0, 0, 0, 0, 0, 1, 0, 0, 0, 0]);
+    tf.dispose([x, y]);
+  });
+});
+
+describe('trainModel', () => {
+  test('learns a subset: loss falls and test accuracy is far above chance', async () => {
+    const model = createModel({ arch: 'mlp' });
+    const result = await trainModel(model, subset(mnist.train, 3000), { epochs: 2, batchSize: 64 });
+    assert.equal(result.history.length, 2);
+    assert.ok(result.history[1]!.loss < result.history[0]!.loss, 'loss falls from epoch 1 to 2');
+    assert.equal(result.validationCount, 300);
+    assert.ok(result.history[1]!.valAccuracy! > 0.8);
+    const evaluation = await evaluateModel(model, subset(mnist.test, 1000));
+    assert.ok(evaluation.accuracy > 0.85, `accuracy ${evaluation.accuracy}`);
+    model.dispose();
+  });
+
+  test('keeps the tensor count flat across epochs and frees everything it made', async () => {
+    const before = tf.memory().numTensors;
+    const model = createModel({ arch: 'mlp' });
+    const perEpoch: number[] = [];
+    await trainModel(model, subset(mnist.train, 1000), {
+      epochs: 3,
+      batchSize: 100,
+      onProgress: (event: ProgressEvent) => {
+        if (event.type === 'epoch') perEpoch.push(tf.memory().numTensors);
+      },
+    });
+    assert.equal(new Set(perEpoch).size, 1, `tensors after each epoch: ${perEpoch}`);
+    model.dispose();
+    assert.equal(tf.memory().numTensors, before);
+  });
+
+  test('is reproducible with a fixed seed', async () => {
+    const run = async () => {
+      const model = createModel({ arch: 'mlp', seed: 3 });
+      const result = await trainModel(model, subset(mnist.train, 600), { epochs: 1, batchSize: 50, seed: 3 });
+      model.dispose();
+      return result.history[0]!.loss;
+    };
+    assert.equal(await run(), await run());
+  });
+
+  test('rejects a training set smaller than one batch', async () => {
+    const model = createModel({ arch: 'mlp' });
+    await assert.rejects(trainModel(model, subset(mnist.train, 100), { epochs: 1, batchSize: 128 }), /at least one full batch/);
+    model.dispose();
+  });
+});
+
+describe('evaluation', () => {
+  test('summarise computes accuracy and per-class precision, recall and F1', () => {
+    const confusion = Array.from({ length: 10 }, () => new Array<number>(10).fill(0));
+    confusion[0]![0] = 8;
+    confusion[0]![1] = 2;
+    confusion[1]![1] = 5;
+    confusion[2]![0] = 2;
+    const result = summarise(confusion, 0.5);
+    assert.equal(result.count, 17);
+    assert.equal(result.accuracy, 13 / 17);
+    assert.equal(result.perClass[0]!.precision, 8 / 10);
+    assert.equal(result.perClass[0]!.recall, 8 / 10);
+    assert.equal(result.perClass[1]!.precision, 5 / 7);
+    assert.equal(result.perClass[1]!.recall, 1);
+    assert.equal(result.perClass[2]!.recall, 0);
+    assert.equal(result.perClass[2]!.f1, 0);
+    assert.equal(result.perClass[3]!.support, 0);
+  });
+
+  test('evaluateModel fills a confusion matrix whose rows are the true label counts', async () => {
+    const model = createModel({ arch: 'mlp' });
+    const test500 = subset(mnist.test, 500);
+    const evaluation = await evaluateModel(model, test500, 5);
+    const rowSums = evaluation.confusion.map((row) => row.reduce((a, b) => a + b, 0));
+    const labelCounts = new Array<number>(10).fill(0);
+    for (const label of test500.labels) labelCounts[label]!++;
+    assert.deepEqual(rowSums, labelCounts);
+    assert.equal(evaluation.worst.length, 5);
+    assert.ok(evaluation.worst.every((w) => w.label !== w.predicted));
+    assert.ok(evaluation.worst[0]!.confidence >= evaluation.worst[4]!.confidence);
+    model.dispose();
+  });
+});
+
+test('seededRandom is deterministic and uniform-ish', () => {
+  const a = seededRandom(1);
+  const b = seededRandom(1);
+  const xs = Array.from({ length: 1000 }, () => a());
+  assert.deepEqual(xs.slice(0, 5), Array.from({ length: 5 }, () => b()));
+  const mean = xs.reduce((s, x) => s + x, 0) / xs.length;
+  assert.ok(mean > 0.45 && mean < 0.55);
+});

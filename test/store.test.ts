@@ -1,0 +1,220 @@
+import assert from 'node:assert/strict';
+import { before, describe, test } from 'node:test';
+import { initBackend, tf } from '#lib/backend';
+import { ModelIntegrityError } from '#lib/errors';
+import { createModel, summarise, type Arch } from '#lib/model';
+import type { ObjectStore } from '#lib/objects';
+import { LATEST_KEY, ModelStore, isVersionName, qualityGate, versionName, type MetricsInput } from '#lib/store';
+import { testBucket, type TestBucket } from './support/env.ts';
+
+let bucket: TestBucket;
+before(async () => {
+  await initBackend();
+  bucket = await testBucket();
+});
+
+let clock = Date.UTC(2026, 0, 1);
+function nextVersion(arch: Arch = 'mlp'): string {
+  clock += 1000;
+  return versionName(arch, new Date(clock));
+}
+
+function metricsFor(version: string, accuracy: number, arch: Arch = 'mlp'): MetricsInput {
+  const confusion = Array.from({ length: 10 }, (_, i) => Array.from({ length: 10 }, (_, j) => (i === j ? 1 : 0)));
+  return {
+    version,
+    arch,
+    createdAt: new Date(clock).toISOString(),
+    backend: 'wasm',
+    params: 0,
+    training: { epochs: 1, batchSize: 1, learningRate: 0.001, seed: 1, history: [], secondsPerEpoch: 0, trainCount: 0, validationCount: 0 },
+    test: { ...summarise(confusion, 0.1), accuracy },
+  };
+}
+
+/** Saves a freshly initialised model (its weights differ per seed) as a new version. */
+async function saveVersion(store: ModelStore, accuracy = 0.98, seed = 1): Promise<string> {
+  const version = nextVersion();
+  const model = createModel({ arch: 'mlp', seed });
+  await store.save(model, metricsFor(version, accuracy));
+  model.dispose();
+  return version;
+}
+
+/** An ObjectStore that fails the n-th put, as a crash or network fault mid-upload would. */
+function failingOnPut(inner: ObjectStore, failAt: (key: string) => boolean): ObjectStore {
+  return {
+    get: (key) => inner.get(key),
+    getIfChanged: (key, etag) => inner.getIfChanged(key, etag),
+    exists: (key) => inner.exists(key),
+    list: (prefix) => inner.list(prefix),
+    put: async (key, body, type) => {
+      if (failAt(key)) throw new Error(`injected failure writing ${key}`);
+      return inner.put(key, body, type);
+    },
+  };
+}
+
+describe('ModelStore on the embedded S3', () => {
+  test('a saved model round-trips and gives bit-identical predictions', async () => {
+    const store = new ModelStore(bucket.objects);
+    const version = nextVersion();
+    const model = createModel({ arch: 'mlp', seed: 11 });
+    const saved = await store.save(model, metricsFor(version, 0.98));
+    assert.equal(saved.artifacts.weightsBytes, model.countParams() * 4);
+    const { model: loaded, metrics } = await store.load(version);
+    assert.equal(metrics.version, version);
+    const x = tf.randomUniform([16, 28, 28, 1], 0, 1, 'float32', 5);
+    const expected = (model.predict(x) as tf.Tensor).dataSync();
+    const actual = (loaded.predict(x) as tf.Tensor).dataSync();
+    assert.deepEqual(Buffer.from(actual.buffer), Buffer.from(expected.buffer));
+    tf.dispose(x);
+    model.dispose();
+    loaded.dispose();
+  });
+
+  test('writes the layout from DESIGN.md', async () => {
+    const store = new ModelStore(bucket.objects);
+    const version = await saveVersion(store);
+    const keys = await bucket.objects.list(`models/${version}/`);
+    assert.deepEqual(keys, ['metrics.json', 'model.json', 'weights.bin'].map((f) => `models/${version}/${f}`));
+    const modelJson = JSON.parse((await bucket.objects.get(`models/${version}/model.json`))!.body.toString());
+    assert.equal(modelJson.format, 'layers-model');
+    assert.deepEqual(modelJson.weightsManifest[0].paths, ['weights.bin']);
+  });
+
+  test('versions are immutable: saving the same version twice fails', async () => {
+    const store = new ModelStore(bucket.objects);
+    const version = await saveVersion(store);
+    const model = createModel({ arch: 'mlp' });
+    await assert.rejects(store.save(model, metricsFor(version, 0.99)), /already exists/);
+    model.dispose();
+  });
+
+  test('promote writes latest.json; promoting an older version rolls back', async () => {
+    const store = new ModelStore(bucket.objects);
+    const first = await saveVersion(store, 0.981);
+    const second = await saveVersion(store, 0.982);
+    await store.promote(first);
+    const pointer = await store.promote(second);
+    assert.equal(pointer.version, second);
+    assert.equal(pointer.previous, first);
+    assert.equal(pointer.accuracy, 0.982);
+    const rolledBack = await store.promote(first);
+    assert.equal((await store.latest())!.version, first);
+    assert.equal(rolledBack.previous, second);
+    const listed = await store.list();
+    assert.deepEqual(
+      listed.filter((v) => v.serving).map((v) => v.version),
+      [first],
+    );
+  });
+
+  test('a failure at any write before the pointer leaves the serving model untouched', async () => {
+    const store = new ModelStore(bucket.objects);
+    const serving = await saveVersion(store);
+    await store.promote(serving);
+    const before = (await bucket.objects.get(LATEST_KEY))!.body.toString();
+    for (const file of ['weights.bin', 'model.json', 'metrics.json']) {
+      const broken = new ModelStore(failingOnPut(bucket.objects, (key) => key.endsWith(file)));
+      const version = nextVersion();
+      const model = createModel({ arch: 'mlp' });
+      await assert.rejects(broken.save(model, metricsFor(version, 0.99)), /injected failure/);
+      model.dispose();
+      await assert.rejects(store.promote(version), ModelIntegrityError, `a version that failed at ${file} cannot be promoted`);
+      assert.equal((await bucket.objects.get(LATEST_KEY))!.body.toString(), before);
+      assert.ok(!(await store.list()).some((v) => v.version === version), `a version that failed at ${file} is not listed`);
+    }
+  });
+
+  test('refuses to promote or load a version whose weights were truncated', async () => {
+    const store = new ModelStore(bucket.objects);
+    const version = await saveVersion(store);
+    const key = `models/${version}/weights.bin`;
+    const weights = (await bucket.objects.get(key))!.body;
+    await bucket.objects.put(key, weights.subarray(0, weights.length - 100));
+    await assert.rejects(store.promote(version), /weights\.bin of .* does not match/);
+    await assert.rejects(store.load(version), ModelIntegrityError);
+  });
+
+  test('refuses a version whose weights were swapped for another version’s', async () => {
+    const store = new ModelStore(bucket.objects);
+    const a = await saveVersion(store, 0.98, 1);
+    const b = await saveVersion(store, 0.98, 2);
+    await bucket.objects.put(`models/${a}/weights.bin`, (await bucket.objects.get(`models/${b}/weights.bin`))!.body);
+    await assert.rejects(store.load(a), /does not match its recorded checksum/);
+  });
+
+  test('refuses a model.json that is not JSON', async () => {
+    const store = new ModelStore(bucket.objects);
+    const version = await saveVersion(store);
+    await bucket.objects.put(`models/${version}/model.json`, '{"format": "layers-model", ');
+    await assert.rejects(store.load(version), ModelIntegrityError);
+  });
+
+  test('refuses names that are not version names before touching storage', async () => {
+    const store = new ModelStore(bucket.objects);
+    for (const name of ['../latest', 'latest', '', '20261125T220000Z-mlp/../../x']) {
+      await assert.rejects(store.promote(name), /not a model version name/);
+    }
+  });
+
+  test('two promotions racing leave the pointer on one complete version', async () => {
+    const store = new ModelStore(bucket.objects);
+    const a = await saveVersion(store);
+    const b = await saveVersion(store);
+    await Promise.all([store.promote(a), store.promote(b), store.promote(a), store.promote(b)]);
+    const latest = await store.latest();
+    assert.ok(latest && [a, b].includes(latest.version));
+    await store.verify(latest.version);
+  });
+
+  test('latestIfChanged answers "unchanged" for the same ETag and the new pointer after a promotion', async () => {
+    const store = new ModelStore(bucket.objects);
+    const a = await saveVersion(store);
+    const b = await saveVersion(store);
+    await store.promote(a);
+    const first = await store.latestIfChanged(undefined);
+    assert.ok(first && first !== 'unchanged');
+    assert.equal(await store.latestIfChanged(first.etag), 'unchanged');
+    await store.promote(b);
+    const second = await store.latestIfChanged(first.etag);
+    assert.ok(second && second !== 'unchanged' && second.pointer.version === b);
+  });
+});
+
+describe('quality gate', () => {
+  test('passes a first model above the minimum', () => {
+    assert.deepEqual(qualityGate({ arch: 'mlp', accuracy: 0.98 }, undefined), { passed: true, reasons: [] });
+  });
+
+  test('refuses a model below its architecture’s minimum', () => {
+    const decision = qualityGate({ arch: 'cnn', accuracy: 0.985 }, undefined);
+    assert.equal(decision.passed, false);
+    assert.match(decision.reasons[0]!, /below the minimum 99\.00% for cnn/);
+  });
+
+  test('allows up to 0.2 points below the serving model, not more', () => {
+    const current = { accuracy: 0.985, version: '20260101T000000Z-mlp' };
+    assert.equal(qualityGate({ arch: 'mlp', accuracy: 0.983 }, current).passed, true);
+    const refused = qualityGate({ arch: 'mlp', accuracy: 0.9829 }, current);
+    assert.equal(refused.passed, false);
+    assert.match(refused.reasons[0]!, /more than 0\.2 points below the serving model 20260101T000000Z-mlp/);
+  });
+
+  test('a configured minimum overrides the default', () => {
+    assert.equal(qualityGate({ arch: 'mlp', accuracy: 0.9 }, undefined, 0.85).passed, true);
+  });
+
+  test('NaN accuracy never passes', () => {
+    assert.equal(qualityGate({ arch: 'mlp', accuracy: Number.NaN }, undefined).passed, false);
+  });
+});
+
+describe('version names', () => {
+  test('sort by time and name the architecture', () => {
+    assert.equal(versionName('cnn', new Date(Date.UTC(2026, 10, 25, 22, 0, 0, 123))), '20261125T220000Z-cnn');
+    assert.ok(isVersionName('20261125T220000Z-mlp'));
+    assert.ok(!isVersionName('20261125T220000Z-mlp/x'));
+  });
+});

@@ -1,0 +1,49 @@
+/** Shared pieces of the test suites: the genuine MNIST files, temp dirs, the real embedded S3. */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { startEmbeddedS3, type EmbeddedS3 } from '#lib/embedded-s3';
+import { loadMnist, type Mnist } from '#lib/mnist';
+import { createS3Client, S3ObjectStore } from '#lib/objects';
+
+export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+export const mnistDir = path.resolve(repoRoot, process.env.MNIST_DIR ?? '../shared/mnist');
+
+const scratch: string[] = [];
+const closers: (() => Promise<void>)[] = [];
+// Registered at import, so at the root: `after` called inside a hook would run when that hook ends.
+after(async () => {
+  for (const close of closers.splice(0).reverse()) await close();
+  await Promise.all(scratch.map((dir) => rm(dir, { recursive: true, force: true })));
+});
+
+/** A temp dir removed when the suite ends. */
+export async function tempDir(prefix = 'digitnet-test-'): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
+  scratch.push(dir);
+  return dir;
+}
+
+let mnist: Promise<Mnist> | undefined;
+/** The genuine MNIST, parsed once per test process. */
+export function testMnist(): Promise<Mnist> {
+  mnist ??= loadMnist({ dir: mnistDir });
+  return mnist;
+}
+
+export interface TestBucket extends EmbeddedS3 {
+  objects: S3ObjectStore;
+}
+
+/** The embedded S3 (s3rver) on a free loopback port, fresh unless given a directory; closed when the suite ends. */
+export async function testBucket(directory?: string): Promise<TestBucket> {
+  const server = await startEmbeddedS3({ directory: directory ?? (await tempDir('digitnet-s3-')), port: 0 });
+  const client = createS3Client({ bucket: server.bucket, endpoint: server.endpoint });
+  closers.push(async () => {
+    client.destroy();
+    await server.close();
+  });
+  return { ...server, objects: new S3ObjectStore(client, server.bucket) };
+}
