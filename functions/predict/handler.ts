@@ -1,0 +1,36 @@
+/**
+ * Lambda entry point behind API Gateway: real clients and config, built once
+ * at cold start; everything else is in app.ts and functions/lib.
+ */
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { initBackend, useWasmFilesFrom } from '#lib/backend';
+import { readConfig } from '#lib/config';
+import { ConfigError } from '#lib/errors';
+import { logger } from '#lib/log';
+import { ModelCache } from '#lib/model-cache';
+import { createS3Client, S3ObjectStore } from '#lib/objects';
+import { ModelStore } from '#lib/store';
+import { makeHandler } from './app.ts';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+/** Bundled, the .wasm files and the page sit beside this file; unbundled they come from node_modules and web/. */
+const bundled = existsSync(path.join(here, 'tfjs-backend-wasm-simd.wasm'));
+if (bundled) useWasmFilesFrom(here);
+const pagePath = bundled ? path.join(here, 'web', 'index.html') : path.join(here, '..', '..', 'web', 'index.html');
+
+const config = readConfig();
+if (!config.bucket) throw new ConfigError('BUCKET must be set for the predict function');
+const store = new ModelStore(new S3ObjectStore(createS3Client({ bucket: config.bucket, endpoint: config.s3Endpoint, region: config.region }), config.bucket));
+const log = logger.child({ function: 'predict' });
+let page: Promise<string> | undefined;
+
+export const handler = makeHandler({
+  cache: new ModelCache({ store, refreshSeconds: config.modelRefreshSeconds, logger: log }),
+  logger: log,
+  backendReady: () => initBackend(['wasm', 'cpu']),
+  page: () => (page ??= readFile(pagePath, 'utf8')),
+  report: (version) => store.attachment(version, 'report.html'),
+});
