@@ -6,7 +6,8 @@
  *   {"image": "<base64 or data: URL>"}         one image
  *   {"images": ["...", ...]}                   up to MAX_BATCH images
  *   {"pixels": [784 numbers 0–255]}            MNIST-style input as is
- *   raw image bytes with Content-Type image/*  (API Gateway base64-encodes them)
+ *   raw image bytes with Content-Type image/* or application/octet-stream
+ *   (API Gateway base64-encodes them)
  *
  * `"includeInput": true` adds the 28×28 input the model saw to each answer.
  */
@@ -33,6 +34,8 @@ export interface RawRequest {
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 const DATA_URL = /^data:([\w.+-]+\/[\w.+-]+)?(;[\w-]+=[\w.-]+)*;base64,/;
+/** `curl -d` sends form-urlencoded by default; its body is still the JSON the caller typed. */
+const JSON_TYPES = new Set(['application/json', 'text/plain', 'application/x-www-form-urlencoded']);
 const ALLOWED_FIELDS = new Set(['image', 'images', 'pixels', 'includeInput']);
 
 function decodedLength(base64: string): number {
@@ -70,12 +73,12 @@ export function parsePredictRequest(raw: RawRequest): PredictRequest {
   if (!raw.body) throw new BadRequestError('the request body is empty: send {"image": "<base64>"}', 'empty_body');
   if (bodyBytes(raw) > MAX_BODY_BYTES) throw new PayloadTooLargeError(`the request body is over ${MAX_BODY_BYTES} bytes`, 'body_too_large');
   const type = mediaType(raw.contentType);
-  if (type?.startsWith('image/')) {
+  if (type?.startsWith('image/') || type === 'application/octet-stream') {
     const bytes = raw.isBase64Encoded ? decodeImageString(raw.body, 'the body') : Buffer.from(raw.body, 'latin1');
     if (bytes.length > MAX_IMAGE_BYTES) throw new PayloadTooLargeError(`the image is over ${MAX_IMAGE_BYTES} bytes`, 'image_too_large');
     return { inputs: [{ kind: 'image', bytes }], batch: false, includeInput: false };
   }
-  if (type !== undefined && type !== 'application/json' && type !== 'text/plain') {
+  if (type !== undefined && !JSON_TYPES.has(type)) {
     throw new UnsupportedMediaTypeError(`Content-Type ${type} is not accepted: send application/json or an image/* body`);
   }
   const text = raw.isBase64Encoded ? Buffer.from(raw.body, 'base64').toString('utf8') : raw.body;

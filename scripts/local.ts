@@ -1,0 +1,105 @@
+/**
+ * `npm start`: the whole service on one machine. Starts the embedded S3
+ * (data under .data/, kept between runs), trains and promotes a model if none
+ * is serving yet, then serves the very same Lambda handler over HTTP on
+ * 127.0.0.1. Ctrl-C stops everything.
+ */
+import { parseArgs } from 'node:util';
+import { readConfig } from '#lib/config';
+import { logger } from '#lib/log';
+import { createProgress } from '#lib/progress';
+import { openStorage } from '#lib/storage';
+import { ModelStore } from '#lib/store';
+import { isArch, type Arch } from '#lib/model';
+import { parseTrainArgs, runTraining } from '../functions/train/job.ts';
+import { serveHandler } from './local/http-adapter.ts';
+
+const USAGE = `Usage: npm start -- [options]
+
+  --port N        HTTP port (PORT; default 3000)
+  --host ADDR     address to bind (default 127.0.0.1; anything else is reachable
+                  from other machines and prints a warning)
+  --arch mlp|cnn  architecture to train when no model is serving yet (default mlp)
+  --epochs N      epochs for that first training (default 10)
+  -h, --help      this text`;
+
+interface LocalArgs {
+  port: number;
+  host: string;
+  arch: Arch;
+  epochs?: string;
+}
+
+function parseLocalArgs(argv: string[]): LocalArgs | 'help' {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      port: { type: 'string' },
+      host: { type: 'string', default: '127.0.0.1' },
+      arch: { type: 'string', default: 'mlp' },
+      epochs: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) return 'help';
+  const port = Number(values.port ?? process.env.PORT ?? 3000);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be 0–65535; got "${values.port ?? process.env.PORT}"`);
+  if (!isArch(values.arch)) throw new Error(`--arch must be mlp or cnn; got "${values.arch}"`);
+  return { port, host: values.host!, arch: values.arch, epochs: values.epochs };
+}
+
+async function main(): Promise<void> {
+  const args = parseLocalArgs(process.argv.slice(2));
+  if (args === 'help') {
+    process.stdout.write(USAGE + '\n');
+    return;
+  }
+  const config = readConfig();
+  const storage = await openStorage(config);
+  const store = new ModelStore(storage.objects);
+  // The handler reads its configuration from the environment at import, exactly as in Lambda.
+  process.env.BUCKET = storage.bucket;
+  if (storage.endpoint) process.env.S3_ENDPOINT = storage.endpoint;
+  // Locally a promotion should show up within seconds, not Lambda's default minute.
+  process.env.MODEL_REFRESH_SECONDS ??= '5';
+  const localConfig = readConfig();
+
+  const serving = await store.latest();
+  if (serving) {
+    logger.info('using the promoted model', { modelVersion: serving.version, accuracy: serving.accuracy });
+  } else {
+    process.stderr.write(`No model is serving yet: training one (${args.arch}). This happens once; later starts reuse it.\n`);
+    const trainArgs = parseTrainArgs(['--arch', args.arch, ...(args.epochs ? ['--epochs', args.epochs] : [])], {});
+    if (trainArgs === 'help') return;
+    // Nothing serves yet, so a model under the gate is still better than none; the override is logged.
+    const outcome = await runTraining({ ...trainArgs, force: true, reason: 'first model for the local stack' }, localConfig, createProgress());
+    process.stderr.write(`Trained ${outcome.version}: test accuracy ${(outcome.testAccuracy * 100).toFixed(2)}%\n`);
+  }
+
+  const { handler } = await import('../functions/predict/handler.ts');
+  if (args.host !== '127.0.0.1' && args.host !== 'localhost' && args.host !== '::1') {
+    process.stderr.write(`WARNING: binding ${args.host} makes the service reachable from other machines.\n`);
+  }
+  const served = await serveHandler(handler, { host: args.host, port: args.port, onError: (error) => logger.error('local server error', { error }) });
+  process.stderr.write(`digitnet is up: ${served.url}  (Ctrl-C to stop)\n`);
+  process.stdout.write(JSON.stringify({ event: 'ready', url: served.url, s3: storage.endpoint, bucket: storage.bucket }) + '\n');
+
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write('\nstopping…\n');
+    await served.close();
+    await storage.close();
+    process.exit(0);
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`npm start failed: ${(error as Error).message}\n`);
+  logger.error('local stack failed', { error });
+  process.exit(1);
+});

@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { cp, readdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import { gunzipSync } from 'node:zlib';
+import { readFileSync } from 'node:fs';
+import { ModelStore } from '#lib/store';
+import { buildPredict } from '../scripts/build.ts';
+import { mnistDir, tempDir, testBucket, type TestBucket } from './support/env.ts';
+import { storeTrainedModel } from './support/service.ts';
+
+const run = promisify(execFile);
+
+let bundleDir: string;
+let bucket: TestBucket;
+let version: string;
+
+before(async () => {
+  const built = await buildPredict(path.join(await tempDir('digitnet-build-'), 'predict'));
+  // Outside the repository, so nothing can be resolved from node_modules: the folder must stand alone.
+  bundleDir = path.join(await tempDir('digitnet-bundle-'), 'predict');
+  await cp(built.outDir, bundleDir, { recursive: true });
+  bucket = await testBucket();
+  const store = new ModelStore(bucket.objects);
+  version = await storeTrainedModel(store);
+  await store.promote(version);
+});
+
+/** Imports the bundle from its folder in a fresh node process and calls the handler with each event. */
+async function invoke(events: unknown[], env: Record<string, string>): Promise<{ statusCode: number; body: string }[]> {
+  const script = path.join(bundleDir, '..', 'invoke.mjs');
+  await writeFile(
+    script,
+    `const { handler } = await import(${JSON.stringify(path.join(bundleDir, 'index.mjs'))});
+     const events = JSON.parse(process.argv[2]);
+     const out = [];
+     for (const e of events) out.push(await handler(e, { awsRequestId: 'bundle-test' }));
+     process.stdout.write(JSON.stringify(out));`,
+  );
+  const { stdout } = await run(process.execPath, [script, JSON.stringify(events)], {
+    cwd: path.dirname(bundleDir),
+    env: { PATH: process.env.PATH!, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...env },
+    maxBuffer: 8 * 1024 * 1024,
+  });
+  return JSON.parse(stdout);
+}
+
+const event = (method: string, rawPath: string, body?: string) => ({
+  version: '2.0',
+  rawPath,
+  headers: { 'content-type': 'application/json' },
+  isBase64Encoded: false,
+  body,
+  requestContext: { requestId: 'r', http: { method, path: rawPath } },
+});
+
+describe('npm run build', () => {
+  test('puts the handler, its .wasm files and the page in one folder', async () => {
+    const files = await readdir(bundleDir, { recursive: true });
+    for (const file of ['index.mjs', 'tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', path.join('web', 'index.html')]) {
+      assert.ok(files.includes(file), `bundle has ${file}`);
+    }
+  });
+
+  test('the bundle answers from its own folder against the embedded S3, on wasm', async () => {
+    const images = gunzipSync(readFileSync(path.join(mnistDir, 't10k-images-idx3-ubyte.gz'))).subarray(16);
+    const labels = gunzipSync(readFileSync(path.join(mnistDir, 't10k-labels-idx1-ubyte.gz'))).subarray(8);
+    const pixels = Array.from(images.subarray(0, 784));
+    const [health, prediction, page] = await invoke(
+      [event('GET', '/health'), event('POST', '/predict', JSON.stringify({ pixels })), event('GET', '/')],
+      { BUCKET: bucket.bucket, S3_ENDPOINT: bucket.endpoint, LOG_LEVEL: 'warn' },
+    );
+    assert.equal(health!.statusCode, 200, health!.body);
+    assert.deepEqual(JSON.parse(health!.body), { status: 'ok', modelVersion: version });
+    assert.equal(JSON.parse(prediction!.body).digit, labels[0]);
+    assert.equal(page!.statusCode, 200);
+    assert.match(page!.body, /<html/i);
+  });
+
+  test('the bundle fails at cold start when BUCKET is missing', async () => {
+    await assert.rejects(invoke([event('GET', '/health')], {}), /BUCKET must be set/);
+  });
+});
