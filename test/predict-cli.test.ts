@@ -1,0 +1,83 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import { gunzipSync } from 'node:zlib';
+import { Jimp } from 'jimp';
+import { mnistDir, repoRoot, tempDir } from './support/env.ts';
+import { startService, type TestService } from './support/service.ts';
+
+const run = promisify(execFile);
+let service: TestService;
+let dir: string;
+let label: number;
+
+before(async () => {
+  service = await startService();
+  dir = await tempDir();
+  const images = gunzipSync(readFileSync(path.join(mnistDir, 't10k-images-idx3-ubyte.gz'))).subarray(16);
+  label = gunzipSync(readFileSync(path.join(mnistDir, 't10k-labels-idx1-ubyte.gz')))[8 + 3]!;
+  const image = new Jimp({ width: 112, height: 112, color: 0xffffffff });
+  for (let y = 0; y < 112; y++) for (let x = 0; x < 112; x++) {
+    const v = 255 - images[3 * 784 + Math.floor(y / 4) * 28 + Math.floor(x / 4)]!;
+    image.bitmap.data.set([v, v, v, 255], (y * 112 + x) * 4);
+  }
+  await writeFile(path.join(dir, 'digit.png'), await image.getBuffer('image/png'));
+  await writeFile(path.join(dir, 'notes.txt'), 'not an image');
+});
+after(() => service.close());
+
+async function predict(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, ['--import', import.meta.resolve('tsx'), path.join(repoRoot, 'scripts/predict.ts'), ...args], { cwd: dir });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    return error as { code: number; stdout: string; stderr: string };
+  }
+}
+
+describe('npm run predict', () => {
+  test('prints the digit, confidence and a bar chart per file', async () => {
+    const result = await predict(['digit.png', '--url', service.url]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, new RegExp(`^digit\\.png: ${label}  \\(\\d+\\.\\d%, model ${service.version}\\)`));
+    assert.equal(result.stdout.trim().split('\n').length, 11);
+    assert.match(result.stdout, /◀/);
+  });
+
+  test('--json prints one object per file, errors included, and exits 1 when any file fails', async () => {
+    const result = await predict(['digit.png', 'notes.txt', '--json', '--url', service.url]);
+    assert.equal(result.code, 1);
+    const [ok, failed] = result.stdout.trim().split('\n').map((line) => JSON.parse(line));
+    assert.equal(ok.digit, label);
+    assert.equal(failed.file, 'notes.txt');
+    assert.match(failed.error, /^415: .*not .*image/i);
+  });
+
+  test('says how to start the service when nothing answers', async () => {
+    const result = await predict(['digit.png', '--url', 'http://127.0.0.1:9']);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /cannot reach http:\/\/127\.0\.0\.1:9.*npm start/);
+  });
+
+  test('a missing file is reported by name', async () => {
+    const result = await predict(['missing.png', '--url', service.url]);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /missing\.png: .*ENOENT/);
+  });
+
+  test('--deployed without outputs says to deploy first', async () => {
+    const result = await predict(['digit.png', '--deployed']);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /npm run deploy/);
+  });
+
+  test('no files prints the usage and exits 2', async () => {
+    const result = await predict([]);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /Usage: npm run predict/);
+  });
+});
