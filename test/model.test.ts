@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import { initBackend, tf } from '#lib/backend';
-import { createModel, evaluateModel, seededRandom, summarise, toTensors, trainModel, type ProgressEvent } from '#lib/model';
+import { createModel, evaluateModel, learningRateAt, seededRandom, summarise, toTensors, trainModel, type ProgressEvent } from '#lib/model';
 import type { Mnist } from '#lib/mnist';
 import { testMnist } from './support/env.ts';
 
@@ -148,4 +148,11 @@ test('seededRandom is deterministic and uniform-ish', () => {
   assert.deepEqual(xs.slice(0, 5), Array.from({ length: 5 }, () => b()));
   const mean = xs.reduce((s, x) => s + x, 0) / xs.length;
   assert.ok(mean > 0.45 && mean < 0.55);
+});
+
+test('the cosine schedule starts at the base rate, halves midway and ends near zero; constant stays', () => {
+  assert.equal(learningRateAt('cosine', 1e-3, 0, 100), 1e-3);
+  assert.ok(Math.abs(learningRateAt('cosine', 1e-3, 50, 100) - 5e-4) < 1e-12);
+  assert.ok(learningRateAt('cosine', 1e-3, 99, 100) < 1e-6);
+  assert.equal(learningRateAt('constant', 1e-3, 99, 100), 1e-3);
 });

@@ -27,7 +27,7 @@ function metricsFor(version: string, accuracy: number, arch: Arch = 'mlp'): Metr
     createdAt: new Date(clock).toISOString(),
     backend: 'wasm',
     params: 0,
-    training: { epochs: 1, batchSize: 1, learningRate: 0.001, seed: 1, history: [], secondsPerEpoch: 0, trainCount: 0, validationCount: 0 },
+    training: { epochs: 1, batchSize: 1, learningRate: 0.001, schedule: 'cosine', seed: 1, history: [], secondsPerEpoch: 0, trainCount: 0, validationCount: 0 },
     test: { ...summarise(confusion, 0.1), accuracy },
   };
 }

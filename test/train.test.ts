@@ -81,7 +81,7 @@ describe('npm run train', () => {
 describe('parseTrainArgs', () => {
   test('defaults to the classic recipe', () => {
     assert.deepEqual(parseTrainArgs([], {}), {
-      arch: 'mlp', epochs: 10, batchSize: 128, learningRate: 0.001, validationSplit: 0.1, seed: 42, trainLimit: undefined, force: false, reason: undefined,
+      arch: 'mlp', epochs: 10, batchSize: 128, learningRate: 0.001, schedule: 'cosine', validationSplit: 0.1, seed: 42, trainLimit: undefined, force: false, reason: undefined,
     });
   });
 
@@ -100,6 +100,7 @@ describe('parseTrainArgs', () => {
     [['--learning-rate', '0'], /--learning-rate/],
     [['--validation-split', '0.9'], /--validation-split/],
     [['--train-limit', '10'], /--train-limit/],
+    [['--lr-schedule', 'step'], /--lr-schedule must be one of cosine, constant/],
   ] as const) {
     test(`rejects ${argv.join(' ')}`, () => {
       assert.throws(() => parseTrainArgs([...argv], {}), (error: Error) => error instanceof UsageError && pattern.test(error.message));

@@ -67,10 +67,16 @@ export interface LabelledImages {
   count: number;
 }
 
+export const SCHEDULES = ['cosine', 'constant'] as const;
+export type Schedule = (typeof SCHEDULES)[number];
+
 export interface TrainOptions {
   epochs: number;
   batchSize: number;
+  /** Adam's (initial) learning rate. */
   learningRate?: number;
+  /** 'cosine' anneals the learning rate to zero over the run; 'constant' keeps it. */
+  schedule?: Schedule;
   /** Fraction of the training set held out to report validation accuracy (0 disables). */
   validationSplit?: number;
   seed?: number;
@@ -96,6 +102,16 @@ export interface TrainResult {
   secondsPerEpoch: number;
   trainCount: number;
   validationCount: number;
+}
+
+/**
+ * The learning rate at a step. Cosine annealing: the last epochs take small
+ * steps, which is worth ~0.3–0.4 points of MLP test accuracy over a constant
+ * rate at the same epoch count (measured; see README).
+ */
+export function learningRateAt(schedule: Schedule, base: number, step: number, totalSteps: number): number {
+  if (schedule === 'constant') return base;
+  return (base * (1 + Math.cos((Math.PI * step) / totalSteps))) / 2;
 }
 
 /** mulberry32: a tiny seeded PRNG so shuffles are reproducible across runs. */
@@ -155,7 +171,7 @@ function range(start: number, end: number): Int32Array {
  * maths on a small MLP, and this loop reads the loss back only when reporting.
  */
 export async function trainModel(model: tfl.LayersModel, data: LabelledImages, options: TrainOptions): Promise<TrainResult> {
-  const { epochs, batchSize, learningRate = 1e-3, validationSplit = 0.1, seed = 42, onProgress } = options;
+  const { epochs, batchSize, learningRate = 1e-3, schedule = 'cosine', validationSplit = 0.1, seed = 42, onProgress } = options;
   const validationCount = Math.floor(data.count * validationSplit);
   const trainCount = data.count - validationCount;
   if (trainCount < batchSize) throw new RangeError(`need at least one full batch: ${trainCount} examples < batch size ${batchSize}`);
@@ -163,6 +179,8 @@ export async function trainModel(model: tfl.LayersModel, data: LabelledImages, o
   const validationIndices = range(trainCount, data.count);
   const random = seededRandom(seed);
   const optimizer = tf.train.adam(learningRate);
+  // Adam reads its rate on every update; tfjs exposes no setter, so the schedule writes the field.
+  const setRate = (rate: number) => ((optimizer as unknown as { learningRate: number }).learningRate = rate);
   const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const batches = Math.floor(trainCount / batchSize);
   const reportEvery = Math.max(1, Math.floor(batches / 50));
@@ -174,6 +192,7 @@ export async function trainModel(model: tfl.LayersModel, data: LabelledImages, o
       let lossSum = 0;
       let correct = 0;
       for (let b = 0; b < batches; b++) {
+        setRate(learningRateAt(schedule, learningRate, (epoch - 1) * batches + b, epochs * batches));
         const { x, y } = toTensors(data, order.subarray(b * batchSize, (b + 1) * batchSize));
         let predictions: tf.Tensor | undefined;
         const loss = optimizer.minimize(

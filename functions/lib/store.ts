@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { ModelIntegrityError, QualityGateError } from './errors.ts';
-import type { Arch, Evaluation, TrainResult } from './model.ts';
+import type { Arch, Evaluation, Schedule, TrainResult } from './model.ts';
 import type { ObjectStore } from './objects.ts';
 
 export const MODELS_PREFIX = 'models/';
@@ -43,6 +43,7 @@ export interface ModelMetrics {
     epochs: number;
     batchSize: number;
     learningRate: number;
+    schedule: Schedule;
     seed: number;
     history: TrainResult['history'];
   };

@@ -9,7 +9,7 @@ import { initBackend, tf } from '#lib/backend';
 import type { Config } from '#lib/config';
 import { logger } from '#lib/log';
 import { loadMnist, type MnistSplit } from '#lib/mnist';
-import { ARCHS, countParams, createModel, evaluateModel, isArch, trainModel, type Arch } from '#lib/model';
+import { ARCHS, SCHEDULES, countParams, createModel, evaluateModel, isArch, trainModel, type Arch, type Schedule } from '#lib/model';
 import type { ProgressSink } from '#lib/progress';
 import { openStorage } from '#lib/storage';
 import { ModelStore, qualityGate, versionName, type ModelMetrics } from '#lib/store';
@@ -24,6 +24,7 @@ Options (environment variable in brackets):
   --epochs N              passes over the training set (EPOCHS; default 10)
   --batch-size N          examples per step (BATCH_SIZE; default 128)
   --learning-rate X       Adam learning rate (default 0.001)
+  --lr-schedule S         cosine (anneal to zero) or constant (default cosine)
   --validation-split X    fraction held out for validation (default 0.1)
   --seed N                seed for initialisation and shuffling (default 42)
   --train-limit N         train on the first N examples only (quick runs)
@@ -40,6 +41,7 @@ export interface TrainArgs {
   epochs: number;
   batchSize: number;
   learningRate: number;
+  schedule: Schedule;
   validationSplit: number;
   seed: number;
   trainLimit?: number;
@@ -74,6 +76,7 @@ export function parseTrainArgs(argv: string[], env: Record<string, string | unde
       epochs: { type: 'string' },
       'batch-size': { type: 'string' },
       'learning-rate': { type: 'string' },
+      'lr-schedule': { type: 'string' },
       'validation-split': { type: 'string' },
       seed: { type: 'string' },
       'train-limit': { type: 'string' },
@@ -87,12 +90,15 @@ export function parseTrainArgs(argv: string[], env: Record<string, string | unde
   if (values.help) return 'help';
   const arch = values.arch ?? env.ARCH ?? 'mlp';
   if (!isArch(arch)) throw new UsageError(`--arch must be one of ${ARCHS.join(', ')}; got "${arch}"`);
+  const schedule = values['lr-schedule'] ?? 'cosine';
+  if (!(SCHEDULES as readonly string[]).includes(schedule)) throw new UsageError(`--lr-schedule must be one of ${SCHEDULES.join(', ')}; got "${schedule}"`);
   const trainLimit = values['train-limit'] === undefined ? undefined : integer('--train-limit', values['train-limit'], 0, 256, 60_000);
   return {
     arch,
     epochs: integer('--epochs', values.epochs ?? env.EPOCHS, 10, 1, 200),
     batchSize: integer('--batch-size', values['batch-size'] ?? env.BATCH_SIZE, 128, 1, 4096),
     learningRate: fraction('--learning-rate', values['learning-rate'], 1e-3, 1e-6, 1),
+    schedule: schedule as Schedule,
     validationSplit: fraction('--validation-split', values['validation-split'], 0.1, 0, 0.5),
     seed: integer('--seed', values.seed, 42, 0, 2 ** 31 - 1),
     trainLimit,
@@ -140,6 +146,7 @@ export async function runTraining(args: TrainArgs, config: Config, progress: Pro
       epochs: args.epochs,
       batchSize: args.batchSize,
       learningRate: args.learningRate,
+      schedule: args.schedule,
       validationSplit: args.validationSplit,
       seed: args.seed,
       onProgress: (event) => {
@@ -163,7 +170,7 @@ export async function runTraining(args: TrainArgs, config: Config, progress: Pro
       createdAt: new Date().toISOString(),
       backend,
       params: countParams(model),
-      training: { ...training, epochs: args.epochs, batchSize: args.batchSize, learningRate: args.learningRate, seed: args.seed },
+      training: { ...training, epochs: args.epochs, batchSize: args.batchSize, learningRate: args.learningRate, schedule: args.schedule, seed: args.seed },
       test,
     };
     await store.save(model, metrics);

@@ -17,7 +17,7 @@ import { serveHandler } from '../../scripts/local/http-adapter.ts';
 import { repoRoot, testBucket, testMnist, type TestBucket } from './env.ts';
 
 const CACHE_DIR = path.join(repoRoot, 'test', 'artifacts', 'mlp-2epochs');
-const TRAINING = { epochs: 2, batchSize: 128, learningRate: 1e-3, seed: 42 };
+const TRAINING = { epochs: 2, batchSize: 128, learningRate: 1e-3, schedule: 'cosine' as const, seed: 42 };
 
 async function cachedModel(): Promise<{ model: tfl.LayersModel; metrics: Omit<MetricsInput, 'version' | 'createdAt'> }> {
   await initBackend();
