@@ -1,0 +1,288 @@
+/**
+ * The web page in real headless Chromium against the real service: a trained
+ * model in an embedded S3, the same handler and HTTP adapter as `npm start`.
+ * The test draws with the mouse and a finger, uploads files, and reads what
+ * the page shows.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { Jimp } from 'jimp';
+import { chromium, type Browser, type BrowserContextOptions, type Page } from 'playwright-core';
+import { NO_MODEL_MESSAGE } from '#lib/model-cache';
+import { mnistDir, repoRoot, tempDir } from './support/env.ts';
+import { startService, storeTrainedModel, type TestService } from './support/service.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARTIFACTS = path.join(repoRoot, 'test', 'artifacts');
+const PAD_SIDE = 280;
+const REPORT = '<!doctype html><title>evaluation report</title><h1>evaluation report</h1>';
+const DESKTOP = { viewport: { width: 1200, height: 900 } } satisfies BrowserContextOptions;
+const PHONE = { viewport: { width: 375, height: 740 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true } satisfies BrowserContextOptions;
+
+type Point = [x: number, y: number];
+type Stroke = Point[];
+
+/** Shapes in pad pixels (0–280), drawn the way people draw them. */
+const SHAPES: Record<'one' | 'seven' | 'zero', { digit: number; strokes: Stroke[] }> = {
+  one: { digit: 1, strokes: [[[146, 45], [134, 235]]] },
+  seven: { digit: 7, strokes: [[[75, 60], [205, 60], [120, 235]]] },
+  zero: {
+    digit: 0,
+    strokes: [Array.from({ length: 41 }, (_, i): Point => [140 + 62 * Math.sin((i / 40) * 2 * Math.PI), 140 - 92 * Math.cos((i / 40) * 2 * Math.PI)])],
+  },
+};
+
+function mnistTestSet(): { images: Buffer; labels: Buffer } {
+  const images = gunzipSync(readFileSync(path.join(mnistDir, 't10k-images-idx3-ubyte.gz'))).subarray(16);
+  const labels = gunzipSync(readFileSync(path.join(mnistDir, 't10k-labels-idx1-ubyte.gz'))).subarray(8);
+  return { images, labels };
+}
+
+/** A test digit scaled up to `side`×`side`, dark ink on white, encoded as `mime`. */
+async function renderDigit(digit: Uint8Array, side: number, mime: 'image/png' | 'image/jpeg' | 'image/bmp'): Promise<Buffer> {
+  const image = new Jimp({ width: side, height: side, color: 0xffffffff });
+  const data = image.bitmap.data;
+  for (let y = 0; y < side; y++) {
+    for (let x = 0; x < side; x++) {
+      const v = 255 - digit[Math.floor((y * 28) / side) * 28 + Math.floor((x * 28) / side)]!;
+      data.set([v, v, v, 255], (y * side + x) * 4);
+    }
+  }
+  return image.getBuffer(mime);
+}
+
+interface OpenPage {
+  page: Page;
+  /** Console errors and uncaught exceptions. */
+  errors: string[];
+  requests: string[];
+}
+
+describe('web page', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing: install Debian's chromium to run the browser tests` }, () => {
+  let browser: Browser;
+  let service: TestService;
+  const closers: (() => Promise<unknown>)[] = [];
+
+  before(async () => {
+    [browser, service] = await Promise.all([
+      chromium.launch({
+        executablePath: CHROMIUM,
+        args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      }),
+      startService(),
+    ]);
+    await service.store.attach(service.version!, 'report.html', REPORT, 'text/html');
+    await mkdir(ARTIFACTS, { recursive: true });
+  });
+
+  after(async () => {
+    for (const close of closers.reverse()) await close();
+    await browser?.close();
+    await service?.close();
+  });
+
+  async function open(url: string, options: BrowserContextOptions = DESKTOP): Promise<OpenPage> {
+    const context = await browser.newContext(options);
+    closers.push(() => context.close());
+    const page = await context.newPage();
+    const errors: string[] = [];
+    const requests: string[] = [];
+    page.on('console', (message) => {
+      if (message.type() === 'error') errors.push(message.text());
+    });
+    page.on('pageerror', (error) => errors.push(String(error)));
+    page.on('request', (request) => requests.push(request.url()));
+    await page.goto(url);
+    return { page, errors, requests };
+  }
+
+  async function draw(page: Page, strokes: Stroke[]): Promise<void> {
+    const box = await page.locator('#pad').boundingBox();
+    assert.ok(box, 'the pad is visible');
+    const at = ([x, y]: Point): Point => [box.x + (x * box.width) / PAD_SIDE, box.y + (y * box.height) / PAD_SIDE];
+    for (const stroke of strokes) {
+      await page.mouse.move(...at(stroke[0]!));
+      await page.mouse.down();
+      for (const point of stroke.slice(1)) await page.mouse.move(...at(point), { steps: 6 });
+      await page.mouse.up();
+    }
+  }
+
+  /** A finger stroke through the Chrome DevTools protocol: Playwright's own touch API only taps. */
+  async function drawWithFinger(page: Page, stroke: Stroke): Promise<void> {
+    const box = await page.locator('#pad').boundingBox();
+    assert.ok(box, 'the pad is visible');
+    const cdp = await page.context().newCDPSession(page);
+    const touch = ([x, y]: Point) => [{ x: box.x + (x * box.width) / PAD_SIDE, y: box.y + (y * box.height) / PAD_SIDE }];
+    await cdp.send('Input.dispatchTouchEvent', { type: 'touchStart', touchPoints: touch(stroke[0]!) });
+    for (let i = 1; i < stroke.length; i++) {
+      const [[x0, y0], [x1, y1]] = [stroke[i - 1]!, stroke[i]!];
+      for (let s = 1; s <= 10; s++) {
+        await cdp.send('Input.dispatchTouchEvent', { type: 'touchMove', touchPoints: touch([x0 + ((x1 - x0) * s) / 10, y0 + ((y1 - y0) * s) / 10]) });
+      }
+    }
+    await cdp.send('Input.dispatchTouchEvent', { type: 'touchEnd', touchPoints: [] });
+    await cdp.detach();
+  }
+
+  /** Runs `action`, waits for the /predict answer it causes to be shown, and returns the page's result state. */
+  async function predictVia(page: Page, action: () => Promise<unknown>): Promise<string | null> {
+    const origin = new URL(page.url()).origin;
+    await Promise.all([page.waitForResponse(`${origin}/predict`, { timeout: 15_000 }), action()]);
+    await page.waitForSelector('#result[aria-busy="false"]');
+    return page.locator('#result').getAttribute('data-state');
+  }
+
+  /** The digit the page shows once `action` has led to a prediction; fails with the page's error text if it did not. */
+  async function digitAfter(page: Page, action: () => Promise<unknown>): Promise<number> {
+    const state = await predictVia(page, action);
+    assert.equal(state, 'done', `the prediction failed: ${await page.locator('#error').textContent()}`);
+    return Number(await page.locator('#digit').textContent());
+  }
+
+  /** How many of the #seen canvas's 784 pixels hold ink. */
+  async function seenInk(page: Page): Promise<number> {
+    return page.evaluate(() => {
+      const canvas = document.getElementById('seen') as HTMLCanvasElement;
+      const { data } = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height);
+      let inked = 0;
+      for (let i = 0; i < data.length; i += 4) if (data[i]! > 64 && data[i + 3]! > 0) inked++;
+      return inked;
+    });
+  }
+
+  async function assertBarsShow(page: Page, digit: number): Promise<void> {
+    const bars = page.locator('#bars > [data-digit]');
+    assert.equal(await bars.count(), 10);
+    assert.deepEqual(await bars.evaluateAll((items) => items.map((item) => (item as HTMLElement).dataset.digit)), ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
+    assert.deepEqual(await page.locator('#bars > .win').evaluateAll((items) => items.map((item) => (item as HTMLElement).dataset.digit)), [String(digit)]);
+  }
+
+  it('loads offline-clean and shows the serving model, its accuracy, a 10×10 confusion matrix and a link to its report', async () => {
+    const { page, errors, requests } = await open(service.url);
+    await page.waitForFunction((version) => document.getElementById('model-version')?.textContent === version, service.version);
+    const model = (await (await fetch(`${service.url}/model`)).json()) as { test: { accuracy: number; count: number; confusion: number[][] } };
+
+    assert.match((await page.locator('#model-accuracy').textContent()) ?? '', new RegExp(`^${(model.test.accuracy * 100).toFixed(2)}%`));
+    const cells = await page.locator('#confusion tbody tr').evaluateAll((rows) => rows.map((row) => Array.from(row.querySelectorAll('td'), (td) => Number(td.textContent))));
+    assert.deepEqual(cells, model.test.confusion);
+    assert.match((await page.locator('#confusion tbody tr:nth-child(4) td:nth-of-type(4)').getAttribute('title')) ?? '', /read correctly/);
+    assert.equal(await page.locator('#per-class tbody tr').count(), 10);
+    assert.equal(await page.locator('#error').isHidden(), true);
+
+    const report = page.locator('a[href="model/report"]');
+    await report.waitFor({ state: 'visible' });
+    const [tab] = await Promise.all([page.waitForEvent('popup'), report.click()]);
+    await tab.waitForLoadState();
+    assert.equal(tab.url(), `${service.url}/model/report`);
+    assert.equal(await tab.locator('h1').textContent(), 'evaluation report');
+
+    const origin = new URL(service.url).origin;
+    assert.deepEqual(requests.filter((url) => !url.startsWith(`${origin}/`) && !url.startsWith('data:')), []);
+    assert.deepEqual(errors, []);
+  });
+
+  it('reads a 1, a 7 and a 0 drawn with the mouse, predicting on its own after a stroke or on Predict', async () => {
+    const { page, errors } = await open(service.url);
+    await page.waitForSelector('#confusion tbody tr');
+
+    assert.equal(await digitAfter(page, () => draw(page, SHAPES.one.strokes)), 1, 'predicted on its own after the stroke');
+
+    for (const shape of [SHAPES.seven, SHAPES.zero]) {
+      await page.click('#clear');
+      assert.equal(await page.locator('#result').getAttribute('data-state'), 'idle');
+      assert.equal(await seenInk(page), 0);
+      await draw(page, shape.strokes);
+      assert.equal(await digitAfter(page, () => page.click('#predict')), shape.digit);
+      await assertBarsShow(page, shape.digit);
+      assert.ok((await seenInk(page)) > 30, 'the 28×28 input is drawn');
+      assert.match((await page.locator('#confidence').textContent()) ?? '', /^\d+\.\d% confident$/);
+    }
+    await page.screenshot({ path: path.join(ARTIFACTS, 'web.png'), fullPage: true });
+    assert.deepEqual(errors, []);
+  });
+
+  it('reads a digit drawn with a finger on a phone-sized screen without scrolling sideways', async () => {
+    const { page, errors } = await open(service.url, PHONE);
+    await page.waitForSelector('#confusion tbody tr');
+    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), 'no horizontal overflow');
+
+    assert.equal(await digitAfter(page, () => drawWithFinger(page, SHAPES.seven.strokes[0]!)), 7);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'web-phone.png'), fullPage: true });
+    assert.deepEqual(errors, []);
+  });
+
+  it('reads uploaded MNIST test digits as PNG, JPEG and an over-1-MB BMP the page shrinks first', async () => {
+    const { images, labels } = mnistTestSet();
+    const dir = await tempDir('digitnet-web-');
+    const { page, errors } = await open(service.url);
+    await page.waitForSelector('#confusion tbody tr');
+
+    const digitOf = (index: number) => images.subarray(index * 784, (index + 1) * 784);
+    /**
+     * The first test digit of `label` that the service reads right when sent a PNG of it directly: this suite checks
+     * the page's handling of files, and a 2-epoch MLP misreads a few percent of digits whatever the page does.
+     */
+    async function readableDigit(label: number, side: number): Promise<number> {
+      for (let index = 0; index < labels.length; index++) {
+        if (labels[index] !== label) continue;
+        const png = await renderDigit(digitOf(index), side, 'image/png');
+        const response = await fetch(`${service.url}/predict`, { method: 'POST', body: JSON.stringify({ image: png.toString('base64') }) });
+        if (((await response.json()) as { digit?: number }).digit === label) return index;
+      }
+      throw new Error(`the model reads no ${label} right`);
+    }
+
+    // A 600×600 BMP is over 1 MB, more than the service accepts.
+    const uploads = [
+      { label: 2, side: 200, mime: 'image/png', name: 'two.png' },
+      { label: 4, side: 240, mime: 'image/jpeg', name: 'four.jpg' },
+      { label: 5, side: 600, mime: 'image/bmp', name: 'five.bmp' },
+    ] as const;
+    for (const upload of uploads) {
+      const file = path.join(dir, upload.name);
+      const bytes = await renderDigit(digitOf(await readableDigit(upload.label, upload.side)), upload.side, upload.mime);
+      if (upload.mime === 'image/bmp') assert.ok(bytes.length > 1024 * 1024, `the BMP is over 1 MB (${bytes.length} bytes)`);
+      await writeFile(file, bytes);
+
+      assert.equal(await digitAfter(page, () => page.setInputFiles('#file', file)), upload.label, upload.name);
+      assert.match((await page.locator('#source').textContent()) ?? '', new RegExp(upload.name));
+      await assertBarsShow(page, upload.label);
+      assert.ok((await seenInk(page)) > 30);
+    }
+    assert.deepEqual(errors, []);
+  });
+
+  it('says so when an uploaded file is not an image', async () => {
+    const { page } = await open(service.url);
+    await page.setInputFiles('#file', { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('seven') });
+    await page.waitForSelector('#error:not([hidden])');
+    assert.match((await page.locator('#error').textContent()) ?? '', /notes\.txt is not an image/);
+  });
+
+  it('shows the service’s own message while no model is serving, and recovers once one is promoted', async () => {
+    const empty = await startService({ promote: false, refreshSeconds: 0 });
+    closers.push(() => empty.close());
+    const { page } = await open(empty.url);
+    const message = NO_MODEL_MESSAGE.replaceAll('`', '');
+    await page.waitForFunction((text) => document.getElementById('error')?.textContent?.includes(text), message);
+
+    await draw(page, SHAPES.one.strokes);
+    assert.equal(await predictVia(page, () => page.click('#predict')), 'error');
+    assert.equal(await page.locator('#error').isVisible(), true);
+    assert.ok((await page.locator('#error').textContent())?.includes(message));
+    assert.equal(await page.locator('#digit').textContent(), '–');
+
+    const version = await storeTrainedModel(empty.store);
+    await empty.store.promote(version);
+    assert.equal(await digitAfter(page, () => page.click('#predict')), 1);
+    assert.equal(await page.locator('#error').isHidden(), true);
+    await page.waitForFunction((v) => document.getElementById('model-version')?.textContent === v, version);
+    await page.locator('#no-report').waitFor({ state: 'visible' });
+    assert.equal(await page.locator('#report').isHidden(), true);
+  });
+});
