@@ -84,7 +84,7 @@ export async function startService(options: { promote?: boolean; refreshSeconds?
   const logs: Record<string, unknown>[] = [];
   const logger: Logger = createLogger({ service: 'digitnet-test' }, (line) => logs.push(JSON.parse(line)), 'debug');
   const cache = new ModelCache({ store, refreshSeconds: options.refreshSeconds ?? 60, logger });
-  const page = options.page ?? (await readFile(path.join(repoRoot, 'web', 'index.html'), 'utf8').catch(() => '<!doctype html><title>digitnet</title>'));
+  const page = options.page ?? (await readFile(path.join(repoRoot, 'web', 'index.html'), 'utf8'));
   const handler = makeHandler({
     cache,
     logger,
