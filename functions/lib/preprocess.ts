@@ -1,0 +1,737 @@
+/**
+ * Any image → the 28×28 input the model was trained on, made the way MNIST
+ * itself was made: bright ink on black, cropped to the digit, the longest side
+ * scaled to 20 px with anti-aliasing, centred by centre of mass. A raw resize
+ * of a canvas drawing or a phone photo looks nothing like the digits the
+ * model has seen, and it misreads them.
+ *
+ * Size limits are checked on the header before anything is decoded. After the
+ * decode, everything works on the raw pixel buffer with plain typed-array
+ * loops, at a reduced working size: the decode is the cost floor and this
+ * adds little to it (`scripts/bench-preprocess.ts` measures how little).
+ */
+import { defaultFormats } from 'jimp';
+import { BadRequestError, PayloadTooLargeError } from './errors.ts';
+import {
+  CorruptImageError,
+  UnsupportedImageError,
+  readImageHeader,
+  type ImageFormat,
+  type ImageHeader,
+  type Orientation,
+} from './image-header.ts';
+
+export { CorruptImageError, UnsupportedImageError, readImageHeader } from './image-header.ts';
+export type { ImageFormat, ImageHeader, Orientation } from './image-header.ts';
+
+export const MAX_IMAGE_BYTES = 1024 * 1024;
+/** Per side; also bounds a decode to 64 MB of RGBA. */
+export const MAX_IMAGE_SIDE = 4096;
+export const MNIST_SIDE = 28;
+export const MNIST_PIXELS = MNIST_SIDE * MNIST_SIDE;
+
+/** Over MAX_IMAGE_BYTES, or declares more than MAX_IMAGE_SIDE pixels on a side. */
+export class ImageTooLargeError extends PayloadTooLargeError {
+  constructor(message: string) {
+    super(message, 'image_too_large');
+  }
+}
+
+/** The image decoded but holds nothing that stands out from its background. */
+export class EmptyImageError extends BadRequestError {
+  constructor(message = 'no digit found: the image has no ink that stands out from its background') {
+    super(message, 'no_digit_found');
+  }
+}
+
+/** A `pixels` input that is not 784 numbers in 0–255. */
+export class InvalidPixelsError extends BadRequestError {
+  constructor(message: string) {
+    super(message, 'invalid_pixels');
+  }
+}
+
+export type DecodableFormat = Exclude<ImageFormat, 'webp'>;
+const DECODABLE: readonly DecodableFormat[] = ['png', 'jpeg', 'gif', 'bmp'];
+
+function isDecodable(format: ImageFormat): format is DecodableFormat {
+  return DECODABLE.some((decodable) => decodable === format);
+}
+
+/**
+ * Everything that can be known without decoding, checked before any decode:
+ * byte size, format, declared dimensions. Returns the header of an image
+ * `preprocessImage` will accept.
+ */
+export function checkImage(bytes: Uint8Array): ImageHeader & { format: DecodableFormat } {
+  if (bytes.length > MAX_IMAGE_BYTES) {
+    throw new ImageTooLargeError(`the image is ${bytes.length} bytes; the limit is ${MAX_IMAGE_BYTES}`);
+  }
+  const header = readImageHeader(bytes);
+  const { format, width, height } = header;
+  if (!isDecodable(format)) {
+    throw new UnsupportedImageError(`${format} images are not supported: send ${DECODABLE.join(', ')}`);
+  }
+  if (width > MAX_IMAGE_SIDE || height > MAX_IMAGE_SIDE) {
+    throw new ImageTooLargeError(`the image is ${width}×${height}; the limit is ${MAX_IMAGE_SIDE}×${MAX_IMAGE_SIDE}`);
+  }
+  return { ...header, format };
+}
+
+/** Pixels as a decoder or a canvas hands them over, row-major. */
+export interface RawImage {
+  data: Uint8Array | Uint8ClampedArray;
+  width: number;
+  height: number;
+  /** 4 for RGBA, 1 for grayscale. */
+  channels: 1 | 4;
+  /** How the pixels are turned for display (EXIF); 1, as stored, by default. */
+  orientation?: Orientation;
+}
+
+type JimpFormat = ReturnType<(typeof defaultFormats)[number]>;
+type Bitmap = { data: Buffer; width: number; height: number };
+
+const jimpFormats: JimpFormat[] = defaultFormats.map((factory) => factory());
+
+/** The decoder jimp would pick for the format, with the JPEG decoder's own resolution cap set. */
+function decoderFor(format: DecodableFormat): (bytes: Buffer) => Bitmap | Promise<Bitmap> {
+  const jimpFormat = jimpFormats.find((candidate) => candidate.mime === `image/${format}`);
+  if (jimpFormat === undefined) throw new Error(`jimp has no ${format} decoder`);
+  if (jimpFormat.mime === 'image/jpeg') {
+    // The cap covers a frame header later in the file than the one checked.
+    return (bytes) => jimpFormat.decode(bytes, { maxResolutionInMP: MAX_IMAGE_SIDE ** 2 / 1e6 });
+  }
+  return (bytes) => jimpFormat.decode(bytes);
+}
+
+const decoders = new Map(DECODABLE.map((format) => [format, decoderFor(format)] as const));
+
+/**
+ * Jimp's own decoder for the format, called directly: `Jimp.fromBuffer` would
+ * sniff the format again and parse EXIF to rotate the full-size pixels, which
+ * together cost more than decoding a small PNG. The header reader has the
+ * orientation already, and it is applied to the much smaller working image.
+ */
+async function decode(bytes: Buffer, header: ImageHeader & { format: DecodableFormat }): Promise<RawImage> {
+  const { format, orientation } = header;
+  let bitmap: Bitmap;
+  try {
+    bitmap = await decoders.get(format)!(bytes);
+  } catch (error) {
+    throw new CorruptImageError(`the ${format} image could not be decoded`, { cause: error });
+  }
+  const { data, width, height } = bitmap;
+  if (width !== header.width || height !== header.height || width * height * 4 !== data.length) {
+    throw new CorruptImageError(`the ${format} image decoded to ${width}×${height} pixels, not what its header declared`);
+  }
+  return { data, width, height, channels: 4, orientation };
+}
+
+export interface PreprocessedImage {
+  /** 784 values in 0–1, row-major: the model's input. */
+  input: Float32Array;
+  /** As displayed, after any EXIF orientation. */
+  width: number;
+  height: number;
+  format: DecodableFormat;
+}
+
+/**
+ * Encoded image bytes → model input. Throws ImageTooLargeError,
+ * UnsupportedImageError or CorruptImageError before or during the decode, and
+ * EmptyImageError when there is no digit to find.
+ */
+export async function preprocessImage(bytes: Buffer): Promise<PreprocessedImage> {
+  const header = checkImage(bytes);
+  const image = await decode(bytes, header);
+  const turned = header.orientation >= 5;
+  return { input: toMnistInput(image), width: turned ? image.height : image.width, height: turned ? image.width : image.height, format: header.format };
+}
+
+/**
+ * For callers that already send MNIST-style input: 784 numbers in 0–255,
+ * row-major, ink bright on black. Only scaled to 0–1, not re-centred.
+ */
+export function preprocessPixels(pixels: unknown): Float32Array {
+  const isArrayLike = Array.isArray(pixels) || (ArrayBuffer.isView(pixels) && !(pixels instanceof DataView));
+  if (!isArrayLike) throw new InvalidPixelsError(`pixels must be an array of ${MNIST_PIXELS} numbers`);
+  const values = pixels as ArrayLike<unknown>;
+  if (values.length !== MNIST_PIXELS) {
+    throw new InvalidPixelsError(`pixels must have ${MNIST_PIXELS} values (28×28); got ${values.length}`);
+  }
+  const input = new Float32Array(MNIST_PIXELS);
+  for (let i = 0; i < MNIST_PIXELS; i++) {
+    const value = values[i];
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > 255) {
+      throw new InvalidPixelsError(`pixels[${i}] is ${describe(value)}; each value must be a number from 0 to 255`);
+    }
+    input[i] = value / 255;
+  }
+  return input;
+}
+
+function describe(value: unknown): string {
+  return typeof value === 'number' ? String(value) : typeof value === 'string' ? JSON.stringify(value) : `a ${typeof value}`;
+}
+
+// ---------------------------------------------------------------------------
+// The MNIST-style transform
+
+/** MNIST fits each digit's longest side in 20 px and centres its mass in 28×28. */
+const DIGIT_BOX = 20;
+/** MNIST's mean centre of mass, in pixel-index coordinates. */
+const MNIST_CENTRE = 14;
+/**
+ * The image is box-averaged down to about this size before any analysis: the
+ * output is 20 px, so a digit a tenth of the frame tall still has pixels to
+ * spare, and every later step then costs a fraction of the decode.
+ */
+const WORK_SIDE = 256;
+/** Ink must stand this far (of 255) above the paper to count: below it is paper texture and sensor noise. */
+const MIN_CONTRAST = 32;
+/** Which percentile of the ink becomes full white: photographed ink is never uniformly dark. */
+const INK_PERCENTILE = 0.9;
+/** Half of full ink: the level MNIST's 20 px box is measured at. */
+const INK_MASK = 128;
+/** Blobs smaller than this share of the largest are specks, not part of the digit. */
+const SPECK_SHARE = 0.05;
+/** The paper estimate is made of about GRID×GRID blocks of at least MIN_BLOCK px. */
+const GRID = 8;
+const MIN_BLOCK = 16;
+
+interface Gray {
+  data: Uint8Array;
+  width: number;
+  height: number;
+}
+
+interface Box {
+  x0: number;
+  y0: number;
+  x1: number;
+  y1: number;
+}
+
+/**
+ * Raw pixels → 784 values in 0–1, MNIST-style. Throws EmptyImageError when
+ * nothing stands out from the background.
+ */
+export function toMnistInput(image: RawImage): Float32Array {
+  const { data, width, height, channels } = image;
+  if (!(Number.isInteger(width) && Number.isInteger(height) && width > 0 && height > 0)) {
+    throw new RangeError(`image size ${width}×${height} is not a positive integer size`);
+  }
+  if (data.length !== width * height * channels) {
+    throw new RangeError(`${width}×${height}×${channels} image needs ${width * height * channels} bytes, got ${data.length}`);
+  }
+  const ink = orient(brightInk(image), image.orientation ?? 1);
+  const histogram = subtractPaper(ink);
+  const { stretch, maskLevel } = inkLevels(histogram, ink.data.length);
+  return centreByMass(scaleToDigitBox(ink, digitBox(ink, maskLevel), stretch));
+}
+
+/** Calls `visit` with the index of every pixel on the image's edge. */
+function forEachBorderPixel(width: number, height: number, visit: (index: number) => void): void {
+  for (let x = 0; x < width; x++) {
+    visit(x);
+    if (height > 1) visit((height - 1) * width + x);
+  }
+  for (let y = 1; y < height - 1; y++) {
+    visit(y * width);
+    if (width > 1) visit(y * width + width - 1);
+  }
+}
+
+/** Rec. 601 luma of the RGBA pixel at byte offset p, 0–255. */
+function luma(data: RawImage['data'], p: number): number {
+  return (77 * data[p]! + 150 * data[p + 1]! + 29 * data[p + 2]! + 128) >> 8;
+}
+
+/** Rounded x/255 for x in 0…255², in integer operations. */
+function div255(x: number): number {
+  const t = x + 128;
+  return (t + (t >> 8)) >> 8;
+}
+
+/**
+ * Sums of pixel values over the factor×factor blocks of a source image,
+ * averaged once all pixels are in: this is how the image gets to its working
+ * size without a second pass over the full-size pixels.
+ */
+class BlockSums {
+  readonly factor: number;
+  readonly width: number;
+  readonly height: number;
+  readonly sums: Uint32Array;
+  /** The working-image column of each source column. */
+  readonly column: Int32Array;
+
+  constructor(
+    private readonly sourceWidth: number,
+    private readonly sourceHeight: number,
+  ) {
+    this.factor = Math.ceil(Math.max(sourceWidth, sourceHeight) / WORK_SIDE);
+    this.width = Math.ceil(sourceWidth / this.factor);
+    this.height = Math.ceil(sourceHeight / this.factor);
+    this.sums = new Uint32Array(this.width * this.height);
+    this.column = new Int32Array(sourceWidth);
+    for (let x = 0; x < sourceWidth; x++) this.column[x] = (x / this.factor) | 0;
+  }
+
+  /** Index of the first working pixel of the row that source row y falls in. */
+  rowStart(y: number): number {
+    return ((y / this.factor) | 0) * this.width;
+  }
+
+  /** The block averages; blocks on the right and bottom edges may be partial. */
+  average(): Gray {
+    const { factor, width, height, sums } = this;
+    const data = new Uint8Array(width * height);
+    for (let y = 0; y < height; y++) {
+      const rows = Math.min(this.sourceHeight, (y + 1) * factor) - y * factor;
+      for (let x = 0; x < width; x++) {
+        const pixels = rows * (Math.min(this.sourceWidth, (x + 1) * factor) - x * factor);
+        // The store truncates, so adding half a pixel count first rounds.
+        data[y * width + x] = (sums[y * width + x]! + (pixels >> 1)) / pixels;
+      }
+    }
+    return { data, width, height };
+  }
+}
+
+/**
+ * One value per pixel, ink bright on dark as in MNIST, box-averaged to the
+ * working size in the same pass. How depends on the border, which is mostly
+ * background: transparent, light or dark.
+ */
+function brightInk(image: RawImage): Gray {
+  const { data, width, height, channels } = image;
+  const blocks = new BlockSums(width, height);
+  const { sums, column } = blocks;
+  if (channels === 1) {
+    const flip = borderMedian(width, height, (i) => data[i]!) >= 128 ? 255 : 0;
+    for (let y = 0, i = 0; y < height; y++) {
+      const row = blocks.rowStart(y);
+      for (let x = 0; x < width; x++, i++) sums[row + column[x]!]! += data[i]! ^ flip;
+    }
+    return blocks.average();
+  }
+  let transparent = 0;
+  forEachBorderPixel(width, height, (i) => {
+    if (data[i * 4 + 3]! < 128) transparent++;
+  });
+  if (transparent * 2 > 2 * (width + height) - 4) return inkOnTransparency(image);
+  // How much darker than white each pixel is once composited onto white, as a
+  // browser shows partly transparent pixels; on a dark border that is flipped.
+  const darkness = (p: number) => div255(data[p + 3]! * (255 - luma(data, p)));
+  const flip = borderMedian(width, height, (i) => darkness(i * 4)) < 128 ? 0 : 255;
+  for (let y = 0, p = 0; y < height; y++) {
+    const row = blocks.rowStart(y);
+    for (let x = 0; x < width; x++, p += 4) sums[row + column[x]!]! += darkness(p) ^ flip;
+  }
+  return blocks.average();
+}
+
+function borderMedian(width: number, height: number, value: (index: number) => number): number {
+  const histogram = new Uint32Array(256);
+  let count = 0;
+  forEachBorderPixel(width, height, (i) => {
+    histogram[value(i)]!++;
+    count++;
+  });
+  return percentile(histogram, count, 0.5);
+}
+
+/**
+ * On a transparent background the ink is the strokes' opacity times their
+ * contrast with the backdrop. A browser canvas exports dark strokes, which
+ * stand out on white; a dark-themed one exports light strokes, which would
+ * vanish on white and stand out on black. Both readings are made in the one
+ * pass and the one with more contrast overall is kept.
+ */
+function inkOnTransparency({ data, width, height }: RawImage): Gray {
+  const onWhite = new BlockSums(width, height);
+  const onBlack = new BlockSums(width, height);
+  const { column } = onWhite;
+  let darkStrokes = 0;
+  let lightStrokes = 0;
+  for (let y = 0, p = 0; y < height; y++) {
+    const row = onWhite.rowStart(y);
+    for (let x = 0; x < width; x++, p += 4) {
+      const a = data[p + 3]!;
+      // Most of a canvas is untouched; both readings are 0 there.
+      if (a === 0) continue;
+      const l = luma(data, p);
+      const dark = div255(a * (255 - l));
+      const light = div255(a * l);
+      darkStrokes += dark;
+      lightStrokes += light;
+      onWhite.sums[row + column[x]!]! += dark;
+      onBlack.sums[row + column[x]!]! += light;
+    }
+  }
+  return (darkStrokes >= lightStrokes ? onWhite : onBlack).average();
+}
+
+/** Stored x = x0 + xx·x + xy·y and stored y = y0 + yx·x + yy·y for displayed pixel (x, y). */
+type Affine = [x0: number, xx: number, xy: number, y0: number, yx: number, yy: number];
+
+/** Where each displayed pixel is stored, per EXIF orientation; w1, h1 are the stored width and height less one. */
+const ORIENTATIONS: Record<Orientation, (w1: number, h1: number) => Affine> = {
+  1: () => [0, 1, 0, 0, 0, 1],
+  2: (w1) => [w1, -1, 0, 0, 0, 1],
+  3: (w1, h1) => [w1, -1, 0, h1, 0, -1],
+  4: (_, h1) => [0, 1, 0, h1, 0, -1],
+  5: () => [0, 0, 1, 0, 1, 0],
+  6: (_, h1) => [0, 0, 1, h1, -1, 0],
+  7: (w1, h1) => [w1, 0, -1, h1, -1, 0],
+  8: (w1) => [w1, 0, -1, 0, 1, 0],
+};
+
+/** The image as displayed: EXIF orientations 2–8 mirror it and/or turn it by quarter turns. */
+function orient(image: Gray, orientation: Orientation): Gray {
+  if (orientation === 1) return image;
+  const { data, width: w, height: h } = image;
+  const [x0, xx, xy, y0, yx, yy] = ORIENTATIONS[orientation](w - 1, h - 1);
+  const turned = orientation >= 5;
+  const width = turned ? h : w;
+  const height = turned ? w : h;
+  const out = new Uint8Array(data.length);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) out[y * width + x] = data[(y0 + yx * x + yy * y) * w + x0 + xx * x + xy * y]!;
+  }
+  return { data: out, width, height };
+}
+
+/** The smallest value v ≥ `from` such that at least `share` of the `count` values from `from` up are ≤ v. */
+function percentile(histogram: Uint32Array, count: number, share: number, from = 0): number {
+  const target = Math.max(1, Math.ceil(count * share));
+  let seen = 0;
+  for (let v = from; v < 256; v++) {
+    seen += histogram[v]!;
+    if (seen >= target) return v;
+  }
+  return 255;
+}
+
+/**
+ * Subtracts a smooth estimate of the paper's brightness, in place, and
+ * returns the histogram of what is left: a photo of paper is grey and
+ * unevenly lit where MNIST's background is flat black. The estimate is each
+ * block's median, lowered to the darkest of its neighbours so a block filled
+ * by a thick stroke does not count its ink as paper, then interpolated
+ * between block centres so a gradient of light cancels out.
+ */
+function subtractPaper({ data, width, height }: Gray): Uint32Array {
+  // Even-sized blocks, so sampling every other pixel still reaches each block's first one.
+  const block = 2 * Math.max(MIN_BLOCK / 2, Math.ceil(Math.max(width, height) / GRID / 2));
+  const cols = Math.ceil(width / block);
+  const rows = Math.ceil(height / block);
+  // A median needs far fewer samples than a block has pixels: a quarter of them is plenty.
+  const blockHistograms = new Uint32Array(cols * rows * 256);
+  for (let y = 0; y < height; y += 2) {
+    const rowBase = ((y / block) | 0) * cols;
+    const line = y * width;
+    for (let x = 0; x < width; x += 2) blockHistograms[(rowBase + ((x / block) | 0)) * 256 + data[line + x]!]!++;
+  }
+  const medians = new Float32Array(cols * rows);
+  const sampled = (start: number, size: number) => Math.ceil((Math.min(size, start + block) - start) / 2);
+  for (let by = 0; by < rows; by++) {
+    for (let bx = 0; bx < cols; bx++) {
+      const b = by * cols + bx;
+      const samples = sampled(bx * block, width) * sampled(by * block, height);
+      medians[b] = percentile(blockHistograms.subarray(b * 256, b * 256 + 256), samples, 0.5);
+    }
+  }
+  const paper = new Float32Array(cols * rows);
+  for (let by = 0; by < rows; by++) {
+    for (let bx = 0; bx < cols; bx++) {
+      let lowest = 255;
+      for (let ny = Math.max(0, by - 1); ny <= Math.min(rows - 1, by + 1); ny++) {
+        for (let nx = Math.max(0, bx - 1); nx <= Math.min(cols - 1, bx + 1); nx++) {
+          lowest = Math.min(lowest, medians[ny * cols + nx]!);
+        }
+      }
+      paper[by * cols + bx] = lowest;
+    }
+  }
+  const histogram = new Uint32Array(256);
+  if (paper.every((level) => level === 0)) {
+    // Already black (a canvas, an MNIST-style upload): nothing to subtract.
+    for (let i = 0; i < data.length; i++) histogram[data[i]!]!++;
+    return histogram;
+  }
+  const xs = interpolation(width, block, cols);
+  const ys = interpolation(height, block, rows);
+  const paperRow = new Float32Array(cols);
+  const paperLine = new Float32Array(width);
+  for (let y = 0; y < height; y++) {
+    const top = ys.lower[y]! * cols;
+    const bottom = ys.upper[y]! * cols;
+    const t = ys.weight[y]!;
+    for (let bx = 0; bx < cols; bx++) paperRow[bx] = paper[top + bx]! + (paper[bottom + bx]! - paper[top + bx]!) * t;
+    for (let x = 0; x < width; x++) {
+      const left = paperRow[xs.lower[x]!]!;
+      paperLine[x] = left + (paperRow[xs.upper[x]!]! - left) * xs.weight[x]! - 0.5;
+    }
+    for (let x = 0, i = y * width; x < width; x++, i++) {
+      // With the 0.5 taken off the paper level above, truncating rounds.
+      const value = data[i]! - paperLine[x]!;
+      const residual = value > 0 ? value | 0 : 0;
+      data[i] = residual;
+      histogram[residual]!++;
+    }
+  }
+  return histogram;
+}
+
+/** Linear interpolation between block centres along one axis, clamped at the ends. */
+function interpolation(length: number, block: number, blocks: number) {
+  const lower = new Int32Array(length);
+  const upper = new Int32Array(length);
+  const weight = new Float32Array(length);
+  for (let i = 0; i < length; i++) {
+    const position = Math.min(blocks - 1, Math.max(0, (i + 0.5) / block - 0.5));
+    lower[i] = Math.floor(position);
+    upper[i] = Math.min(blocks - 1, lower[i]! + 1);
+    weight[i] = position - lower[i]!;
+  }
+  return { lower, upper, weight };
+}
+
+/**
+ * From the histogram of paper-subtracted values: the lookup table that takes
+ * the paper's noise to 0 and the ink to full white (MNIST strokes saturate),
+ * and the value at which that table reaches INK_MASK. Throws EmptyImageError
+ * when no ink stands out.
+ */
+function inkLevels(histogram: Uint32Array, count: number): { stretch: Uint8Array; maskLevel: number } {
+  const split = otsuThreshold(histogram);
+  if (split === undefined) throw new EmptyImageError();
+  let paperCount = 0;
+  for (let v = 0; v < split; v++) paperCount += histogram[v]!;
+  // Quantiles rather than mean and deviation: the faint edges of strokes fall
+  // in the paper class too, and would pass for noise.
+  const paper = percentile(histogram, paperCount, 0.5);
+  const noise = percentile(histogram, paperCount, 0.84) - paper;
+  const inkLevel = percentile(histogram, count - paperCount, INK_PERCENTILE, split);
+  if (inkLevel - paper < MIN_CONTRAST) throw new EmptyImageError();
+  // Three deviations above the paper is its own texture, not ink.
+  const floor = Math.min(paper + 3 * noise, split);
+  const range = Math.max(1, inkLevel - floor);
+  const stretch = new Uint8Array(256);
+  let maskLevel = 256;
+  for (let v = 255; v >= 0; v--) {
+    stretch[v] = Math.max(0, Math.min(255, Math.round(((v - floor) * 255) / range)));
+    if (stretch[v]! >= INK_MASK) maskLevel = v;
+  }
+  return { stretch, maskLevel };
+}
+
+/**
+ * Otsu's threshold: the split of the histogram into two classes with the
+ * largest between-class variance. Values ≥ the result are the brighter class;
+ * undefined when every pixel has the same value.
+ */
+function otsuThreshold(histogram: Uint32Array): number | undefined {
+  let total = 0;
+  let sum = 0;
+  for (let v = 0; v < 256; v++) {
+    total += histogram[v]!;
+    sum += v * histogram[v]!;
+  }
+  let best = -1;
+  let threshold: number | undefined;
+  let lowCount = 0;
+  let lowSum = 0;
+  for (let v = 0; v < 255; v++) {
+    lowCount += histogram[v]!;
+    lowSum += v * histogram[v]!;
+    const highCount = total - lowCount;
+    if (lowCount === 0) continue;
+    if (highCount === 0) break;
+    const gap = lowSum / lowCount - (sum - lowSum) / highCount;
+    const between = lowCount * highCount * gap * gap;
+    if (between > best) {
+      best = between;
+      threshold = v + 1;
+    }
+  }
+  return threshold;
+}
+
+/**
+ * The bounding box of the digit: every blob of strong ink (8-connected) at
+ * least SPECK_SHARE the size of the largest, so dust and noise away from the
+ * digit do not stretch the box, while the detached bar of a 5 or 7 stays.
+ * Blobs are found as horizontal runs joined to the runs they touch in the row
+ * above, which costs one comparison per background pixel.
+ */
+function digitBox({ data, width, height }: Gray, maskLevel: number): Box {
+  const runStart: number[] = [];
+  const runEnd: number[] = [];
+  const runRow: number[] = [];
+  const parent: number[] = [];
+  const find = (run: number): number => {
+    while (parent[run] !== run) {
+      parent[run] = parent[parent[run]!]!;
+      run = parent[run]!;
+    }
+    return run;
+  };
+  let previousRow = 0;
+  for (let y = 0; y < height; y++) {
+    const line = y * width;
+    const thisRow = runStart.length;
+    let above = previousRow;
+    for (let x = 0; x < width; x++) {
+      if (data[line + x]! < maskLevel) continue;
+      const start = x;
+      while (x < width && data[line + x]! >= maskLevel) x++;
+      const run = runStart.length;
+      runStart.push(start);
+      runEnd.push(x);
+      runRow.push(y);
+      parent.push(run);
+      // Runs above that end before this one's left diagonal cannot touch it or any later run.
+      while (above < thisRow && runEnd[above]! < start) above++;
+      for (let p = above; p < thisRow && runStart[p]! <= x; p++) {
+        const a = find(p);
+        const b = find(run);
+        parent[Math.max(a, b)] = Math.min(a, b);
+      }
+    }
+    previousRow = thisRow;
+  }
+  if (runStart.length === 0) throw new EmptyImageError();
+  const area = new Float64Array(runStart.length);
+  const boxes = new Map<number, Box>();
+  for (let run = 0; run < runStart.length; run++) {
+    const root = find(run);
+    area[root]! += runEnd[run]! - runStart[run]!;
+    const box = { x0: runStart[run]!, x1: runEnd[run]! - 1, y0: runRow[run]!, y1: runRow[run]! };
+    const known = boxes.get(root);
+    boxes.set(root, known === undefined ? box : unite(known, box));
+  }
+  const largest = Math.max(...area);
+  let digit: Box | undefined;
+  for (const [root, box] of boxes) {
+    if (area[root]! < largest * SPECK_SHARE) continue;
+    digit = digit === undefined ? box : unite(digit, box);
+  }
+  return digit!;
+}
+
+function unite(a: Box, b: Box): Box {
+  a.x0 = Math.min(a.x0, b.x0);
+  a.y0 = Math.min(a.y0, b.y0);
+  a.x1 = Math.max(a.x1, b.x1);
+  a.y1 = Math.max(a.y1, b.y1);
+  return a;
+}
+
+interface Patch {
+  data: Float32Array;
+  width: number;
+  height: number;
+}
+
+/** The box, through the stretch table, scaled so its longest side is DIGIT_BOX px, keeping the aspect ratio. */
+function scaleToDigitBox(ink: Gray, box: Box, stretch: Uint8Array): Patch {
+  const boxWidth = box.x1 - box.x0 + 1;
+  const boxHeight = box.y1 - box.y0 + 1;
+  const scale = DIGIT_BOX / Math.max(boxWidth, boxHeight);
+  const width = Math.max(1, Math.round(boxWidth * scale));
+  const height = Math.max(1, Math.round(boxHeight * scale));
+  const across = resamplingWeights(boxWidth, width);
+  const down = resamplingWeights(boxHeight, height);
+  const rowsScaled = new Float32Array(boxHeight * width);
+  for (let y = 0; y < boxHeight; y++) {
+    const line = (box.y0 + y) * ink.width + box.x0;
+    for (let x = 0; x < width; x++) {
+      let value = 0;
+      for (let k = across.start[x]!; k < across.start[x + 1]!; k++) {
+        value += stretch[ink.data[line + across.source[k]!]!]! * across.weight[k]!;
+      }
+      rowsScaled[y * width + x] = value;
+    }
+  }
+  const data = new Float32Array(width * height);
+  for (let y = 0; y < height; y++) {
+    for (let k = down.start[y]!; k < down.start[y + 1]!; k++) {
+      const from = down.source[k]! * width;
+      const w = down.weight[k]!;
+      for (let x = 0; x < width; x++) data[y * width + x]! += rowsScaled[from + x]! * w;
+    }
+  }
+  return { data, width, height };
+}
+
+/**
+ * Which source pixels make each output pixel along one axis, and how much.
+ * Shrinking averages exactly the area each output pixel covers, which is the
+ * anti-aliasing MNIST's strokes have; enlarging interpolates linearly, since
+ * averaging less than a pixel would just repeat pixels in blocks.
+ */
+function resamplingWeights(from: number, to: number) {
+  const start = new Int32Array(to + 1);
+  const source: number[] = [];
+  const weight: number[] = [];
+  const ratio = from / to;
+  for (let o = 0; o < to; o++) {
+    start[o] = source.length;
+    if (to <= from) {
+      const begin = o * ratio;
+      const end = begin + ratio;
+      for (let i = Math.floor(begin); i < Math.min(from, Math.ceil(end)); i++) {
+        source.push(i);
+        weight.push((Math.min(end, i + 1) - Math.max(begin, i)) / ratio);
+      }
+    } else {
+      const position = Math.min(from - 1, Math.max(0, (o + 0.5) * ratio - 0.5));
+      const lower = Math.floor(position);
+      const t = position - lower;
+      source.push(lower);
+      weight.push(1 - t);
+      if (t > 0) {
+        source.push(lower + 1);
+        weight.push(t);
+      }
+    }
+  }
+  start[to] = source.length;
+  return { start, source: Int32Array.from(source), weight: Float32Array.from(weight) };
+}
+
+/**
+ * Pastes the patch into 28×28 so its centre of mass lands on MNIST's, shifted
+ * by whole pixels as MNIST was; whatever then falls outside the frame is cut.
+ */
+function centreByMass(patch: Patch): Float32Array {
+  const { data, width, height } = patch;
+  let mass = 0;
+  let sumX = 0;
+  let sumY = 0;
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      const v = data[y * width + x]!;
+      mass += v;
+      sumX += v * x;
+      sumY += v * y;
+    }
+  }
+  const dx = Math.round(MNIST_CENTRE - sumX / mass);
+  const dy = Math.round(MNIST_CENTRE - sumY / mass);
+  const out = new Float32Array(MNIST_PIXELS);
+  for (let y = 0; y < height; y++) {
+    const ty = y + dy;
+    if (ty < 0 || ty >= MNIST_SIDE) continue;
+    for (let x = 0; x < width; x++) {
+      const tx = x + dx;
+      if (tx < 0 || tx >= MNIST_SIDE) continue;
+      out[ty * MNIST_SIDE + tx] = Math.min(1, data[y * width + x]! / 255);
+    }
+  }
+  return out;
+}
