@@ -49,6 +49,8 @@ describe('npm run train', () => {
     const store = await storeIn(dataDir);
     assert.deepEqual((await store.list()).map((v) => v.version), [outcome.version], 'version stored under the data dir');
     assert.equal(await store.latest(), undefined, 'nothing promoted');
+    const report = (await store.attachment(outcome.version, 'report.html'))?.toString('utf8');
+    assert.match(report ?? '', /<svg[\s\S]*data:image\/png;base64,/, 'the version stores its HTML report with charts and mistake thumbnails');
   });
 
   test('--force promotes past the gate and records the reason', async () => {

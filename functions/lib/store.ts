@@ -36,6 +36,8 @@ export function isVersionName(value: unknown): value is string {
 export interface ModelMetrics {
   version: string;
   arch: Arch;
+  /** The AWS Batch job (or local job) that trained it, so a job's status can name its version. */
+  jobId?: string;
   createdAt: string;
   backend: string;
   params: number;
@@ -66,6 +68,7 @@ export interface LatestPointer {
 export interface VersionSummary {
   version: string;
   arch: Arch;
+  jobId?: string;
   accuracy: number;
   createdAt: string;
   serving: boolean;
@@ -201,7 +204,14 @@ export class ModelStore {
     const [latest, all] = await Promise.all([this.latest(), Promise.all(versions.map((v) => this.metrics(v)))]);
     return all
       .filter((m): m is ModelMetrics => m !== undefined)
-      .map((m) => ({ version: m.version, arch: m.arch, accuracy: m.test.accuracy, createdAt: m.createdAt, serving: m.version === latest?.version }));
+      .map((m) => ({
+        version: m.version,
+        arch: m.arch,
+        ...(m.jobId ? { jobId: m.jobId } : {}),
+        accuracy: m.test.accuracy,
+        createdAt: m.createdAt,
+        serving: m.version === latest?.version,
+      }));
   }
 
   /**

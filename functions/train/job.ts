@@ -11,6 +11,7 @@ import { logger } from '#lib/log';
 import { loadMnist, type MnistSplit } from '#lib/mnist';
 import { ARCHS, SCHEDULES, countParams, createModel, evaluateModel, isArch, trainModel, type Arch, type Schedule } from '#lib/model';
 import type { ProgressSink } from '#lib/progress';
+import { renderReport } from '#lib/report';
 import { openStorage } from '#lib/storage';
 import { ModelStore, qualityGate, versionName, type ModelMetrics } from '#lib/store';
 
@@ -167,14 +168,17 @@ export async function runTraining(args: TrainArgs, config: Config, progress: Pro
     const metrics: Omit<ModelMetrics, 'artifacts'> = {
       version,
       arch: args.arch,
+      // Batch sets AWS_BATCH_JOB_ID in every job's container (the local stack does too).
+      ...(process.env.AWS_BATCH_JOB_ID ? { jobId: process.env.AWS_BATCH_JOB_ID } : {}),
       createdAt: new Date().toISOString(),
       backend,
       params: countParams(model),
       training: { ...training, epochs: args.epochs, batchSize: args.batchSize, learningRate: args.learningRate, schedule: args.schedule, seed: args.seed },
       test,
     };
-    await store.save(model, metrics);
+    const saved = await store.save(model, metrics);
     model.dispose();
+    await store.attach(version, 'report.html', await renderReport(saved, data.test.images), 'text/html; charset=utf-8');
     log.info('model stored', { version, testAccuracy: test.accuracy, tensors: tf.memory().numTensors });
 
     const latest = await store.latest();
