@@ -1,0 +1,299 @@
+/**
+ * The operator API as a function of its dependencies: submit a training job
+ * to AWS Batch, follow it, and promote (or roll back to) a model version.
+ * API Gateway authorises every route with IAM before this code runs;
+ * `handler.ts` wires the real clients.
+ *
+ *   POST /train          {arch, epochs, batchSize?}  → 202 {jobId, ...}
+ *   GET  /train/{jobId}                              → 200 {jobId, status, done, model?}
+ *   POST /promote        {version}                   → 200 the new models/latest.json
+ */
+import { DescribeJobsCommand, SubmitJobCommand, type BatchClient, type JobDetail, type KeyValuePair } from '@aws-sdk/client-batch';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import { AppError, BadRequestError, ConfigError, ModelIntegrityError, NotFoundError, PayloadTooLargeError, UpstreamError } from '#lib/errors';
+import type { Logger } from '#lib/log';
+import { ARCHS, isArch, type Arch } from '#lib/model';
+import { isVersionName, type LatestPointer, type ModelStore, type VersionSummary } from '#lib/store';
+
+export type Result = APIGatewayProxyStructuredResultV2 & { statusCode: number; headers: Record<string, string> };
+export type Handler = (event: APIGatewayProxyEventV2, context?: Pick<Context, 'awsRequestId'>) => Promise<Result>;
+
+/** What POST /train accepts; anything outside these is a 400 before Batch is called. */
+export const TRAIN_LIMITS = {
+  epochs: { min: 1, max: 50 },
+  batchSize: { min: 16, max: 1024 },
+} as const;
+
+/** The few fields these routes take fit in far less; a larger body is not a training request. */
+export const MAX_BODY_BYTES = 4096;
+
+/** AWS Batch job ids are UUIDs. */
+const JOB_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Clock difference tolerated between Batch's job timestamps and the container's. */
+const CLOCK_SLACK_MS = 5_000;
+
+export interface RetrainEnv {
+  jobQueue: string;
+  jobDefinition: string;
+}
+
+/** Reads JOB_QUEUE and JOB_DEFINITION (ARNs set by the stack); a missing one fails the cold start. */
+export function readRetrainEnv(env: Record<string, string | undefined>): RetrainEnv {
+  const arn = (name: string, kind: string): string => {
+    const value = env[name]?.trim();
+    if (!value || !value.startsWith('arn:') || !value.includes(`:${kind}/`)) {
+      throw new ConfigError(`${name} must be the ARN of a Batch ${kind}; got ${value ? `"${value}"` : 'nothing'}`);
+    }
+    return value;
+  };
+  return { jobQueue: arn('JOB_QUEUE', 'job-queue'), jobDefinition: arn('JOB_DEFINITION', 'job-definition') };
+}
+
+export interface RetrainDeps {
+  batch: Pick<BatchClient, 'send'>;
+  store: Pick<ModelStore, 'list' | 'metrics' | 'promote'>;
+  env: RetrainEnv;
+  logger: Logger;
+  now?: () => Date;
+}
+
+const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' };
+
+function json(statusCode: number, body: unknown, headers: Record<string, string> = {}): Result {
+  return { statusCode, headers: { ...JSON_HEADERS, ...headers }, body: JSON.stringify(body) };
+}
+
+class MethodNotAllowedError extends AppError {
+  constructor(readonly allow: string) {
+    super(405, 'method_not_allowed', `use ${allow} on this path`);
+  }
+}
+
+class ConflictError extends AppError {
+  constructor(message: string, code = 'conflict') {
+    super(409, code, message);
+  }
+}
+
+/** The one place errors become responses: typed errors keep their status; anything else is a bare 500. */
+function toErrorResponse(error: unknown, log: Logger, requestId: string): Result {
+  if (error instanceof AppError) {
+    if (error.status >= 500) log.error('request failed', { status: error.status, code: error.code, error });
+    const headers: Record<string, string> = error instanceof MethodNotAllowedError ? { allow: error.allow } : {};
+    return json(error.status, { error: { code: error.code, message: error.message } }, headers);
+  }
+  log.error('unexpected error', { error });
+  return json(500, { error: { code: 'internal_error', message: `internal error (request ${requestId})` } });
+}
+
+function parseBody(event: APIGatewayProxyEventV2): Record<string, unknown> {
+  if (!event.body) throw new BadRequestError('the request needs a JSON object body', 'missing_body');
+  const text = event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
+  if (Buffer.byteLength(text) > MAX_BODY_BYTES) throw new PayloadTooLargeError(`the body is over ${MAX_BODY_BYTES} bytes`);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new BadRequestError('the body is not valid JSON', 'invalid_json');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new BadRequestError('the body must be a JSON object', 'invalid_body');
+  }
+  return value as Record<string, unknown>;
+}
+
+function onlyFields(body: Record<string, unknown>, allowed: readonly string[]): void {
+  const unknown = Object.keys(body).filter((key) => !allowed.includes(key));
+  if (unknown.length > 0) {
+    throw new BadRequestError(`unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')}; allowed: ${allowed.join(', ')}`, 'unknown_field');
+  }
+}
+
+function integerField(body: Record<string, unknown>, name: string, limits: { min: number; max: number }): number {
+  const value = body[name];
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < limits.min || value > limits.max) {
+    throw new BadRequestError(`"${name}" must be a whole number from ${limits.min} to ${limits.max}; got ${JSON.stringify(value) ?? 'nothing'}`, `invalid_${snake(name)}`);
+  }
+  return value;
+}
+
+const snake = (name: string) => name.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase());
+
+export interface TrainRequest {
+  arch: Arch;
+  epochs: number;
+  batchSize?: number;
+}
+
+export function parseTrainRequest(body: Record<string, unknown>): TrainRequest {
+  onlyFields(body, ['arch', 'epochs', 'batchSize']);
+  if (!isArch(body.arch)) {
+    throw new BadRequestError(`"arch" must be one of ${ARCHS.join(', ')}; got ${JSON.stringify(body.arch) ?? 'nothing'}`, 'invalid_arch');
+  }
+  const request: TrainRequest = { arch: body.arch, epochs: integerField(body, 'epochs', TRAIN_LIMITS.epochs) };
+  if (body.batchSize !== undefined) request.batchSize = integerField(body, 'batchSize', TRAIN_LIMITS.batchSize);
+  return request;
+}
+
+/** e.g. 20261125T220000Z: job names sort by submission time, like model versions. */
+const stamp = (at: Date) => at.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
+
+const iso = (epochMs: number | undefined) => (epochMs === undefined ? undefined : new Date(epochMs).toISOString());
+
+function envValue(job: JobDetail, name: string): string | undefined {
+  return job.container?.environment?.find((pair: KeyValuePair) => pair.name === name)?.value;
+}
+
+/**
+ * The version a finished job wrote: the one whose metrics carry the job's id
+ * (the training job records AWS_BATCH_JOB_ID). Versions from before that was
+ * recorded are matched by architecture and creation time within the job's
+ * run; when several such jobs overlap, every candidate is returned rather
+ * than a guess.
+ */
+function versionsOf(job: JobDetail, arch: string | undefined, versions: VersionSummary[]): VersionSummary[] {
+  const recorded = versions.filter((v) => v.jobId === job.jobId);
+  if (recorded.length > 0) return recorded;
+  if (job.startedAt === undefined || job.stoppedAt === undefined) return [];
+  const from = job.startedAt - CLOCK_SLACK_MS;
+  const to = job.stoppedAt + CLOCK_SLACK_MS;
+  return versions.filter(
+    (v) => v.jobId === undefined && (arch === undefined || v.arch === arch) && Date.parse(v.createdAt) >= from && Date.parse(v.createdAt) <= to,
+  );
+}
+
+export function makeHandler(deps: RetrainDeps): Handler {
+  const { batch, store, env, logger } = deps;
+  const now = deps.now ?? (() => new Date());
+
+  /** S3 trouble is an upstream failure (502); integrity errors keep their meaning for the caller to map. */
+  async function fromStorage<T>(what: string, run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (error) {
+      if (error instanceof AppError || error instanceof ModelIntegrityError) throw error;
+      logger.error(`storage failed: ${what}`, { error });
+      throw new UpstreamError(`could not ${what} in the model bucket`, 'storage_error');
+    }
+  }
+
+  async function submit(event: APIGatewayProxyEventV2, log: Logger): Promise<Result> {
+    const request = parseTrainRequest(parseBody(event));
+    const environment = [
+      { name: 'ARCH', value: request.arch },
+      { name: 'EPOCHS', value: String(request.epochs) },
+      ...(request.batchSize === undefined ? [] : [{ name: 'BATCH_SIZE', value: String(request.batchSize) }]),
+    ];
+    const jobName = `digitnet-train-${request.arch}-${stamp(now())}`;
+    let jobId: string | undefined;
+    try {
+      const out = await batch.send(
+        new SubmitJobCommand({ jobName, jobQueue: env.jobQueue, jobDefinition: env.jobDefinition, containerOverrides: { environment } }),
+      );
+      jobId = out.jobId;
+    } catch (error) {
+      log.error('SubmitJob failed', { error, jobName });
+      throw new UpstreamError(`AWS Batch did not accept the training job (${(error as Error).name}); the function's log has the details`, 'batch_error');
+    }
+    if (!jobId) throw new UpstreamError('AWS Batch answered without a job id', 'batch_error');
+    const caller = (event.requestContext as { authorizer?: { iam?: { userArn?: string } } }).authorizer?.iam?.userArn;
+    log.info('training job submitted', { jobId, jobName, ...request, caller });
+    return json(202, { jobId, jobName, status: 'SUBMITTED', ...request }, { location: `/train/${jobId}` });
+  }
+
+  async function status(jobId: string, log: Logger): Promise<Result> {
+    if (!JOB_ID.test(jobId)) throw new BadRequestError(`"${jobId}" is not a Batch job id`, 'invalid_job_id');
+    let job: JobDetail | undefined;
+    try {
+      job = (await batch.send(new DescribeJobsCommand({ jobs: [jobId] }))).jobs?.[0];
+    } catch (error) {
+      log.error('DescribeJobs failed', { error, jobId });
+      throw new UpstreamError(`AWS Batch could not describe the job (${(error as Error).name}); the function's log has the details`, 'batch_error');
+    }
+    // DescribeJobs sees every job in the account; answer only for our own queue.
+    if (!job || job.jobQueue !== env.jobQueue) throw new NotFoundError(`no training job ${jobId}`, 'job_not_found');
+    const arch = envValue(job, 'ARCH');
+    const numberOf = (name: string) => {
+      const value = envValue(job, name);
+      return value === undefined ? undefined : Number(value);
+    };
+    const body: Record<string, unknown> = {
+      jobId,
+      jobName: job.jobName,
+      status: job.status,
+      done: job.status === 'SUCCEEDED' || job.status === 'FAILED',
+      statusReason: job.statusReason,
+      arch,
+      epochs: numberOf('EPOCHS'),
+      batchSize: numberOf('BATCH_SIZE'),
+      createdAt: iso(job.createdAt),
+      startedAt: iso(job.startedAt),
+      stoppedAt: iso(job.stoppedAt),
+      attempts: job.attempts?.length ?? 0,
+      exitCode: job.container?.exitCode,
+      logStreamName: job.container?.logStreamName,
+    };
+    if (job.status === 'SUCCEEDED') {
+      const found = versionsOf(job, arch, await fromStorage('list model versions', () => store.list()));
+      if (found.length === 1) {
+        const [model] = found as [VersionSummary];
+        body.model = { version: model.version, accuracy: model.accuracy, serving: model.serving };
+      } else if (found.length > 1) {
+        body.candidates = found.map((v) => ({ version: v.version, accuracy: v.accuracy, serving: v.serving }));
+      }
+    }
+    return json(200, body);
+  }
+
+  async function promote(event: APIGatewayProxyEventV2, log: Logger): Promise<Result> {
+    const body = parseBody(event);
+    onlyFields(body, ['version']);
+    const { version } = body;
+    if (!isVersionName(version)) {
+      throw new BadRequestError(`"version" must be a model version name like 20261125T220000Z-mlp; got ${JSON.stringify(version) ?? 'nothing'}`, 'invalid_version');
+    }
+    let pointer: LatestPointer;
+    try {
+      const metrics = await fromStorage('read the version', () => store.metrics(version));
+      if (!metrics) throw new NotFoundError(`model version ${version} does not exist or never finished uploading`, 'version_not_found');
+      pointer = await fromStorage('promote the version', () => store.promote(version, { now: now() }));
+    } catch (error) {
+      if (error instanceof ModelIntegrityError) throw new ConflictError(`model version ${version} cannot be served: ${error.message}`, 'version_incomplete');
+      throw error;
+    }
+    log.info('model promoted', { version, previous: pointer.previous });
+    return json(200, pointer);
+  }
+
+  type Route = (event: APIGatewayProxyEventV2, log: Logger) => Promise<Result>;
+  function route(method: string, path: string): Route {
+    const job = /^\/train\/([^/]+)$/.exec(path);
+    const routes: Record<string, Record<string, Route>> = {
+      '/train': { POST: submit },
+      '/promote': { POST: promote },
+    };
+    const match: Record<string, Route> | undefined = job ? { GET: (_event, log) => status(job[1]!, log) } : routes[path];
+    if (!match) throw new NotFoundError(`no route for ${method} ${path}`, 'route_not_found');
+    const run = match[method];
+    if (!run) throw new MethodNotAllowedError(Object.keys(match).join(', '));
+    return run;
+  }
+
+  return async (event, context) => {
+    const requestId = context?.awsRequestId ?? event.requestContext?.requestId ?? 'local';
+    const method = event.requestContext?.http?.method?.toUpperCase() ?? 'GET';
+    const path = event.rawPath || '/';
+    const log = logger.child({ requestId });
+    const started = performance.now();
+    let result: Result;
+    try {
+      result = await route(method, path)(event, log);
+    } catch (error) {
+      result = toErrorResponse(error, log, requestId);
+    }
+    result.headers['x-request-id'] = requestId;
+    log.info('request', { method, path, status: result.statusCode, ms: Math.round((performance.now() - started) * 100) / 100 });
+    return result;
+  };
+}

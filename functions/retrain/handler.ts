@@ -1,0 +1,24 @@
+/**
+ * Lambda entry point of the operator routes: real clients and settings, built
+ * once at cold start (a missing setting fails here, not mid-request);
+ * everything else is in app.ts and functions/lib.
+ */
+import { BatchClient } from '@aws-sdk/client-batch';
+import { readConfig } from '#lib/config';
+import { ConfigError } from '#lib/errors';
+import { logger } from '#lib/log';
+import { createS3Client, S3ObjectStore } from '#lib/objects';
+import { ModelStore } from '#lib/store';
+import { makeHandler, readRetrainEnv } from './app.ts';
+
+const config = readConfig();
+if (!config.bucket) throw new ConfigError('BUCKET must be set for the retrain function');
+const env = readRetrainEnv(process.env);
+const s3 = createS3Client({ bucket: config.bucket, endpoint: config.s3Endpoint, region: config.region });
+
+export const handler = makeHandler({
+  batch: new BatchClient({ region: config.region }),
+  store: new ModelStore(new S3ObjectStore(s3, config.bucket)),
+  env,
+  logger: logger.child({ function: 'retrain' }),
+});

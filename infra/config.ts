@@ -1,0 +1,136 @@
+/**
+ * Stack settings from CDK context (`cdk deploy -c stage=prod -c trainVcpu=8`),
+ * validated in one place so a typo fails synth instead of a deployment.
+ * Values given on the command line arrive as strings, so numbers and flags
+ * are parsed from either form.
+ */
+import type { Node } from 'constructs';
+import { ARCHS, isArch, type Arch } from '#lib/model';
+
+export const STAGES = ['local', 'dev', 'prod'] as const;
+export type Stage = (typeof STAGES)[number];
+
+export interface StackConfig {
+  stage: Stage;
+  predictMemoryMiB: number;
+  predictTimeoutSeconds: number;
+  modelRefreshSeconds: number;
+  throttleRateLimit: number;
+  throttleBurstLimit: number;
+  trainVcpu: number;
+  trainMemoryGiB: number;
+  trainTimeoutMinutes: number;
+  noncurrentVersionExpiryDays: number;
+  logRetentionDays: number;
+  /** What a job trains when submitted without overrides, as the weekly schedule does. */
+  trainArch: Arch;
+  trainEpochs: number;
+  weeklyRetrain: boolean;
+  corsOrigins: string[];
+}
+
+const DEFAULTS: StackConfig = {
+  stage: 'dev',
+  predictMemoryMiB: 1024,
+  predictTimeoutSeconds: 10,
+  modelRefreshSeconds: 60,
+  throttleRateLimit: 50,
+  throttleBurstLimit: 100,
+  trainVcpu: 4,
+  trainMemoryGiB: 8,
+  trainTimeoutMinutes: 120,
+  noncurrentVersionExpiryDays: 30,
+  logRetentionDays: 30,
+  trainArch: 'cnn',
+  trainEpochs: 12,
+  weeklyRetrain: false,
+  corsOrigins: ['*'],
+};
+
+/** Fargate's allowed memory range (GiB) for each vCPU size. */
+const FARGATE_MEMORY_GIB: Record<number, [number, number]> = {
+  0.25: [0.5, 2],
+  0.5: [1, 4],
+  1: [2, 8],
+  2: [4, 16],
+  4: [8, 30],
+  8: [16, 60],
+  16: [32, 120],
+};
+
+/** CloudWatch Logs accepts only these retention periods. */
+const LOG_RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
+
+export class StackConfigError extends Error {
+  override name = 'StackConfigError';
+}
+
+type Lookup = (key: string) => unknown;
+
+function number(get: Lookup, key: keyof StackConfig, fallback: number, min: number, max: number, integer = true): number {
+  const raw = get(key);
+  if (raw === undefined) return fallback;
+  const value = typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : raw;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) {
+    throw new StackConfigError(`context "${key}" must be ${integer ? 'a whole number' : 'a number'} from ${min} to ${max}; got ${JSON.stringify(raw)}`);
+  }
+  return value;
+}
+
+function flag(get: Lookup, key: keyof StackConfig, fallback: boolean): boolean {
+  const raw = get(key);
+  if (raw === undefined) return fallback;
+  if (raw === true || raw === 'true') return true;
+  if (raw === false || raw === 'false') return false;
+  throw new StackConfigError(`context "${key}" must be true or false; got ${JSON.stringify(raw)}`);
+}
+
+function origins(get: Lookup, fallback: string[]): string[] {
+  const raw = get('corsOrigins');
+  if (raw === undefined) return fallback;
+  const list = typeof raw === 'string' ? raw.split(',').map((s) => s.trim()) : raw;
+  if (!Array.isArray(list) || list.length === 0 || !list.every((o) => typeof o === 'string' && (o === '*' || /^https?:\/\/[^\s/]+$/.test(o)))) {
+    throw new StackConfigError(`context "corsOrigins" must be "*" or comma-separated origins like https://example.com; got ${JSON.stringify(raw)}`);
+  }
+  return list as string[];
+}
+
+export function readStackConfig(node: Pick<Node, 'tryGetContext'>): StackConfig {
+  const get: Lookup = (key) => node.tryGetContext(key);
+  const stage = get('stage') ?? DEFAULTS.stage;
+  if (typeof stage !== 'string' || !(STAGES as readonly string[]).includes(stage)) {
+    throw new StackConfigError(`context "stage" must be one of ${STAGES.join(', ')}; got ${JSON.stringify(stage)}`);
+  }
+  const trainVcpu = number(get, 'trainVcpu', DEFAULTS.trainVcpu, 0.25, 16, false);
+  const memoryRange = FARGATE_MEMORY_GIB[trainVcpu];
+  if (!memoryRange) {
+    throw new StackConfigError(`context "trainVcpu" must be a Fargate size (${Object.keys(FARGATE_MEMORY_GIB).join(', ')}); got ${trainVcpu}`);
+  }
+  const trainMemoryGiB = number(get, 'trainMemoryGiB', Math.max(DEFAULTS.trainMemoryGiB, memoryRange[0]), memoryRange[0], memoryRange[1], false);
+  const logRetentionDays = number(get, 'logRetentionDays', DEFAULTS.logRetentionDays, 1, 3653);
+  if (!LOG_RETENTION_DAYS.includes(logRetentionDays)) {
+    throw new StackConfigError(`context "logRetentionDays" must be one of ${LOG_RETENTION_DAYS.join(', ')}; got ${logRetentionDays}`);
+  }
+  const trainArch = get('trainArch') ?? DEFAULTS.trainArch;
+  if (!isArch(trainArch)) {
+    throw new StackConfigError(`context "trainArch" must be one of ${ARCHS.join(', ')}; got ${JSON.stringify(trainArch)}`);
+  }
+  const throttleRateLimit = number(get, 'throttleRateLimit', DEFAULTS.throttleRateLimit, 1, 10_000);
+  return {
+    stage: stage as Stage,
+    predictMemoryMiB: number(get, 'predictMemoryMiB', DEFAULTS.predictMemoryMiB, 256, 10_240),
+    predictTimeoutSeconds: number(get, 'predictTimeoutSeconds', DEFAULTS.predictTimeoutSeconds, 3, 29),
+    modelRefreshSeconds: number(get, 'modelRefreshSeconds', DEFAULTS.modelRefreshSeconds, 0, 86_400),
+    throttleRateLimit,
+    throttleBurstLimit: number(get, 'throttleBurstLimit', Math.max(DEFAULTS.throttleBurstLimit, throttleRateLimit), 1, 5_000),
+    trainVcpu,
+    trainMemoryGiB,
+    trainTimeoutMinutes: number(get, 'trainTimeoutMinutes', DEFAULTS.trainTimeoutMinutes, 10, 24 * 60),
+    noncurrentVersionExpiryDays: number(get, 'noncurrentVersionExpiryDays', DEFAULTS.noncurrentVersionExpiryDays, 1, 3650),
+    logRetentionDays,
+    trainArch,
+    trainEpochs: number(get, 'trainEpochs', DEFAULTS.trainEpochs, 1, 50),
+    weeklyRetrain: flag(get, 'weeklyRetrain', DEFAULTS.weeklyRetrain),
+    corsOrigins: origins(get, DEFAULTS.corsOrigins),
+  };
+}

@@ -1,0 +1,491 @@
+/**
+ * The CDK stack, proven offline: one synthesis with real bundling shared by
+ * most tests, and quick ones (bundling skipped) for other contexts.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, statSync, symlinkSync } from 'node:fs';
+import path from 'node:path';
+import { describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import { Stack, type CfnElement } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import type { IConstruct } from 'constructs';
+import { buildApp } from '../infra/app.ts';
+import { WASM_FILES } from '../infra/function.ts';
+import type { DigitnetStack } from '../infra/stack.ts';
+import { TRAIN_DOCKERFILE } from '../infra/training.ts';
+import { repoRoot, tempDir, testBucket } from './support/env.ts';
+
+const run = promisify(execFile);
+
+/** The feature flags the CLI passes from cdk.json, so tests synthesize what `cdk deploy` would. */
+const cdkJson = JSON.parse(readFileSync(path.join(repoRoot, 'cdk.json'), 'utf8')) as { app: string; context: Record<string, unknown> };
+
+function synth(context: Record<string, unknown> = {}, { bundle = false } = {}) {
+  const { app, stack } = buildApp({
+    context: { ...cdkJson.context, ...(bundle ? {} : { 'aws:cdk:bundling-stacks': [] }), ...context },
+  });
+  return { app, stack, template: Template.fromStack(stack) };
+}
+
+const main = synth({}, { bundle: true });
+const { stack, template } = main;
+
+function logicalId(construct: IConstruct): string {
+  return Stack.of(construct).resolve((construct.node.defaultChild as CfnElement).logicalId) as string;
+}
+
+const arn = (construct: IConstruct) => ({ 'Fn::GetAtt': [logicalId(construct), 'Arn'] });
+const objects = (construct: IConstruct, pattern: string) => ({ 'Fn::Join': ['', [arn(construct), `/${pattern}`]] });
+
+interface Statement {
+  Effect: string;
+  Action: string | string[];
+  Resource: unknown;
+  Condition?: unknown;
+}
+
+/** Every statement of every identity policy attached to a role, inline or separate. */
+function statementsOf(t: Template, role: IConstruct): Statement[] {
+  const ref = { Ref: logicalId(role) };
+  const attached = Object.values(t.findResources('AWS::IAM::Policy'))
+    .filter((p) => (p.Properties.Roles as unknown[]).some((r) => JSON.stringify(r) === JSON.stringify(ref)))
+    .flatMap((p) => p.Properties.PolicyDocument.Statement as Statement[]);
+  const roleProps = t.findResources('AWS::IAM::Role')[logicalId(role)]!.Properties;
+  const inline = ((roleProps.Policies ?? []) as { PolicyDocument: { Statement: Statement[] } }[]).flatMap((p) => p.PolicyDocument.Statement);
+  return [...attached, ...inline];
+}
+
+const actionsOf = (statements: Statement[]) => statements.flatMap((s) => (Array.isArray(s.Action) ? s.Action : [s.Action]));
+const s3Statements = (statements: Statement[]) => statements.filter((s) => actionsOf([s]).some((a) => a.startsWith('s3:')));
+const roleOf = (fn: DigitnetStack['predictFunction']) => fn.role!;
+
+function managedPolicies(t: Template, role: IConstruct): unknown {
+  return t.findResources('AWS::IAM::Role')[logicalId(role)]!.Properties.ManagedPolicyArns;
+}
+
+describe('bucket', () => {
+  test('is versioned', () => {
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      VersioningConfiguration: { Status: 'Enabled' },
+      LoggingConfiguration: Match.anyValue(),
+    });
+  });
+
+  test('blocks every kind of public access', () => {
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      VersioningConfiguration: Match.anyValue(),
+      PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
+    });
+  });
+
+  test('is encrypted with S3-managed keys', () => {
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      VersioningConfiguration: Match.anyValue(),
+      BucketEncryption: { ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
+    });
+  });
+
+  test('denies every request that does not use TLS', () => {
+    template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      Bucket: { Ref: logicalId(stack.bucket) },
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Effect: 'Deny',
+            Principal: { AWS: '*' },
+            Action: 's3:*',
+            Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+            Resource: [arn(stack.bucket), objects(stack.bucket, '*')],
+          }),
+        ]),
+      },
+    });
+  });
+
+  test('expires noncurrent object versions after 30 days by default', () => {
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      VersioningConfiguration: Match.anyValue(),
+      LifecycleConfiguration: { Rules: Match.arrayWith([Match.objectLike({ NoncurrentVersionExpiration: { NoncurrentDays: 30 }, Status: 'Enabled' })]) },
+    });
+  });
+
+  test('writes server access logs to the log bucket', () => {
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      VersioningConfiguration: Match.anyValue(),
+      LoggingConfiguration: { DestinationBucketName: { Ref: Match.stringLikeRegexp('^AccessLogs') }, LogFilePrefix: 'bucket/' },
+    });
+  });
+
+  test('is deleted with the stack outside prod', () => {
+    template.hasResource('AWS::S3::Bucket', {
+      Properties: Match.objectLike({ VersioningConfiguration: Match.anyValue() }),
+      DeletionPolicy: 'Delete',
+      UpdateReplacePolicy: 'Delete',
+    });
+  });
+});
+
+describe('predict function', () => {
+  test('runs Node.js 22 on arm64 from the bundled ESM entry', () => {
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Role: arn(roleOf(stack.predictFunction)),
+      Runtime: 'nodejs22.x',
+      Architectures: ['arm64'],
+      Handler: 'index.handler',
+    });
+  });
+
+  test('gets the bucket name and the model refresh interval from its environment', () => {
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Role: arn(roleOf(stack.predictFunction)),
+      Environment: { Variables: Match.objectLike({ BUCKET: { Ref: logicalId(stack.bucket) }, MODEL_REFRESH_SECONDS: '60' }) },
+    });
+  });
+
+  test('has 1024 MB and a 10 s timeout by default', () => {
+    template.hasResourceProperties('AWS::Lambda::Function', { Role: arn(roleOf(stack.predictFunction)), MemorySize: 1024, Timeout: 10 });
+  });
+
+  test('logs to its own log group, kept for 30 days by default', () => {
+    const fn = template.findResources('AWS::Lambda::Function')[logicalId(stack.predictFunction)]!;
+    const logGroup = template.findResources('AWS::Logs::LogGroup')[fn.Properties.LoggingConfig.LogGroup.Ref];
+    assert.equal(logGroup?.Properties.RetentionInDays, 30);
+  });
+
+  test('may read objects under models/ and do nothing else in S3', () => {
+    assert.deepEqual(s3Statements(statementsOf(template, roleOf(stack.predictFunction))), [
+      { Effect: 'Allow', Action: 's3:GetObject', Resource: objects(stack.bucket, 'models/*') },
+    ]);
+  });
+
+  test('can neither write, delete nor list anything', () => {
+    const actions = actionsOf(statementsOf(template, roleOf(stack.predictFunction)));
+    assert.deepEqual(actions.filter((a) => /put|delete|list|\*/i.test(a) && a !== 'logs:PutLogEvents'), []);
+    assert.deepEqual(actions.sort(), ['logs:CreateLogStream', 'logs:PutLogEvents', 's3:GetObject']);
+    assert.equal(managedPolicies(template, roleOf(stack.predictFunction)), undefined);
+  });
+});
+
+describe('retrain function', () => {
+  test('may submit jobs only to this queue with this job definition', () => {
+    const submit = statementsOf(template, roleOf(stack.retrainFunction)).filter((s) => actionsOf([s]).includes('batch:SubmitJob'));
+    assert.deepEqual(submit, [
+      {
+        Effect: 'Allow',
+        Action: 'batch:SubmitJob',
+        Resource: [{ 'Fn::GetAtt': [logicalId(stack.training.queue), 'JobQueueArn'] }, { Ref: logicalId(stack.training.jobDefinition) }],
+      },
+    ]);
+  });
+
+  test('reads models/, writes only models/latest.json and deletes nothing', () => {
+    assert.deepEqual(s3Statements(statementsOf(template, roleOf(stack.retrainFunction))), [
+      { Effect: 'Allow', Action: 's3:GetObject', Resource: objects(stack.bucket, 'models/*') },
+      { Effect: 'Allow', Action: 's3:PutObject', Resource: objects(stack.bucket, 'models/latest.json') },
+      { Effect: 'Allow', Action: 's3:ListBucket', Resource: arn(stack.bucket) },
+    ]);
+  });
+
+  test('gets the queue and job definition ARNs from its environment', () => {
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Role: arn(roleOf(stack.retrainFunction)),
+      Environment: {
+        Variables: Match.objectLike({
+          BUCKET: { Ref: logicalId(stack.bucket) },
+          JOB_QUEUE: { 'Fn::GetAtt': [logicalId(stack.training.queue), 'JobQueueArn'] },
+          JOB_DEFINITION: { Ref: logicalId(stack.training.jobDefinition) },
+        }),
+      },
+    });
+  });
+});
+
+describe('HTTP API', () => {
+  for (const routeKey of ['POST /predict', 'GET /model', 'GET /model/report', 'GET /health', 'GET /']) {
+    test(`${routeKey} is public`, () => {
+      template.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: routeKey, AuthorizationType: 'NONE' });
+    });
+  }
+
+  for (const routeKey of ['POST /train', 'GET /train/{jobId}', 'POST /promote']) {
+    test(`${routeKey} requires IAM (SigV4) authorisation`, () => {
+      template.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: routeKey, AuthorizationType: 'AWS_IAM' });
+    });
+  }
+
+  test('has no route beyond the ones listed', () => {
+    const keys = Object.values(template.findResources('AWS::ApiGatewayV2::Route')).map((r) => r.Properties.RouteKey);
+    assert.deepEqual(keys.sort(), ['GET /', 'GET /health', 'GET /model', 'GET /model/report', 'GET /train/{jobId}', 'POST /predict', 'POST /promote', 'POST /train']);
+  });
+
+  test('throttles the stage at 50 requests/s with bursts of 100 by default', () => {
+    template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      StageName: '$default',
+      DefaultRouteSettings: { ThrottlingRateLimit: 50, ThrottlingBurstLimit: 100 },
+    });
+  });
+
+  test('writes access logs with the request id and caller', () => {
+    template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      AccessLogSettings: { DestinationArn: Match.anyValue(), Format: Match.stringLikeRegexp('\\$context\\.requestId.*\\$context\\.identity\\.userArn') },
+    });
+  });
+
+  test('answers CORS preflights for the page', () => {
+    template.hasResourceProperties('AWS::ApiGatewayV2::Api', {
+      CorsConfiguration: Match.objectLike({ AllowOrigins: ['*'], AllowMethods: ['GET', 'POST'], AllowHeaders: Match.arrayWith(['content-type', 'authorization']) }),
+    });
+  });
+});
+
+describe('training on Batch', () => {
+  test('gives each attempt an explicit timeout of two hours', () => {
+    template.hasResourceProperties('AWS::Batch::JobDefinition', { Timeout: { AttemptDurationSeconds: 7200 } });
+  });
+
+  test('retries a non-zero exit once but stops when the image cannot be pulled', () => {
+    template.hasResourceProperties('AWS::Batch::JobDefinition', {
+      RetryStrategy: {
+        Attempts: 2,
+        EvaluateOnExit: [
+          { Action: 'EXIT', OnReason: 'CannotPullContainerError:*' },
+          { Action: 'RETRY', OnExitCode: '*' },
+        ],
+      },
+    });
+  });
+
+  test('asks Fargate for 4 vCPU and 8 GiB by default', () => {
+    template.hasResourceProperties('AWS::Batch::JobDefinition', {
+      PlatformCapabilities: ['FARGATE'],
+      ContainerProperties: Match.objectLike({
+        ResourceRequirements: [
+          { Type: 'MEMORY', Value: '8192' },
+          { Type: 'VCPU', Value: '4' },
+        ],
+      }),
+    });
+  });
+
+  test('runs the x86-64 image with a public IP so it needs no NAT gateway', () => {
+    template.hasResourceProperties('AWS::Batch::JobDefinition', {
+      ContainerProperties: Match.objectLike({
+        NetworkConfiguration: { AssignPublicIp: 'ENABLED' },
+        RuntimePlatform: { CpuArchitecture: 'X86_64', OperatingSystemFamily: 'LINUX' },
+      }),
+    });
+    template.resourceCountIs('AWS::EC2::NatGateway', 0);
+  });
+
+  test('sends the job’s output to CloudWatch Logs', () => {
+    template.hasResourceProperties('AWS::Batch::JobDefinition', {
+      ContainerProperties: Match.objectLike({
+        LogConfiguration: { LogDriver: 'awslogs', Options: Match.objectLike({ 'awslogs-group': { Ref: Match.stringLikeRegexp('^TrainingLogs') } }) },
+      }),
+    });
+  });
+
+  test('gives the job the bucket and its default architecture and epochs', () => {
+    template.hasResourceProperties('AWS::Batch::JobDefinition', {
+      ContainerProperties: Match.objectLike({
+        Environment: [
+          { Name: 'BUCKET', Value: { Ref: logicalId(stack.bucket) } },
+          { Name: 'ARCH', Value: 'cnn' },
+          { Name: 'EPOCHS', Value: '12' },
+        ],
+      }),
+    });
+  });
+
+  test('lets the job role read and write models and the dataset, and list the bucket', () => {
+    assert.deepEqual(statementsOf(template, stack.training.jobRole), [
+      { Effect: 'Allow', Action: ['s3:GetObject', 's3:PutObject'], Resource: [objects(stack.bucket, 'datasets/mnist/*'), objects(stack.bucket, 'models/*')] },
+      { Effect: 'Allow', Action: 's3:ListBucket', Resource: arn(stack.bucket) },
+    ]);
+  });
+
+  test('lets the job role delete nothing and write nothing outside models/ and datasets/mnist/', () => {
+    const statements = statementsOf(template, stack.training.jobRole);
+    assert.deepEqual(actionsOf(statements).filter((a) => /delete|\*/i.test(a)), []);
+    const writable = statements.filter((s) => actionsOf([s]).includes('s3:PutObject')).flatMap((s) => s.Resource as unknown[]);
+    assert.deepEqual(writable, [objects(stack.bucket, 'datasets/mnist/*'), objects(stack.bucket, 'models/*')]);
+    assert.equal(managedPolicies(template, stack.training.jobRole), undefined);
+  });
+
+  test('has no weekly schedule unless the context asks for one', () => {
+    template.resourceCountIs('AWS::Events::Rule', 0);
+  });
+});
+
+describe('outputs', () => {
+  for (const name of ['ApiUrl', 'BucketName', 'JobQueueArn', 'JobDefinitionArn']) {
+    test(`exports ${name}`, () => {
+      template.hasOutput(name, { Value: Match.anyValue() });
+    });
+  }
+});
+
+describe('cdk-nag', () => {
+  test('AwsSolutions reports no unacknowledged finding, error or warning', () => {
+    const report = new AwsSolutionsChecks().validateScope(stack);
+    assert.deepEqual(
+      report.violations.map((v) => `${v.severity} ${v.ruleName}: ${v.violatingResources.map((r) => r.constructPath).join(', ')}`),
+      [],
+    );
+  });
+
+  test('every acknowledgement gives a reason', () => {
+    const acknowledged = stack.node
+      .findAll()
+      .flatMap((c) => c.node.metadata.filter((m) => m.type === 'aws:cdk:acknowledged-rules'))
+      .flatMap((m) => Object.entries(m.data as Record<string, string>));
+    assert.ok(acknowledged.length > 0);
+    for (const [id, reason] of acknowledged) assert.ok(reason.length > 40, `${id} needs a real reason`);
+  });
+});
+
+describe('synthesized assets', () => {
+  const assembly = main.app.synth();
+  const manifest = JSON.parse(readFileSync(path.join(assembly.directory, `${stack.artifactId}.assets.json`), 'utf8')) as {
+    files: Record<string, { source: { path: string } }>;
+    dockerImages: Record<string, { source: { directory: string; dockerFile: string; platform?: string } }>;
+  };
+  const predictKey = template.findResources('AWS::Lambda::Function')[logicalId(stack.predictFunction)]!.Properties.Code.S3Key as string;
+  const predictDir = path.join(assembly.directory, manifest.files[predictKey.replace(/\.zip$/, '')]!.source.path);
+
+  test('the predict asset holds the bundle, its three .wasm files and the page', () => {
+    for (const file of ['index.mjs', 'index.mjs.map', ...WASM_FILES, 'web/index.html']) {
+      assert.ok(existsSync(path.join(predictDir, file)), `${file} missing from the predict asset`);
+    }
+  });
+
+  test('the predict asset answers from its own folder against the embedded S3', async () => {
+    const bucket = await testBucket();
+    const script = `
+      const { handler } = await import('./index.mjs');
+      const request = (path) => ({ rawPath: path, headers: {}, requestContext: { http: { method: 'GET', path }, requestId: 'asset-test' } });
+      const page = await handler(request('/'));
+      const health = await handler(request('/health'));
+      console.log(JSON.stringify({ page: [page.statusCode, page.body.slice(0, 15)], health: [health.statusCode, JSON.parse(health.body)] }));`;
+    const { stdout, stderr } = await run(process.execPath, ['--input-type=module', '-e', script], {
+      cwd: predictDir,
+      env: { PATH: process.env.PATH, BUCKET: bucket.bucket, S3_ENDPOINT: bucket.endpoint, AWS_REGION: 'eu-west-1' },
+    });
+    const answer = JSON.parse(stdout.trim().split('\n').at(-1)!);
+    assert.deepEqual(answer.page, [200, '<!doctype html>']);
+    assert.equal(answer.health[0], 503);
+    assert.equal(answer.health[1].error.code, 'no_model');
+    assert.match(stderr, /"backend":"wasm"/, 'the wasm backend should load from the asset folder');
+  });
+
+  const image = Object.values(manifest.dockerImages)[0]!.source;
+  const context = path.join(assembly.directory, image.directory);
+
+  test('the training image is staged, not built: its context holds only what the Dockerfile copies', () => {
+    const entries = (dir: string): string[] =>
+      readdirSync(dir).flatMap((name) => (statSync(path.join(dir, name)).isDirectory() ? entries(path.join(dir, name)).map((e) => `${name}/${e}`) : [name]));
+    const files = entries(context);
+    assert.equal(image.dockerFile, TRAIN_DOCKERFILE);
+    assert.equal(image.platform, 'linux/amd64');
+    for (const needed of ['package.json', 'package-lock.json', 'tsconfig.json', TRAIN_DOCKERFILE, 'functions/train/main.ts']) {
+      assert.ok(files.includes(needed), `${needed} missing from the build context`);
+    }
+    assert.deepEqual(files.filter((f) => /^(node_modules|\.data|cdk\.out|dist|\.git|test|scripts|web)\//.test(f) || f.includes('/node_modules/')), []);
+  });
+
+  test('the Dockerfile’s bundle step produces a training entry that runs', async () => {
+    const dockerfile = readFileSync(path.join(repoRoot, TRAIN_DOCKERFILE), 'utf8').replace(/\\\n\s*/g, ' ');
+    const command = /RUN npx esbuild (.*?) &&/.exec(dockerfile)?.[1];
+    assert.ok(command, 'the Dockerfile should bundle with esbuild');
+    const out = await tempDir('digitnet-train-bundle-');
+    const args = command.trim().split(/\s+/).map((a) => (a.startsWith('--outfile=') ? `--outfile=${path.join(out, 'dist', 'train.mjs')}` : a));
+    await run(path.join(repoRoot, 'node_modules', '.bin', 'esbuild'), args, { cwd: repoRoot });
+    // The image installs the dependencies beside the bundle; here they are the repository's.
+    symlinkSync(path.join(repoRoot, 'node_modules'), path.join(out, 'node_modules'));
+    const { stdout } = await run(process.execPath, [path.join(out, 'dist', 'train.mjs'), '--help'], { cwd: out });
+    assert.match(stdout, /^Usage: npm run train/);
+  });
+});
+
+describe('stages and context', () => {
+  const prod = synth({ stage: 'prod' });
+
+  test('prod retains the bucket when the stack is deleted', () => {
+    prod.template.hasResource('AWS::S3::Bucket', {
+      Properties: Match.objectLike({ VersioningConfiguration: Match.anyValue() }),
+      DeletionPolicy: 'Retain',
+      UpdateReplacePolicy: 'Retain',
+    });
+  });
+
+  test('prod never empties a bucket automatically', () => {
+    prod.template.resourceCountIs('Custom::S3AutoDeleteObjects', 0);
+  });
+
+  test('prod retains its log groups', () => {
+    for (const logGroup of Object.values(prod.template.findResources('AWS::Logs::LogGroup'))) assert.equal(logGroup.DeletionPolicy, 'Retain');
+  });
+
+  test('an unknown stage fails synthesis with the allowed list', () => {
+    assert.throws(() => buildApp({ context: { stage: 'qa' } }), /context "stage" must be one of local, dev, prod; got "qa"/);
+  });
+
+  test('memory a Fargate task cannot have fails synthesis', () => {
+    assert.throws(() => buildApp({ context: { trainVcpu: '4', trainMemoryGiB: '64' } }), /trainMemoryGiB/);
+  });
+
+  // Values arrive as strings from `cdk deploy -c key=value`.
+  const tuned = synth({
+    predictMemoryMiB: '2048',
+    predictTimeoutSeconds: '20',
+    throttleRateLimit: '5',
+    throttleBurstLimit: '10',
+    trainVcpu: '8',
+    trainMemoryGiB: '16',
+    trainTimeoutMinutes: '90',
+    noncurrentVersionExpiryDays: '7',
+    weeklyRetrain: 'true',
+  });
+
+  test('context sets the predict function’s memory and timeout', () => {
+    tuned.template.hasResourceProperties('AWS::Lambda::Function', { Role: arn(roleOf(tuned.stack.predictFunction)), MemorySize: 2048, Timeout: 20 });
+  });
+
+  test('context sets the stage throttling', () => {
+    tuned.template.hasResourceProperties('AWS::ApiGatewayV2::Stage', { DefaultRouteSettings: { ThrottlingRateLimit: 5, ThrottlingBurstLimit: 10 } });
+  });
+
+  test('context sets the training vCPU, memory and timeout', () => {
+    tuned.template.hasResourceProperties('AWS::Batch::JobDefinition', {
+      Timeout: { AttemptDurationSeconds: 5400 },
+      ContainerProperties: Match.objectLike({
+        ResourceRequirements: [
+          { Type: 'MEMORY', Value: '16384' },
+          { Type: 'VCPU', Value: '8' },
+        ],
+      }),
+    });
+  });
+
+  test('context sets how long noncurrent versions are kept', () => {
+    tuned.template.hasResourceProperties('AWS::S3::Bucket', {
+      LifecycleConfiguration: { Rules: Match.arrayWith([Match.objectLike({ NoncurrentVersionExpiration: { NoncurrentDays: 7 } })]) },
+    });
+  });
+
+  test('weeklyRetrain submits the training job every Sunday', () => {
+    tuned.template.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: 'cron(0 3 ? * SUN *)',
+      State: 'ENABLED',
+      Targets: [
+        Match.objectLike({
+          Arn: { 'Fn::GetAtt': [logicalId(tuned.stack.training.queue), 'JobQueueArn'] },
+          BatchParameters: Match.objectLike({ JobDefinition: { Ref: logicalId(tuned.stack.training.jobDefinition) } }),
+        }),
+      ],
+    });
+  });
+});

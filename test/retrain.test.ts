@@ -1,0 +1,429 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { before, beforeEach, describe, test } from 'node:test';
+import { BatchClient, DescribeJobsCommand, SubmitJobCommand, type JobDetail, type JobStatus } from '@aws-sdk/client-batch';
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import { mockClient } from 'aws-sdk-client-mock';
+import { initBackend } from '#lib/backend';
+import { createLogger } from '#lib/log';
+import { createModel, summarise } from '#lib/model';
+import { ModelStore, versionName, type VersionSummary } from '#lib/store';
+import { makeHandler, MAX_BODY_BYTES, readRetrainEnv, type RetrainDeps, type RetrainEnv } from '../functions/retrain/app.ts';
+import { repoRoot, testBucket, type TestBucket } from './support/env.ts';
+
+const env: RetrainEnv = {
+  jobQueue: 'arn:aws:batch:eu-west-1:123456789012:job-queue/TrainingQueue-abc',
+  jobDefinition: 'arn:aws:batch:eu-west-1:123456789012:job-definition/TrainingJobDefinition-abc:3',
+};
+const NOW = new Date('2026-11-25T22:00:00.000Z');
+const JOB_ID = '8c3c6f1e-2b7d-4d1a-9a55-1f2e3d4c5b6a';
+const silent = createLogger({ service: 'test' }, () => {});
+
+const batchMock = mockClient(BatchClient);
+beforeEach(() => batchMock.reset());
+
+const noStore: RetrainDeps['store'] = {
+  list: async () => [],
+  metrics: async () => undefined,
+  promote: async () => {
+    throw new Error('not expected');
+  },
+};
+
+function handlerWith(store: RetrainDeps['store'] = noStore) {
+  return makeHandler({ batch: new BatchClient({ region: 'eu-west-1' }), store, env, logger: silent, now: () => NOW });
+}
+
+function request(method: string, path: string, body?: unknown): APIGatewayProxyEventV2 {
+  return {
+    version: '2.0',
+    routeKey: `${method} ${path}`,
+    rawPath: path,
+    rawQueryString: '',
+    headers: { 'content-type': 'application/json' },
+    isBase64Encoded: false,
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    requestContext: { http: { method, path }, requestId: 'req-1' },
+  } as unknown as APIGatewayProxyEventV2;
+}
+
+const parse = (body: unknown) => JSON.parse(String(body));
+
+describe('POST /train', () => {
+  test('submits the Batch job with arch, epochs and batch size as container environment', async () => {
+    batchMock.on(SubmitJobCommand).resolves({ jobId: JOB_ID, jobName: 'x' });
+    const result = await handlerWith()(request('POST', '/train', { arch: 'cnn', epochs: 12, batchSize: 256 }));
+    assert.equal(result.statusCode, 202);
+    assert.deepEqual(batchMock.commandCalls(SubmitJobCommand)[0]!.args[0].input, {
+      jobName: 'digitnet-train-cnn-20261125T220000Z',
+      jobQueue: env.jobQueue,
+      jobDefinition: env.jobDefinition,
+      containerOverrides: {
+        environment: [
+          { name: 'ARCH', value: 'cnn' },
+          { name: 'EPOCHS', value: '12' },
+          { name: 'BATCH_SIZE', value: '256' },
+        ],
+      },
+    });
+    assert.deepEqual(parse(result.body), {
+      jobId: JOB_ID,
+      jobName: 'digitnet-train-cnn-20261125T220000Z',
+      status: 'SUBMITTED',
+      arch: 'cnn',
+      epochs: 12,
+      batchSize: 256,
+    });
+    assert.equal(result.headers.location, `/train/${JOB_ID}`);
+  });
+
+  test('leaves the batch size to the job when batchSize is omitted', async () => {
+    batchMock.on(SubmitJobCommand).resolves({ jobId: JOB_ID });
+    await handlerWith()(request('POST', '/train', { arch: 'mlp', epochs: 1 }));
+    assert.deepEqual(batchMock.commandCalls(SubmitJobCommand)[0]!.args[0].input.containerOverrides, {
+      environment: [
+        { name: 'ARCH', value: 'mlp' },
+        { name: 'EPOCHS', value: '1' },
+      ],
+    });
+  });
+
+  test('accepts a base64-encoded body', async () => {
+    batchMock.on(SubmitJobCommand).resolves({ jobId: JOB_ID });
+    const event = { ...request('POST', '/train'), isBase64Encoded: true, body: Buffer.from('{"arch":"mlp","epochs":2}').toString('base64') };
+    assert.equal((await handlerWith()(event)).statusCode, 202);
+  });
+
+  const rejected: [string, unknown, string][] = [
+    ['no body', undefined, 'missing_body'],
+    ['a body that is not JSON', '{"arch": "mlp", ', 'invalid_json'],
+    ['a JSON array', '[]', 'invalid_body'],
+    ['JSON null', 'null', 'invalid_body'],
+    ['an unknown architecture', { arch: 'resnet', epochs: 3 }, 'invalid_arch'],
+    ['a missing architecture', { epochs: 3 }, 'invalid_arch'],
+    ['an architecture that is not a string', { arch: 1, epochs: 3 }, 'invalid_arch'],
+    ['zero epochs', { arch: 'mlp', epochs: 0 }, 'invalid_epochs'],
+    ['51 epochs', { arch: 'mlp', epochs: 51 }, 'invalid_epochs'],
+    ['fractional epochs', { arch: 'mlp', epochs: 2.5 }, 'invalid_epochs'],
+    ['epochs as a string', { arch: 'mlp', epochs: '10' }, 'invalid_epochs'],
+    ['missing epochs', { arch: 'mlp' }, 'invalid_epochs'],
+    ['a batch size of 8', { arch: 'mlp', epochs: 1, batchSize: 8 }, 'invalid_batch_size'],
+    ['a batch size of 2048', { arch: 'mlp', epochs: 1, batchSize: 2048 }, 'invalid_batch_size'],
+    ['a batch size as a string', { arch: 'mlp', epochs: 1, batchSize: '128' }, 'invalid_batch_size'],
+    ['a null batch size', { arch: 'mlp', epochs: 1, batchSize: null }, 'invalid_batch_size'],
+    ['an unknown field', { arch: 'mlp', epochs: 1, learningRate: 0.1 }, 'unknown_field'],
+  ];
+  for (const [what, body, code] of rejected) {
+    test(`returns 400 ${code} for ${what}, without calling Batch`, async () => {
+      const result = await handlerWith()(request('POST', '/train', body));
+      assert.equal(result.statusCode, 400);
+      const { error } = parse(result.body);
+      assert.equal(error.code, code);
+      assert.equal(typeof error.message, 'string');
+      assert.equal(batchMock.commandCalls(SubmitJobCommand).length, 0);
+    });
+  }
+
+  test(`returns 413 when the body is over ${MAX_BODY_BYTES} bytes`, async () => {
+    const result = await handlerWith()(request('POST', '/train', { arch: 'mlp', epochs: 1, pad: 'x'.repeat(MAX_BODY_BYTES) }));
+    assert.equal(result.statusCode, 413);
+  });
+
+  test('returns 502 without the upstream message when Batch refuses the job', async () => {
+    const refusal = Object.assign(new Error('User arn:aws:iam::123456789012:role/x is not authorized'), { name: 'ClientException' });
+    batchMock.on(SubmitJobCommand).rejects(refusal);
+    const result = await handlerWith()(request('POST', '/train', { arch: 'mlp', epochs: 1 }));
+    assert.equal(result.statusCode, 502);
+    const { error } = parse(result.body);
+    assert.equal(error.code, 'batch_error');
+    assert.match(error.message, /ClientException/);
+    assert.doesNotMatch(String(result.body), /123456789012/);
+  });
+});
+
+function job(status: JobStatus, extra: Partial<JobDetail> = {}): JobDetail {
+  return {
+    jobId: JOB_ID,
+    jobName: 'digitnet-train-mlp-20261125T220000Z',
+    jobQueue: env.jobQueue,
+    jobDefinition: env.jobDefinition,
+    status,
+    createdAt: Date.parse('2026-11-25T22:00:00Z'),
+    startedAt: Date.parse('2026-11-25T22:02:00Z'),
+    container: {
+      environment: [
+        { name: 'BUCKET', value: 'b' },
+        { name: 'ARCH', value: 'mlp' },
+        { name: 'EPOCHS', value: '3' },
+      ],
+    },
+    ...extra,
+  } as JobDetail;
+}
+
+const summary = (version: string, createdAt: string, accuracy: number, serving = false, jobId?: string): VersionSummary => ({
+  version,
+  arch: version.endsWith('-cnn') ? 'cnn' : 'mlp',
+  ...(jobId ? { jobId } : {}),
+  accuracy,
+  createdAt,
+  serving,
+});
+
+describe('GET /train/{jobId}', () => {
+  const statuses: [JobStatus, boolean][] = [
+    ['SUBMITTED', false],
+    ['PENDING', false],
+    ['RUNNABLE', false],
+    ['STARTING', false],
+    ['RUNNING', false],
+    ['SUCCEEDED', true],
+    ['FAILED', true],
+  ];
+  for (const [status, done] of statuses) {
+    test(`reports a ${status} job as ${status} with done=${done}`, async () => {
+      batchMock.on(DescribeJobsCommand, { jobs: [JOB_ID] }).resolves({ jobs: [job(status)] });
+      const result = await handlerWith()(request('GET', `/train/${JOB_ID}`));
+      assert.equal(result.statusCode, 200);
+      const body = parse(result.body);
+      assert.equal(body.jobId, JOB_ID);
+      assert.equal(body.status, status);
+      assert.equal(body.done, done);
+      assert.equal(body.arch, 'mlp');
+      assert.equal(body.epochs, 3);
+    });
+  }
+
+  test('names the version recorded with the job id, even when another job overlapped', async () => {
+    batchMock.on(DescribeJobsCommand).resolves({ jobs: [job('SUCCEEDED', { stoppedAt: Date.parse('2026-11-25T22:10:00Z') })] });
+    const store = {
+      ...noStore,
+      list: async () => [
+        summary('20261125T220500Z-mlp', '2026-11-25T22:05:00Z', 0.976, false, '0f0f0f0f-0000-4000-8000-000000000000'),
+        summary('20261125T220900Z-mlp', '2026-11-25T22:09:00Z', 0.978, true, JOB_ID),
+      ],
+    };
+    const body = parse((await handlerWith(store)(request('GET', `/train/${JOB_ID}`))).body);
+    assert.deepEqual(body.model, { version: '20261125T220900Z-mlp', accuracy: 0.978, serving: true });
+  });
+
+  test('finds a version written without a job id by the time the job ran', async () => {
+    batchMock.on(DescribeJobsCommand).resolves({ jobs: [job('SUCCEEDED', { stoppedAt: Date.parse('2026-11-25T22:10:00Z') })] });
+    const store = {
+      ...noStore,
+      list: async () => [
+        summary('20261120T100000Z-mlp', '2026-11-20T10:00:00Z', 0.981, true),
+        summary('20261125T220800Z-cnn', '2026-11-25T22:08:00Z', 0.991),
+        summary('20261125T220900Z-mlp', '2026-11-25T22:09:00Z', 0.978),
+      ],
+    };
+    const body = parse((await handlerWith(store)(request('GET', `/train/${JOB_ID}`))).body);
+    assert.deepEqual(body.model, { version: '20261125T220900Z-mlp', accuracy: 0.978, serving: false });
+  });
+
+  test('lists every candidate instead of guessing when overlapping jobs wrote versions without job ids', async () => {
+    batchMock.on(DescribeJobsCommand).resolves({ jobs: [job('SUCCEEDED', { stoppedAt: Date.parse('2026-11-25T22:10:00Z') })] });
+    const store = {
+      ...noStore,
+      list: async () => [summary('20261125T220500Z-mlp', '2026-11-25T22:05:00Z', 0.976), summary('20261125T220900Z-mlp', '2026-11-25T22:09:00Z', 0.978, true)],
+    };
+    const body = parse((await handlerWith(store)(request('GET', `/train/${JOB_ID}`))).body);
+    assert.equal(body.model, undefined);
+    assert.deepEqual(
+      body.candidates.map((c: { version: string }) => c.version),
+      ['20261125T220500Z-mlp', '20261125T220900Z-mlp'],
+    );
+  });
+
+  test('reports why a failed job failed', async () => {
+    const failed = job('FAILED', {
+      statusReason: 'Essential container in task exited',
+      stoppedAt: Date.parse('2026-11-25T22:03:00Z'),
+      container: { exitCode: 1, logStreamName: 'train/default/abc' },
+    });
+    batchMock.on(DescribeJobsCommand).resolves({ jobs: [failed] });
+    const body = parse((await handlerWith()(request('GET', `/train/${JOB_ID}`))).body);
+    assert.equal(body.statusReason, 'Essential container in task exited');
+    assert.equal(body.exitCode, 1);
+    assert.equal(body.logStreamName, 'train/default/abc');
+  });
+
+  test('returns 404 for a job Batch does not know', async () => {
+    batchMock.on(DescribeJobsCommand).resolves({ jobs: [] });
+    const result = await handlerWith()(request('GET', `/train/${JOB_ID}`));
+    assert.equal(result.statusCode, 404);
+    assert.equal(parse(result.body).error.code, 'job_not_found');
+  });
+
+  test('returns 404 for a job of another queue in the account', async () => {
+    batchMock.on(DescribeJobsCommand).resolves({ jobs: [job('RUNNING', { jobQueue: 'arn:aws:batch:eu-west-1:123456789012:job-queue/other' })] });
+    assert.equal((await handlerWith()(request('GET', `/train/${JOB_ID}`))).statusCode, 404);
+  });
+
+  test('returns 400 for something that is not a job id, without calling Batch', async () => {
+    const result = await handlerWith()(request('GET', '/train/..%2Fpromote'));
+    assert.equal(result.statusCode, 400);
+    assert.equal(parse(result.body).error.code, 'invalid_job_id');
+    assert.equal(batchMock.commandCalls(DescribeJobsCommand).length, 0);
+  });
+
+  test('returns 502 when the model versions cannot be listed', async () => {
+    batchMock.on(DescribeJobsCommand).resolves({ jobs: [job('SUCCEEDED', { stoppedAt: Date.parse('2026-11-25T22:10:00Z') })] });
+    const broken = { ...noStore, list: () => Promise.reject(new Error('socket hang up')) };
+    const result = await handlerWith(broken)(request('GET', `/train/${JOB_ID}`));
+    assert.equal(result.statusCode, 502);
+    assert.equal(parse(result.body).error.code, 'storage_error');
+  });
+
+  test('returns 502 when Batch cannot describe the job', async () => {
+    batchMock.on(DescribeJobsCommand).rejects(Object.assign(new Error('throttled'), { name: 'TooManyRequestsException' }));
+    const result = await handlerWith()(request('GET', `/train/${JOB_ID}`));
+    assert.equal(result.statusCode, 502);
+    assert.equal(parse(result.body).error.code, 'batch_error');
+  });
+});
+
+describe('POST /promote on the embedded S3', () => {
+  let bucket: TestBucket;
+  let store: ModelStore;
+  let clock = Date.UTC(2026, 10, 1);
+
+  before(async () => {
+    await initBackend();
+    bucket = await testBucket();
+    store = new ModelStore(bucket.objects);
+  });
+
+  async function saveVersion(accuracy: number): Promise<string> {
+    clock += 60_000;
+    const version = versionName('mlp', new Date(clock));
+    const confusion = Array.from({ length: 10 }, (_, i) => Array.from({ length: 10 }, (_, j) => (i === j ? 1 : 0)));
+    const model = createModel({ arch: 'mlp', seed: clock % 1000 });
+    await store.save(model, {
+      version,
+      arch: 'mlp',
+      createdAt: new Date(clock).toISOString(),
+      backend: 'cpu',
+      params: model.countParams(),
+      training: { epochs: 1, batchSize: 128, learningRate: 0.001, schedule: 'cosine', seed: 1, history: [], secondsPerEpoch: 0, trainCount: 0, validationCount: 0 },
+      test: { ...summarise(confusion, 0.1), accuracy },
+    });
+    model.dispose();
+    return version;
+  }
+
+  test('points models/latest.json at the version and returns the pointer', async () => {
+    const version = await saveVersion(0.98);
+    const result = await handlerWith(store)(request('POST', '/promote', { version }));
+    assert.equal(result.statusCode, 200);
+    const pointer = parse(result.body);
+    assert.equal(pointer.version, version);
+    assert.equal(pointer.accuracy, 0.98);
+    assert.equal(pointer.promotedAt, NOW.toISOString());
+    assert.deepEqual(await store.latest(), pointer);
+  });
+
+  test('rolls back to an older version and names the one it replaced', async () => {
+    const older = await saveVersion(0.979);
+    const newer = await saveVersion(0.981);
+    await store.promote(newer);
+    const pointer = parse((await handlerWith(store)(request('POST', '/promote', { version: older }))).body);
+    assert.equal(pointer.version, older);
+    assert.equal(pointer.previous, newer);
+  });
+
+  for (const [what, body] of [
+    ['a path', { version: '../datasets/mnist' }],
+    ['the pointer itself', { version: 'latest' }],
+    ['a number', { version: 20261125 }],
+    ['no version', {}],
+  ] as const) {
+    test(`returns 400 invalid_version for ${what}`, async () => {
+      const result = await handlerWith(store)(request('POST', '/promote', body));
+      assert.equal(result.statusCode, 400);
+      assert.equal(parse(result.body).error.code, 'invalid_version');
+    });
+  }
+
+  test('returns 400 for unknown fields', async () => {
+    const result = await handlerWith(store)(request('POST', '/promote', { version: '20261125T220000Z-mlp', force: true }));
+    assert.equal(result.statusCode, 400);
+    assert.equal(parse(result.body).error.code, 'unknown_field');
+  });
+
+  test('returns 404 for a version that does not exist, leaving the pointer alone', async () => {
+    const before = await store.latest();
+    const result = await handlerWith(store)(request('POST', '/promote', { version: '20200101T000000Z-mlp' }));
+    assert.equal(result.statusCode, 404);
+    assert.equal(parse(result.body).error.code, 'version_not_found');
+    assert.deepEqual(await store.latest(), before);
+  });
+
+  test('returns 409 for a version whose weights no longer match, leaving the pointer alone', async () => {
+    const version = await saveVersion(0.98);
+    await bucket.objects.put(`models/${version}/weights.bin`, Buffer.from('truncated'));
+    const before = await store.latest();
+    const result = await handlerWith(store)(request('POST', '/promote', { version }));
+    assert.equal(result.statusCode, 409);
+    const { error } = parse(result.body);
+    assert.equal(error.code, 'version_incomplete');
+    assert.match(error.message, /weights\.bin/);
+    assert.deepEqual(await store.latest(), before);
+  });
+
+  test('returns 502 when the bucket cannot be reached', async () => {
+    const unreachable = { ...noStore, metrics: async () => Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:1')) };
+    const result = await handlerWith(unreachable)(request('POST', '/promote', { version: '20261125T220000Z-mlp' }));
+    assert.equal(result.statusCode, 502);
+    assert.equal(parse(result.body).error.code, 'storage_error');
+    assert.doesNotMatch(String(result.body), /ECONNREFUSED/);
+  });
+});
+
+describe('routing', () => {
+  test('returns 404 for a path it does not serve', async () => {
+    const result = await handlerWith()(request('POST', '/predict', {}));
+    assert.equal(result.statusCode, 404);
+    assert.equal(parse(result.body).error.code, 'route_not_found');
+  });
+
+  test('returns 405 with Allow for the wrong method', async () => {
+    const result = await handlerWith()(request('GET', '/train'));
+    assert.equal(result.statusCode, 405);
+    assert.equal(result.headers.allow, 'POST');
+  });
+
+  test('puts the request id on every response', async () => {
+    const result = await handlerWith()(request('DELETE', '/promote'));
+    assert.equal(result.headers['x-request-id'], 'req-1');
+  });
+});
+
+describe('the Lambda entry', () => {
+  test('reads the queue and job definition ARNs', () => {
+    assert.deepEqual(readRetrainEnv({ JOB_QUEUE: env.jobQueue, JOB_DEFINITION: env.jobDefinition }), env);
+  });
+
+  test('rejects a job definition that is not an ARN', () => {
+    assert.throws(() => readRetrainEnv({ JOB_QUEUE: env.jobQueue, JOB_DEFINITION: 'TrainingJobDefinition' }), /JOB_DEFINITION must be the ARN/);
+  });
+
+  const load = (extra: Record<string, string>) =>
+    spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', "const m = await import('./functions/retrain/handler.ts'); console.log(typeof m.handler);"], {
+      cwd: repoRoot,
+      env: { PATH: process.env.PATH, AWS_REGION: 'eu-west-1', BUCKET: 'digitnet-test', ...extra },
+      encoding: 'utf8',
+    });
+
+  test('fails at cold start when JOB_QUEUE is missing', () => {
+    const run = load({ JOB_DEFINITION: env.jobDefinition });
+    assert.notEqual(run.status, 0);
+    assert.match(run.stderr, /JOB_QUEUE must be the ARN of a Batch job-queue/);
+  });
+
+  test('exports a handler when its settings are present', () => {
+    const run = load({ JOB_QUEUE: env.jobQueue, JOB_DEFINITION: env.jobDefinition });
+    assert.equal(run.status, 0, run.stderr);
+    assert.equal(run.stdout.trim(), 'function');
+  });
+});
