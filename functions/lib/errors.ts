@@ -38,6 +38,13 @@ export class UnsupportedMediaTypeError extends AppError {
   }
 }
 
+/** The request is valid but the thing it names is in a state that forbids it (e.g. an incomplete version). */
+export class ConflictError extends AppError {
+  constructor(message: string, code = 'conflict') {
+    super(409, code, message);
+  }
+}
+
 /** The service cannot answer yet (no model promoted, storage unreachable); the caller may retry. */
 export class UnavailableError extends AppError {
   constructor(

@@ -3,16 +3,16 @@
  * (v2) event in, structured result out. `handler.ts` wires the real ones for
  * Lambda; the local server and the tests build their own.
  */
-import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { classify } from '#lib/classify';
-import { AppError, NotFoundError, UnavailableError } from '#lib/errors';
+import { NotFoundError } from '#lib/errors';
+import { json, MethodNotAllowedError, serve, type Handler, type Result } from '#lib/http';
 import type { Logger } from '#lib/log';
 import type { ModelCache, ServingModel } from '#lib/model-cache';
 import { parsePredictRequest, type PredictInput } from '#lib/predict-request';
 import { preprocessImage, preprocessPixels } from '#lib/preprocess';
 
-export type Result = APIGatewayProxyStructuredResultV2 & { statusCode: number; headers: Record<string, string> };
-export type Handler = (event: APIGatewayProxyEventV2, context?: Pick<Context, 'awsRequestId'>) => Promise<Result>;
+export type { Handler, Result };
 
 export interface AppDeps {
   cache: ModelCache;
@@ -23,31 +23,6 @@ export interface AppDeps {
   page: () => Promise<string>;
   /** A version's stored HTML report, if it has one. */
   report?: (version: string) => Promise<Buffer | undefined>;
-}
-
-const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' };
-
-function json(statusCode: number, body: unknown, headers: Record<string, string> = {}): Result {
-  return { statusCode, headers: { ...JSON_HEADERS, ...headers }, body: JSON.stringify(body) };
-}
-
-class MethodNotAllowedError extends AppError {
-  constructor(readonly allow: string) {
-    super(405, 'method_not_allowed', `use ${allow} on this path`);
-  }
-}
-
-/** The one place errors become responses: typed errors keep their status; anything else is a bare 500. */
-export function toErrorResponse(error: unknown, logger: Logger, requestId: string): Result {
-  if (error instanceof AppError) {
-    if (error.status >= 500) logger.error('request failed', { status: error.status, code: error.code, error });
-    const headers: Record<string, string> = {};
-    if (error instanceof UnavailableError && error.retryAfterSeconds !== undefined) headers['retry-after'] = String(error.retryAfterSeconds);
-    if (error instanceof MethodNotAllowedError) headers.allow = error.allow;
-    return json(error.status, { error: { code: error.code, message: error.message } }, headers);
-  }
-  logger.error('unexpected error', { error });
-  return json(500, { error: { code: 'internal_error', message: `internal error (request ${requestId})` } });
 }
 
 async function toModelInput(input: PredictInput): Promise<Float32Array> {
@@ -124,26 +99,17 @@ export function makeHandler(deps: AppDeps): Handler {
     },
   };
 
-  return async (event, context) => {
-    const requestId = context?.awsRequestId ?? event.requestContext?.requestId ?? 'local';
-    const method = event.requestContext?.http?.method?.toUpperCase() ?? 'GET';
-    const path = event.rawPath || '/';
-    let log = logger.child({ requestId });
-    const started = performance.now();
-    let result: Result;
-    try {
+  return serve(
+    logger,
+    async (event) => {
+      const method = event.requestContext?.http?.method?.toUpperCase() ?? 'GET';
+      const path = event.rawPath || '/';
       const route = routes[path];
       if (!route) throw new NotFoundError(`no route for ${method} ${path}`, 'route_not_found');
       const run = route[method];
       if (!run) throw new MethodNotAllowedError(Object.keys(route).join(', '));
-      result = await run(event);
-    } catch (error) {
-      result = toErrorResponse(error, log, requestId);
-    }
-    const modelVersion = cache.peek()?.version;
-    if (modelVersion) log = log.child({ modelVersion });
-    result.headers['x-request-id'] = requestId;
-    log.info('request', { method, path, status: result.statusCode, ms: Math.round((performance.now() - started) * 100) / 100 });
-    return result;
-  };
+      return run(event);
+    },
+    () => ({ modelVersion: cache.peek()?.version }),
+  );
 }

@@ -9,14 +9,12 @@
  *   POST /promote        {version}                   → 200 the new models/latest.json
  */
 import { DescribeJobsCommand, SubmitJobCommand, type BatchClient, type JobDetail, type KeyValuePair } from '@aws-sdk/client-batch';
-import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
-import { AppError, BadRequestError, ConfigError, ModelIntegrityError, NotFoundError, PayloadTooLargeError, UpstreamError } from '#lib/errors';
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import { AppError, BadRequestError, ConfigError, ConflictError, ModelIntegrityError, NotFoundError, PayloadTooLargeError, UpstreamError } from '#lib/errors';
+import { json, MethodNotAllowedError, serve, type Handler, type Result } from '#lib/http';
 import type { Logger } from '#lib/log';
 import { ARCHS, isArch, type Arch } from '#lib/model';
 import { isVersionName, type LatestPointer, type ModelStore, type VersionSummary } from '#lib/store';
-
-export type Result = APIGatewayProxyStructuredResultV2 & { statusCode: number; headers: Record<string, string> };
-export type Handler = (event: APIGatewayProxyEventV2, context?: Pick<Context, 'awsRequestId'>) => Promise<Result>;
 
 /** What POST /train accepts; anything outside these is a 400 before Batch is called. */
 export const TRAIN_LIMITS = {
@@ -32,6 +30,8 @@ const JOB_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 /** Clock difference tolerated between Batch's job timestamps and the container's. */
 const CLOCK_SLACK_MS = 5_000;
+
+export type { Handler, Result };
 
 export interface RetrainEnv {
   jobQueue: string;
@@ -56,35 +56,6 @@ export interface RetrainDeps {
   env: RetrainEnv;
   logger: Logger;
   now?: () => Date;
-}
-
-const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' };
-
-function json(statusCode: number, body: unknown, headers: Record<string, string> = {}): Result {
-  return { statusCode, headers: { ...JSON_HEADERS, ...headers }, body: JSON.stringify(body) };
-}
-
-class MethodNotAllowedError extends AppError {
-  constructor(readonly allow: string) {
-    super(405, 'method_not_allowed', `use ${allow} on this path`);
-  }
-}
-
-class ConflictError extends AppError {
-  constructor(message: string, code = 'conflict') {
-    super(409, code, message);
-  }
-}
-
-/** The one place errors become responses: typed errors keep their status; anything else is a bare 500. */
-function toErrorResponse(error: unknown, log: Logger, requestId: string): Result {
-  if (error instanceof AppError) {
-    if (error.status >= 500) log.error('request failed', { status: error.status, code: error.code, error });
-    const headers: Record<string, string> = error instanceof MethodNotAllowedError ? { allow: error.allow } : {};
-    return json(error.status, { error: { code: error.code, message: error.message } }, headers);
-  }
-  log.error('unexpected error', { error });
-  return json(500, { error: { code: 'internal_error', message: `internal error (request ${requestId})` } });
 }
 
 function parseBody(event: APIGatewayProxyEventV2): Record<string, unknown> {
@@ -280,20 +251,8 @@ export function makeHandler(deps: RetrainDeps): Handler {
     return run;
   }
 
-  return async (event, context) => {
-    const requestId = context?.awsRequestId ?? event.requestContext?.requestId ?? 'local';
+  return serve(logger, (event, log) => {
     const method = event.requestContext?.http?.method?.toUpperCase() ?? 'GET';
-    const path = event.rawPath || '/';
-    const log = logger.child({ requestId });
-    const started = performance.now();
-    let result: Result;
-    try {
-      result = await route(method, path)(event, log);
-    } catch (error) {
-      result = toErrorResponse(error, log, requestId);
-    }
-    result.headers['x-request-id'] = requestId;
-    log.info('request', { method, path, status: result.statusCode, ms: Math.round((performance.now() - started) * 100) / 100 });
-    return result;
-  };
+    return route(method, event.rawPath || '/')(event, log);
+  });
 }
