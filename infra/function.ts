@@ -100,14 +100,16 @@ export class DigitFunction extends NodejsFunction {
   }
 
   /**
-   * Read-only access to model artifacts: GetObject on `models/*`, nothing else
-   * (no list, no write). Without ListBucket, S3 answers a read of a key that
-   * does not exist yet (models/latest.json before the first promotion) with
-   * 403 AccessDenied rather than 404.
+   * Read-only access to model artifacts: GetObject on `models/*` and
+   * ListBucket, nothing else (no write, no delete). ListBucket is there so S3
+   * answers a read of a key that does not exist yet (models/latest.json before
+   * the first promotion) with 404 — "no model yet, train one" — instead of 403,
+   * which the service must treat as storage trouble. Key names are not secret.
    */
   bindModelsReadOnly(bucket: s3.IBucket): void {
     this.addEnvironment('BUCKET', bucket.bucketName);
     this.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: [bucket.arnForObjects('models/*')] }));
+    this.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [bucket.bucketArn] }));
     this.acknowledgeModelsPrefix(bucket);
   }
 

@@ -155,16 +155,17 @@ describe('predict function', () => {
     assert.equal(logGroup?.Properties.RetentionInDays, 30);
   });
 
-  test('may read objects under models/ and do nothing else in S3', () => {
+  test('may read objects under models/ and list key names (so a missing pointer is a 404), nothing else in S3', () => {
     assert.deepEqual(s3Statements(statementsOf(template, roleOf(stack.predictFunction))), [
       { Effect: 'Allow', Action: 's3:GetObject', Resource: objects(stack.bucket, 'models/*') },
+      { Effect: 'Allow', Action: 's3:ListBucket', Resource: arn(stack.bucket) },
     ]);
   });
 
-  test('can neither write, delete nor list anything', () => {
+  test('can neither write nor delete anything', () => {
     const actions = actionsOf(statementsOf(template, roleOf(stack.predictFunction)));
-    assert.deepEqual(actions.filter((a) => /put|delete|list|\*/i.test(a) && a !== 'logs:PutLogEvents'), []);
-    assert.deepEqual(actions.sort(), ['logs:CreateLogStream', 'logs:PutLogEvents', 's3:GetObject']);
+    assert.deepEqual(actions.filter((a) => /put|delete|\*/i.test(a) && a !== 'logs:PutLogEvents'), []);
+    assert.deepEqual(actions.sort(), ['logs:CreateLogStream', 'logs:PutLogEvents', 's3:GetObject', 's3:ListBucket']);
     assert.equal(managedPolicies(template, roleOf(stack.predictFunction)), undefined);
   });
 });
