@@ -19,8 +19,15 @@ const BUNDLE = {
   mainFields: ['module', 'main'],
   minify: true,
   sourcemap: true,
-  // tfjs's wasm glue calls require(); ESM bundles need one made from import.meta.url.
-  banner: { js: "import { createRequire as __digitnetRequire } from 'module'; const require = __digitnetRequire(import.meta.url);" },
+  // tfjs-backend-wasm's Emscripten glue uses require() and __dirname, which ESM output lacks (same banner as infra/function.ts).
+  banner: {
+    js: [
+      "import { createRequire } from 'module'; import { fileURLToPath } from 'url'; import { dirname } from 'path';",
+      'const require = createRequire(import.meta.url); const __filename = fileURLToPath(import.meta.url); const __dirname = dirname(__filename);',
+    ].join(' '),
+  },
+  // Minified class names would turn "BadRequestError" into "Pf" in the logs.
+  keepNames: true,
   // The optional native backend never goes in a Lambda: it does not fit a zip.
   external: ['@tensorflow/tfjs-node'],
 };
