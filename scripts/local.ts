@@ -1,9 +1,14 @@
 /**
  * `npm start`: the whole service on one machine. Starts the embedded S3
  * (data under .data/, kept between runs), trains and promotes a model if none
- * is serving yet, then serves the very same Lambda handler over HTTP on
- * 127.0.0.1. Ctrl-C stops everything.
+ * is serving yet, then serves the very same Lambda handlers over HTTP on
+ * 127.0.0.1: predict for everyone, retrain/promote (with training jobs run as
+ * child processes) for whoever holds the token printed at start-up.
+ * Ctrl-C stops everything.
  */
+import { randomBytes } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { readConfig } from '#lib/config';
 import { logger } from '#lib/log';
@@ -11,8 +16,13 @@ import { createProgress } from '#lib/progress';
 import { openStorage } from '#lib/storage';
 import { ModelStore } from '#lib/store';
 import { isArch, type Arch } from '#lib/model';
+import { makeHandler as makeOperatorHandler } from '../functions/retrain/app.ts';
 import { parseTrainArgs, runTraining } from '../functions/train/job.ts';
+import { LOCAL_JOB_DEFINITION, LOCAL_QUEUE, LocalBatch } from './local/batch.ts';
 import { serveHandler } from './local/http-adapter.ts';
+import { localHandler } from './local/routes.ts';
+
+export const TOKEN_FILE = 'local-token';
 
 const USAGE = `Usage: npm start -- [options]
 
@@ -77,12 +87,22 @@ async function main(): Promise<void> {
     process.stderr.write(`Trained ${outcome.version}: test accuracy ${(outcome.testAccuracy * 100).toFixed(2)}%\n`);
   }
 
-  const { handler } = await import('../functions/predict/handler.ts');
+  const { handler: predict } = await import('../functions/predict/handler.ts');
+  const batch = new LocalBatch({
+    env: { BUCKET: storage.bucket, S3_ENDPOINT: storage.endpoint, MNIST_DIR: config.mnistDir && path.resolve(config.mnistDir), DATA_DIR: path.resolve(config.dataDir) },
+    logger,
+  });
+  const operator = makeOperatorHandler({ batch, store, env: { jobQueue: LOCAL_QUEUE, jobDefinition: LOCAL_JOB_DEFINITION }, logger: logger.child({ function: 'retrain' }) });
+  const token = randomBytes(24).toString('base64url');
+  await mkdir(config.dataDir, { recursive: true });
+  await writeFile(path.join(config.dataDir, TOKEN_FILE), token + '\n', { mode: 0o600 });
+  const handler = localHandler({ predict, operator, token });
   if (args.host !== '127.0.0.1' && args.host !== 'localhost' && args.host !== '::1') {
     process.stderr.write(`WARNING: binding ${args.host} makes the service reachable from other machines.\n`);
   }
   const served = await serveHandler(handler, { host: args.host, port: args.port, onError: (error) => logger.error('local server error', { error }) });
   process.stderr.write(`digitnet is up: ${served.url}  (Ctrl-C to stop)\n`);
+  process.stderr.write(`operator token for /train and /promote: ${token}  (also in ${path.join(config.dataDir, TOKEN_FILE)})\n`);
   process.stdout.write(JSON.stringify({ event: 'ready', url: served.url, s3: storage.endpoint, bucket: storage.bucket }) + '\n');
 
   let stopping = false;
@@ -90,6 +110,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     process.stderr.write('\nstopping…\n');
+    batch.stopAll();
     await served.close();
     await storage.close();
     process.exit(0);

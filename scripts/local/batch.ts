@@ -1,0 +1,99 @@
+/**
+ * AWS Batch for the local stack: the retrain handler submits and describes
+ * jobs through this exactly as it does through the real BatchClient, and each
+ * job is the training entry point run as a child process against the same
+ * bucket. Progress goes into `statusReason`, which Batch leaves free-form.
+ */
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DescribeJobsCommand, SubmitJobCommand, type JobDetail } from '@aws-sdk/client-batch';
+import type { Logger } from '#lib/log';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export const LOCAL_QUEUE = 'arn:aws:batch:local:000000000000:job-queue/digitnet-local';
+export const LOCAL_JOB_DEFINITION = 'arn:aws:batch:local:000000000000:job-definition/digitnet-train:1';
+
+export interface LocalBatchOptions {
+  /** Environment of every job: the bucket, endpoint and dataset location. */
+  env: Record<string, string | undefined>;
+  logger: Logger;
+}
+
+function progressOf(line: string): string | undefined {
+  try {
+    const event = JSON.parse(line) as { event?: string; label?: string; fraction?: number; epoch?: number; epochs?: number; valAccuracy?: number };
+    if (event.event === 'progress' && event.fraction !== undefined) return `${event.label ?? 'working'}: ${Math.round(event.fraction * 100)}%`;
+    if (event.event === 'epoch') return `epoch ${event.epoch}/${event.epochs} done, validation accuracy ${event.valAccuracy?.toFixed(4)}`;
+  } catch {
+    return undefined;
+  }
+  return undefined;
+}
+
+export class LocalBatch {
+  private readonly jobs = new Map<string, JobDetail>();
+  private readonly running = new Set<ReturnType<typeof spawn>>();
+
+  constructor(private readonly options: LocalBatchOptions) {}
+
+  async send(command: SubmitJobCommand | DescribeJobsCommand): Promise<{ jobId?: string; jobs?: JobDetail[] }> {
+    if (command instanceof SubmitJobCommand) return { jobId: this.submit(command) };
+    if (command instanceof DescribeJobsCommand) {
+      return { jobs: (command.input.jobs ?? []).map((id) => this.jobs.get(id)).filter((job): job is JobDetail => job !== undefined) };
+    }
+    throw new Error(`the local Batch does not implement ${(command as object).constructor.name}`);
+  }
+
+  private submit(command: SubmitJobCommand): string {
+    const { jobName, jobQueue, jobDefinition, containerOverrides } = command.input;
+    const jobId = randomUUID();
+    const environment = containerOverrides?.environment ?? [];
+    const job: JobDetail = {
+      jobId,
+      jobName,
+      jobQueue,
+      jobDefinition,
+      status: 'RUNNING',
+      createdAt: Date.now(),
+      startedAt: Date.now(),
+      container: { environment },
+      statusReason: 'starting',
+    };
+    this.jobs.set(jobId!, job);
+    const env: Record<string, string | undefined> = { ...process.env, ...this.options.env };
+    for (const pair of environment) if (pair.name) env[pair.name] = pair.value;
+    env.AWS_BATCH_JOB_ID = jobId;
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'functions', 'train', 'main.ts')], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.running.add(child);
+    let lastError = '';
+    let buffered = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString('utf8');
+      const lines = buffered.split('\n');
+      buffered = lines.pop()!;
+      for (const line of lines) job.statusReason = progressOf(line) ?? job.statusReason;
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      const text = chunk.toString('utf8').trim();
+      if (text.startsWith('training failed:')) lastError = text;
+    });
+    child.on('exit', (code, signal) => {
+      this.running.delete(child);
+      job.stoppedAt = Date.now();
+      job.container = { ...job.container, exitCode: code ?? undefined };
+      job.status = code === 0 ? 'SUCCEEDED' : 'FAILED';
+      job.statusReason = code === 0 ? 'Essential container in task exited' : lastError || `training exited with ${signal ?? `code ${code}`}`;
+      this.options.logger.info('local training job finished', { jobId, status: job.status, exitCode: code });
+    });
+    this.options.logger.info('local training job started', { jobId, jobName, pid: child.pid });
+    return jobId!;
+  }
+
+  /** Stops running jobs (Ctrl-C on the local stack). */
+  stopAll(): void {
+    for (const child of this.running) child.kill('SIGTERM');
+  }
+}

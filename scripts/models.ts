@@ -1,0 +1,53 @@
+/**
+ * `npm run models`: every complete model version with its architecture, test
+ * accuracy and date; the serving one is marked. Reads the bucket directly:
+ * the local one under .data/, or with --deployed the one in cdk.outputs.json.
+ */
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { readConfig } from '#lib/config';
+import { openStorage } from '#lib/storage';
+import { ModelStore, type VersionSummary } from '#lib/store';
+import { OUTPUTS_FILE } from './cli/endpoint.ts';
+
+const USAGE = `Usage: npm run models -- [--deployed] [--json]
+
+Lists model versions, oldest first; * marks the one serving.`;
+
+export function table(versions: VersionSummary[]): string {
+  if (versions.length === 0) return 'no model versions yet: train one with `npm run train`';
+  const rows = versions.map((v) => `${v.serving ? '*' : ' '} ${v.version.padEnd(24)} ${v.arch.padEnd(4)} ${(v.accuracy * 100).toFixed(2).padStart(6)}%  ${v.createdAt}`);
+  return ['  version                  arch  test acc  created', ...rows].join('\n');
+}
+
+async function deployedBucket(): Promise<string> {
+  const outputs = JSON.parse(await readFile(OUTPUTS_FILE, 'utf8').catch(() => '{}')) as Record<string, Record<string, string>>;
+  const bucket = Object.values(outputs).map((stack) => stack.BucketName).find(Boolean);
+  if (!bucket) throw new Error(`no BucketName in ${OUTPUTS_FILE}: run \`npm run deploy\` first`);
+  return bucket;
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({ options: { deployed: { type: 'boolean', default: false }, json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } } });
+  if (values.help) {
+    process.stdout.write(USAGE + '\n');
+    return 0;
+  }
+  const config = readConfig();
+  const storage = await openStorage(values.deployed ? { ...config, bucket: await deployedBucket(), s3Endpoint: undefined } : config);
+  try {
+    const versions = await new ModelStore(storage.objects).list();
+    process.stdout.write((values.json ? JSON.stringify(versions) : table(versions)) + '\n');
+    return 0;
+  } finally {
+    await storage.close();
+  }
+}
+
+main().then(
+  (code) => (process.exitCode = code),
+  (error: unknown) => {
+    process.stderr.write(`${(error as Error).message}\n`);
+    process.exitCode = 2;
+  },
+);

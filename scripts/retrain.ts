@@ -1,0 +1,92 @@
+/**
+ * `npm run retrain -- --arch cnn --epochs 12 [--wait]`: starts a training job
+ * on the deployed stack (AWS Batch) or the local one (a child process), and
+ * with --wait follows it until the new version is stored and judged.
+ */
+import { parseArgs } from 'node:util';
+import { readConfig } from '#lib/config';
+import { resolveEndpoint } from './cli/endpoint.ts';
+import { errorText, operatorRequest, type OperatorTarget } from './cli/operator.ts';
+
+const USAGE = `Usage: npm run retrain -- [options]
+
+Starts a training job; the new version is promoted if it passes the quality gate.
+
+  --arch mlp|cnn    architecture (default mlp)
+  --epochs N        epochs (default 10)
+  --batch-size N    batch size (default: the job's, 128)
+  --wait            follow the job until it ends; exit 1 if it fails
+  --url URL         the service (default the local stack, http://127.0.0.1:3000)
+  --deployed        the API that \`npm run deploy\` wrote to cdk.outputs.json
+                    (requests are signed with your AWS credentials)
+  -h, --help        this text`;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      arch: { type: 'string', default: 'mlp' },
+      epochs: { type: 'string', default: '10' },
+      'batch-size': { type: 'string' },
+      wait: { type: 'boolean', default: false },
+      url: { type: 'string' },
+      deployed: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(USAGE + '\n');
+    return 0;
+  }
+  const target: OperatorTarget = {
+    endpoint: await resolveEndpoint({ url: values.url, deployed: values.deployed }),
+    signed: values.deployed || !/^http:\/\/(127\.0\.0\.1|localhost|\[::1\])/.test(values.url ?? 'http://127.0.0.1'),
+    dataDir: readConfig().dataDir,
+  };
+  const request: Record<string, unknown> = { arch: values.arch, epochs: Number(values.epochs) };
+  if (values['batch-size'] !== undefined) request.batchSize = Number(values['batch-size']);
+  const submitted = await operatorRequest(target, 'POST', '/train', request);
+  if (submitted.status !== 202) {
+    process.stderr.write(`training was not started: ${errorText(submitted)}\n`);
+    return 1;
+  }
+  const jobId = String(submitted.json.jobId);
+  process.stderr.write(`training job ${jobId} started (${values.arch}, ${values.epochs} epochs)\n`);
+  if (!values.wait) {
+    process.stdout.write(JSON.stringify(submitted.json) + '\n');
+    return 0;
+  }
+  const interval = target.signed ? 15_000 : 2_000;
+  let last = '';
+  for (;;) {
+    const status = await operatorRequest(target, 'GET', `/train/${jobId}`);
+    if (status.status !== 200) {
+      process.stderr.write(`cannot follow the job: ${errorText(status)}\n`);
+      return 1;
+    }
+    const line = `${status.json.status}${status.json.statusReason ? ` — ${status.json.statusReason}` : ''}`;
+    if (line !== last) process.stderr.write(line + '\n');
+    last = line;
+    if (status.json.done) {
+      process.stdout.write(JSON.stringify(status.json) + '\n');
+      const model = status.json.model as { version: string; accuracy: number; serving: boolean } | undefined;
+      if (status.json.status !== 'SUCCEEDED') return 1;
+      if (model) {
+        process.stderr.write(
+          `${model.version}: test accuracy ${(model.accuracy * 100).toFixed(2)}% — ${model.serving ? 'promoted and serving' : 'stored but NOT promoted (refused by the quality gate; see the job log, or promote it with npm run promote)'}\n`,
+        );
+      }
+      return 0;
+    }
+    await sleep(interval);
+  }
+}
+
+main().then(
+  (code) => (process.exitCode = code),
+  (error: unknown) => {
+    process.stderr.write(`${(error as Error).message}\n`);
+    process.exitCode = 2;
+  },
+);

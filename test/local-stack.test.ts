@@ -1,0 +1,114 @@
+import assert from 'node:assert/strict';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import { mnistDir, repoRoot, tempDir } from './support/env.ts';
+
+const run = promisify(execFile);
+const PORT = 39_000 + Math.floor(Math.random() * 1000);
+const url = `http://127.0.0.1:${PORT}`;
+let dataDir: string;
+let env: NodeJS.ProcessEnv;
+
+function start(): { child: ChildProcess; ready: Promise<void>; stderr: () => string } {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/local.ts', '--epochs', '1'], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (chunk) => (stderr += chunk));
+  const ready = new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (chunk: Buffer) => {
+      if (chunk.toString().includes('"event":"ready"')) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`npm start exited with ${code}: ${stderr.slice(-2000)}`)));
+  });
+  return { child, ready, stderr: () => stderr };
+}
+
+async function cli(script: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', `scripts/${script}.ts`, ...args], { cwd: repoRoot, env });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    return error as { code: number; stdout: string; stderr: string };
+  }
+}
+
+async function servingVersion(): Promise<string> {
+  return (await (await fetch(`${url}/health`)).json()).modelVersion;
+}
+
+let stack: ReturnType<typeof start>;
+before(async () => {
+  dataDir = await tempDir('digitnet-local-');
+  env = { ...process.env, MNIST_DIR: mnistDir, DATA_DIR: dataDir, PORT: String(PORT), MIN_ACCURACY: '0.9', MODEL_REFRESH_SECONDS: '1', BUCKET: '', S3_ENDPOINT: '' };
+  stack = start();
+  await stack.ready;
+});
+after(() => {
+  if (stack.child.exitCode === null) stack.child.kill('SIGKILL');
+});
+
+describe('npm start', () => {
+  let first: string;
+
+  test('trains a first model, then serves the page and predictions on 127.0.0.1', async () => {
+    assert.match(stack.stderr(), /No model is serving yet: training one/);
+    assert.match(stack.stderr(), /digitnet is up: http:\/\/127\.0\.0\.1:\d+/);
+    first = await servingVersion();
+    assert.match(first, /^\d{8}T\d{6}Z-mlp$/);
+    const page = await fetch(url);
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /digitnet/);
+  });
+
+  test('operator routes refuse requests without the token printed at start-up', async () => {
+    const response = await fetch(`${url}/train`, { method: 'POST', body: JSON.stringify({ arch: 'mlp', epochs: 1 }) });
+    assert.equal(response.status, 401);
+    assert.match((await response.json()).error.message, /Bearer/);
+    const wrong = await fetch(`${url}/promote`, { method: 'POST', headers: { authorization: 'Bearer nope' }, body: '{}' });
+    assert.equal(wrong.status, 401);
+  });
+
+  test('npm run retrain --wait trains in a child process, promotes, and the server picks the new version up', async () => {
+    const result = await cli('retrain', ['--arch', 'mlp', '--epochs', '1', '--wait', '--url', url]);
+    assert.equal(result.code, 0, result.stderr);
+    const final = JSON.parse(result.stdout.trim().split('\n').at(-1)!);
+    assert.equal(final.status, 'SUCCEEDED', result.stdout);
+    assert.equal(final.model?.serving, true, result.stdout);
+    assert.match(result.stderr, /RUNNING/);
+    assert.match(result.stderr, /promoted and serving/);
+    const deadline = Date.now() + 5_000;
+    while ((await servingVersion()) !== final.model.version && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    assert.equal(await servingVersion(), final.model.version);
+  });
+
+  test('npm run models marks the serving version and npm run promote rolls back', async () => {
+    const listed = await cli('models', ['--json']);
+    assert.equal(listed.code, 0, listed.stderr);
+    const versions = JSON.parse(listed.stdout);
+    assert.equal(versions.length, 2);
+    assert.equal(versions.find((v: { serving: boolean }) => v.serving).version, versions[1].version);
+    const rollback = await cli('promote', [first, '--url', url]);
+    assert.equal(rollback.code, 0, rollback.stderr);
+    const deadline = Date.now() + 5_000;
+    while ((await servingVersion()) !== first && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    assert.equal(await servingVersion(), first);
+  });
+
+  test('npm run promote refuses an unknown version with a clear message', async () => {
+    const result = await cli('promote', ['20990101T000000Z-mlp', '--url', url]);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /not promoted: 404: .*does not exist/);
+  });
+
+  test('Ctrl-C stops cleanly, and a second start reuses the stored model without training', async () => {
+    stack.child.kill('SIGINT');
+    const [code] = await once(stack.child, 'exit');
+    assert.equal(code, 0);
+    const second = start();
+    stack = second;
+    await second.ready;
+    assert.doesNotMatch(second.stderr(), /training one/);
+    assert.equal(await servingVersion(), first);
+  });
+});
