@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { postJson } from './support/events.ts';
 import { testMnist } from './support/env.ts';
-import { canvasDrawing, paperPhoto } from './support/rerender.ts';
+import { canvasDrawing, paperPhoto } from '../scripts/bench/rerender.ts';
 import { startService, type TestService } from './support/service.ts';
 
 const PER_KIND = 200;

@@ -1,0 +1,161 @@
+/**
+ * `npm run bench -- predict`: the prediction path on this machine.
+ *   - cold start: the built bundle imported in a fresh process, through its
+ *     first answer (module load + first model load from the embedded S3);
+ *   - handler latency (p50/p99) per image kind, beside a bare jimp decode of
+ *     the same image, the floor everything else must stay close to;
+ *   - a batch of 32;
+ *   - HTTP throughput with autocannon on 127.0.0.1 against `npm start`.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import autocannon from 'autocannon';
+import { Jimp } from 'jimp';
+import { initBackend } from '#lib/backend';
+import { startEmbeddedS3 } from '#lib/embedded-s3';
+import { createLogger } from '#lib/log';
+import { loadMnist } from '#lib/mnist';
+import { ModelCache } from '#lib/model-cache';
+import { createModel, evaluateModel, trainModel } from '#lib/model';
+import { createS3Client, S3ObjectStore } from '#lib/objects';
+import { ModelStore, versionName } from '#lib/store';
+import { makeHandler } from '../../functions/predict/app.ts';
+import { buildPredict } from '../build.ts';
+import { canvasDrawing, paperPhoto } from './rerender.ts';
+import { machine, percentile, round, time } from './stats.ts';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const run = promisify(execFile);
+const emit = (record: Record<string, unknown>) => process.stdout.write(JSON.stringify(record) + '\n');
+
+function event(body: string) {
+  return {
+    version: '2.0',
+    routeKey: '$default',
+    rawPath: '/predict',
+    rawQueryString: '',
+    headers: { 'content-type': 'application/json' },
+    isBase64Encoded: false,
+    body,
+    requestContext: { requestId: 'bench', http: { method: 'POST', path: '/predict' } },
+  } as unknown as Parameters<ReturnType<typeof makeHandler>>[0];
+}
+
+async function coldStart(dir: string, bucket: string, endpoint: string): Promise<number[]> {
+  const built = await buildPredict(path.join(dir, 'bundle'));
+  const script = path.join(dir, 'cold.mjs');
+  await writeFile(
+    script,
+    `const t0 = performance.now();
+     const { handler } = await import(${JSON.stringify(path.join(built.outDir, 'index.mjs'))});
+     const t1 = performance.now();
+     const r = await handler({ rawPath: '/health', headers: {}, requestContext: { requestId: 'c', http: { method: 'GET', path: '/health' } } });
+     if (r.statusCode !== 200) throw new Error(r.body);
+     process.stdout.write(JSON.stringify({ importMs: t1 - t0, totalMs: performance.now() - t0 }));`,
+  );
+  const totals: number[] = [];
+  const imports: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const { stdout } = await run(process.execPath, [script], { env: { PATH: process.env.PATH, BUCKET: bucket, S3_ENDPOINT: endpoint, LOG_LEVEL: 'warn', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } });
+    const { importMs, totalMs } = JSON.parse(stdout);
+    imports.push(importMs);
+    totals.push(totalMs);
+  }
+  emit({ measure: 'cold start (bundle import + first model load + first answer)', runs: 5, importMsP50: round(percentile(imports, 50)), totalMsP50: round(percentile(totals, 50)), totalMsMax: round(Math.max(...totals)) });
+  return totals;
+}
+
+async function throughput(dataDir: string, bodies: Record<string, string>): Promise<void> {
+  const port = 3900 + Math.floor(Math.random() * 90);
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'scripts', 'local.ts'), '--port', String(port)], {
+    cwd: root,
+    env: { ...process.env, DATA_DIR: dataDir, LOG_LEVEL: 'warn', BUCKET: '', S3_ENDPOINT: '' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (chunk: Buffer) => chunk.toString().includes('"event":"ready"') && resolve());
+    child.once('exit', (code) => reject(new Error(`npm start exited with ${code}`)));
+  });
+  try {
+    for (const [name, body] of Object.entries(bodies)) {
+      for (const connections of [4, 16]) {
+        const result = await autocannon({
+          url: `http://127.0.0.1:${port}/predict`,
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body,
+          connections,
+          duration: 8,
+        });
+        emit({
+          measure: `HTTP throughput, ${name}`,
+          connections,
+          requestsPerSecond: round(result.requests.average, 0),
+          p50Ms: result.latency.p50,
+          p99Ms: result.latency.p99,
+          non2xx: result.non2xx,
+          errors: result.errors,
+        });
+      }
+    }
+  } finally {
+    child.kill('SIGTERM');
+  }
+}
+
+export async function benchPredict(): Promise<void> {
+  emit({ bench: 'predict', machine: machine() });
+  const backend = await initBackend(['wasm', 'cpu']);
+  const dir = await (await import('node:fs/promises')).mkdtemp(path.join(os.tmpdir(), 'digitnet-bench-'));
+  const s3 = await startEmbeddedS3({ directory: path.join(dir, 's3'), port: 0 });
+  const objects = new S3ObjectStore(createS3Client({ bucket: s3.bucket, endpoint: s3.endpoint }), s3.bucket);
+  const store = new ModelStore(objects);
+  const mnist = await loadMnist({ dir: process.env.MNIST_DIR && path.resolve(process.env.MNIST_DIR), bucket: objects, cacheDir: path.join(dir, 'mnist') });
+  const model = createModel({ arch: 'mlp' });
+  const training = await trainModel(model, mnist.train, { epochs: 1, batchSize: 128 });
+  const version = versionName('mlp', new Date());
+  await store.save(model, { version, arch: 'mlp', createdAt: new Date().toISOString(), backend, params: model.countParams(), training: { ...training, epochs: 1, batchSize: 128, learningRate: 1e-3, schedule: 'cosine', seed: 42 }, test: await evaluateModel(model, mnist.test) });
+  await store.promote(version);
+  model.dispose();
+
+  await coldStart(dir, s3.bucket, s3.endpoint);
+
+  const logger = createLogger({}, () => {});
+  const handler = makeHandler({ cache: new ModelCache({ store, refreshSeconds: 60, logger }), logger, backendReady: async () => backend, page: async () => '' });
+  const digit = mnist.test.images.subarray(0, 784);
+  const small = new Jimp({ width: 28, height: 28, color: 0xff });
+  for (let i = 0; i < 784; i++) small.bitmap.data.set([digit[i]!, digit[i]!, digit[i]!, 255], i * 4);
+  const images: Record<string, Buffer> = {
+    '28x28 PNG': await small.getBuffer('image/png'),
+    '280x280 canvas PNG': await canvasDrawing(digit, 1),
+    '320x240 JPEG photo': await paperPhoto(digit, 1),
+  };
+  const bodies: Record<string, string> = {};
+  for (const [name, bytes] of Object.entries(images)) {
+    const body = JSON.stringify({ image: bytes.toString('base64') });
+    bodies[name] = body;
+    const decode = await time(() => Jimp.fromBuffer(bytes), 300);
+    const handle = await time(async () => {
+      const result = await handler(event(body));
+      if (result.statusCode !== 200) throw new Error(String(result.body));
+    }, 300);
+    emit({
+      measure: `handler latency, ${name}`,
+      bytes: bytes.length,
+      handlerP50Ms: round(percentile(handle, 50), 3),
+      handlerP99Ms: round(percentile(handle, 99), 3),
+      bareJimpDecodeP50Ms: round(percentile(decode, 50), 3),
+      ratioToDecode: round(percentile(handle, 50) / percentile(decode, 50)),
+    });
+  }
+  const batch = JSON.stringify({ images: new Array(32).fill(images['28x28 PNG']!.toString('base64')) });
+  const batchTimes = await time(() => handler(event(batch)), 100);
+  emit({ measure: 'handler latency, batch of 32 28x28 PNGs', p50Ms: round(percentile(batchTimes, 50)), p99Ms: round(percentile(batchTimes, 99)) });
+  await s3.close();
+
+  await throughput(dir, { '28x28 PNG': bodies['28x28 PNG']!, '280x280 canvas PNG': bodies['280x280 canvas PNG']! });
+}

@@ -1,0 +1,44 @@
+/**
+ * `npm run bench -- train [--arch mlp|cnn|all] [--epochs N] [--batch-size N]`:
+ * trains on the full 60,000 images on the active backend and prints ms/step
+ * and s/epoch per architecture.
+ */
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { initBackend, tf } from '#lib/backend';
+import { readConfig } from '#lib/config';
+import { loadMnist } from '#lib/mnist';
+import { ARCHS, createModel, evaluateModel, trainModel, type Arch } from '#lib/model';
+import { machine, round } from './stats.ts';
+
+export async function benchTrain(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: { arch: { type: 'string', default: 'all' }, epochs: { type: 'string', default: '1' }, 'batch-size': { type: 'string', default: '128' } } });
+  const archs: Arch[] = values.arch === 'all' ? [...ARCHS] : [values.arch as Arch];
+  const epochs = Number(values.epochs);
+  const batchSize = Number(values['batch-size']);
+  const backend = await initBackend();
+  const config = readConfig();
+  const data = await loadMnist({ dir: config.mnistDir && path.resolve(config.mnistDir), cacheDir: path.join(config.dataDir, 'mnist') });
+  process.stdout.write(JSON.stringify({ bench: 'train', machine: machine(), backend }) + '\n');
+  for (const arch of archs) {
+    const model = createModel({ arch });
+    const result = await trainModel(model, data.train, { epochs, batchSize });
+    const test = await evaluateModel(model, data.test);
+    const steps = Math.floor(result.trainCount / batchSize);
+    process.stdout.write(
+      JSON.stringify({
+        arch,
+        backend,
+        params: model.countParams(),
+        batchSize,
+        epochs,
+        msPerStep: round((result.secondsPerEpoch * 1000) / steps),
+        secondsPerEpoch: round(result.secondsPerEpoch),
+        secondsPer60kEpoch: round((result.secondsPerEpoch * 60_000) / result.trainCount),
+        testAccuracy: test.accuracy,
+      }) + '\n',
+    );
+    model.dispose();
+  }
+  tf.disposeVariables();
+}
