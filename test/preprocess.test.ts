@@ -5,6 +5,7 @@ import { gunzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { Jimp } from 'jimp';
 import { AppError } from '#lib/errors';
+import { seededRandom } from '#lib/model';
 import {
   CorruptImageError,
   EmptyImageError,
@@ -39,18 +40,6 @@ function loadMnistDigits(count: number): Uint8Array[] {
 }
 
 const digits = loadMnistDigits(DIGITS);
-
-/** Deterministic PRNG (mulberry32), so a failing render can be reproduced. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The digit's intensity at a fractional pixel position, bilinear, 0 outside. */
 function sample(digit: Uint8Array, u: number, v: number): number {
@@ -221,7 +210,7 @@ async function assertResemblesMnist(
   make: (digit: Uint8Array, rand: () => number) => Promise<Buffer>,
   minimumCorrelation: number,
 ): Promise<number> {
-  const rand = random(42);
+  const rand = seededRandom(42);
   let total = 0;
   for (const digit of digits) {
     const { input } = await preprocessImage(await make(digit, rand));
@@ -257,7 +246,7 @@ describe('preprocessImage on re-rendered MNIST digits', () => {
   });
 
   it('reads light strokes on a transparent background as ink, not as blank', async () => {
-    const rand = random(7);
+    const rand = seededRandom(7);
     for (const digit of digits.slice(0, 5)) {
       const placement = offCentre(rand, 280, 280, 8);
       const data = render(digit, 280, 280, placement, (ink) => [255, 255, 255, Math.round(ink)]);
@@ -293,7 +282,7 @@ describe('preprocessImage on re-rendered MNIST digits', () => {
   });
 
   it('finds a digit that is a small part of a large photo', () => {
-    const rand = random(13);
+    const rand = seededRandom(13);
     for (const digit of digits.slice(10, 15)) {
       // The digit's 20 px box ends up about 180 px tall in a 1600×1200 frame.
       const placement = { scale: 9, left: 200 + rand() * 1100, top: 100 + rand() * 800 };
@@ -347,7 +336,7 @@ describe('preprocessImage rejects bad input before decoding', () => {
   });
 
   it('returns 415 for random bytes', async () => {
-    const rand = random(11);
+    const rand = seededRandom(11);
     const bytes = Buffer.from(Array.from({ length: 2048 }, () => Math.floor(rand() * 256)));
     await assert.rejects(preprocessImage(bytes), UnsupportedImageError);
     await assert.rejects(preprocessImage(Buffer.from('{"image": "not really"}')), UnsupportedImageError);
@@ -509,7 +498,7 @@ describe('preprocessImage finds no digit in a blank image', () => {
 
   it('returns 400 no_digit_found for a photo of blank, noisy paper', async () => {
     const blank = new Uint8Array(MNIST_PIXELS);
-    await assert.rejects(preprocessImage(await paperJpeg(blank, random(5))), EmptyImageError);
+    await assert.rejects(preprocessImage(await paperJpeg(blank, seededRandom(5))), EmptyImageError);
   });
 });
 
@@ -527,7 +516,7 @@ describe('toMnistInput', () => {
         fc.constantFrom<1 | 4>(1, 4),
         fc.integer({ min: 0, max: 2 ** 31 }),
         (width, height, channels, seed) => {
-          const rand = random(seed);
+          const rand = seededRandom(seed);
           const image: RawImage = { width, height, channels, data: Uint8Array.from({ length: width * height * channels }, () => rand() * 256) };
           try {
             const input = toMnistInput(image);

@@ -67,11 +67,6 @@ export class ModelIntegrityError extends Error {
   override name = 'ModelIntegrityError';
 }
 
-/** The quality gate refused a candidate; the message says which rule. */
-export class QualityGateError extends Error {
-  override name = 'QualityGateError';
-}
-
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }

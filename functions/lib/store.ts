@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { ModelIntegrityError, QualityGateError } from './errors.ts';
+import { ModelIntegrityError } from './errors.ts';
 import type { Arch, Evaluation, Schedule, TrainResult } from './model.ts';
 import type { ObjectStore } from './objects.ts';
 
@@ -261,8 +261,4 @@ export function qualityGate(
     );
   }
   return { passed: reasons.length === 0, reasons };
-}
-
-export function assertGate(decision: GateDecision): void {
-  if (!decision.passed) throw new QualityGateError(decision.reasons.join('; '));
 }
