@@ -1,6 +1,7 @@
 /**
- * `npm run bench -- <train|predict>`: speed on this machine, printed as JSON
- * lines (machine first). Numbers go into BENCHMARKS.md; tests never assert speed.
+ * `npm run bench -- <name> [options]`: speed on this machine, printed as JSON
+ * lines or a table (machine first). Numbers go into BENCHMARKS.md; tests
+ * never assert speed. `kernels` and `preprocess` run as they are imported.
  */
 import { benchPredict } from './predict.ts';
 import { benchTrain } from './train.ts';
@@ -8,6 +9,8 @@ import { benchTrain } from './train.ts';
 const benches: Record<string, (argv: string[]) => Promise<void>> = {
   train: benchTrain,
   predict: () => benchPredict(),
+  kernels: async () => void (await import('./kernels.ts')),
+  preprocess: async () => void (await import('./preprocess.ts')),
 };
 
 const [name, ...rest] = process.argv.slice(2);

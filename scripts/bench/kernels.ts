@@ -1,7 +1,7 @@
 /**
  * Stock tfjs-wasm kernels against the project's (functions/lib/kernels), at
  * the shapes a batch-128 step of the Keras MNIST convnet and MLP produces:
- *   npx tsx scripts/bench-kernels.ts [--runs 5]
+ *   npm run bench -- kernels [--runs 5]
  * Prints the fastest of `runs` calls of each kernel in milliseconds (the
  * fastest, because on a shared machine interference only ever adds time),
  * with the forward Conv2D, which the project does not replace, for scale;
@@ -18,7 +18,8 @@ import { createModel, type Arch } from '#lib/model';
 const PROJECT_KERNELS = ['BatchMatMul', '_FusedMatMul', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'MaxPoolGrad', 'Sum', 'Mean'];
 const BATCH = 128;
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' } } });
+// argv[2] is the bench's name (`npm run bench -- kernels --runs 5`).
+const { values } = parseArgs({ args: process.argv.slice(3), options: { runs: { type: 'string', default: '5' } } });
 const runs = Number(values.runs);
 if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs must be a positive integer, got ${values.runs}`);
 

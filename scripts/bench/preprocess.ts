@@ -1,6 +1,6 @@
 /**
  * What preprocessing costs on top of decoding, per image:
- *   npx tsx scripts/bench-preprocess.ts [--runs 200]
+ *   npm run bench -- preprocess [--runs 200]
  * For three typical uploads (a 28×28 MNIST-style PNG, a 280×280 canvas PNG,
  * a 320×240 phone-style JPEG) it prints, as JSON lines, the p50 and p90 of a
  * bare `Jimp.fromBuffer` decode, of the whole `preprocessImage`, and of the
@@ -12,7 +12,8 @@ import { Jimp } from 'jimp';
 import { preprocessImage, toMnistInput, type RawImage } from '#lib/preprocess';
 
 const WARMUP = 20;
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '200' } } });
+// argv[2] is the bench's name (`npm run bench -- preprocess --runs 200`).
+const { values } = parseArgs({ args: process.argv.slice(3), options: { runs: { type: 'string', default: '200' } } });
 const runs = Number(values.runs);
 if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs must be a positive integer, got ${values.runs}`);
 
