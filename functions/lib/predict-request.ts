@@ -12,9 +12,16 @@
  * `"includeInput": true` adds the 28×28 input the model saw to each answer.
  */
 import { BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError } from './errors.ts';
-import { MAX_IMAGE_BYTES } from './preprocess.ts';
+import { checkImage, MAX_IMAGE_BYTES, MAX_IMAGE_SIDE } from './preprocess.ts';
 
 export const MAX_BATCH = 32;
+/**
+ * Decoding dominates the cost of an image, and a batch decodes every image
+ * before any is scaled down: 32 maximal images would hold 2 GB of pixels and
+ * outlast the function's timeout. A batch may declare as many pixels as one
+ * maximal image, counted from the headers before anything is decoded.
+ */
+export const MAX_BATCH_PIXELS = MAX_IMAGE_SIDE * MAX_IMAGE_SIDE;
 /** Lambda's synchronous payload limit is 6 MB; a full batch of small images fits well inside. */
 export const MAX_BODY_BYTES = 6 * 1024 * 1024;
 
@@ -97,7 +104,11 @@ export function parsePredictJson(json: unknown): PredictRequest {
   }
   const body = json as Record<string, unknown>;
   const unknown = Object.keys(body).filter((key) => !ALLOWED_FIELDS.has(key));
-  if (unknown.length > 0) throw new BadRequestError(`unknown field(s): ${unknown.slice(0, 5).join(', ')}`, 'invalid_request');
+  if (unknown.length > 0) {
+    // Names are cut short: a caller's field name is not worth a megabyte of error message.
+    const names = unknown.slice(0, 5).map((key) => (key.length > 32 ? `${key.slice(0, 32)}…` : key));
+    throw new BadRequestError(`unknown field(s): ${names.join(', ')}`, 'invalid_request');
+  }
   const given = ['image', 'images', 'pixels'].filter((key) => body[key] !== undefined);
   if (given.length !== 1) {
     throw new BadRequestError('send exactly one of "image", "images" or "pixels"', 'invalid_request');
@@ -116,9 +127,16 @@ export function parsePredictJson(json: unknown): PredictRequest {
   if (images.length > MAX_BATCH) {
     throw new PayloadTooLargeError(`"images" holds ${images.length} images; the limit is ${MAX_BATCH} per request`, 'batch_too_large');
   }
-  return {
-    inputs: images.map((image, i) => ({ kind: 'image' as const, bytes: decodeImageString(image, `"images"[${i}]`) })),
-    batch: true,
-    includeInput,
-  };
+  const decoded = images.map((image, i) => decodeImageString(image, `"images"[${i}]`));
+  const pixels = decoded.reduce((sum, bytes) => {
+    const { width, height } = checkImage(bytes);
+    return sum + width * height;
+  }, 0);
+  if (pixels > MAX_BATCH_PIXELS) {
+    throw new PayloadTooLargeError(
+      `the images in this batch hold ${pixels} pixels together; the limit is ${MAX_BATCH_PIXELS} (one ${MAX_IMAGE_SIDE}×${MAX_IMAGE_SIDE} image) per request`,
+      'batch_too_large',
+    );
+  }
+  return { inputs: decoded.map((bytes) => ({ kind: 'image' as const, bytes })), batch: true, includeInput };
 }

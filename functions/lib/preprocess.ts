@@ -12,6 +12,7 @@
  */
 import { defaultFormats } from 'jimp';
 import { BadRequestError, PayloadTooLargeError } from './errors.ts';
+import { checkGifCodes } from './gif-codes.ts';
 import {
   CorruptImageError,
   UnsupportedImageError,
@@ -102,6 +103,13 @@ function decoderFor(format: DecodableFormat): (bytes: Buffer) => Bitmap | Promis
     // The cap covers a frame header later in the file than the one checked.
     return (bytes) => jimpFormat.decode(bytes, { maxResolutionInMP: MAX_IMAGE_SIDE ** 2 / 1e6 });
   }
+  if (jimpFormat.mime === 'image/gif') {
+    // omggif never returns from some corrupt code streams.
+    return (bytes) => {
+      checkGifCodes(bytes);
+      return jimpFormat.decode(bytes);
+    };
+  }
   return (bytes) => jimpFormat.decode(bytes);
 }
 
@@ -171,8 +179,11 @@ export function preprocessPixels(pixels: unknown): Float32Array {
   return input;
 }
 
+/** Enough of a rejected value to recognise it; echoing all of it could make the error larger than Lambda may return. */
 function describe(value: unknown): string {
-  return typeof value === 'number' ? String(value) : typeof value === 'string' ? JSON.stringify(value) : `a ${typeof value}`;
+  if (typeof value === 'number') return String(value);
+  if (typeof value === 'string') return value.length > 32 ? `${JSON.stringify(value.slice(0, 32))}… (${value.length} characters)` : JSON.stringify(value);
+  return `a ${typeof value}`;
 }
 
 // ---------------------------------------------------------------------------
