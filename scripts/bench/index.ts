@@ -3,12 +3,14 @@
  * lines or a table (machine first). Numbers go into BENCHMARKS.md; tests
  * never assert speed. `kernels` and `preprocess` run as they are imported.
  */
+import { benchLoad } from './load.ts';
 import { benchPredict } from './predict.ts';
 import { benchTrain } from './train.ts';
 
 const benches: Record<string, (argv: string[]) => Promise<void>> = {
   train: benchTrain,
   predict: () => benchPredict(),
+  load: benchLoad,
   kernels: async () => void (await import('./kernels.ts')),
   preprocess: async () => void (await import('./preprocess.ts')),
 };

@@ -1,0 +1,212 @@
+/**
+ * `npm run bench -- load`: the local stack (`npm start` as a child, in a temp
+ * data dir) under autocannon on 127.0.0.1, with valid and invalid requests
+ * mixed as real traffic would be. Concurrency doubles from 1 until throughput
+ * stops rising; each step reports req/s, latency and status codes (4xx are
+ * the invalid requests, 5xx and connection errors must be zero). Then a soak
+ * of 100,000 requests at the knee, with the server's RSS before, during and
+ * after. Bounded: about five minutes on two cores, including the first
+ * training run.
+ *
+ *   --step-seconds N    length of each concurrency step (default 5)
+ *   --soak-requests N   requests in the soak (default 100000)
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+import { Jimp } from 'jimp';
+import { loadMnist } from '#lib/mnist';
+import { MAX_BATCH } from '#lib/predict-request';
+import { canvasDrawing } from './rerender.ts';
+import { machine, round } from './stats.ts';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const emit = (record: Record<string, unknown>) => process.stdout.write(JSON.stringify(record) + '\n');
+
+const CONCURRENCY = [1, 2, 4, 8, 16, 32, 64];
+/** A step must beat the best so far by this much to count as still rising. */
+const RISE = 1.05;
+/** Two steps in a row that do not rise end the ramp: one could be noise. */
+const FLAT_STEPS = 2;
+/** The whole soak is abandoned past this, whatever its request count, to keep the run bounded. */
+const SOAK_LIMIT_SECONDS = 240;
+const READY_LIMIT_MS = 240_000;
+
+interface Kind {
+  name: string;
+  body: string;
+  expect: number;
+}
+
+/** What goes round each connection, in order: mostly valid images, with every kind of refusal in between. */
+async function requestMix(dataDir: string, mnistDir: string | undefined): Promise<Kind[]> {
+  const { test } = await loadMnist({ dir: mnistDir, cacheDir: path.join(dataDir, 'mnist') });
+  const digit = test.images.subarray(0, 784);
+  const small = new Jimp({ width: 28, height: 28, color: 0xff });
+  for (let i = 0; i < 784; i++) small.bitmap.data.set([digit[i]!, digit[i]!, digit[i]!, 255], i * 4);
+  const image = (bytes: Buffer) => JSON.stringify({ image: bytes.toString('base64') });
+  const png = { name: '28x28 PNG', body: image(await small.getBuffer('image/png')), expect: 200 };
+  const canvas = { name: '280x280 canvas PNG', body: image(await canvasDrawing(digit, 1)), expect: 200 };
+  // One canvas drawing in ten: its decode costs several small PNGs', and would otherwise be all the soak measures.
+  return [
+    png,
+    { name: 'bad JSON', body: '{"image": ', expect: 400 },
+    png,
+    canvas,
+    { name: 'bad base64', body: JSON.stringify({ image: 'not base64!!' }), expect: 400 },
+    png,
+    { name: 'not an image', body: image(Buffer.from('hello, world')), expect: 415 },
+    png,
+    { name: `batch of ${MAX_BATCH + 1}`, body: JSON.stringify({ images: new Array(MAX_BATCH + 1).fill('AAAA') }), expect: 413 },
+    png,
+  ];
+}
+
+function startStack(dataDir: string, mnistDir: string | undefined): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'scripts', 'local.ts'), '--port', '0', '--epochs', '1'], {
+    cwd: root,
+    // Access logs at info would measure stderr as much as the service.
+    env: { ...process.env, DATA_DIR: dataDir, MNIST_DIR: mnistDir ?? '', LOG_LEVEL: 'warn', BUCKET: '', S3_ENDPOINT: '', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGTERM');
+      reject(new Error(`the local stack was not ready within ${READY_LIMIT_MS / 1000} s`));
+    }, READY_LIMIT_MS);
+    let buffered = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      const ready = buffered.split('\n').find((line) => line.includes('"event":"ready"'));
+      if (!ready) return;
+      clearTimeout(timer);
+      resolve({ child, url: JSON.parse(ready).url });
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`the local stack exited with ${code} before it was ready`));
+    });
+  });
+}
+
+/** The child's resident set, from the kernel: what the process holds, not what V8 reports. */
+async function rssMiB(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kib = Number(/^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1]);
+  return round(kib / 1024, 1);
+}
+
+type Run = autocannon.Result;
+
+function fire(url: string, kinds: Kind[], options: { connections: number; duration?: number; amount?: number }): { done: Promise<Run>; stop: () => void } {
+  let instance!: autocannon.Instance;
+  const done = new Promise<Run>((resolve, reject) => {
+    instance = autocannon(
+      {
+        url: `${url}/predict`,
+        connections: options.connections,
+        ...(options.amount ? { amount: options.amount } : { duration: options.duration }),
+        timeout: 10,
+        requests: kinds.map((kind) => ({ method: 'POST', path: '/predict', headers: { 'content-type': 'application/json' }, body: kind.body })),
+      },
+      (error, result) => (error ? reject(error) : resolve(result)),
+    );
+  });
+  return { done, stop: () => instance.stop() };
+}
+
+function summary(run: Run) {
+  const byStatus = Object.fromEntries(Object.entries(run.statusCodeStats ?? {}).map(([status, stats]) => [status, stats.count ?? 0]));
+  return {
+    requests: run.requests.total,
+    requestsPerSecond: round(run.requests.total / run.duration, 0),
+    p50Ms: run.latency.p50,
+    p99Ms: run.latency.p99,
+    byStatus,
+    fourXx: run['4xx'],
+    fiveXx: run['5xx'],
+    errors: run.errors,
+    timeouts: run.timeouts,
+  };
+}
+
+/** Every kind once, by itself, so the status split of a step can be read against what each kind must answer. */
+async function checkKinds(url: string, kinds: Kind[]): Promise<void> {
+  for (const kind of kinds) {
+    const response = await fetch(`${url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: kind.body });
+    await response.arrayBuffer();
+    if (response.status !== kind.expect) throw new Error(`${kind.name} answered ${response.status}, expected ${kind.expect}`);
+  }
+  const invalid = kinds.filter((kind) => kind.expect >= 400).length;
+  emit({
+    measure: 'request mix',
+    perCycle: kinds.length,
+    invalidShare: round(invalid / kinds.length),
+    expect: Object.fromEntries(kinds.map((kind) => [kind.name, kind.expect])),
+  });
+}
+
+export async function benchLoad(argv: string[]): Promise<void> {
+  const { values } = parseArgs({ args: argv, options: { 'step-seconds': { type: 'string', default: '5' }, 'soak-requests': { type: 'string', default: '100000' } }, strict: true });
+  const stepSeconds = Number(values['step-seconds']);
+  const soakRequests = Number(values['soak-requests']);
+  if (!(stepSeconds > 0) || !(Number.isInteger(soakRequests) && soakRequests > 0)) throw new Error('--step-seconds and --soak-requests must be positive numbers');
+
+  emit({ bench: 'load', machine: machine() });
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'digitnet-load-'));
+  const shared = path.resolve(root, '..', 'shared', 'mnist');
+  const mnistDir = process.env.MNIST_DIR ? path.resolve(process.env.MNIST_DIR) : existsSync(shared) ? shared : undefined;
+  const started = performance.now();
+  const { child, url } = await startStack(dataDir, mnistDir);
+  try {
+    emit({ measure: 'local stack ready (first start: trains one epoch)', seconds: round((performance.now() - started) / 1000, 1), url });
+    const kinds = await requestMix(dataDir, mnistDir);
+    await checkKinds(url, kinds);
+    await fire(url, kinds, { connections: 4, duration: 2 }).done;
+
+    const steps: (ReturnType<typeof summary> & { connections: number })[] = [];
+    let best = 0;
+    let flat = 0;
+    for (const connections of CONCURRENCY) {
+      const step = { connections, ...summary(await fire(url, kinds, { connections, duration: stepSeconds }).done) };
+      steps.push(step);
+      emit({ measure: 'load step', seconds: stepSeconds, ...step });
+      if (step.requestsPerSecond > best * RISE) flat = 0;
+      else if (++flat >= FLAT_STEPS) break;
+      best = Math.max(best, step.requestsPerSecond);
+    }
+    // The knee: the least concurrency that reaches (within the noise margin) the best throughput.
+    const knee = steps.find((step) => step.requestsPerSecond * RISE >= best)!;
+    emit({ measure: 'knee', connections: knee.connections, requestsPerSecond: knee.requestsPerSecond, p50Ms: knee.p50Ms, p99Ms: knee.p99Ms });
+
+    const rssBefore = await rssMiB(child.pid!);
+    const samples: number[] = [];
+    const sampler = setInterval(() => void rssMiB(child.pid!).then((mib) => samples.push(mib), () => {}), 1000);
+    const soak = fire(url, kinds, { connections: knee.connections, amount: soakRequests });
+    const limit = setTimeout(soak.stop, SOAK_LIMIT_SECONDS * 1000);
+    const run = await soak.done;
+    clearTimeout(limit);
+    clearInterval(sampler);
+    const rssAfter = await rssMiB(child.pid!);
+    emit({
+      measure: 'soak',
+      connections: knee.connections,
+      seconds: round(run.duration, 1),
+      completed: run.requests.total >= soakRequests,
+      ...summary(run),
+      serverRssMiB: { before: rssBefore, after: rssAfter, min: Math.min(rssBefore, ...samples), max: Math.max(rssBefore, ...samples) },
+    });
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      await exited;
+    }
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
