@@ -222,6 +222,12 @@ describe('over HTTP', () => {
     assert.equal((await response.json()).digit, labels[7]);
   });
 
+  test('a path starting with // is a path, not a host', async () => {
+    const response = await fetch(`${service.url}//predict`);
+    assert.equal(response.status, 404);
+    assert.equal((await response.json()).error.code, 'route_not_found');
+  });
+
   test('a body over 10 MB is refused with 413 before it is read', async () => {
     const response = await fetch(`${service.url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: 'x'.repeat(11 * 1024 * 1024) });
     assert.equal(response.status, 413);

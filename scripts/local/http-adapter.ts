@@ -21,7 +21,8 @@ export interface ServedHandler {
 }
 
 function toEvent(req: http.IncomingMessage, body: Buffer, requestId: string): APIGatewayProxyEventV2 {
-  const url = new URL(req.url ?? '/', 'http://local');
+  // Prefixed rather than resolved: '//predict' must stay a path, not become a host.
+  const url = new URL('http://local' + (req.url ?? '/'));
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(req.headers)) if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(',') : value;
   const contentType = headers['content-type'] ?? '';
