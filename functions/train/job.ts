@@ -9,7 +9,7 @@ import { initBackend, tf } from '#lib/backend';
 import type { Config } from '#lib/config';
 import { logger } from '#lib/log';
 import { loadMnist, type MnistSplit } from '#lib/mnist';
-import { ARCHS, SCHEDULES, countParams, createModel, evaluateModel, isArch, trainModel, type Arch, type Schedule } from '#lib/model';
+import { ARCHS, AUGMENTATION, SCHEDULES, TRAINING_DEFAULTS, countParams, createModel, evaluateModel, isArch, trainModel, type Arch, type Schedule } from '#lib/model';
 import type { ProgressSink } from '#lib/progress';
 import { renderReport } from '#lib/report';
 import { openStorage } from '#lib/storage';
@@ -23,12 +23,13 @@ stores it as a new model version and promotes it if it passes the quality gate.
 Options (environment variable in brackets):
   --arch mlp|cnn          architecture (ARCH; default mlp)
   --epochs N              passes over the training set (EPOCHS; default 10)
-  --batch-size N          examples per step (BATCH_SIZE; default 128)
-  --learning-rate X       Adam learning rate (default 0.001)
+  --batch-size N          examples per step (BATCH_SIZE; default mlp ${TRAINING_DEFAULTS.mlp.batchSize}, cnn ${TRAINING_DEFAULTS.cnn.batchSize})
+  --learning-rate X       Adam learning rate (default mlp ${TRAINING_DEFAULTS.mlp.learningRate}, cnn ${TRAINING_DEFAULTS.cnn.learningRate})
   --lr-schedule S         cosine (anneal to zero) or constant (default cosine)
   --validation-split X    fraction held out for validation (default 0.1)
   --seed N                seed for initialisation and shuffling (default 42)
   --train-limit N         train on the first N examples only (quick runs)
+  --augment               randomly shift (±${AUGMENTATION.shiftPixels} px), rotate (±${AUGMENTATION.rotationDegrees}°) and scale (±${AUGMENTATION.scale * 100}%) training images
   --force                 promote even if the quality gate refuses
   --reason TEXT           why the gate is overridden (logged with --force)
   -h, --help              this text
@@ -46,6 +47,7 @@ export interface TrainArgs {
   validationSplit: number;
   seed: number;
   trainLimit?: number;
+  augment?: boolean;
   force: boolean;
   reason?: string;
 }
@@ -81,6 +83,7 @@ export function parseTrainArgs(argv: string[], env: Record<string, string | unde
       'validation-split': { type: 'string' },
       seed: { type: 'string' },
       'train-limit': { type: 'string' },
+      augment: { type: 'boolean' },
       force: { type: 'boolean', default: false },
       reason: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
@@ -97,12 +100,13 @@ export function parseTrainArgs(argv: string[], env: Record<string, string | unde
   return {
     arch,
     epochs: integer('--epochs', values.epochs ?? env.EPOCHS, 10, 1, 200),
-    batchSize: integer('--batch-size', values['batch-size'] ?? env.BATCH_SIZE, 128, 1, 4096),
-    learningRate: fraction('--learning-rate', values['learning-rate'], 1e-3, 1e-6, 1),
+    batchSize: integer('--batch-size', values['batch-size'] ?? env.BATCH_SIZE, TRAINING_DEFAULTS[arch].batchSize, 1, 4096),
+    learningRate: fraction('--learning-rate', values['learning-rate'], TRAINING_DEFAULTS[arch].learningRate, 1e-6, 1),
     schedule: schedule as Schedule,
     validationSplit: fraction('--validation-split', values['validation-split'], 0.1, 0, 0.5),
     seed: integer('--seed', values.seed, 42, 0, 2 ** 31 - 1),
     trainLimit,
+    ...(values.augment ? { augment: true } : {}),
     force: values.force ?? false,
     reason: values.reason,
   };
@@ -150,6 +154,7 @@ export async function runTraining(args: TrainArgs, config: Config, progress: Pro
       schedule: args.schedule,
       validationSplit: args.validationSplit,
       seed: args.seed,
+      augment: args.augment,
       onProgress: (event) => {
         if (event.type === 'batch') {
           progress.update(((event.epoch - 1) * event.batches + event.batch) / (event.epochs * event.batches), `epoch ${event.epoch}/${event.epochs}`, {

@@ -1,0 +1,72 @@
+/**
+ * `npx tsx scripts/bench/augment.ts [--arch cnn] [--epochs N] [--per-kind N]`:
+ * what `--augment` buys. Trains the same model twice, with and without
+ * augmentation (same seed, shuffles and schedule), and scores both on the
+ * MNIST test set and on the first N test digits re-rendered as real uploads
+ * (canvas drawings and paper photos, as in the prediction-service tests),
+ * preprocessed the way the service does it. JSON lines, machine first.
+ */
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { initBackend, tf } from '#lib/backend';
+import { classify } from '#lib/classify';
+import { readConfig } from '#lib/config';
+import { loadMnist, type MnistSplit } from '#lib/mnist';
+import { createModel, evaluateModel, isArch, PIXELS, trainModel, TRAINING_DEFAULTS } from '#lib/model';
+import { preprocessImage } from '#lib/preprocess';
+import { canvasDrawing, paperPhoto } from './rerender.ts';
+import { machine, round } from './stats.ts';
+
+const emit = (record: Record<string, unknown>) => process.stdout.write(JSON.stringify(record) + '\n');
+
+const { values } = parseArgs({
+  options: { arch: { type: 'string', default: 'cnn' }, epochs: { type: 'string', default: '5' }, 'per-kind': { type: 'string', default: '500' } },
+});
+const arch = values.arch;
+if (!isArch(arch)) throw new Error(`--arch must be mlp or cnn; got "${arch}"`);
+const epochs = Number(values.epochs);
+const perKind = Number(values['per-kind']);
+
+const backend = await initBackend();
+const config = readConfig();
+const data = await loadMnist({ dir: config.mnistDir && path.resolve(config.mnistDir), cacheDir: path.join(config.dataDir, 'mnist') });
+emit({ bench: 'augment', machine: machine(), backend, arch, epochs, perKind });
+
+/** The first `count` test digits rendered with `render` and preprocessed as an upload would be. */
+async function uploads(split: MnistSplit, render: (digit: Uint8Array, seed: number) => Promise<Buffer>, count: number): Promise<Float32Array[]> {
+  const inputs: Float32Array[] = [];
+  for (let i = 0; i < count; i++) {
+    const image = await render(split.images.subarray(i * PIXELS, (i + 1) * PIXELS), i + 1);
+    inputs.push((await preprocessImage(image)).input);
+  }
+  return inputs;
+}
+
+const kinds = { canvas: await uploads(data.test, canvasDrawing, perKind), photo: await uploads(data.test, paperPhoto, perKind) };
+
+function accuracy(model: ReturnType<typeof createModel>, inputs: Float32Array[]): number {
+  let correct = 0;
+  for (let start = 0; start < inputs.length; start += 100) {
+    const predictions = classify(model, inputs.slice(start, start + 100));
+    predictions.forEach((p, k) => (correct += p.digit === data.test.labels[start + k] ? 1 : 0));
+  }
+  return correct / inputs.length;
+}
+
+for (const augment of [false, true]) {
+  const model = createModel({ arch });
+  const training = await trainModel(model, data.train, { epochs, ...TRAINING_DEFAULTS[arch], augment });
+  const test = await evaluateModel(model, data.test, 0);
+  emit({
+    augment,
+    mnistTestAccuracy: test.accuracy,
+    canvasAccuracy: accuracy(model, kinds.canvas),
+    photoAccuracy: accuracy(model, kinds.photo),
+    secondsPerEpoch: round(training.secondsPerEpoch),
+    loadAverage: round(os.loadavg()[0]!),
+  });
+  model.dispose();
+}
+tf.disposeVariables();
+process.exit(0);
