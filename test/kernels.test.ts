@@ -7,6 +7,7 @@ import { before, describe, test } from 'node:test';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { initBackend, tf } from '#lib/backend';
 import { registerWasmKernels } from '#lib/kernels/index';
+import { seededRandom } from '#lib/model';
 
 type Shape = number[];
 type Padding = 'same' | 'valid' | number[][];
@@ -15,18 +16,8 @@ before(async () => {
   assert.equal(await initBackend(['wasm'], 'wasm'), 'wasm');
 });
 
-/** mulberry32: the same shapes and values on every run. */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(state ^ (state >>> 15), state | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const random = seeded(20261125);
+// Seeded: the same shapes and values on every run.
+const random = seededRandom(20261125);
 const int = (lo: number, hi: number) => lo + Math.floor(random() * (hi - lo + 1));
 const values = (shape: Shape) => Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => random() * 2 - 1);
 
