@@ -150,9 +150,10 @@ test('seededRandom is deterministic and uniform-ish', () => {
   assert.ok(mean > 0.45 && mean < 0.55);
 });
 
-test('the cosine schedule starts at the base rate, halves midway and ends near zero; constant stays', () => {
+test('the cosine schedule holds the base rate for the first half, halves at three quarters and ends near zero; constant stays', () => {
   assert.equal(learningRateAt('cosine', 1e-3, 0, 100), 1e-3);
-  assert.ok(Math.abs(learningRateAt('cosine', 1e-3, 50, 100) - 5e-4) < 1e-12);
-  assert.ok(learningRateAt('cosine', 1e-3, 99, 100) < 1e-6);
+  assert.equal(learningRateAt('cosine', 1e-3, 49, 100), 1e-3);
+  assert.ok(Math.abs(learningRateAt('cosine', 1e-3, 75, 100) - 5e-4) < 1e-12);
+  assert.ok(learningRateAt('cosine', 1e-3, 99, 100) < 1e-5);
   assert.equal(learningRateAt('constant', 1e-3, 99, 100), 1e-3);
 });
