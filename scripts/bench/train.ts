@@ -8,21 +8,23 @@ import { parseArgs } from 'node:util';
 import { initBackend, tf } from '#lib/backend';
 import { readConfig } from '#lib/config';
 import { loadMnist } from '#lib/mnist';
-import { ARCHS, createModel, evaluateModel, trainModel, type Arch } from '#lib/model';
+import { ARCHS, TRAINING_DEFAULTS, createModel, evaluateModel, trainModel, type Arch } from '#lib/model';
 import { machine, round } from './stats.ts';
 
 export async function benchTrain(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { arch: { type: 'string', default: 'all' }, epochs: { type: 'string', default: '1' }, 'batch-size': { type: 'string', default: '128' } } });
+  const { values } = parseArgs({ args: argv, options: { arch: { type: 'string', default: 'all' }, epochs: { type: 'string', default: '1' }, 'batch-size': { type: 'string' } } });
   const archs: Arch[] = values.arch === 'all' ? [...ARCHS] : [values.arch as Arch];
   const epochs = Number(values.epochs);
-  const batchSize = Number(values['batch-size']);
   const backend = await initBackend();
   const config = readConfig();
   const data = await loadMnist({ dir: config.mnistDir && path.resolve(config.mnistDir), cacheDir: path.join(config.dataDir, 'mnist') });
   process.stdout.write(JSON.stringify({ bench: 'train', machine: machine(), backend }) + '\n');
   for (const arch of archs) {
+    // The same defaults as `npm run train`, so the accuracy column matches what users get.
+    const { learningRate, batchSize: defaultBatch } = TRAINING_DEFAULTS[arch];
+    const batchSize = values['batch-size'] ? Number(values['batch-size']) : defaultBatch;
     const model = createModel({ arch });
-    const result = await trainModel(model, data.train, { epochs, batchSize });
+    const result = await trainModel(model, data.train, { epochs, batchSize, learningRate });
     const test = await evaluateModel(model, data.test);
     const steps = Math.floor(result.trainCount / batchSize);
     process.stdout.write(
