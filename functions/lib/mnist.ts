@@ -180,7 +180,7 @@ export interface LoadMnistOptions {
 }
 
 async function readDir(dir: string): Promise<MnistFiles> {
-  const entries = await Promise.all(
+  const entries = await firstFailureInOrder(
     FILE_NAMES.map(async (file) => {
       const location = path.join(dir, file);
       let bytes: Buffer;
@@ -196,11 +196,23 @@ async function readDir(dir: string): Promise<MnistFiles> {
   return Object.fromEntries(entries) as MnistFiles;
 }
 
+/**
+ * Promise.all, but the error thrown is the first failure in input order rather
+ * than the first to settle, so a user missing several files always hears about
+ * the same one.
+ */
+async function firstFailureInOrder<T>(promises: Promise<T>[]): Promise<T[]> {
+  const settled = await Promise.allSettled(promises);
+  const failed = settled.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((result) => (result as PromiseFulfilledResult<T>).value);
+}
+
 /** The bucket's copy, or undefined when it does not hold all four files yet. */
 async function readBucket(bucket: ObjectStore): Promise<MnistFiles | undefined> {
   const keys = new Set(await bucket.list(MNIST_PREFIX));
   if (!FILE_NAMES.every((file) => keys.has(MNIST_PREFIX + file))) return undefined;
-  const entries = await Promise.all(
+  const entries = await firstFailureInOrder(
     FILE_NAMES.map(async (file) => {
       const key = MNIST_PREFIX + file;
       const object = await bucket.get(key);
