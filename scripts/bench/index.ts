@@ -3,6 +3,7 @@
  * lines or a table (machine first). Numbers go into BENCHMARKS.md; tests
  * never assert speed. `kernels` and `preprocess` run as they are imported.
  */
+import { benchAugment } from './augment.ts';
 import { benchLoad } from './load.ts';
 import { benchPredict } from './predict.ts';
 import { benchTrain } from './train.ts';
@@ -11,6 +12,7 @@ const benches: Record<string, (argv: string[]) => Promise<void>> = {
   train: benchTrain,
   predict: () => benchPredict(),
   load: benchLoad,
+  augment: benchAugment,
   kernels: async () => void (await import('./kernels.ts')),
   preprocess: async () => void (await import('./preprocess.ts')),
 };
