@@ -4,6 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { adam } from './kernels/adam.ts';
 
 export const ARCHS = ['mlp', 'cnn'] as const;
 export type Arch = (typeof ARCHS)[number];
@@ -263,9 +264,7 @@ export async function trainModel(model: tfl.LayersModel, data: LabelledImages, o
   const random = seededRandom(seed);
   // A stream of its own, so turning augmentation on leaves the shuffles unchanged.
   const distort = augment ? seededRandom(seed + 1) : undefined;
-  const optimizer = tf.train.adam(learningRate);
-  // Adam reads its rate on every update; tfjs exposes no setter, so the schedule writes the field.
-  const setRate = (rate: number) => ((optimizer as unknown as { learningRate: number }).learningRate = rate);
+  const optimizer = adam(learningRate);
   const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
   const batches = Math.floor(trainCount / batchSize);
   const reportEvery = Math.max(1, Math.floor(batches / 50));
@@ -277,7 +276,7 @@ export async function trainModel(model: tfl.LayersModel, data: LabelledImages, o
       let lossSum = 0;
       let correct = 0;
       for (let b = 0; b < batches; b++) {
-        setRate(learningRateAt(schedule, learningRate, (epoch - 1) * batches + b, epochs * batches));
+        optimizer.learningRate = learningRateAt(schedule, learningRate, (epoch - 1) * batches + b, epochs * batches);
         const { x, y } = toTensors(data, order.subarray(b * batchSize, (b + 1) * batchSize), distort);
         let predictions: tf.Tensor | undefined;
         const loss = optimizer.minimize(
