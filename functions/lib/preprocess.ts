@@ -8,11 +8,12 @@
  * Size limits are checked on the header before anything is decoded. After the
  * decode, everything works on the raw pixel buffer with plain typed-array
  * loops, at a reduced working size: the decode is the cost floor and this
- * adds little to it (`scripts/bench-preprocess.ts` measures how little).
+ * adds little to it (`npm run bench -- preprocess` measures how little).
  */
-import { defaultFormats } from 'jimp';
+import type { defaultFormats } from 'jimp';
 import { BadRequestError, PayloadTooLargeError } from './errors.ts';
 import { checkGifCodes } from './gif-codes.ts';
+import { decodePng, PngFormatError } from './png.ts';
 import {
   CorruptImageError,
   UnsupportedImageError,
@@ -92,11 +93,10 @@ export interface RawImage {
 
 type JimpFormat = ReturnType<(typeof defaultFormats)[number]>;
 type Bitmap = { data: Buffer; width: number; height: number };
-
-const jimpFormats: JimpFormat[] = defaultFormats.map((factory) => factory());
+type Decoder = (bytes: Buffer) => Bitmap | Promise<Bitmap>;
 
 /** The decoder jimp would pick for the format, with the JPEG decoder's own resolution cap set. */
-function decoderFor(format: DecodableFormat): (bytes: Buffer) => Bitmap | Promise<Bitmap> {
+function decoderFor(jimpFormats: JimpFormat[], format: DecodableFormat): Decoder {
   const jimpFormat = jimpFormats.find((candidate) => candidate.mime === `image/${format}`);
   if (jimpFormat === undefined) throw new Error(`jimp has no ${format} decoder`);
   if (jimpFormat.mime === 'image/jpeg') {
@@ -113,21 +113,43 @@ function decoderFor(format: DecodableFormat): (bytes: Buffer) => Bitmap | Promis
   return (bytes) => jimpFormat.decode(bytes);
 }
 
-const decoders = new Map(DECODABLE.map((format) => [format, decoderFor(format)] as const));
+let jimpDecoders: Promise<Map<DecodableFormat, Decoder>> | undefined;
 
 /**
- * Jimp's own decoder for the format, called directly: `Jimp.fromBuffer` would
- * sniff the format again and parse EXIF to rotate the full-size pixels, which
- * together cost more than decoding a small PNG. The header reader has the
- * orientation already, and it is applied to the much smaller working image.
+ * jimp's decoders, loaded on first use: evaluating jimp takes ~100 ms, a
+ * third of a cold start, and most requests are PNGs that never need it.
+ */
+function jimpDecoder(format: DecodableFormat): Promise<Decoder> {
+  jimpDecoders ??= import('jimp').then(({ defaultFormats }) => {
+    const formats = defaultFormats.map((factory) => factory());
+    return new Map(DECODABLE.map((decodable) => [decodable, decoderFor(formats, decodable)] as const));
+  });
+  return jimpDecoders.then((decoders) => decoders.get(format)!);
+}
+
+/** The project's PNG decoder where it applies (non-interlaced), else jimp's. */
+async function decodeBitmap(bytes: Buffer, format: DecodableFormat): Promise<Bitmap> {
+  if (format === 'png') {
+    const decoded = decodePng(bytes);
+    if (decoded) return decoded;
+  }
+  return (await jimpDecoder(format))(bytes);
+}
+
+/**
+ * A decoder called directly: `Jimp.fromBuffer` would sniff the format again
+ * and parse EXIF to rotate the full-size pixels, which together cost more
+ * than decoding a small PNG. The header reader has the orientation already,
+ * and it is applied to the much smaller working image.
  */
 async function decode(bytes: Buffer, header: ImageHeader & { format: DecodableFormat }): Promise<RawImage> {
   const { format, orientation } = header;
   let bitmap: Bitmap;
   try {
-    bitmap = await decoders.get(format)!(bytes);
+    bitmap = await decodeBitmap(bytes, format);
   } catch (error) {
-    throw new CorruptImageError(`the ${format} image could not be decoded`, { cause: error });
+    const detail = error instanceof PngFormatError ? `: ${error.message}` : '';
+    throw new CorruptImageError(`the ${format} image could not be decoded${detail}`, { cause: error });
   }
   const { data, width, height } = bitmap;
   if (width !== header.width || height !== header.height || width * height * 4 !== data.length) {
