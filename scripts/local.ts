@@ -17,10 +17,10 @@ import { openStorage } from '#lib/storage';
 import { ModelStore } from '#lib/store';
 import { isArch, type Arch } from '#lib/model';
 import { makeHandler as makeOperatorHandler } from '../functions/retrain/app.ts';
-import { parseTrainArgs, runTraining } from '../functions/train/job.ts';
 import { LOCAL_JOB_DEFINITION, LOCAL_QUEUE, LocalBatch } from './local/batch.ts';
 import { serveHandler } from './local/http-adapter.ts';
 import { localHandler } from './local/routes.ts';
+import { prepareModel } from './local/startup.ts';
 
 export const TOKEN_FILE = 'local-token';
 
@@ -29,14 +29,16 @@ const USAGE = `Usage: npm start -- [options]
   --port N        HTTP port (PORT; default 3000)
   --host ADDR     address to bind (default 127.0.0.1; anything else is reachable
                   from other machines and prints a warning)
-  --arch mlp|cnn  architecture to train when no model is serving yet (default mlp)
-  --epochs N      epochs for that first training (default 10)
+  --arch mlp|cnn  architecture to serve: trained first if no model is serving
+                  yet (default mlp) or if another architecture is serving, then
+                  promoted if it passes the quality gate
+  --epochs N      epochs for that training (default 10)
   -h, --help      this text`;
 
 interface LocalArgs {
   port: number;
   host: string;
-  arch: Arch;
+  arch?: Arch;
   epochs?: string;
 }
 
@@ -46,7 +48,7 @@ function parseLocalArgs(argv: string[]): LocalArgs | 'help' {
     options: {
       port: { type: 'string' },
       host: { type: 'string', default: '127.0.0.1' },
-      arch: { type: 'string', default: 'mlp' },
+      arch: { type: 'string' },
       epochs: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -55,7 +57,7 @@ function parseLocalArgs(argv: string[]): LocalArgs | 'help' {
   if (values.help) return 'help';
   const port = Number(values.port ?? process.env.PORT ?? 3000);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be 0–65535; got "${values.port ?? process.env.PORT}"`);
-  if (!isArch(values.arch)) throw new Error(`--arch must be mlp or cnn; got "${values.arch}"`);
+  if (values.arch !== undefined && !isArch(values.arch)) throw new Error(`--arch must be mlp or cnn; got "${values.arch}"`);
   return { port, host: values.host!, arch: values.arch, epochs: values.epochs };
 }
 
@@ -75,17 +77,7 @@ async function main(): Promise<void> {
   process.env.MODEL_REFRESH_SECONDS ??= '5';
   const localConfig = readConfig();
 
-  const serving = await store.latest();
-  if (serving) {
-    logger.info('using the promoted model', { modelVersion: serving.version, accuracy: serving.accuracy });
-  } else {
-    process.stderr.write(`No model is serving yet: training one (${args.arch}). This happens once; later starts reuse it.\n`);
-    const trainArgs = parseTrainArgs(['--arch', args.arch, ...(args.epochs ? ['--epochs', args.epochs] : [])], {});
-    if (trainArgs === 'help') return;
-    // Nothing serves yet, so a model under the gate is still better than none; the override is logged.
-    const outcome = await runTraining({ ...trainArgs, force: true, reason: 'first model for the local stack' }, localConfig, createProgress());
-    process.stderr.write(`Trained ${outcome.version}: test accuracy ${(outcome.testAccuracy * 100).toFixed(2)}%\n`);
-  }
+  await prepareModel({ arch: args.arch, epochs: args.epochs }, store, localConfig, createProgress());
 
   const { handler: predict } = await import('../functions/predict/handler.ts');
   const batch = new LocalBatch({
