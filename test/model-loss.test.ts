@@ -1,0 +1,65 @@
+/**
+ * The training step's loss (trainingLoss, worked out in JavaScript) against
+ * Keras' cross-entropy built from tfjs ops (crossEntropy): the same gradient
+ * bit for bit, the same loss to float32 rounding, and the batch accuracy.
+ */
+import assert from 'node:assert/strict';
+import { before, describe, test } from 'node:test';
+import { initBackend, tf } from '#lib/backend';
+import { CLASSES, crossEntropy, seededRandom, trainingLoss, type BatchScore } from '#lib/model';
+
+before(async () => {
+  assert.equal(await initBackend(['wasm'], 'wasm'), 'wasm');
+});
+
+const ROWS = 37;
+const random = seededRandom(20261127);
+const labels = Array.from({ length: ROWS }, () => Math.floor(random() * CLASSES));
+// Softmax-like rows, a few with label probabilities at and beyond the clip bounds.
+const probabilities = new Float32Array(ROWS * CLASSES);
+for (let row = 0; row < ROWS; row++) {
+  const weights = Array.from({ length: CLASSES }, () => random() ** 4);
+  const total = weights.reduce((a, b) => a + b, 0);
+  weights.forEach((w, c) => (probabilities[row * CLASSES + c] = w / total));
+}
+const extremes = [0, 1e-8, Math.fround(1e-7), 1 - 1e-7, Math.fround(1 - 1e-7), 1];
+extremes.forEach((value, i) => (probabilities[i * CLASSES + labels[i]!] = value));
+probabilities[extremes.length * CLASSES + 3] = 1; // outside the clip on a class other than the label
+
+async function gradients(backend: 'cpu' | 'wasm'): Promise<{ keras: Float32Array; ours: Float32Array; kerasLoss: number; score: BatchScore }> {
+  await tf.setBackend(backend);
+  try {
+    const p = tf.tensor2d(probabilities, [ROWS, CLASSES]);
+    const y = tf.oneHot(tf.tensor1d(labels, 'int32'), CLASSES);
+    const score: BatchScore = { loss: 0, correct: 0 };
+    const keras = tf.grad((q: tf.Tensor) => crossEntropy(y, q))(p);
+    const ours = tf.grad((q: tf.Tensor) => trainingLoss(q, labels, score))(p);
+    const kerasLoss = crossEntropy(y, p);
+    const out = { keras: keras.dataSync() as Float32Array, ours: ours.dataSync() as Float32Array, kerasLoss: kerasLoss.dataSync()[0]!, score };
+    tf.dispose([p, y, keras, ours, kerasLoss]);
+    return out;
+  } finally {
+    await tf.setBackend('wasm');
+  }
+}
+
+describe('trainingLoss', () => {
+  for (const backend of ['wasm', 'cpu'] as const) {
+    test(`gives the gradient of crossEntropy bit for bit on ${backend}, including signed zeros and clipped rows`, async () => {
+      const { keras, ours } = await gradients(backend);
+      assert.deepEqual(ours, keras);
+      for (let i = 0; i < keras.length; i++) assert.ok(Object.is(ours[i], keras[i]), `element ${i}: ${ours[i]} vs ${keras[i]}`);
+    });
+  }
+
+  test('reports the loss crossEntropy reports, and the rows whose most probable class is the label', async () => {
+    const { kerasLoss, score } = await gradients('wasm');
+    assert.ok(Math.abs(score.loss - kerasLoss) <= 1e-6 * kerasLoss, `${score.loss} vs ${kerasLoss}`);
+    let correct = 0;
+    for (let row = 0; row < ROWS; row++) {
+      const values = probabilities.subarray(row * CLASSES, (row + 1) * CLASSES);
+      if (values.indexOf(Math.max(...values)) === labels[row]) correct++;
+    }
+    assert.equal(score.correct, correct);
+  });
+});
