@@ -116,6 +116,10 @@ describe('BatchMatMul and _FusedMatMul on wasm', () => {
     { name: 'batched left, shared right', outerA: [4], outerB: [1], mkn: [17, 23, 11] },
     { name: 'shared left, batched right', outerA: [1], outerB: [3], mkn: [20, 40, 30] },
     { name: 'rank 4', outerA: [2, 3], outerB: [2, 3], mkn: [24, 32, 28] },
+    // M a multiple of 4 and N of 8: the project's own loop (gemm.ts).
+    { name: 'rank 2 in whole 4×8 blocks', outerA: [], outerB: [], mkn: [4 * int(1, 5), int(1, 40), 8 * int(1, 4)] },
+    { name: 'rank 3 batch of 1 in whole 4×8 blocks', outerA: [1], outerB: [1], mkn: [64, 100, 40] },
+    { name: 'a single 4×8 block, K of 1', outerA: [], outerB: [], mkn: [4, 1, 8] },
   ];
 
   for (const { name, outerA, outerB, mkn: [m, k, n] } of shapeCases) {
@@ -153,12 +157,21 @@ describe('BatchMatMul and _FusedMatMul on wasm', () => {
     }
   });
 
+  test('fused without bias or activation, in whole 4×8 blocks', async () => {
+    const [a, b] = [values([1, 12, 20]), values([1, 20, 16])];
+    const build = () => tf.fused.matMul({ a: tf.tensor3d(a, [1, 12, 20]), b: tf.tensor3d(b, [1, 20, 16]) });
+    const [[expected], [actual]] = [await runOn('cpu', build), await runOn('wasm', build)];
+    assertClose(actual!, expected!, 'fused [1,12,20]·[1,20,16]');
+  });
+
   test('frees every intermediate', () => {
     const [a, b] = [tf.randomNormal([3, 40, 20]), tf.randomNormal([3, 30, 40])];
     for (const [x, y, transposeA, transposeB] of [
       [a, b, true, true],
       [tf.randomNormal([20, 8]), tf.randomNormal([20, 6]), true, false],
       [a, tf.randomNormal([40, 30]), true, false],
+      [tf.randomNormal([8, 12]), tf.randomNormal([16, 12]), false, true],
+      [tf.randomNormal([12, 8]), tf.randomNormal([12, 16]), true, false],
     ] as const) {
       assertFreesEverything(() => {
         tf.matMul(x, y, transposeA, transposeB);

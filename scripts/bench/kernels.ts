@@ -102,6 +102,12 @@ rows.push(
   { kernel: 'Mean', shape: '26×26×32 over N,H,W (batch-norm moments)', inputs: { x: biasGradient }, attrs: { axis: [0, 1, 2] } },
   {
     kernel: 'BatchMatMul',
+    shape: '[128,784]·[784,256]',
+    inputs: { a: rand([BATCH, 784]), b: rand([784, 256]) },
+    attrs: { transposeA: false, transposeB: false },
+  },
+  {
+    kernel: 'BatchMatMul',
     shape: '[128,784]ᵀ·[128,256]',
     inputs: { a: rand([BATCH, 784]), b: rand([BATCH, 256]) },
     attrs: { transposeA: true, transposeB: false },

@@ -1,16 +1,23 @@
 /**
- * BatchMatMul and _FusedMatMul for wasm, rearranged into the one case the stock
- * kernels hand to XNNPACK: a single [M,K]·[K,N] product with no transposes.
- * Everything else (transposeA, transposeB, more than one matrix in the batch)
- * runs in a naive loop there. A Dense layer's backward pass asks for
- * aᵀ·dy and dy·bᵀ on every step. Measured (scripts/bench-kernels.ts, node 20,
- * SIMD wasm, one thread): [128,784]ᵀ·[128,256] 51 → 3.2 ms,
- * [128,256]·[784,256]ᵀ 29 → 3.9 ms, a batch of four [128,784]·[784,256]
- * 222 → 17 ms; one MLP training step (batch 128) 104 → 31 ms.
+ * BatchMatMul and _FusedMatMul for wasm. Single float32 products whose rows
+ * and columns fit its blocks (no bias or activation, as the Dense layers'
+ * products are while training) run in the project's own SIMD loop
+ * (gemm.ts), which needs neither XNNPACK's per-tensor packing of B nor a
+ * Transpose for a transposed A. Everything else is rearranged into the one
+ * case the stock kernels hand to XNNPACK: a single [M,K]·[K,N] product with
+ * no transposes; the stock kernels run all other cases (transposeA,
+ * transposeB, more than one matrix in the batch) in a naive loop, and a
+ * Dense layer's backward pass asks for aᵀ·dy and dy·bᵀ on every step.
+ * Measured (`npm run bench -- kernels`, node 20, SIMD wasm, one thread),
+ * stock → project: [128,784]ᵀ·[128,256] 48 → 2.3 ms, [128,256]·[784,256]ᵀ
+ * 28 → 3.0 ms, [128,784]·[784,256] with new weights 2.8 → 2.5 ms, a batch of
+ * four [128,784]·[784,256] 232 → 20 ms.
  */
 import { backend_util, util } from '@tensorflow/tfjs-core';
 import type { _FusedMatMulInputs, KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
+import { COLS, ROWS, gemmFor } from './gemm.ts';
 import { replaceKernel, stockKernel, withScratch, type Scratch } from './kernel-utils.ts';
+import { heapOffset } from './wasm-module.ts';
 
 /**
  * Below this many multiply-adds per matrix, a call per matrix costs more in
@@ -42,6 +49,31 @@ function matrixAt(s: Scratch, x3: TensorInfo, i: number): TensorInfo {
   return out;
 }
 
+interface Dims {
+  m: number;
+  k: number;
+  n: number;
+}
+
+/** The product's sizes when gemm.ts can run it: float32, and M and N multiples of its block. */
+function ownDims(a: TensorInfo, b: TensorInfo, transposeA: boolean, transposeB: boolean): Dims | undefined {
+  const [rowsA, colsA] = a.shape.slice(-2);
+  const [rowsB, colsB] = b.shape.slice(-2);
+  const dims = { m: transposeA ? colsA! : rowsA!, k: transposeA ? rowsA! : colsA!, n: transposeB ? rowsB! : colsB! };
+  const fits = a.dtype === 'float32' && b.dtype === 'float32' && dims.m % ROWS === 0 && dims.n % COLS === 0 && dims.k > 0;
+  return fits ? dims : undefined;
+}
+
+function ownProduct(s: Scratch, h: Helpers, a: TensorInfo, b: TensorInfo, transposeA: boolean, transposeB: boolean, { m, k, n }: Dims, outShape: number[]): TensorInfo {
+  // gemm.ts reads B by rows of N; a transposed B is laid out that way first.
+  const rowMajorB = transposeB ? s.run(h.transpose, { x: s.run(h.reshape, { x: b }, { shape: [n, k] }) }, { perm: [1, 0] }) : b;
+  const out = s.alloc(outShape);
+  const backend = s.backend;
+  const at = (info: TensorInfo) => heapOffset(backend, info.dataId);
+  gemmFor(backend)(at(a), at(rowMajorB), at(out), m, n, k, transposeA ? 4 : k * 4, transposeA ? m * 4 : 4, n * 4);
+  return out;
+}
+
 function product(stock: KernelConfig, h: Helpers): KernelFunc {
   return (args) => {
     const { inputs, backend, attrs = {} } = args;
@@ -53,6 +85,12 @@ function product(stock: KernelConfig, h: Helpers): KernelFunc {
     const batchA = util.sizeFromShape(outerA);
     const batchB = util.sizeFromShape(outerB);
     const batch = Math.max(batchA, batchB);
+    const plain = extra.bias === undefined && extra.preluActivationWeights === undefined && (attrs.activation ?? 'linear') === 'linear';
+    const dims = batch === 1 && plain ? ownDims(a, b, transposeA, transposeB) : undefined;
+    if (dims !== undefined) {
+      const outShape = [...backend_util.assertAndGetBroadcastShape(outerA, outerB), dims.m, dims.n];
+      return withScratch(backend, (s) => ownProduct(s, h, a, b, transposeA, transposeB, dims, outShape));
+    }
     const broadcastable = batchA === 1 || batchB === 1 || util.arraysEqual(outerA, outerB);
     // Per-matrix PReLU weights would have to be split along with the batch; no
     // layer in this project uses them, so such products keep the stock path.

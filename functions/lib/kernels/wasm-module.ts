@@ -46,8 +46,14 @@ export const op = {
   localSet: (index: number) => [0x21, ...uleb(index)],
   i32Const: (value: number) => [0x41, ...sleb(value)],
   i32Add: [0x6a],
+  i32Mul: [0x6c],
   i32And: [0x71],
   i32Shl: [0x74],
+  // Memory arguments: alignment 2^2 (float32 arrays), then a constant byte offset.
+  f32Load: (offset = 0) => [0x2a, 2, ...uleb(offset)],
+  v128Load: (offset = 0) => [0xfd, 0x00, 2, ...uleb(offset)],
+  v128Store: (offset = 0) => [0xfd, 0x0b, 2, ...uleb(offset)],
+  v128Zero: [0xfd, 0x0c, ...new Array<number>(16).fill(0)],
   /** Runs `body` while the i32 local `counter` is below the i32 local `limit`, adding `stride` after each pass. */
   loopWhileBelow: (counter: number, limit: number, stride: number, body: number[]) => [
     0x02, 0x40, // block
