@@ -293,6 +293,28 @@ describe('Sum and Mean on wasm', () => {
   });
 });
 
+describe('Identity on wasm', () => {
+  test('a clone shares its source\'s buffer, outlives the source, and the last reference frees it', () => {
+    const backend = tf.engine().backend;
+    const x = tf.tensor([1, 2, 3]);
+    const before = backend.numDataIds();
+    const y = tf.clone(x);
+    assert.equal(backend.numDataIds(), before, 'no new buffer');
+    x.dispose();
+    assert.deepEqual(Array.from(y.dataSync()), [1, 2, 3]);
+    y.dispose();
+    assert.equal(backend.numDataIds(), before - 1);
+  });
+
+  test('strings are cloned by the stock kernel', () => {
+    const x = tf.tensor(['a', 'bc']);
+    const y = tf.clone(x);
+    x.dispose();
+    assert.deepEqual(y.arraySync(), ['a', 'bc']);
+    y.dispose();
+  });
+});
+
 describe('training through the project kernels', () => {
   test('gradients of conv → relu → maxpool → conv → maxpool → dense → softmax match cpu', async () => {
     const shapes = { x: [3, 14, 13, 2], w1: [3, 3, 2, 4], w2: [3, 2, 4, 6], wd: [3 * 3 * 6, 5], target: [3, 5] };
@@ -346,7 +368,7 @@ describe('training through the project kernels', () => {
   });
 
   test('registering twice leaves the kernels as they are', () => {
-    const names = ['BatchMatMul', '_FusedMatMul', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'MaxPoolGrad', 'Sum', 'Mean'];
+    const names = ['BatchMatMul', '_FusedMatMul', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'MaxPoolGrad', 'Sum', 'Mean', 'Identity'];
     const before = names.map((name) => tf.getKernel(name, 'wasm')?.kernelFunc);
     registerWasmKernels();
     assert.ok(before.every((kernelFunc) => kernelFunc !== undefined));

@@ -15,7 +15,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { initBackend } from '#lib/backend';
 import { createModel, type Arch } from '#lib/model';
 
-const PROJECT_KERNELS = ['BatchMatMul', '_FusedMatMul', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'MaxPoolGrad', 'Sum', 'Mean'];
+const PROJECT_KERNELS = ['BatchMatMul', '_FusedMatMul', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'MaxPoolGrad', 'Sum', 'Mean', 'Identity'];
 const BATCH = 128;
 
 // argv[2] is the bench's name (`npm run bench -- kernels --runs 5`).
@@ -42,8 +42,9 @@ function timeKernel(set: KernelSet, name: string, inputs: NamedTensorMap, attrs:
   use(set);
   const once = () => {
     // Fresh copies, as in training: wasm's matmul and convolution cache their
-    // packed weights by tensor, which would flatter repeated calls.
-    const fresh = Object.fromEntries(Object.entries(inputs).map(([key, t]) => [key, tf.clone(t)]));
+    // packed weights by buffer, which would flatter repeated calls. Copied
+    // through JavaScript because the project's Identity (tf.clone) shares the buffer.
+    const fresh = Object.fromEntries(Object.entries(inputs).map(([key, t]) => [key, tf.tensor(t.dataSync(), t.shape, t.dtype)]));
     const start = performance.now();
     const out = tf.engine().runKernel(name, fresh, attrs) as tf.Tensor;
     const ms = performance.now() - start;

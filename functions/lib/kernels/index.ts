@@ -3,6 +3,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { registerMatMulKernels } from './batch-matmul.ts';
 import { registerConv2DBackpropFilter } from './conv2d-backprop-filter.ts';
 import { registerConv2DBackpropInput } from './conv2d-backprop-input.ts';
+import { registerIdentity } from './identity.ts';
 import { registerMaxPoolGrad } from './max-pool-grad.ts';
 import { registerLeadingReductions } from './reduce-leading-axes.ts';
 
@@ -16,4 +17,5 @@ export function registerWasmKernels(): void {
   registerConv2DBackpropInput();
   registerMaxPoolGrad();
   registerLeadingReductions();
+  registerIdentity();
 }
