@@ -25,6 +25,8 @@ export interface ModelCacheOptions {
   now?: () => number;
   /** Told to callers in Retry-After when storage cannot be reached. */
   retryAfterSeconds?: number;
+  /** Resolves once models can be built (the tensor backend); awaited after a version's download. */
+  backendReady?: () => Promise<unknown>;
 }
 
 export const NO_MODEL_MESSAGE =
@@ -89,7 +91,7 @@ export class ModelCache {
       return;
     }
     try {
-      const { model, metrics } = await store.load(pointer.version);
+      const { model, metrics } = await store.load(pointer.version, this.options.backendReady);
       const previous = this.serving;
       this.serving = { version: pointer.version, model, metrics, pointer };
       this.etag = etag;

@@ -10,7 +10,6 @@
  * loops, at a reduced working size: the decode is the cost floor and this
  * adds little to it (`npm run bench -- preprocess` measures how little).
  */
-import type { defaultFormats } from 'jimp';
 import { BadRequestError, PayloadTooLargeError } from './errors.ts';
 import { checkGifCodes } from './gif-codes.ts';
 import { decodePng, PngFormatError } from './png.ts';
@@ -91,40 +90,41 @@ export interface RawImage {
   orientation?: Orientation;
 }
 
-type JimpFormat = ReturnType<(typeof defaultFormats)[number]>;
 type Bitmap = { data: Buffer; width: number; height: number };
 type Decoder = (bytes: Buffer) => Bitmap | Promise<Bitmap>;
 
-/** The decoder jimp would pick for the format, with the JPEG decoder's own resolution cap set. */
-function decoderFor(jimpFormats: JimpFormat[], format: DecodableFormat): Decoder {
-  const jimpFormat = jimpFormats.find((candidate) => candidate.mime === `image/${format}`);
-  if (jimpFormat === undefined) throw new Error(`jimp has no ${format} decoder`);
-  if (jimpFormat.mime === 'image/jpeg') {
+/**
+ * jimp's decoders for each format, loaded on first use and from their own
+ * packages rather than jimp's: evaluating all of jimp took ~100 ms, a third
+ * of a cold start, and most requests are PNGs that never need them.
+ */
+async function loadJimpDecoders(): Promise<Map<DecodableFormat, Decoder>> {
+  const [jpeg, gif, bmp, png] = await Promise.all([import('@jimp/js-jpeg'), import('@jimp/js-gif'), import('@jimp/js-bmp'), import('@jimp/js-png')]);
+  const jpegFormat = jpeg.default();
+  const gifFormat = gif.default();
+  const bmpFormat = bmp.default();
+  const pngFormat = png.default();
+  return new Map<DecodableFormat, Decoder>([
     // The cap covers a frame header later in the file than the one checked.
-    return (bytes) => jimpFormat.decode(bytes, { maxResolutionInMP: MAX_IMAGE_SIDE ** 2 / 1e6 });
-  }
-  if (jimpFormat.mime === 'image/gif') {
-    // omggif never returns from some corrupt code streams.
-    return (bytes) => {
-      checkGifCodes(bytes);
-      return jimpFormat.decode(bytes);
-    };
-  }
-  return (bytes) => jimpFormat.decode(bytes);
+    ['jpeg', (bytes) => jpegFormat.decode(bytes, { maxResolutionInMP: MAX_IMAGE_SIDE ** 2 / 1e6 })],
+    [
+      'gif',
+      (bytes) => {
+        // omggif never returns from some corrupt code streams.
+        checkGifCodes(bytes);
+        return gifFormat.decode(bytes);
+      },
+    ],
+    ['bmp', (bytes) => bmpFormat.decode(bytes)],
+    ['png', (bytes) => pngFormat.decode(bytes)],
+  ]);
 }
 
 let jimpDecoders: Promise<Map<DecodableFormat, Decoder>> | undefined;
 
-/**
- * jimp's decoders, loaded on first use: evaluating jimp takes ~100 ms, a
- * third of a cold start, and most requests are PNGs that never need it.
- */
-function jimpDecoder(format: DecodableFormat): Promise<Decoder> {
-  jimpDecoders ??= import('jimp').then(({ defaultFormats }) => {
-    const formats = defaultFormats.map((factory) => factory());
-    return new Map(DECODABLE.map((decodable) => [decodable, decoderFor(formats, decodable)] as const));
-  });
-  return jimpDecoders.then((decoders) => decoders.get(format)!);
+async function jimpDecoder(format: DecodableFormat): Promise<Decoder> {
+  jimpDecoders ??= loadJimpDecoders();
+  return (await jimpDecoders).get(format)!;
 }
 
 /** The project's PNG decoder where it applies (non-interlaced), else jimp's. */

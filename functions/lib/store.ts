@@ -172,8 +172,14 @@ export class ModelStore {
   }
 
   /** A verified version as a ready model; never returns a model built from mismatched files. */
-  async load(version: string): Promise<LoadedModel> {
+  /**
+   * Verifies and builds a version. `beforeBuild` is awaited between the two:
+   * a cold start passes the tensor backend's start-up, which then overlaps
+   * the download instead of preceding it.
+   */
+  async load(version: string, beforeBuild?: () => Promise<unknown>): Promise<LoadedModel> {
     const { metrics, artifacts } = await this.verify(version);
+    await beforeBuild?.();
     try {
       const model = await tfl.loadLayersModel(tf.io.fromMemory(artifacts));
       return { model, metrics };

@@ -17,7 +17,11 @@ export type { Handler, Result };
 export interface AppDeps {
   cache: ModelCache;
   logger: Logger;
-  /** Resolves once the tfjs backend is ready; awaited before the first model load. */
+  /**
+   * Resolves once the tfjs backend is ready; awaited before answering. Give
+   * the cache the same function so it waits for it only before building the
+   * model, not before fetching it.
+   */
   backendReady: () => Promise<unknown>;
   /** The web page's HTML. */
   page: () => Promise<string>;
@@ -59,9 +63,10 @@ function modelSummary(serving: ServingModel) {
 export function makeHandler(deps: AppDeps): Handler {
   const { cache, logger } = deps;
 
+  /** The cache waits for the backend itself before building, so a cold start fetches the model meanwhile. */
   async function servingModel(): Promise<ServingModel> {
-    await deps.backendReady();
-    return cache.get();
+    const [, serving] = await Promise.all([deps.backendReady(), cache.get()]);
+    return serving;
   }
 
   async function predict(event: APIGatewayProxyEventV2): Promise<Result> {

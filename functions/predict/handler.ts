@@ -27,10 +27,12 @@ const store = new ModelStore(new S3ObjectStore(createS3Client({ bucket: config.b
 const log = logger.child({ function: 'predict' });
 let page: Promise<string> | undefined;
 
+const backendReady = () => initBackend(['wasm', 'cpu']);
+
 export const handler = makeHandler({
-  cache: new ModelCache({ store, refreshSeconds: config.modelRefreshSeconds, logger: log }),
+  cache: new ModelCache({ store, refreshSeconds: config.modelRefreshSeconds, logger: log, backendReady }),
   logger: log,
-  backendReady: () => initBackend(['wasm', 'cpu']),
+  backendReady,
   page: () => (page ??= readFile(pagePath, 'utf8')),
   report: (version) => store.attachment(version, 'report.html'),
 });
