@@ -2,12 +2,13 @@
  * `npm start`: the whole service on one machine. Starts the embedded S3
  * (data under .data/, kept between runs), trains and promotes a model if none
  * is serving yet, then serves the very same Lambda handlers over HTTP on
- * 127.0.0.1: predict for everyone, retrain/promote (with training jobs run as
+ * 127.0.0.1, from one process per core (local/workers.ts): predict for everyone, retrain/promote (with training jobs run as
  * child processes) for whoever holds the token printed at start-up.
  * Ctrl-C stops everything.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { readConfig } from '#lib/config';
@@ -18,9 +19,8 @@ import { ModelStore } from '#lib/store';
 import { isArch, type Arch } from '#lib/model';
 import { makeHandler as makeOperatorHandler } from '../functions/retrain/app.ts';
 import { LOCAL_JOB_DEFINITION, LOCAL_QUEUE, LocalBatch } from './local/batch.ts';
-import { serveHandler } from './local/http-adapter.ts';
-import { localHandler } from './local/routes.ts';
 import { prepareModel } from './local/startup.ts';
+import { startWorkers } from './local/workers.ts';
 
 export const TOKEN_FILE = 'local-token';
 
@@ -33,6 +33,7 @@ const USAGE = `Usage: npm start -- [options]
                   yet (default mlp) or if another architecture is serving, then
                   promoted if it passes the quality gate
   --epochs N      epochs for that training (default 10)
+  --workers N     server processes sharing the port (default: one per core, ${os.availableParallelism()} here)
   -h, --help      this text`;
 
 interface LocalArgs {
@@ -40,6 +41,7 @@ interface LocalArgs {
   host: string;
   arch?: Arch;
   epochs?: string;
+  workers: number;
 }
 
 function parseLocalArgs(argv: string[]): LocalArgs | 'help' {
@@ -50,6 +52,7 @@ function parseLocalArgs(argv: string[]): LocalArgs | 'help' {
       host: { type: 'string', default: '127.0.0.1' },
       arch: { type: 'string' },
       epochs: { type: 'string' },
+      workers: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -58,7 +61,9 @@ function parseLocalArgs(argv: string[]): LocalArgs | 'help' {
   const port = Number(values.port ?? process.env.PORT ?? 3000);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be 0–65535; got "${values.port ?? process.env.PORT}"`);
   if (values.arch !== undefined && !isArch(values.arch)) throw new Error(`--arch must be mlp or cnn; got "${values.arch}"`);
-  return { port, host: values.host!, arch: values.arch, epochs: values.epochs };
+  const workers = Number(values.workers ?? os.availableParallelism());
+  if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new Error(`--workers must be 1–64; got "${values.workers}"`);
+  return { port, host: values.host!, arch: values.arch, epochs: values.epochs, workers };
 }
 
 async function main(): Promise<void> {
@@ -79,7 +84,6 @@ async function main(): Promise<void> {
 
   await prepareModel({ arch: args.arch, epochs: args.epochs }, store, localConfig, createProgress());
 
-  const { handler: predict } = await import('../functions/predict/handler.ts');
   const batch = new LocalBatch({
     env: { BUCKET: storage.bucket, S3_ENDPOINT: storage.endpoint, MNIST_DIR: config.mnistDir && path.resolve(config.mnistDir), DATA_DIR: path.resolve(config.dataDir) },
     logger,
@@ -88,14 +92,13 @@ async function main(): Promise<void> {
   const token = randomBytes(24).toString('base64url');
   await mkdir(config.dataDir, { recursive: true });
   await writeFile(path.join(config.dataDir, TOKEN_FILE), token + '\n', { mode: 0o600 });
-  const handler = localHandler({ predict, operator, token });
   if (args.host !== '127.0.0.1' && args.host !== 'localhost' && args.host !== '::1') {
     process.stderr.write(`WARNING: binding ${args.host} makes the service reachable from other machines.\n`);
   }
-  const served = await serveHandler(handler, { host: args.host, port: args.port, onError: (error) => logger.error('local server error', { error }) });
-  process.stderr.write(`digitnet is up: ${served.url}  (Ctrl-C to stop)\n`);
+  const served = await startWorkers({ count: args.workers, settings: { host: args.host, port: args.port, token }, operator, logger });
+  process.stderr.write(`digitnet is up: ${served.url}  (${args.workers} server process${args.workers === 1 ? '' : 'es'}; Ctrl-C to stop)\n`);
   process.stderr.write(`operator token for /train and /promote: ${token}  (also in ${path.join(config.dataDir, TOKEN_FILE)})\n`);
-  process.stdout.write(JSON.stringify({ event: 'ready', url: served.url, s3: storage.endpoint, bucket: storage.bucket }) + '\n');
+  process.stdout.write(JSON.stringify({ event: 'ready', url: served.url, workers: args.workers, s3: storage.endpoint, bucket: storage.bucket }) + '\n');
 
   let stopping = false;
   const stop = async () => {

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
+import { readdir, readFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { mnistDir, repoRoot, tempDir } from './support/env.ts';
@@ -33,8 +35,41 @@ async function cli(script: string, args: string[]): Promise<{ code: number; stdo
   }
 }
 
+/** Child processes of `pid` running the server worker (Linux /proc). */
+async function serverProcesses(pid: number): Promise<number[]> {
+  const children: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = await readFile(`/proc/${entry}/stat`, 'utf8');
+      const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8');
+      // Field 4 of stat is the parent pid; the command name in field 2 may contain spaces, so split after it.
+      const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (parent === pid && cmdline.includes('worker.ts')) children.push(Number(entry));
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return children;
+}
+
 async function servingVersion(): Promise<string> {
   return (await (await fetch(`${url}/health`)).json()).modelVersion;
+}
+
+/**
+ * Waits until every server process answers with `version`. Each one re-checks
+ * the pointer on its own, when a request arrives, so for a moment after a
+ * promotion they can disagree — as Lambda containers do.
+ */
+async function waitUntilServing(version: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  let agreeing = 0;
+  while (agreeing < 8 && Date.now() < deadline) {
+    agreeing = (await servingVersion()) === version ? agreeing + 1 : 0;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(agreeing, 8, `the server did not settle on ${version}`);
 }
 
 let stack: ReturnType<typeof start>;
@@ -77,9 +112,7 @@ describe('npm start', () => {
     assert.equal(final.model?.serving, true, result.stdout);
     assert.match(result.stderr, /RUNNING/);
     assert.match(result.stderr, /promoted and serving/);
-    const deadline = Date.now() + 5_000;
-    while ((await servingVersion()) !== final.model.version && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
-    assert.equal(await servingVersion(), final.model.version);
+    await waitUntilServing(final.model.version);
   });
 
   test('npm run models marks the serving version and npm run promote rolls back', async () => {
@@ -90,9 +123,24 @@ describe('npm start', () => {
     assert.equal(versions.find((v: { serving: boolean }) => v.serving).version, versions[1].version);
     const rollback = await cli('promote', [first, '--url', url]);
     assert.equal(rollback.code, 0, rollback.stderr);
-    const deadline = Date.now() + 5_000;
-    while ((await servingVersion()) !== first && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
-    assert.equal(await servingVersion(), first);
+    await waitUntilServing(first);
+  });
+
+  test('serves from one process per core and replaces a server process that dies', async () => {
+    const workers = await serverProcesses(stack.child.pid!);
+    assert.equal(workers.length, availableParallelism());
+    process.kill(workers[0]!, 'SIGKILL');
+    const deadline = Date.now() + 30_000;
+    let replaced: number[] = [];
+    while (Date.now() < deadline) {
+      replaced = await serverProcesses(stack.child.pid!);
+      if (replaced.length === workers.length && !replaced.includes(workers[0]!)) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    assert.equal(replaced.length, workers.length);
+    assert.ok(!replaced.includes(workers[0]!));
+    assert.match(stack.stderr(), /server worker died; starting another/);
+    for (let i = 0; i < 10; i++) assert.equal((await fetch(`${url}/health`)).status, 200);
   });
 
   test('npm run promote refuses an unknown version with a clear message', async () => {
