@@ -11,9 +11,8 @@
  *   --step-seconds N    length of each concurrency step (default 5)
  *   --soak-requests N   requests in the soak (default 100000)
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +21,7 @@ import autocannon from 'autocannon';
 import { Jimp } from 'jimp';
 import { loadMnist } from '#lib/mnist';
 import { MAX_BATCH } from '#lib/predict-request';
+import { stackRssMiB, startStack } from './local-stack.ts';
 import { canvasDrawing } from './rerender.ts';
 import { machine, round } from './stats.ts';
 
@@ -35,7 +35,6 @@ const RISE = 1.05;
 const FLAT_STEPS = 2;
 /** The whole soak is abandoned past this, whatever its request count, to keep the run bounded. */
 const SOAK_LIMIT_SECONDS = 240;
-const READY_LIMIT_MS = 240_000;
 
 interface Kind {
   name: string;
@@ -65,40 +64,6 @@ async function requestMix(dataDir: string, mnistDir: string | undefined): Promis
     { name: `batch of ${MAX_BATCH + 1}`, body: JSON.stringify({ images: new Array(MAX_BATCH + 1).fill('AAAA') }), expect: 413 },
     png,
   ];
-}
-
-function startStack(dataDir: string, mnistDir: string | undefined): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'scripts', 'local.ts'), '--port', '0', '--epochs', '1'], {
-    cwd: root,
-    // Access logs at info would measure stderr as much as the service.
-    env: { ...process.env, DATA_DIR: dataDir, MNIST_DIR: mnistDir ?? '', LOG_LEVEL: 'warn', BUCKET: '', S3_ENDPOINT: '', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      child.kill('SIGTERM');
-      reject(new Error(`the local stack was not ready within ${READY_LIMIT_MS / 1000} s`));
-    }, READY_LIMIT_MS);
-    let buffered = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString();
-      const ready = buffered.split('\n').find((line) => line.includes('"event":"ready"'));
-      if (!ready) return;
-      clearTimeout(timer);
-      resolve({ child, url: JSON.parse(ready).url });
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`the local stack exited with ${code} before it was ready`));
-    });
-  });
-}
-
-/** The child's resident set, from the kernel: what the process holds, not what V8 reports. */
-async function rssMiB(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const kib = Number(/^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1]);
-  return round(kib / 1024, 1);
 }
 
 type Run = autocannon.Result;
@@ -162,9 +127,10 @@ export async function benchLoad(argv: string[]): Promise<void> {
   const shared = path.resolve(root, '..', 'shared', 'mnist');
   const mnistDir = process.env.MNIST_DIR ? path.resolve(process.env.MNIST_DIR) : existsSync(shared) ? shared : undefined;
   const started = performance.now();
-  const { child, url } = await startStack(dataDir, mnistDir);
+  const stack = await startStack(dataDir, mnistDir);
+  const { child, url } = stack;
   try {
-    emit({ measure: 'local stack ready (first start: trains one epoch)', seconds: round((performance.now() - started) / 1000, 1), url });
+    emit({ measure: 'local stack ready (first start: trains one epoch)', seconds: round((performance.now() - started) / 1000, 1), url, serverProcesses: stack.workers });
     const kinds = await requestMix(dataDir, mnistDir);
     await checkKinds(url, kinds);
     await fire(url, kinds, { connections: 4, duration: 2 }).done;
@@ -184,15 +150,15 @@ export async function benchLoad(argv: string[]): Promise<void> {
     const knee = steps.find((step) => step.requestsPerSecond * RISE >= best)!;
     emit({ measure: 'knee', connections: knee.connections, requestsPerSecond: knee.requestsPerSecond, p50Ms: knee.p50Ms, p99Ms: knee.p99Ms });
 
-    const rssBefore = await rssMiB(child.pid!);
+    const rssBefore = await stackRssMiB(child.pid!);
     const samples: number[] = [];
-    const sampler = setInterval(() => void rssMiB(child.pid!).then((mib) => samples.push(mib), () => {}), 1000);
+    const sampler = setInterval(() => void stackRssMiB(child.pid!).then((mib) => samples.push(mib), () => {}), 1000);
     const soak = fire(url, kinds, { connections: knee.connections, amount: soakRequests });
     const limit = setTimeout(soak.stop, SOAK_LIMIT_SECONDS * 1000);
     const run = await soak.done;
     clearTimeout(limit);
     clearInterval(sampler);
-    const rssAfter = await rssMiB(child.pid!);
+    const rssAfter = await stackRssMiB(child.pid!);
     emit({
       measure: 'soak',
       connections: knee.connections,
@@ -202,11 +168,7 @@ export async function benchLoad(argv: string[]): Promise<void> {
       serverRssMiB: { before: rssBefore, after: rssAfter, min: Math.min(rssBefore, ...samples), max: Math.max(rssBefore, ...samples) },
     });
   } finally {
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
-      await exited;
-    }
+    await stack.stop();
     await rm(dataDir, { recursive: true, force: true });
   }
 }

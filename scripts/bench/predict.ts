@@ -7,11 +7,10 @@
  *   - a batch of 32;
  *   - HTTP throughput with autocannon on 127.0.0.1 against `npm start`.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import autocannon from 'autocannon';
 import { Jimp } from 'jimp';
@@ -25,10 +24,10 @@ import { createS3Client, S3ObjectStore } from '#lib/objects';
 import { ModelStore, versionName } from '#lib/store';
 import { makeHandler } from '../../functions/predict/app.ts';
 import { buildPredict } from '../build.ts';
+import { startStack } from './local-stack.ts';
 import { canvasDrawing, paperPhoto } from './rerender.ts';
 import { machine, percentile, round, time } from './stats.ts';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const run = promisify(execFile);
 const emit = (record: Record<string, unknown>) => process.stdout.write(JSON.stringify(record) + '\n');
 
@@ -70,21 +69,12 @@ async function coldStart(dir: string, bucket: string, endpoint: string): Promise
 }
 
 async function throughput(dataDir: string, bodies: Record<string, string>): Promise<void> {
-  const port = 3900 + Math.floor(Math.random() * 90);
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'scripts', 'local.ts'), '--port', String(port)], {
-    cwd: root,
-    env: { ...process.env, DATA_DIR: dataDir, LOG_LEVEL: 'warn', BUCKET: '', S3_ENDPOINT: '' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  await new Promise<void>((resolve, reject) => {
-    child.stdout!.on('data', (chunk: Buffer) => chunk.toString().includes('"event":"ready"') && resolve());
-    child.once('exit', (code) => reject(new Error(`npm start exited with ${code}`)));
-  });
+  const stack = await startStack(dataDir, process.env.MNIST_DIR && path.resolve(process.env.MNIST_DIR));
   try {
     for (const [name, body] of Object.entries(bodies)) {
       for (const connections of [4, 16]) {
         const result = await autocannon({
-          url: `http://127.0.0.1:${port}/predict`,
+          url: `${stack.url}/predict`,
           method: 'POST',
           headers: { 'content-type': 'application/json' },
           body,
@@ -93,6 +83,7 @@ async function throughput(dataDir: string, bodies: Record<string, string>): Prom
         });
         emit({
           measure: `HTTP throughput, ${name}`,
+          serverProcesses: stack.workers,
           connections,
           requestsPerSecond: round(result.requests.average, 0),
           p50Ms: result.latency.p50,
@@ -103,7 +94,7 @@ async function throughput(dataDir: string, bodies: Record<string, string>): Prom
       }
     }
   } finally {
-    child.kill('SIGTERM');
+    await stack.stop();
   }
 }
 
