@@ -4,8 +4,10 @@
  * under Node each wasm kernel call costs tens of microseconds of engine work
  * before any arithmetic. Here one small SIMD function (built by
  * wasm-module.ts, running on the backend's own memory) updates the first and
- * second moments and writes the new weights in a single loop; a JavaScript
- * loop doing the same took ~10 ns an element, 2–3 ms a step.
+ * second moments and writes the new weights in a single loop: ~0.5 ms a
+ * step for the MLP's 269,322 weights, where a JavaScript loop doing the same
+ * float32 operations took 5 ms (both measured on the shared two-core
+ * machine under load).
  *
  * It gives the numbers tf.train.adam gives on wasm, bit for bit: the loop
  * does the stock kernels' float32 operations in the same order, and the step

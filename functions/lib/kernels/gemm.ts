@@ -16,7 +16,7 @@
  * panel of B stays in cache while every row block of A passes over it.
  */
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
-import { I32, V128, instantiate, op } from './wasm-module.ts';
+import { F32X4_LANES, I32, V128, instantiate, op } from './wasm-module.ts';
 
 /** Row and column block of the kernel: M must be a multiple of ROWS, N of COLS. */
 export const ROWS = 4;
@@ -39,8 +39,7 @@ const [B0, B1, SPLAT] = [27, 28, 29];
 const get = op.localGet;
 const set = op.localSet;
 const addTo = (local: number, stride: number) => [...get(local), ...get(stride), ...op.i32Add, ...set(local)];
-const f32x4Add = [0xfd, 0xe4, 0x01];
-const f32x4Mul = [0xfd, 0xe6, 0x01];
+const { add: f32x4Add, mul: f32x4Mul } = F32X4_LANES;
 
 /** acc[r] += splat(A[row r, k]) · B[k, j..j+8] */
 const multiplyRow = (r: number) => [
