@@ -8,14 +8,14 @@
  * no transposes; the stock kernels run all other cases (transposeA,
  * transposeB, more than one matrix in the batch) in a naive loop, and a
  * Dense layer's backward pass asks for aᵀ·dy and dy·bᵀ on every step.
- * Measured (`npm run bench -- kernels`, node 20, SIMD wasm, one thread),
- * stock → project: [128,784]ᵀ·[128,256] 48 → 2.3 ms, [128,256]·[784,256]ᵀ
- * 28 → 3.0 ms, [128,784]·[784,256] with new weights 2.8 → 2.5 ms, a batch of
- * four [128,784]·[784,256] 232 → 20 ms.
+ * Measured (`npm run bench -- kernels`, node 20, SIMD wasm, one thread, the
+ * other core busy), stock → project: [128,784]ᵀ·[128,256] 56 → 3.2 ms,
+ * [128,256]·[784,256]ᵀ 41 → 2.5 ms, [128,784]·[784,256] with new weights
+ * 4.8 → 3.2 ms, a batch of four [128,784]·[784,256] 225 → 18 ms.
  */
 import { backend_util, util } from '@tensorflow/tfjs-core';
 import type { _FusedMatMulInputs, KernelConfig, KernelFunc, NamedAttrMap, TensorInfo } from '@tensorflow/tfjs-core';
-import { COLS, ROWS, gemmFor } from './gemm.ts';
+import { COLS, PANEL_FLOATS, ROWS, gemmFor } from './gemm.ts';
 import { replaceKernel, stockKernel, withScratch, type Scratch } from './kernel-utils.ts';
 import { heapOffset } from './wasm-module.ts';
 
@@ -68,9 +68,10 @@ function ownProduct(s: Scratch, h: Helpers, a: TensorInfo, b: TensorInfo, transp
   // gemm.ts reads B by rows of N; a transposed B is laid out that way first.
   const rowMajorB = transposeB ? s.run(h.transpose, { x: s.run(h.reshape, { x: b }, { shape: [n, k] }) }, { perm: [1, 0] }) : b;
   const out = s.alloc(outShape);
+  const panel = s.alloc([k * PANEL_FLOATS]);
   const backend = s.backend;
   const at = (info: TensorInfo) => heapOffset(backend, info.dataId);
-  gemmFor(backend)(at(a), at(rowMajorB), at(out), m, n, k, transposeA ? 4 : k * 4, transposeA ? m * 4 : 4, n * 4);
+  gemmFor(backend)(at(a), at(rowMajorB), at(out), at(panel), m, n, k, transposeA ? 4 : k * 4, transposeA ? m * 4 : 4);
   return out;
 }
 
