@@ -3,7 +3,7 @@
  * and columns fit its blocks (no bias or activation, as the Dense layers'
  * products are while training) run in the project's own SIMD loop
  * (gemm.ts), which needs neither XNNPACK's per-tensor packing of B nor a
- * Transpose for a transposed A. Everything else is rearranged into the one
+ * Transpose for a transposed operand. Everything else is rearranged into the one
  * case the stock kernels hand to XNNPACK: a single [M,K]·[K,N] product with
  * no transposes; the stock kernels run all other cases (transposeA,
  * transposeB, more than one matrix in the batch) in a naive loop, and a
@@ -64,14 +64,12 @@ function ownDims(a: TensorInfo, b: TensorInfo, transposeA: boolean, transposeB: 
   return fits ? dims : undefined;
 }
 
-function ownProduct(s: Scratch, h: Helpers, a: TensorInfo, b: TensorInfo, transposeA: boolean, transposeB: boolean, { m, k, n }: Dims, outShape: number[]): TensorInfo {
-  // gemm.ts reads B by rows of N; a transposed B is laid out that way first.
-  const rowMajorB = transposeB ? s.run(h.transpose, { x: s.run(h.reshape, { x: b }, { shape: [n, k] }) }, { perm: [1, 0] }) : b;
+function ownProduct(s: Scratch, a: TensorInfo, b: TensorInfo, transposeA: boolean, transposeB: boolean, { m, k, n }: Dims, outShape: number[]): TensorInfo {
   const out = s.alloc(outShape);
   const panel = s.alloc([k * PANEL_FLOATS]);
   const backend = s.backend;
   const at = (info: TensorInfo) => heapOffset(backend, info.dataId);
-  gemmFor(backend)(at(a), at(rowMajorB), at(out), at(panel), m, n, k, transposeA ? 4 : k * 4, transposeA ? m * 4 : 4);
+  gemmFor(backend, transposeB)(at(a), at(b), at(out), at(panel), m, n, k, transposeA ? 4 : k * 4, transposeA ? m * 4 : 4);
   return out;
 }
 
@@ -90,7 +88,7 @@ function product(stock: KernelConfig, h: Helpers): KernelFunc {
     const dims = batch === 1 && plain ? ownDims(a, b, transposeA, transposeB) : undefined;
     if (dims !== undefined) {
       const outShape = [...backend_util.assertAndGetBroadcastShape(outerA, outerB), dims.m, dims.n];
-      return withScratch(backend, (s) => ownProduct(s, h, a, b, transposeA, transposeB, dims, outShape));
+      return withScratch(backend, (s) => ownProduct(s, a, b, transposeA, transposeB, dims, outShape));
     }
     const broadcastable = batchA === 1 || batchB === 1 || util.arraysEqual(outerA, outerB);
     // Per-matrix PReLU weights would have to be split along with the batch; no

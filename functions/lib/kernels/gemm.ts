@@ -6,8 +6,8 @@
  * (weights after each Adam step, gradients), so each product paid for
  * packing — measured ~1 ms for the MLP's [784,256] weights against ~2.3 ms
  * for the product itself — plus, for transposed operands, a Transpose
- * kernel. Here A may be read transposed for free (its stride is a
- * parameter), so of the MLP's products only dy·Wᵀ still transposes (W).
+ * kernel. Here neither operand is transposed first: A is read at whatever
+ * strides it has, and a transposed B is gathered into the panel copy below.
  *
  * Blocks of 4 rows × 8 columns: eight f32x4 accumulators, each step of the
  * inner loop splats one element from each of four rows of A and multiplies
@@ -30,16 +30,17 @@ export const PANEL_FLOATS = COLS;
 /**
  * a, b, c, scratch (heap offsets; scratch holds K·PANEL_FLOATS floats), M,
  * N, K, then A's strides in bytes between rows (i) and between columns (k):
- * K·4 and 4 for A as stored, 4 and M·4 for a stored Aᵀ. B is [K,N] row-major.
+ * K·4 and 4 for A as stored, 4 and M·4 for a stored Aᵀ. B is [K,N]
+ * row-major, or [N,K] for the transposed-B product.
  */
 type GemmArgs = [number, number, number, number, number, number, number, number, number];
 export type Gemm = (...args: GemmArgs) => void;
 
 // Parameters, then locals.
 const [A, B, C, SCRATCH, M, N, K, A_ROW, A_COL] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
-const [I, J, KK, PA0, PA1, PA2, PA3, PB, PC, ROW_BYTES, SOURCE, TARGET, PANEL_END] = [9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21];
-const ACC = 22; // eight accumulators: row r, half h at ACC + 2r + h
-const [B0, B1, SPLAT] = [30, 31, 32];
+const [I, J, KK, PA0, PA1, PA2, PA3, PB, PC, ROW_BYTES, SOURCE, TARGET, PANEL_END, K_BYTES] = [9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22];
+const ACC = 23; // eight accumulators: row r, half h at ACC + 2r + h
+const [B0, B1, SPLAT] = [31, 32, 33];
 const PANEL_ROW_BYTES = PANEL_FLOATS * 4;
 
 const get = op.localGet;
@@ -56,15 +57,24 @@ const multiplyRow = (r: number) => [
 ];
 
 /** Columns j..j+8 of B, row after row, into the scratch panel. */
-const copyPanel = [
-  ...get(B), ...get(J), ...op.i32Add, ...set(SOURCE),
+const copyPanel = (transposedB: boolean) => [
+  // Where column j starts: B + j·4 in a [K,N] B, B + j·K·4 in an [N,K] one (J holds j·4).
+  ...get(B), ...get(J), ...(transposedB ? [...get(K), ...op.i32Mul] : []), ...op.i32Add, ...set(SOURCE),
   ...get(SCRATCH), ...set(TARGET),
   ...get(SCRATCH), ...get(K), ...op.i32Const(PANEL_ROW_BYTES), ...op.i32Mul, ...op.i32Add, ...set(PANEL_END),
-  ...op.loopWhileBelow(TARGET, PANEL_END, PANEL_ROW_BYTES, [
-    ...get(TARGET), ...get(SOURCE), ...op.v128Load(), ...op.v128Store(),
-    ...get(TARGET), ...get(SOURCE), ...op.v128Load(16), ...op.v128Store(16),
-    ...addTo(SOURCE, ROW_BYTES),
-  ]),
+  ...op.loopWhileBelow(TARGET, PANEL_END, PANEL_ROW_BYTES, transposedB
+    ? [
+        // Element k of stored rows j..j+8, each K·4 bytes after the last.
+        ...Array.from({ length: PANEL_FLOATS }, (_, c) => [
+          ...get(TARGET), ...get(SOURCE), ...get(K_BYTES), ...op.i32Const(c), ...op.i32Mul, ...op.i32Add, ...op.f32Load(), ...op.f32Store(4 * c),
+        ]).flat(),
+        ...addConst(SOURCE, 4),
+      ]
+    : [
+        ...get(TARGET), ...get(SOURCE), ...op.v128Load(), ...op.v128Store(),
+        ...get(TARGET), ...get(SOURCE), ...op.v128Load(16), ...op.v128Store(16),
+        ...addTo(SOURCE, ROW_BYTES),
+      ]),
 ];
 
 const block = [
@@ -92,26 +102,27 @@ const block = [
   ]),
 ];
 
-/** One compiled product per backend instance: it is bound to that backend's memory. */
-const compiled = new WeakMap<BackendWasm, Gemm>();
+/** The compiled products per backend instance (bound to its memory): B as stored, and B transposed. */
+const compiled = new WeakMap<BackendWasm, [Gemm, Gemm]>();
 
-export function gemmFor(backend: BackendWasm): Gemm {
-  let gemm = compiled.get(backend);
-  if (gemm === undefined) {
-    gemm = build(backend);
-    compiled.set(backend, gemm);
+export function gemmFor(backend: BackendWasm, transposedB: boolean): Gemm {
+  let pair = compiled.get(backend);
+  if (pair === undefined) {
+    pair = [build(backend, false), build(backend, true)];
+    compiled.set(backend, pair);
   }
-  return gemm;
+  return pair[transposedB ? 1 : 0];
 }
 
-function build(backend: BackendWasm): Gemm {
+function build(backend: BackendWasm, transposedB: boolean): Gemm {
   return instantiate<GemmArgs>(backend, {
     params: [I32, I32, I32, I32, I32, I32, I32, I32, I32],
-    locals: [...new Array<typeof I32>(13).fill(I32), ...new Array<typeof V128>(11).fill(V128)],
+    locals: [...new Array<typeof I32>(14).fill(I32), ...new Array<typeof V128>(11).fill(V128)],
     body: [
       ...get(N), ...op.i32Const(2), ...op.i32Shl, ...set(ROW_BYTES),
+      ...get(K), ...op.i32Const(2), ...op.i32Shl, ...set(K_BYTES),
       ...op.loopWhileBelow(J, ROW_BYTES, COLS * 4, [
-        ...copyPanel,
+        ...copyPanel(transposedB),
         ...op.i32Const(0), ...set(I),
         ...op.loopWhileBelow(I, M, ROWS, block),
       ]),

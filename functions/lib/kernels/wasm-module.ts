@@ -51,6 +51,7 @@ export const op = {
   i32Shl: [0x74],
   // Memory arguments: alignment 2^2 (float32 arrays), then a constant byte offset.
   f32Load: (offset = 0) => [0x2a, 2, ...uleb(offset)],
+  f32Store: (offset = 0) => [0x38, 2, ...uleb(offset)],
   v128Load: (offset = 0) => [0xfd, 0x00, 2, ...uleb(offset)],
   v128Store: (offset = 0) => [0xfd, 0x0b, 2, ...uleb(offset)],
   v128Zero: [0xfd, 0x0c, ...new Array<number>(16).fill(0)],
