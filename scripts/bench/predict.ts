@@ -5,6 +5,7 @@
  *   - handler latency (p50/p99) per image kind, beside a bare jimp decode of
  *     the same image, the floor everything else must stay close to;
  *   - a batch of 32;
+ *   - the model alone on one preprocessed image, for each architecture;
  *   - HTTP throughput with autocannon on 127.0.0.1 against `npm start`.
  */
 import { execFile } from 'node:child_process';
@@ -15,11 +16,12 @@ import { promisify } from 'node:util';
 import autocannon from 'autocannon';
 import { Jimp } from 'jimp';
 import { initBackend } from '#lib/backend';
+import { classify } from '#lib/classify';
 import { startEmbeddedS3 } from '#lib/embedded-s3';
 import { createLogger } from '#lib/log';
 import { loadMnist } from '#lib/mnist';
 import { ModelCache } from '#lib/model-cache';
-import { createModel, evaluateModel, trainModel } from '#lib/model';
+import { ARCHS, createModel, evaluateModel, trainModel } from '#lib/model';
 import { createS3Client, S3ObjectStore } from '#lib/objects';
 import { ModelStore, versionName } from '#lib/store';
 import { makeHandler } from '../../functions/predict/app.ts';
@@ -146,6 +148,14 @@ export async function benchPredict(): Promise<void> {
   const batch = JSON.stringify({ images: new Array(32).fill(images['28x28 PNG']!.toString('base64')) });
   const batchTimes = await time(() => handler(event(batch)), 100);
   emit({ measure: 'handler latency, batch of 32 28x28 PNGs', p50Ms: round(percentile(batchTimes, 50)), p99Ms: round(percentile(batchTimes, 99)) });
+  // Latency does not depend on the weights, so untrained models stand in for trained ones.
+  const input = Float32Array.from(digit, (value) => value / 255);
+  for (const arch of ARCHS) {
+    const candidate = createModel({ arch });
+    const times = await time(async () => void classify(candidate, [input]), 300);
+    emit({ measure: 'model latency, one image', arch, params: candidate.countParams(), p50Ms: round(percentile(times, 50), 3), p99Ms: round(percentile(times, 99), 3) });
+    candidate.dispose();
+  }
   await s3.close();
 
   await throughput(dir, { '28x28 PNG': bodies['28x28 PNG']!, '280x280 canvas PNG': bodies['280x280 canvas PNG']! });
