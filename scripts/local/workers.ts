@@ -55,7 +55,11 @@ export async function startWorkers(options: { count: number; settings: WorkerSet
   cluster.setupPrimary({ exec: WORKER_ENTRY, execArgv: ['--import', 'tsx'] });
   let stopping = false;
   const fork = (): Worker => {
-    const worker = cluster.fork({ [WORKER_SETTINGS_ENV]: JSON.stringify(settings) });
+    const worker = cluster.fork({
+      [WORKER_SETTINGS_ENV]: JSON.stringify(settings),
+      // The primary has printed the AWS SDK's Node-version notice already; one copy per core is noise.
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+    });
     answerOperator(worker, operator, logger);
     return worker;
   };
