@@ -147,12 +147,12 @@ export class ModelStore {
 
   /** Reads a version's artifacts and checks them against the checksums in its metrics. */
   async verify(version: string): Promise<{ metrics: ModelMetrics; artifacts: tf.io.ModelArtifacts }> {
-    const metrics = await this.metrics(version);
+    // Keys first: a bad version name throws before any request is in flight.
+    const modelKey = versionKey(version, MODEL_FILE);
+    const weightsKey = versionKey(version, WEIGHTS_FILE);
+    // All three at once: a cold start waits for one round trip to storage instead of two.
+    const [metrics, modelJson, weights] = await Promise.all([this.metrics(version), this.objects.get(modelKey), this.objects.get(weightsKey)]);
     if (!metrics) throw new ModelIntegrityError(`version ${version} is missing or incomplete (no ${METRICS_FILE})`);
-    const [modelJson, weights] = await Promise.all([
-      this.objects.get(versionKey(version, MODEL_FILE)),
-      this.objects.get(versionKey(version, WEIGHTS_FILE)),
-    ]);
     if (!modelJson || !weights) throw new ModelIntegrityError(`version ${version} is missing ${!modelJson ? MODEL_FILE : WEIGHTS_FILE}`);
     if (sha256(modelJson.body) !== metrics.artifacts.modelJsonSha256) {
       throw new ModelIntegrityError(`${MODEL_FILE} of ${version} does not match its recorded checksum`);
