@@ -2,9 +2,9 @@
  * `npm start`: the whole service on one machine. Starts the embedded S3
  * (data under .data/, kept between runs), trains and promotes a model if none
  * is serving yet, then serves the very same Lambda handlers over HTTP on
- * 127.0.0.1, from one process per core (local/workers.ts): predict for everyone, retrain/promote (with training jobs run as
- * child processes) for whoever holds the token printed at start-up.
- * Ctrl-C stops everything.
+ * 127.0.0.1 from one process per core (local/workers.ts): predict for
+ * everyone, retrain/promote (with training jobs run as child processes) for
+ * whoever holds the token printed at start-up. Ctrl-C stops everything.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';

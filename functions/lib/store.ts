@@ -171,11 +171,11 @@ export class ModelStore {
     };
   }
 
-  /** A verified version as a ready model; never returns a model built from mismatched files. */
   /**
-   * Verifies and builds a version. `beforeBuild` is awaited between the two:
-   * a cold start passes the tensor backend's start-up, which then overlaps
-   * the download instead of preceding it.
+   * A verified version as a ready model; never returns a model built from
+   * mismatched files. `beforeBuild` is awaited between verifying and
+   * building: a cold start passes the tensor backend's start-up, which then
+   * overlaps the download instead of preceding it.
    */
   async load(version: string, beforeBuild?: () => Promise<unknown>): Promise<LoadedModel> {
     const { metrics, artifacts } = await this.verify(version);
