@@ -127,29 +127,29 @@ async function jimpDecoder(format: DecodableFormat): Promise<Decoder> {
   return (await jimpDecoders).get(format)!;
 }
 
-/** The project's PNG decoder where it applies (non-interlaced), else jimp's. */
-async function decodeBitmap(bytes: Buffer, format: DecodableFormat): Promise<Bitmap> {
-  if (format === 'png') {
-    const decoded = decodePng(bytes);
-    if (decoded) return decoded;
-  }
-  return (await jimpDecoder(format))(bytes);
-}
-
-/**
- * A decoder called directly: `Jimp.fromBuffer` would sniff the format again
- * and parse EXIF to rotate the full-size pixels, which together cost more
- * than decoding a small PNG. The header reader has the orientation already,
- * and it is applied to the much smaller working image.
- */
-async function decode(bytes: Buffer, header: ImageHeader & { format: DecodableFormat }): Promise<RawImage> {
-  const { format, orientation } = header;
-  let bitmap: Bitmap;
+async function decodeOrReject<T>(format: DecodableFormat, run: () => T | Promise<T>): Promise<T> {
   try {
-    bitmap = await decodeBitmap(bytes, format);
+    return await run();
   } catch (error) {
     const detail = error instanceof PngFormatError ? `: ${error.message}` : '';
     throw new CorruptImageError(`the ${format} image could not be decoded${detail}`, { cause: error });
+  }
+}
+
+/**
+ * The project's PNG decoder where it applies (non-interlaced), else jimp's,
+ * called directly: `Jimp.fromBuffer` would sniff the format again and parse
+ * EXIF to rotate the full-size pixels, which together cost more than decoding
+ * a small PNG. The header reader has the orientation already, and it is
+ * applied to the much smaller working image. A decoder that fails to load is
+ * the server's fault, so only the decoding itself becomes a CorruptImageError.
+ */
+async function decode(bytes: Buffer, header: ImageHeader & { format: DecodableFormat }): Promise<RawImage> {
+  const { format, orientation } = header;
+  let bitmap = format === 'png' ? await decodeOrReject(format, () => decodePng(bytes)) : undefined;
+  if (!bitmap) {
+    const decoder = await jimpDecoder(format);
+    bitmap = await decodeOrReject(format, () => decoder(bytes));
   }
   const { data, width, height } = bitmap;
   if (width !== header.width || height !== header.height || width * height * 4 !== data.length) {
