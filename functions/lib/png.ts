@@ -160,11 +160,10 @@ function toRgba(rows: Buffer, { width, height, depth, colorType }: Header, rowBy
         out[o + 3] = transparency && index < transparency.length ? transparency[index]! : 255;
         continue;
       }
-      const first = sampleAt(rows, rowStart, s, depth, true);
-      const rgb = channels >= 3 ? [first, sampleAt(rows, rowStart, s + 1, depth, true), sampleAt(rows, rowStart, s + 2, depth, true)] : [first, first, first];
-      out[o] = rgb[0]!;
-      out[o + 1] = rgb[1]!;
-      out[o + 2] = rgb[2]!;
+      const red = sampleAt(rows, rowStart, s, depth, true);
+      out[o] = red;
+      out[o + 1] = channels >= 3 ? sampleAt(rows, rowStart, s + 1, depth, true) : red;
+      out[o + 2] = channels >= 3 ? sampleAt(rows, rowStart, s + 2, depth, true) : red;
       out[o + 3] = channels === 2 || channels === 4 ? sampleAt(rows, rowStart, s + channels - 1, depth, true) : isKey(rows, rowStart, s, channels, depth, transparentKey) ? 0 : 255;
     }
   }
