@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { readdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
+import { childProcesses } from '../scripts/bench/local-stack.ts';
 import { mnistDir, repoRoot, tempDir } from './support/env.ts';
 
 const run = promisify(execFile);
@@ -35,22 +36,15 @@ async function cli(script: string, args: string[]): Promise<{ code: number; stdo
   }
 }
 
-/** Child processes of `pid` running the server worker (Linux /proc). */
+/** Child processes of `pid` running the server worker. */
 async function serverProcesses(pid: number): Promise<number[]> {
-  const children: number[] = [];
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = await readFile(`/proc/${entry}/stat`, 'utf8');
-      const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8');
-      // Field 4 of stat is the parent pid; the command name in field 2 may contain spaces, so split after it.
-      const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (parent === pid && cmdline.includes('worker.ts')) children.push(Number(entry));
-    } catch {
-      // The process ended while we looked.
-    }
+  const workers: number[] = [];
+  for (const child of await childProcesses(pid)) {
+    // A child that ended since it was listed has no cmdline to read.
+    const cmdline = await readFile(`/proc/${child}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.includes('worker.ts')) workers.push(child);
   }
-  return children;
+  return workers;
 }
 
 async function servingVersion(): Promise<string> {

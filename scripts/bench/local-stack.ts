@@ -63,6 +63,15 @@ async function parentOf(pid: string): Promise<number | undefined> {
   }
 }
 
+/** The live children of `pid`, from /proc (Linux). */
+export async function childProcesses(pid: number): Promise<number[]> {
+  const children: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (/^\d+$/.test(entry) && (await parentOf(entry)) === pid) children.push(Number(entry));
+  }
+  return children;
+}
+
 async function rssKiB(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   return Number(/^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1]);
@@ -74,10 +83,7 @@ async function rssKiB(pid: number): Promise<number> {
  * children too, but none run during a bench.
  */
 export async function stackRssMiB(pid: number): Promise<number> {
-  const pids = [pid];
-  for (const entry of await readdir('/proc')) {
-    if (/^\d+$/.test(entry) && (await parentOf(entry)) === pid) pids.push(Number(entry));
-  }
+  const pids = [pid, ...(await childProcesses(pid))];
   const sizes = await Promise.all(pids.map((p) => rssKiB(p).catch(() => 0)));
   return round(sizes.reduce((a, b) => a + b, 0) / 1024, 1);
 }
