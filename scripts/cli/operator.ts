@@ -60,7 +60,9 @@ export async function operatorRequest(target: OperatorTarget, method: 'GET' | 'P
   return { status: response.status, json };
 }
 
+/** Our handlers' `{error: {message}}`, or API Gateway's own `{message}` (a refused signature, throttling). */
 export function errorText(result: { status: number; json: Record<string, unknown> }): string {
   const error = result.json.error as { message?: string } | undefined;
-  return `${result.status}: ${error?.message ?? JSON.stringify(result.json)}`;
+  const message = error?.message ?? result.json.message;
+  return `${result.status}: ${typeof message === 'string' ? message : JSON.stringify(result.json)}`;
 }

@@ -1,0 +1,158 @@
+/**
+ * The operator CLIs against a deployed stack: `npm run retrain/promote --
+ * --deployed` read the API URL from cdk.outputs.json and sign each request
+ * with the caller's AWS credentials (SigV4), as API Gateway's IAM authoriser
+ * demands. AWS cannot be reached here, so a server on 127.0.0.1 plays the API
+ * and checks each signature from the bytes it received, computed by hand from
+ * the AWS Signature Version 4 specification rather than by the signing library.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createHash, createHmac } from 'node:crypto';
+import { once } from 'node:events';
+import { writeFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { after, before, beforeEach, describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import { repoRoot, tempDir } from './support/env.ts';
+
+const run = promisify(execFile);
+const ACCESS_KEY = 'AKIDEXAMPLEOPERATOR';
+const SECRET_KEY = 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY';
+const REGION = 'eu-west-3';
+const JOB_ID = '0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0';
+const VERSION = '20261126T040000Z-cnn';
+
+interface Received {
+  method: string;
+  path: string;
+  body: string;
+  signature: 'valid' | string;
+}
+
+const hmac = (key: string | Buffer, text: string): Buffer => createHmac('sha256', key).update(text).digest();
+const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
+
+/** Why a request's SigV4 signature is wrong, or 'valid'. */
+function checkSignature(request: IncomingMessage, body: string): 'valid' | string {
+  const match = /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request, SignedHeaders=([^,]+), Signature=([0-9a-f]{64})$/.exec(
+    request.headers.authorization ?? '',
+  );
+  if (!match) return `no SigV4 authorization header: ${request.headers.authorization}`;
+  const [, accessKey, date, region, service, signedHeaders, signature] = match as unknown as string[];
+  if (accessKey !== ACCESS_KEY) return `signed with access key ${accessKey}`;
+  if (region !== REGION || service !== 'execute-api') return `scoped to ${region}/${service}`;
+  const amzDate = String(request.headers['x-amz-date']);
+  if (!amzDate.startsWith(date!)) return `x-amz-date ${amzDate} is not of ${date}`;
+  const names = signedHeaders!.split(';');
+  if (!names.includes('host')) return 'host is not signed';
+  const canonicalHeaders = names.map((name) => `${name}:${String(request.headers[name] ?? '').trim()}\n`).join('');
+  const canonicalRequest = [request.method, request.url, '', canonicalHeaders, signedHeaders, sha256(body)].join('\n');
+  const scope = `${date}/${region}/${service}/aws4_request`;
+  const stringToSign = ['AWS4-HMAC-SHA256', amzDate, scope, sha256(canonicalRequest)].join('\n');
+  const key = ['aws4_request'].reduce(hmac, hmac(hmac(hmac(`AWS4${SECRET_KEY}`, date!), region!), service!));
+  const expected = hmac(key, stringToSign).toString('hex');
+  return expected === signature ? 'valid' : 'the signature does not match the request received';
+}
+
+/** Answers like the deployed API: 403 with API Gateway's body for a bad signature, else the retrain routes. */
+function respond(request: IncomingMessage, signature: string): { status: number; body: unknown } {
+  if (signature !== 'valid') return { status: 403, body: { message: 'The request signature we calculated does not match the signature you provided.' } };
+  const route = `${request.method} ${request.url}`;
+  if (route === 'POST /train') return { status: 202, body: { jobId: JOB_ID, status: 'SUBMITTED' } };
+  if (route === `GET /train/${JOB_ID}`) {
+    return { status: 200, body: { jobId: JOB_ID, status: 'SUCCEEDED', done: true, model: { version: VERSION, accuracy: 0.9931, serving: true } } };
+  }
+  if (route === 'POST /promote') return { status: 200, body: { version: VERSION, previous: '20261119T030000Z-cnn' } };
+  return { status: 404, body: { message: 'Not Found' } };
+}
+
+let api: Server;
+let apiUrl: string;
+let received: Received[] = [];
+let cwd: string;
+
+before(async () => {
+  api = createServer(async (request, response) => {
+    let body = '';
+    for await (const chunk of request) body += chunk;
+    const signature = checkSignature(request, body);
+    received.push({ method: request.method!, path: request.url!, body, signature });
+    const answer = respond(request, signature);
+    response.writeHead(answer.status, { 'content-type': 'application/json' }).end(JSON.stringify(answer.body));
+  });
+  api.listen(0, '127.0.0.1');
+  await once(api, 'listening');
+  apiUrl = `http://127.0.0.1:${(api.address() as AddressInfo).port}/`;
+  cwd = await tempDir('digitnet-deployed-');
+  await writeFile(path.join(cwd, 'cdk.outputs.json'), JSON.stringify({ 'Digitnet-dev': { ApiUrl: apiUrl, BucketName: 'digitnet-dev-bucket' } }));
+});
+after(() => api.close());
+beforeEach(() => {
+  received = [];
+});
+
+/** Runs a CLI from a folder holding cdk.outputs.json, with credentials only from the environment. */
+async function cli(script: string, args: string[], secret = SECRET_KEY): Promise<{ code: number; stdout: string; stderr: string }> {
+  const env = {
+    PATH: process.env.PATH,
+    HOME: cwd,
+    AWS_ACCESS_KEY_ID: ACCESS_KEY,
+    AWS_SECRET_ACCESS_KEY: secret,
+    AWS_REGION: REGION,
+    AWS_EC2_METADATA_DISABLED: 'true',
+  };
+  try {
+    const { stdout, stderr } = await run(process.execPath, ['--import', import.meta.resolve('tsx'), path.join(repoRoot, `scripts/${script}.ts`), ...args], { cwd, env });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    return error as { code: number; stdout: string; stderr: string };
+  }
+}
+
+describe('operator CLIs with --deployed', () => {
+  test('npm run retrain --wait submits a signed POST /train, follows the job with signed GETs and reports the promoted version', async () => {
+    const result = await cli('retrain', ['--deployed', '--arch', 'cnn', '--epochs', '12', '--wait']);
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(
+      received.map((r) => [r.method, r.path, r.signature]),
+      [
+        ['POST', '/train', 'valid'],
+        ['GET', `/train/${JOB_ID}`, 'valid'],
+      ],
+    );
+    assert.deepEqual(JSON.parse(received[0]!.body), { arch: 'cnn', epochs: 12 });
+    assert.match(result.stderr, new RegExp(`${VERSION}: test accuracy 99\\.31% — promoted and serving`));
+    assert.equal(JSON.parse(result.stdout).model.version, VERSION);
+  });
+
+  test('npm run promote sends a signed POST /promote with the version', async () => {
+    const result = await cli('promote', [VERSION, '--deployed']);
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(received.map((r) => [r.method, r.path, r.signature]), [['POST', '/promote', 'valid']]);
+    assert.deepEqual(JSON.parse(received[0]!.body), { version: VERSION });
+    assert.match(result.stderr, new RegExp(`${VERSION} is now serving \\(was 20261119T030000Z-cnn\\)`));
+  });
+
+  test('credentials the API refuses: the CLI exits 1 with API Gateway’s message', async () => {
+    const result = await cli('retrain', ['--deployed'], 'not-the-secret');
+    assert.equal(result.code, 1);
+    assert.equal(received.length, 1);
+    assert.match(result.stderr, /training was not started: 403: The request signature we calculated does not match/);
+  });
+
+  test('without cdk.outputs.json, --deployed says to deploy first', async () => {
+    const elsewhere = await tempDir('digitnet-undeployed-');
+    try {
+      await run(process.execPath, ['--import', import.meta.resolve('tsx'), path.join(repoRoot, 'scripts/promote.ts'), VERSION, '--deployed'], { cwd: elsewhere });
+      assert.fail('promote succeeded without outputs');
+    } catch (error) {
+      const { code, stderr } = error as { code: number; stderr: string };
+      assert.equal(code, 2);
+      assert.match(stderr, /--deployed needs cdk\.outputs\.json: run `npm run deploy` first/);
+    }
+    assert.equal(received.length, 0);
+  });
+});
