@@ -23,6 +23,20 @@ Starts a training job; the new version is promoted if it passes the quality gate
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+interface TrainedModel {
+  version: string;
+  accuracy: number;
+  serving: boolean;
+  gate?: { passed: boolean; reasons: string[] };
+}
+
+function verdict(model: TrainedModel): string {
+  if (model.serving) return 'promoted and serving';
+  const anyway = `\`npm run promote -- ${model.version}\` serves it anyway`;
+  if (model.gate && !model.gate.passed) return `stored but NOT promoted, because ${model.gate.reasons.join('; ')}; ${anyway}`;
+  return `stored but not serving (see the job's log); ${anyway}`;
+}
+
 async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
@@ -70,13 +84,9 @@ async function main(): Promise<number> {
     last = line;
     if (status.json.done) {
       process.stdout.write(JSON.stringify(status.json) + '\n');
-      const model = status.json.model as { version: string; accuracy: number; serving: boolean } | undefined;
       if (status.json.status !== 'SUCCEEDED') return 1;
-      if (model) {
-        process.stderr.write(
-          `${model.version}: test accuracy ${(model.accuracy * 100).toFixed(2)}% — ${model.serving ? 'promoted and serving' : 'stored but NOT promoted (refused by the quality gate; see the job log, or promote it with npm run promote)'}\n`,
-        );
-      }
+      const model = status.json.model as TrainedModel | undefined;
+      if (model) process.stderr.write(`${model.version}: test accuracy ${(model.accuracy * 100).toFixed(2)}% — ${verdict(model)}\n`);
       return 0;
     }
     await sleep(interval);

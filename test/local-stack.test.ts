@@ -143,6 +143,18 @@ describe('npm start', () => {
     assert.match(result.stderr, /not promoted: 404: .*does not exist/);
   });
 
+  test('npm run retrain --wait says why the quality gate refused a version, and the serving model stays', async () => {
+    const serving = await servingVersion();
+    // One epoch in batches of 1024 is a few dozen steps: far below the serving model.
+    const result = await cli('retrain', ['--arch', 'mlp', '--epochs', '1', '--batch-size', '1024', '--wait', '--url', url]);
+    assert.equal(result.code, 0, result.stderr);
+    const final = JSON.parse(result.stdout.trim().split('\n').at(-1)!);
+    assert.equal(final.model.serving, false, result.stdout);
+    assert.equal(final.model.gate.passed, false);
+    assert.match(result.stderr, new RegExp(`${final.model.version}: test accuracy [\\d.]+% — stored but NOT promoted, because test accuracy .* below .*npm run promote -- ${final.model.version}`));
+    assert.equal(await servingVersion(), serving);
+  });
+
   test('Ctrl-C stops cleanly, and a second start reuses the stored model without training', async () => {
     stack.child.kill('SIGINT');
     const [code] = await once(stack.child, 'exit');

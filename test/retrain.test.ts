@@ -207,6 +207,14 @@ describe('GET /train/{jobId}', () => {
     assert.deepEqual(body.model, { version: '20261125T220900Z-mlp', accuracy: 0.978, serving: true });
   });
 
+  test('passes on why the quality gate refused the version', async () => {
+    batchMock.on(DescribeJobsCommand).resolves({ jobs: [job('SUCCEEDED', { stoppedAt: Date.parse('2026-11-25T22:10:00Z') })] });
+    const gate = { passed: false, reasons: ['test accuracy 96.21% is below the minimum 97.50% for mlp'] };
+    const store = { ...noStore, list: async () => [{ ...summary('20261125T220900Z-mlp', '2026-11-25T22:09:00Z', 0.9621, false, JOB_ID), gate }] };
+    const body = parse((await handlerWith(store)(request('GET', `/train/${JOB_ID}`))).body);
+    assert.deepEqual(body.model, { version: '20261125T220900Z-mlp', accuracy: 0.9621, serving: false, gate });
+  });
+
   test('finds a version written without a job id by the time the job ran', async () => {
     batchMock.on(DescribeJobsCommand).resolves({ jobs: [job('SUCCEEDED', { stoppedAt: Date.parse('2026-11-25T22:10:00Z') })] });
     const store = {

@@ -47,7 +47,9 @@ describe('npm run train', () => {
     const progressLines = result.stdout.trim().split('\n').slice(0, -1).map((line) => JSON.parse(line));
     assert.ok(progressLines.some((line) => line.event === 'epoch'), 'JSON progress lines when stdout is not a terminal');
     const store = await storeIn(dataDir);
-    assert.deepEqual((await store.list()).map((v) => v.version), [outcome.version], 'version stored under the data dir');
+    const [stored] = await store.list();
+    assert.equal(stored?.version, outcome.version, 'version stored under the data dir');
+    assert.deepEqual(stored?.gate, { passed: false, reasons: outcome.gate.reasons }, 'the version records why it was refused');
     assert.equal(await store.latest(), undefined, 'nothing promoted');
     const report = (await store.attachment(outcome.version, 'report.html'))?.toString('utf8');
     assert.match(report ?? '', /<svg[\s\S]*data:image\/png;base64,/, 'the version stores its HTML report with charts and mistake thumbnails');

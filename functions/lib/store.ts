@@ -50,6 +50,8 @@ export interface ModelMetrics {
     history: TrainResult['history'];
   };
   test: Evaluation;
+  /** The quality gate's decision when the version was trained, against the model serving then. */
+  gate?: GateDecision;
   artifacts: { weightsBytes: number; weightsSha256: string; modelJsonSha256: string };
 }
 
@@ -72,6 +74,7 @@ export interface VersionSummary {
   accuracy: number;
   createdAt: string;
   serving: boolean;
+  gate?: GateDecision;
 }
 
 export interface LoadedModel {
@@ -217,6 +220,7 @@ export class ModelStore {
         accuracy: m.test.accuracy,
         createdAt: m.createdAt,
         serving: m.version === latest?.version,
+        ...(m.gate ? { gate: m.gate } : {}),
       }));
   }
 

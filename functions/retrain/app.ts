@@ -209,7 +209,7 @@ export function makeHandler(deps: RetrainDeps): Handler {
       const found = versionsOf(job, arch, await fromStorage('list model versions', () => store.list()));
       if (found.length === 1) {
         const [model] = found as [VersionSummary];
-        body.model = { version: model.version, accuracy: model.accuracy, serving: model.serving };
+        body.model = { version: model.version, accuracy: model.accuracy, serving: model.serving, ...(model.gate ? { gate: model.gate } : {}) };
       } else if (found.length > 1) {
         body.candidates = found.map((v) => ({ version: v.version, accuracy: v.accuracy, serving: v.serving }));
       }

@@ -170,6 +170,14 @@ export async function runTraining(args: TrainArgs, config: Config, progress: Pro
     progress.done();
     const test = await evaluateModel(model, data.test);
     const store = new ModelStore(storage.objects);
+    const latest = await store.latest();
+    const current = latest && (await store.metrics(latest.version));
+    // Decided before saving so the version records why it was or was not promoted.
+    const gate = qualityGate(
+      { arch: args.arch, accuracy: test.accuracy },
+      current ? { accuracy: current.test.accuracy, version: current.version } : undefined,
+      config.minAccuracy,
+    );
     const version = versionName(args.arch, new Date());
     const metrics: Omit<ModelMetrics, 'artifacts'> = {
       version,
@@ -181,19 +189,13 @@ export async function runTraining(args: TrainArgs, config: Config, progress: Pro
       params: countParams(model),
       training: { ...training, epochs: args.epochs, batchSize: args.batchSize, learningRate: args.learningRate, schedule: args.schedule, seed: args.seed },
       test,
+      gate,
     };
     const saved = await store.save(model, metrics);
     model.dispose();
     await store.attach(version, 'report.html', await renderReport(saved, data.test.images), 'text/html; charset=utf-8');
     log.info('model stored', { version, testAccuracy: test.accuracy, tensors: tf.memory().numTensors });
 
-    const latest = await store.latest();
-    const current = latest && (await store.metrics(latest.version));
-    const gate = qualityGate(
-      { arch: args.arch, accuracy: test.accuracy },
-      current ? { accuracy: current.test.accuracy, version: current.version } : undefined,
-      config.minAccuracy,
-    );
     const forced = !gate.passed && args.force;
     const promoted = gate.passed || args.force;
     if (promoted) {
