@@ -14,17 +14,19 @@ const url = `http://127.0.0.1:${PORT}`;
 let dataDir: string;
 let env: NodeJS.ProcessEnv;
 
-function start(): { child: ChildProcess; ready: Promise<void>; stderr: () => string } {
+function start(): { child: ChildProcess; ready: Promise<void>; stderr: () => string; stdout: () => string } {
   const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/local.ts', '--epochs', '1'], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
+  let stdout = '';
   child.stderr!.on('data', (chunk) => (stderr += chunk));
   const ready = new Promise<void>((resolve, reject) => {
     child.stdout!.on('data', (chunk: Buffer) => {
+      stdout += chunk;
       if (chunk.toString().includes('"event":"ready"')) resolve();
     });
     child.once('exit', (code) => reject(new Error(`npm start exited with ${code}: ${stderr.slice(-2000)}`)));
   });
-  return { child, ready, stderr: () => stderr };
+  return { child, ready, stderr: () => stderr, stdout: () => stdout };
 }
 
 async function cli(script: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -153,6 +155,13 @@ describe('npm start', () => {
     assert.equal(final.model.gate.passed, false);
     assert.match(result.stderr, new RegExp(`${final.model.version}: test accuracy [\\d.]+% — stored but NOT promoted, because test accuracy .* below .*npm run promote -- ${final.model.version}`));
     assert.equal(await servingVersion(), serving);
+  });
+
+  test('the operator token is printed once at start-up and never logged, though every request above carried it', async () => {
+    const token = (await readFile(`${dataDir}/local-token`, 'utf8')).trim();
+    assert.equal(stack.stderr().split(token).length - 1, 1, 'only in the start-up banner');
+    assert.ok(!stack.stdout().includes(token));
+    assert.match(stack.stderr(), /"path":"\/promote".*"requestId"|"requestId".*"path":"\/promote"/, 'operator requests are logged, with their request id');
   });
 
   test('Ctrl-C stops cleanly, and a second start reuses the stored model without training', async () => {
