@@ -4,7 +4,7 @@
  * infra/train.Dockerfile. The job role can read the dataset and write models,
  * and can delete nothing.
  */
-import { IgnoreMode, type Duration, type RemovalPolicy, type Size } from 'aws-cdk-lib';
+import { IgnoreMode, Stack, type Duration, type RemovalPolicy, type Size } from 'aws-cdk-lib';
 import * as batch from 'aws-cdk-lib/aws-batch';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { Platform } from 'aws-cdk-lib/aws-ecr-assets';
@@ -116,7 +116,13 @@ export class Training extends Construct {
       // Needed to reach ECR and CloudWatch from a public subnet without a NAT gateway.
       assignPublicIp: true,
       jobRole: this.jobRole,
-      environment: { BUCKET: bucket.bucketName, ARCH: props.defaults.arch, EPOCHS: String(props.defaults.epochs) },
+      environment: {
+        BUCKET: bucket.bucketName,
+        ARCH: props.defaults.arch,
+        EPOCHS: String(props.defaults.epochs),
+        // Fargate sets it too, but only by undocumented habit; without it the S3 client cannot start.
+        AWS_REGION: Stack.of(this).region,
+      },
       logging: ecs.LogDriver.awsLogs({ logGroup, streamPrefix: 'train' }),
     });
     this.jobDefinition = new batch.EcsJobDefinition(this, 'JobDefinition', {

@@ -289,13 +289,14 @@ describe('training on Batch', () => {
     });
   });
 
-  test('gives the job the bucket and its default architecture and epochs', () => {
+  test('gives the job the bucket, its default architecture and epochs, and the region', () => {
     template.hasResourceProperties('AWS::Batch::JobDefinition', {
       ContainerProperties: Match.objectLike({
         Environment: [
           { Name: 'BUCKET', Value: { Ref: logicalId(stack.bucket) } },
           { Name: 'ARCH', Value: 'cnn' },
           { Name: 'EPOCHS', Value: '12' },
+          { Name: 'AWS_REGION', Value: { Ref: 'AWS::Region' } },
         ],
       }),
     });
