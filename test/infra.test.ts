@@ -435,6 +435,17 @@ describe('stages and context', () => {
     assert.throws(() => buildApp({ context: { stage: 'qa' } }), /context "stage" must be one of local, dev, prod; got "qa"/);
   });
 
+  test('the CDK entry reports a bad context value in one line, without a stack trace', async () => {
+    // The CDK CLI hands `-c` values to the app in CDK_CONTEXT_JSON.
+    const env = { ...process.env, CDK_CONTEXT_JSON: JSON.stringify({ stage: 'staging' }), CDK_OUTDIR: await tempDir('digitnet-cdk-out-') };
+    const failed = await run(process.execPath, ['--import', 'tsx', 'infra/bin/app.ts'], { cwd: repoRoot, env }).then(
+      () => assert.fail('synthesis succeeded with stage=staging'),
+      (error: { code: number; stderr: string }) => error,
+    );
+    assert.equal(failed.code, 1);
+    assert.equal(failed.stderr, 'digitnet: context "stage" must be one of local, dev, prod; got "staging"\n');
+  });
+
   test('memory a Fargate task cannot have fails synthesis', () => {
     assert.throws(() => buildApp({ context: { trainVcpu: '4', trainMemoryGiB: '64' } }), /trainMemoryGiB/);
   });
