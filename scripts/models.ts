@@ -12,12 +12,17 @@ import { OUTPUTS_FILE } from './cli/endpoint.ts';
 
 const USAGE = `Usage: npm run models -- [--deployed] [--json]
 
-Lists model versions, oldest first; * marks the one serving.`;
+Lists model versions, oldest first; * marks the one serving. The last column
+is the quality gate's verdict when the version was trained (see its reasons
+with --json).`;
 
-export function table(versions: VersionSummary[]): string {
+function table(versions: VersionSummary[]): string {
   if (versions.length === 0) return 'no model versions yet: train one with `npm run train`';
-  const rows = versions.map((v) => `${v.serving ? '*' : ' '} ${v.version.padEnd(24)} ${v.arch.padEnd(4)} ${(v.accuracy * 100).toFixed(2).padStart(6)}%  ${v.createdAt}`);
-  return ['  version                  arch  test acc  created', ...rows].join('\n');
+  const verdict = (v: VersionSummary) => (v.gate ? (v.gate.passed ? 'passed' : 'refused') : '');
+  const rows = versions.map(
+    (v) => `${v.serving ? '*' : ' '} ${v.version.padEnd(24)} ${v.arch.padEnd(4)} ${(v.accuracy * 100).toFixed(2).padStart(6)}%  ${v.createdAt}  ${verdict(v)}`.trimEnd(),
+  );
+  return ['  version                  arch  test acc  created                   gate', ...rows].join('\n');
 }
 
 async function deployedBucket(): Promise<string> {

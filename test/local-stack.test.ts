@@ -155,6 +155,8 @@ describe('npm start', () => {
     assert.equal(final.model.gate.passed, false);
     assert.match(result.stderr, new RegExp(`${final.model.version}: test accuracy [\\d.]+% — stored but NOT promoted, because test accuracy .* below .*npm run promote -- ${final.model.version}`));
     assert.equal(await servingVersion(), serving);
+    const listed = await cli('models', []);
+    assert.match(listed.stdout, new RegExp(`^  ${final.model.version} +mlp +[\\d.]+% +\\S+ +refused$`, 'm'));
   });
 
   test('the operator token is printed once at start-up and never logged, though every request above carried it', async () => {
