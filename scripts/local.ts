@@ -19,6 +19,7 @@ import { ModelStore } from '#lib/store';
 import { isArch, type Arch } from '#lib/model';
 import { makeHandler as makeOperatorHandler } from '../functions/retrain/app.ts';
 import { LOCAL_JOB_DEFINITION, LOCAL_QUEUE, LocalBatch } from './local/batch.ts';
+import { assertPortFree, claimDataDir, PreflightError } from './local/preflight.ts';
 import { prepareModel } from './local/startup.ts';
 import { startWorkers } from './local/workers.ts';
 
@@ -73,6 +74,8 @@ async function main(): Promise<void> {
     return;
   }
   const config = readConfig();
+  await claimDataDir(config.dataDir);
+  await assertPortFree(args.host, args.port);
   const storage = await openStorage(config);
   const store = new ModelStore(storage.objects);
   // The handler reads its configuration from the environment at import, exactly as in Lambda.
@@ -116,6 +119,7 @@ async function main(): Promise<void> {
 
 main().catch((error: unknown) => {
   process.stderr.write(`npm start failed: ${(error as Error).message}\n`);
-  logger.error('local stack failed', { error });
+  // A preflight refusal is fully said in that line; anything else gets its stack in the log.
+  if (!(error instanceof PreflightError)) logger.error('local stack failed', { error });
   process.exit(1);
 });

@@ -14,8 +14,8 @@ const url = `http://127.0.0.1:${PORT}`;
 let dataDir: string;
 let env: NodeJS.ProcessEnv;
 
-function start(): { child: ChildProcess; ready: Promise<void>; stderr: () => string; stdout: () => string } {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/local.ts', '--epochs', '1'], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
+function start(overrides: NodeJS.ProcessEnv = {}): { child: ChildProcess; ready: Promise<void>; stderr: () => string; stdout: () => string } {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/local.ts', '--epochs', '1'], { cwd: repoRoot, env: { ...env, ...overrides }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   let stdout = '';
   child.stderr!.on('data', (chunk) => (stderr += chunk));
@@ -164,6 +164,20 @@ describe('npm start', () => {
     assert.equal(stack.stderr().split(token).length - 1, 1, 'only in the start-up banner');
     assert.ok(!stack.stdout().includes(token));
     assert.match(stack.stderr(), /"path":"\/promote".*"requestId"|"requestId".*"path":"\/promote"/, 'operator requests are logged, with their request id');
+  });
+
+  test('a second npm start on the same data folder refuses at once, naming the running one, and leaves its token alone', async () => {
+    const tokenFile = `${dataDir}/local-token`;
+    const token = await readFile(tokenFile, 'utf8');
+    await assert.rejects(start().ready, new RegExp(`exited with 1: npm start failed: another npm start \\(pid ${stack.child.pid}\\) is using ${dataDir}`));
+    assert.equal(await readFile(tokenFile, 'utf8'), token);
+    assert.equal((await fetch(`${url}/health`)).status, 200);
+  });
+
+  test('a busy port is refused before any training starts', async () => {
+    const other = start({ DATA_DIR: await tempDir('digitnet-local-') });
+    await assert.rejects(other.ready, new RegExp(`exited with 1: npm start failed: port ${PORT} on 127\\.0\\.0\\.1 is in use`));
+    assert.doesNotMatch(other.stderr() + other.stdout(), /training|epoch/i);
   });
 
   test('Ctrl-C stops cleanly, and a second start reuses the stored model without training', async () => {
