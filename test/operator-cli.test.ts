@@ -5,12 +5,14 @@
  * demands. AWS cannot be reached here, so a server on 127.0.0.1 plays the API
  * and checks each signature from the bytes it received, computed by hand from
  * the AWS Signature Version 4 specification rather than by the signing library.
+ * Locally they send the token `npm start` wrote instead; the last tests cover
+ * what they say when that stack is not there.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash, createHmac } from 'node:crypto';
 import { once } from 'node:events';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -154,5 +156,25 @@ describe('operator CLIs with --deployed', () => {
       assert.match(stderr, /--deployed needs cdk\.outputs\.json: run `npm run deploy` first/);
     }
     assert.equal(received.length, 0);
+  });
+});
+
+describe('operator CLIs against the local stack', () => {
+  test('without a token from npm start, they say where they looked', async () => {
+    const result = await cli('retrain', ['--url', 'http://127.0.0.1:9']);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /no operator token at \.data\/local-token: is `npm start` running from this folder\?/);
+  });
+
+  test('when nothing answers, they say so and ask whether npm start is running', async () => {
+    await mkdir(path.join(cwd, '.data'), { recursive: true });
+    await writeFile(path.join(cwd, '.data', 'local-token'), 'a-token\n');
+    const closed = createServer().listen(0, '127.0.0.1');
+    await once(closed, 'listening');
+    const { port } = closed.address() as AddressInfo;
+    await new Promise((resolve) => closed.close(resolve));
+    const result = await cli('promote', [VERSION, '--url', `http://127.0.0.1:${port}`]);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, new RegExp(`cannot reach http://127\\.0\\.0\\.1:${port}: .*ECONNREFUSED.*\\. Is \`npm start\` running\\?`));
   });
 });

@@ -54,7 +54,8 @@ export async function operatorRequest(target: OperatorTarget, method: 'GET' | 'P
   try {
     response = await fetch(url, { method, headers, body: text });
   } catch (error) {
-    throw new Error(`cannot reach ${target.endpoint}: ${(error as Error).cause ?? (error as Error).message}`);
+    const hint = target.signed ? '' : ' Is `npm start` running?';
+    throw new Error(`cannot reach ${target.endpoint}: ${(error as Error).cause ?? (error as Error).message}.${hint}`);
   }
   const json = (await response.json().catch(() => ({}))) as Record<string, unknown>;
   return { status: response.status, json };
