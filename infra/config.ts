@@ -29,7 +29,7 @@ export interface StackConfig {
   corsOrigins: string[];
 }
 
-const DEFAULTS: StackConfig = {
+export const STACK_DEFAULTS: StackConfig = {
   stage: 'dev',
   predictMemoryMiB: 1024,
   predictTimeoutSeconds: 10,
@@ -97,40 +97,40 @@ function origins(get: Lookup, fallback: string[]): string[] {
 
 export function readStackConfig(node: Pick<Node, 'tryGetContext'>): StackConfig {
   const get: Lookup = (key) => node.tryGetContext(key);
-  const stage = get('stage') ?? DEFAULTS.stage;
+  const stage = get('stage') ?? STACK_DEFAULTS.stage;
   if (typeof stage !== 'string' || !(STAGES as readonly string[]).includes(stage)) {
     throw new StackConfigError(`context "stage" must be one of ${STAGES.join(', ')}; got ${JSON.stringify(stage)}`);
   }
-  const trainVcpu = number(get, 'trainVcpu', DEFAULTS.trainVcpu, 0.25, 16, false);
+  const trainVcpu = number(get, 'trainVcpu', STACK_DEFAULTS.trainVcpu, 0.25, 16, false);
   const memoryRange = FARGATE_MEMORY_GIB[trainVcpu];
   if (!memoryRange) {
     throw new StackConfigError(`context "trainVcpu" must be a Fargate size (${Object.keys(FARGATE_MEMORY_GIB).join(', ')}); got ${trainVcpu}`);
   }
-  const trainMemoryGiB = number(get, 'trainMemoryGiB', Math.max(DEFAULTS.trainMemoryGiB, memoryRange[0]), memoryRange[0], memoryRange[1], false);
-  const logRetentionDays = number(get, 'logRetentionDays', DEFAULTS.logRetentionDays, 1, 3653);
+  const trainMemoryGiB = number(get, 'trainMemoryGiB', Math.max(STACK_DEFAULTS.trainMemoryGiB, memoryRange[0]), memoryRange[0], memoryRange[1], false);
+  const logRetentionDays = number(get, 'logRetentionDays', STACK_DEFAULTS.logRetentionDays, 1, 3653);
   if (!LOG_RETENTION_DAYS.includes(logRetentionDays)) {
     throw new StackConfigError(`context "logRetentionDays" must be one of ${LOG_RETENTION_DAYS.join(', ')}; got ${logRetentionDays}`);
   }
-  const trainArch = get('trainArch') ?? DEFAULTS.trainArch;
+  const trainArch = get('trainArch') ?? STACK_DEFAULTS.trainArch;
   if (!isArch(trainArch)) {
     throw new StackConfigError(`context "trainArch" must be one of ${ARCHS.join(', ')}; got ${JSON.stringify(trainArch)}`);
   }
-  const throttleRateLimit = number(get, 'throttleRateLimit', DEFAULTS.throttleRateLimit, 1, 10_000);
+  const throttleRateLimit = number(get, 'throttleRateLimit', STACK_DEFAULTS.throttleRateLimit, 1, 10_000);
   return {
     stage: stage as Stage,
-    predictMemoryMiB: number(get, 'predictMemoryMiB', DEFAULTS.predictMemoryMiB, 256, 10_240),
-    predictTimeoutSeconds: number(get, 'predictTimeoutSeconds', DEFAULTS.predictTimeoutSeconds, 3, 29),
-    modelRefreshSeconds: number(get, 'modelRefreshSeconds', DEFAULTS.modelRefreshSeconds, 0, 86_400),
+    predictMemoryMiB: number(get, 'predictMemoryMiB', STACK_DEFAULTS.predictMemoryMiB, 256, 10_240),
+    predictTimeoutSeconds: number(get, 'predictTimeoutSeconds', STACK_DEFAULTS.predictTimeoutSeconds, 3, 29),
+    modelRefreshSeconds: number(get, 'modelRefreshSeconds', STACK_DEFAULTS.modelRefreshSeconds, 0, 86_400),
     throttleRateLimit,
-    throttleBurstLimit: number(get, 'throttleBurstLimit', Math.max(DEFAULTS.throttleBurstLimit, throttleRateLimit), 1, 5_000),
+    throttleBurstLimit: number(get, 'throttleBurstLimit', Math.max(STACK_DEFAULTS.throttleBurstLimit, throttleRateLimit), 1, 5_000),
     trainVcpu,
     trainMemoryGiB,
-    trainTimeoutMinutes: number(get, 'trainTimeoutMinutes', DEFAULTS.trainTimeoutMinutes, 10, 24 * 60),
-    noncurrentVersionExpiryDays: number(get, 'noncurrentVersionExpiryDays', DEFAULTS.noncurrentVersionExpiryDays, 1, 3650),
+    trainTimeoutMinutes: number(get, 'trainTimeoutMinutes', STACK_DEFAULTS.trainTimeoutMinutes, 10, 24 * 60),
+    noncurrentVersionExpiryDays: number(get, 'noncurrentVersionExpiryDays', STACK_DEFAULTS.noncurrentVersionExpiryDays, 1, 3650),
     logRetentionDays,
     trainArch,
-    trainEpochs: number(get, 'trainEpochs', DEFAULTS.trainEpochs, 1, 50),
-    weeklyRetrain: flag(get, 'weeklyRetrain', DEFAULTS.weeklyRetrain),
-    corsOrigins: origins(get, DEFAULTS.corsOrigins),
+    trainEpochs: number(get, 'trainEpochs', STACK_DEFAULTS.trainEpochs, 1, 50),
+    weeklyRetrain: flag(get, 'weeklyRetrain', STACK_DEFAULTS.weeklyRetrain),
+    corsOrigins: origins(get, STACK_DEFAULTS.corsOrigins),
   };
 }
