@@ -159,6 +159,28 @@ describe('npm start', () => {
     assert.match(listed.stdout, new RegExp(`^  ${final.model.version} +mlp +[\\d.]+% +\\S+ +refused$`, 'm'));
   });
 
+  test('training jobs run one at a time: a second one waits as RUNNABLE until the first has finished', async () => {
+    const token = (await readFile(`${dataDir}/local-token`, 'utf8')).trim();
+    const operator = async (method: string, route: string, body?: unknown) =>
+      (await fetch(`${url}${route}`, { method, headers: { authorization: `Bearer ${token}` }, body: body === undefined ? undefined : JSON.stringify(body) })).json();
+    // Batches of 1024 for one epoch: quick, and refused by the gate, so the serving model stays.
+    const request = { arch: 'mlp', epochs: 1, batchSize: 1024 };
+    const first = (await operator('POST', '/train', request)).jobId;
+    const second = (await operator('POST', '/train', request)).jobId;
+    const waiting = await operator('GET', `/train/${second}`);
+    assert.equal(waiting.status, 'RUNNABLE');
+    assert.equal(waiting.statusReason, `waiting for job ${first} to finish`);
+    const deadline = Date.now() + 120_000;
+    let done: { startedAt: string; stoppedAt: string; status: string }[] = [];
+    while (Date.now() < deadline) {
+      done = await Promise.all([operator('GET', `/train/${first}`), operator('GET', `/train/${second}`)]);
+      if (done.every((job) => job.status === 'SUCCEEDED' || job.status === 'FAILED')) break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    assert.deepEqual(done.map((job) => job.status), ['SUCCEEDED', 'SUCCEEDED']);
+    assert.ok(Date.parse(done[1]!.startedAt) >= Date.parse(done[0]!.stoppedAt), 'the second started after the first stopped');
+  });
+
   test('the operator token is printed once at start-up and never logged, though every request above carried it', async () => {
     const token = (await readFile(`${dataDir}/local-token`, 'utf8')).trim();
     assert.equal(stack.stderr().split(token).length - 1, 1, 'only in the start-up banner');

@@ -3,8 +3,11 @@
  * jobs through this exactly as it does through the real BatchClient, and each
  * job is the training entry point run as a child process against the same
  * bucket. Progress goes into `statusReason`, which Batch leaves free-form.
+ * Jobs run one at a time, first come first served, and wait as RUNNABLE
+ * meanwhile, as they do in a compute environment that is full: two trainings
+ * at once would only share the cores, with the servers' too.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,9 +36,15 @@ function progressOf(line: string): string | undefined {
   return undefined;
 }
 
+interface QueuedJob {
+  job: JobDetail;
+  env: Record<string, string | undefined>;
+}
+
 export class LocalBatch {
   private readonly jobs = new Map<string, JobDetail>();
-  private readonly running = new Set<ReturnType<typeof spawn>>();
+  private readonly waiting: QueuedJob[] = [];
+  private running?: { job: JobDetail; child: ChildProcess };
 
   constructor(private readonly options: LocalBatchOptions) {}
 
@@ -56,18 +65,36 @@ export class LocalBatch {
       jobName,
       jobQueue,
       jobDefinition,
-      status: 'RUNNING',
+      status: 'RUNNABLE',
       createdAt: Date.now(),
-      startedAt: Date.now(),
+      startedAt: undefined,
       container: { environment },
-      statusReason: 'starting',
     };
-    this.jobs.set(jobId!, job);
+    this.jobs.set(jobId, job);
     const env: Record<string, string | undefined> = { ...process.env, ...this.options.env };
     for (const pair of environment) if (pair.name) env[pair.name] = pair.value;
     env.AWS_BATCH_JOB_ID = jobId;
+    this.waiting.push({ job, env });
+    this.options.logger.info('local training job submitted', { jobId, jobName, ahead: this.waiting.length - 1 + (this.running ? 1 : 0) });
+    this.startNext();
+    return jobId;
+  }
+
+  /** Starts the first waiting job if none is running, and tells the others whom they wait for. */
+  private startNext(): void {
+    if (!this.running) {
+      const next = this.waiting.shift();
+      if (next) this.run(next);
+    }
+    for (const { job } of this.waiting) job.statusReason = `waiting for job ${this.running!.job.jobId} to finish`;
+  }
+
+  private run({ job, env }: QueuedJob): void {
+    job.status = 'RUNNING';
+    job.startedAt = Date.now();
+    job.statusReason = 'starting';
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'functions', 'train', 'main.ts')], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    this.running.add(child);
+    this.running = { job, child };
     let lastError = '';
     let buffered = '';
     child.stdout.on('data', (chunk: Buffer) => {
@@ -81,19 +108,20 @@ export class LocalBatch {
       if (text.startsWith('training failed:')) lastError = text;
     });
     child.on('exit', (code, signal) => {
-      this.running.delete(child);
+      this.running = undefined;
       job.stoppedAt = Date.now();
       job.container = { ...job.container, exitCode: code ?? undefined };
       job.status = code === 0 ? 'SUCCEEDED' : 'FAILED';
       job.statusReason = code === 0 ? 'Essential container in task exited' : lastError || `training exited with ${signal ?? `code ${code}`}`;
-      this.options.logger.info('local training job finished', { jobId, status: job.status, exitCode: code });
+      this.options.logger.info('local training job finished', { jobId: job.jobId, status: job.status, exitCode: code });
+      this.startNext();
     });
-    this.options.logger.info('local training job started', { jobId, jobName, pid: child.pid });
-    return jobId!;
+    this.options.logger.info('local training job started', { jobId: job.jobId, jobName: job.jobName, pid: child.pid });
   }
 
-  /** Stops running jobs (Ctrl-C on the local stack). */
+  /** Stops the running job and drops the waiting ones (Ctrl-C on the local stack). */
   stopAll(): void {
-    for (const child of this.running) child.kill('SIGTERM');
+    this.waiting.length = 0;
+    this.running?.child.kill('SIGTERM');
   }
 }
