@@ -30,9 +30,10 @@ interface TrainedModel {
   gate?: { passed: boolean; reasons: string[] };
 }
 
-function verdict(model: TrainedModel): string {
+/** `where` repeats how this service was named (--deployed, --url), so the promote command it suggests reaches it too. */
+function verdict(model: TrainedModel, where: string): string {
   if (model.serving) return 'promoted and serving';
-  const anyway = `\`npm run promote -- ${model.version}\` serves it anyway`;
+  const anyway = `\`npm run promote -- ${model.version}${where}\` serves it anyway`;
   if (model.gate && !model.gate.passed) return `stored but NOT promoted, because ${model.gate.reasons.join('; ')}; ${anyway}`;
   return `stored but not serving (see the job's log); ${anyway}`;
 }
@@ -86,7 +87,8 @@ async function main(): Promise<number> {
       process.stdout.write(JSON.stringify(status.json) + '\n');
       if (status.json.status !== 'SUCCEEDED') return 1;
       const model = status.json.model as TrainedModel | undefined;
-      if (model) process.stderr.write(`${model.version}: test accuracy ${(model.accuracy * 100).toFixed(2)}% — ${verdict(model)}\n`);
+      const where = values.deployed ? ' --deployed' : values.url ? ` --url ${values.url}` : '';
+      if (model) process.stderr.write(`${model.version}: test accuracy ${(model.accuracy * 100).toFixed(2)}% — ${verdict(model, where)}\n`);
       return 0;
     }
     await sleep(interval);

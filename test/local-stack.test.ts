@@ -153,7 +153,7 @@ describe('npm start', () => {
     const final = JSON.parse(result.stdout.trim().split('\n').at(-1)!);
     assert.equal(final.model.serving, false, result.stdout);
     assert.equal(final.model.gate.passed, false);
-    assert.match(result.stderr, new RegExp(`${final.model.version}: test accuracy [\\d.]+% — stored but NOT promoted, because test accuracy .* below .*npm run promote -- ${final.model.version}`));
+    assert.match(result.stderr, new RegExp(`${final.model.version}: test accuracy [\\d.]+% — stored but NOT promoted, because test accuracy .* below .*\`npm run promote -- ${final.model.version} --url ${url}\` serves it anyway`));
     assert.equal(await servingVersion(), serving);
     const listed = await cli('models', []);
     assert.match(listed.stdout, new RegExp(`^  ${final.model.version} +mlp +[\\d.]+% +\\S+ +refused$`, 'm'));

@@ -5,7 +5,7 @@
  * free — found out now rather than after a minute of training.
  */
 import { rmSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
 
@@ -47,8 +47,9 @@ export async function claimDataDir(dataDir: string): Promise<void> {
           ` (if pid ${owner} is not an npm start, delete ${lock})`,
       );
     }
-    rmSync(lock, { force: true });
+    await rm(lock, { force: true });
   }
+  // 'exit' handlers must be synchronous.
   process.on('exit', () => rmSync(lock, { force: true }));
 }
 
