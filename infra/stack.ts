@@ -83,6 +83,8 @@ export class DigitnetStack extends Stack {
       entry: 'functions/predict/handler.ts',
       description: 'digitnet: classify digits, report the serving model, serve the page',
       memoryMiB: config.predictMemoryMiB,
+      // Every visitor after a quiet spell waits for a cold start; errors here are rare.
+      sourceMaps: false,
       timeout: Duration.seconds(config.predictTimeoutSeconds),
       logRetention,
       removalPolicy,
@@ -98,6 +100,7 @@ export class DigitnetStack extends Stack {
       entry: 'functions/retrain/handler.ts',
       description: 'digitnet: submit and follow training jobs, promote or roll back model versions',
       memoryMiB: 512,
+      sourceMaps: true,
       // Promotion reads a version's weights back before writing the pointer; API Gateway gives up at 30 s.
       timeout: Duration.seconds(25),
       logRetention,

@@ -145,6 +145,13 @@ describe('predict function', () => {
     });
   });
 
+  test('does not load source maps, which would lengthen every cold start', () => {
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Role: arn(roleOf(stack.predictFunction)),
+      Environment: { Variables: Match.objectLike({ NODE_OPTIONS: Match.absent() }) },
+    });
+  });
+
   test('has 1024 MB and a 10 s timeout by default', () => {
     template.hasResourceProperties('AWS::Lambda::Function', { Role: arn(roleOf(stack.predictFunction)), MemorySize: 1024, Timeout: 10 });
   });
@@ -200,6 +207,13 @@ describe('retrain function', () => {
           JOB_DEFINITION: { Ref: logicalId(stack.training.jobDefinition) },
         }),
       },
+    });
+  });
+
+  test('maps stack traces to the TypeScript source', () => {
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Role: arn(roleOf(stack.retrainFunction)),
+      Environment: { Variables: Match.objectLike({ NODE_OPTIONS: '--enable-source-maps' }) },
     });
   });
 });
@@ -358,10 +372,11 @@ describe('synthesized assets', () => {
   const predictKey = template.findResources('AWS::Lambda::Function')[logicalId(stack.predictFunction)]!.Properties.Code.S3Key as string;
   const predictDir = path.join(assembly.directory, manifest.files[predictKey.replace(/\.zip$/, '')]!.source.path);
 
-  test('the predict asset holds the bundle, its three .wasm files and the page', () => {
-    for (const file of ['index.mjs', 'index.mjs.map', ...WASM_FILES, 'web/index.html']) {
+  test('the predict asset holds the bundle, its three .wasm files and the page, and no source map', () => {
+    for (const file of ['index.mjs', ...WASM_FILES, 'web/index.html']) {
       assert.ok(existsSync(path.join(predictDir, file)), `${file} missing from the predict asset`);
     }
+    assert.ok(!existsSync(path.join(predictDir, 'index.mjs.map')), 'a source map would be loaded for nothing');
   });
 
   test('the predict asset answers from its own folder against the embedded S3', async () => {
