@@ -44,14 +44,14 @@ before(async () => {
 
 describe('npm run deploy', () => {
   test('--help lists every setting with its default and calls nothing', async () => {
-    const before = (await calls('cdk')).length + (await calls('docker')).length;
+    const callsBefore = (await calls('cdk')).length + (await calls('docker')).length;
     const result = await deploy(['--help']);
     assert.equal(result.code, 0, result.stderr);
     for (const setting of ['stage=dev', 'predictMemoryMiB=1024', 'trainVcpu=4', 'trainMemoryGiB=8', 'weeklyRetrain=false', 'corsOrigins=*']) {
       assert.match(result.stdout, new RegExp(`-c ${setting.replace('*', '\\*')}\\n`));
     }
     assert.match(result.stdout, /cdk bootstrap/);
-    assert.equal((await calls('cdk')).length + (await calls('docker')).length, before);
+    assert.equal((await calls('cdk')).length + (await calls('docker')).length, callsBefore);
   });
 
   test('runs cdk deploy with the outputs file and approval for broadened permissions, passing the caller’s options on', async () => {
@@ -74,11 +74,11 @@ describe('npm run deploy', () => {
   });
 
   test('refuses before cdk runs when the Docker engine is not running', async () => {
-    const before = (await calls('cdk')).length;
+    const callsBefore = (await calls('cdk')).length;
     const result = await deploy([], { DOCKER_EXIT: '1' });
     assert.equal(result.code, 1);
     assert.match(result.stderr, /^cannot deploy: docker is installed but its engine is not running\. .*start Docker/);
-    assert.equal((await calls('cdk')).length, before);
+    assert.equal((await calls('cdk')).length, callsBefore);
   });
 
   test('names a missing builder, and CDK_DOCKER chooses the builder', async () => {
