@@ -6,18 +6,16 @@
  * that refuses (as this machine's registry proxy does, with 405) is a notice.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
+import { runScript, type ScriptResult } from './support/cli.ts';
 import { repoRoot } from './support/env.ts';
 
-const run = promisify(execFile);
 let registry: Server;
 let registryUrl: string;
 let answer: { status: number; body: unknown };
@@ -46,14 +44,7 @@ before(async () => {
 });
 after(() => registry.close());
 
-async function audit(): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'scripts/audit.ts'), '--registry', registryUrl], { cwd: repoRoot });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    return error as { code: number; stdout: string; stderr: string };
-  }
-}
+const audit = (): Promise<ScriptResult> => runScript('scripts/audit.ts', ['--registry', registryUrl]);
 
 let advisoryId = Date.now();
 

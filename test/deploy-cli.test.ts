@@ -4,14 +4,12 @@
  * and `cdk` on PATH record how they were called and answer as told.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { chmod, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, test } from 'node:test';
-import { promisify } from 'node:util';
-import { repoRoot, tempDir } from './support/env.ts';
+import { runScript, type ScriptResult } from './support/cli.ts';
+import { tempDir } from './support/env.ts';
 
-const run = promisify(execFile);
 let bin: string;
 
 /** An executable that appends its arguments to `<name>.calls` and exits with $<NAME>_EXIT (default 0). */
@@ -23,17 +21,9 @@ async function standIn(name: string): Promise<void> {
 
 const calls = (name: string) => readFile(path.join(bin, `${name}.calls`), 'utf8').then((text) => text.trim().split('\n'), () => []);
 
-async function deploy(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+async function deploy(args: string[], env: Record<string, string> = {}): Promise<ScriptResult> {
   const cwd = await tempDir('digitnet-deploy-');
-  try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', import.meta.resolve('tsx'), path.join(repoRoot, 'scripts/deploy.ts'), ...args], {
-      cwd,
-      env: { PATH: `${bin}:/usr/bin:/bin`, HOME: cwd, ...env },
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    return error as { code: number; stdout: string; stderr: string };
-  }
+  return runScript('scripts/deploy.ts', args, { cwd, env: { PATH: `${bin}:/usr/bin:/bin`, HOME: cwd, ...env } });
 }
 
 before(async () => {

@@ -1,14 +1,13 @@
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { after, before, describe, test } from 'node:test';
-import { promisify } from 'node:util';
 import { childProcesses } from '../scripts/bench/local-stack.ts';
+import { runScript, type ScriptResult } from './support/cli.ts';
 import { mnistDir, repoRoot, tempDir } from './support/env.ts';
 
-const run = promisify(execFile);
 const PORT = 39_000 + Math.floor(Math.random() * 1000);
 const url = `http://127.0.0.1:${PORT}`;
 let dataDir: string;
@@ -29,14 +28,7 @@ function start(overrides: NodeJS.ProcessEnv = {}): { child: ChildProcess; ready:
   return { child, ready, stderr: () => stderr, stdout: () => stdout };
 }
 
-async function cli(script: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', `scripts/${script}.ts`, ...args], { cwd: repoRoot, env });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    return error as { code: number; stdout: string; stderr: string };
-  }
-}
+const cli = (script: string, args: string[]): Promise<ScriptResult> => runScript(`scripts/${script}.ts`, args, { env });
 
 /** Child processes of `pid` running the server worker. */
 async function serverProcesses(pid: number): Promise<number[]> {

@@ -9,7 +9,6 @@
  * what they say when that stack is not there.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { createHash, createHmac } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -17,10 +16,9 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
-import { promisify } from 'node:util';
-import { repoRoot, tempDir } from './support/env.ts';
+import { runScript, type ScriptResult } from './support/cli.ts';
+import { tempDir } from './support/env.ts';
 
-const run = promisify(execFile);
 const ACCESS_KEY = 'AKIDEXAMPLEOPERATOR';
 const SECRET_KEY = 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY';
 const REGION = 'eu-west-3';
@@ -97,7 +95,7 @@ beforeEach(() => {
 });
 
 /** Runs a CLI from a folder holding cdk.outputs.json, with credentials only from the environment. */
-async function cli(script: string, args: string[], secret = SECRET_KEY): Promise<{ code: number; stdout: string; stderr: string }> {
+function cli(script: string, args: string[], secret = SECRET_KEY): Promise<ScriptResult> {
   const env = {
     PATH: process.env.PATH,
     HOME: cwd,
@@ -106,12 +104,7 @@ async function cli(script: string, args: string[], secret = SECRET_KEY): Promise
     AWS_REGION: REGION,
     AWS_EC2_METADATA_DISABLED: 'true',
   };
-  try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', import.meta.resolve('tsx'), path.join(repoRoot, `scripts/${script}.ts`), ...args], { cwd, env });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    return error as { code: number; stdout: string; stderr: string };
-  }
+  return runScript(`scripts/${script}.ts`, args, { cwd, env });
 }
 
 describe('operator CLIs with --deployed', () => {
@@ -146,15 +139,9 @@ describe('operator CLIs with --deployed', () => {
   });
 
   test('without cdk.outputs.json, --deployed says to deploy first', async () => {
-    const elsewhere = await tempDir('digitnet-undeployed-');
-    try {
-      await run(process.execPath, ['--import', import.meta.resolve('tsx'), path.join(repoRoot, 'scripts/promote.ts'), VERSION, '--deployed'], { cwd: elsewhere });
-      assert.fail('promote succeeded without outputs');
-    } catch (error) {
-      const { code, stderr } = error as { code: number; stderr: string };
-      assert.equal(code, 2);
-      assert.match(stderr, /--deployed needs cdk\.outputs\.json: run `npm run deploy` first/);
-    }
+    const { code, stderr } = await runScript('scripts/promote.ts', [VERSION, '--deployed'], { cwd: await tempDir('digitnet-undeployed-') });
+    assert.equal(code, 2);
+    assert.match(stderr, /--deployed needs cdk\.outputs\.json: run `npm run deploy` first/);
     assert.equal(received.length, 0);
   });
 });

@@ -1,16 +1,14 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { Jimp } from 'jimp';
-import { mnistDir, repoRoot, tempDir } from './support/env.ts';
+import { runScript, type ScriptResult } from './support/cli.ts';
+import { mnistDir, tempDir } from './support/env.ts';
 import { startService, type TestService } from './support/service.ts';
 
-const run = promisify(execFile);
 let service: TestService;
 let dir: string;
 let label: number;
@@ -30,14 +28,7 @@ before(async () => {
 });
 after(() => service.close());
 
-async function predict(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', import.meta.resolve('tsx'), path.join(repoRoot, 'scripts/predict.ts'), ...args], { cwd: dir });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    return error as { code: number; stdout: string; stderr: string };
-  }
-}
+const predict = (args: string[]): Promise<ScriptResult> => runScript('scripts/predict.ts', args, { cwd: dir });
 
 describe('npm run predict', () => {
   test('prints the digit, confidence and a bar chart per file', async () => {

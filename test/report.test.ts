@@ -1,14 +1,13 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, test } from 'node:test';
-import { promisify } from 'node:util';
 import { Jimp } from 'jimp';
 import { summarise } from '#lib/model';
 import { renderReport } from '#lib/report';
 import { ModelStore, type ModelMetrics } from '#lib/store';
-import { mnistDir, repoRoot, tempDir, testBucket, type TestBucket } from './support/env.ts';
+import { runScript, type ScriptResult } from './support/cli.ts';
+import { mnistDir, tempDir, testBucket, type TestBucket } from './support/env.ts';
 import { storeTrainedModel } from './support/service.ts';
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
@@ -200,7 +199,6 @@ describe('renderReport', () => {
   });
 });
 
-const run = promisify(execFile);
 
 describe('npm run report', () => {
   let bucket: TestBucket;
@@ -213,14 +211,9 @@ describe('npm run report', () => {
     cwd = await tempDir();
   });
 
-  async function report(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  function report(args: string[]): Promise<ScriptResult> {
     const env = { ...process.env, BUCKET: bucket.bucket, S3_ENDPOINT: bucket.endpoint, MNIST_DIR: mnistDir, DATA_DIR: path.join(cwd, '.data') };
-    try {
-      const { stdout, stderr } = await run(process.execPath, ['--import', import.meta.resolve('tsx'), path.join(repoRoot, 'scripts/report.ts'), ...args], { cwd, env });
-      return { code: 0, stdout, stderr };
-    } catch (error) {
-      return error as { code: number; stdout: string; stderr: string };
-    }
+    return runScript('scripts/report.ts', args, { cwd, env });
   }
 
   test('writes reports/<version>.html and stores it as the version’s report.html', async () => {

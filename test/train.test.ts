@@ -1,26 +1,17 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { promisify } from 'node:util';
 import { parseTrainArgs, UsageError } from '../functions/train/job.ts';
 import { ModelStore } from '#lib/store';
-import { mnistDir, repoRoot, tempDir, testBucket } from './support/env.ts';
+import { runScript, type ScriptResult } from './support/cli.ts';
+import { mnistDir, tempDir, testBucket } from './support/env.ts';
 
-const run = promisify(execFile);
 
-async function train(args: string[], dataDir: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'functions/train/main.ts', ...args], {
-      cwd: repoRoot,
-      env: { ...process.env, MNIST_DIR: mnistDir, DATA_DIR: dataDir, BUCKET: '', S3_ENDPOINT: '' },
-      maxBuffer: 16 * 1024 * 1024,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
-  }
+function train(args: string[], dataDir: string, datasetDir = mnistDir): Promise<ScriptResult> {
+  return runScript('functions/train/main.ts', args, {
+    env: { ...process.env, MNIST_DIR: datasetDir, DATA_DIR: dataDir, BUCKET: '', S3_ENDPOINT: '' },
+    maxBuffer: 16 * 1024 * 1024,
+  });
 }
 
 /** The bucket a finished training run left under its data dir, read through a fresh embedded S3. */
@@ -117,19 +108,7 @@ describe('parseTrainArgs', () => {
 });
 
 test('exits 1 naming the file when the dataset is missing', async () => {
-  const dataDir = await tempDir();
-  const empty = await tempDir();
-  const { code, stderr } = await (async () => {
-    try {
-      await run(process.execPath, ['--import', 'tsx', 'functions/train/main.ts', '--epochs', '1'], {
-        cwd: repoRoot,
-        env: { ...process.env, MNIST_DIR: empty, DATA_DIR: dataDir, BUCKET: '', S3_ENDPOINT: '' },
-      });
-      return { code: 0, stderr: '' };
-    } catch (error) {
-      return error as { code: number; stderr: string };
-    }
-  })();
+  const { code, stderr } = await train(['--epochs', '1'], await tempDir(), await tempDir());
   assert.equal(code, 1);
   assert.match(stderr, /training failed: .*train-images-idx3-ubyte\.gz/);
 });
