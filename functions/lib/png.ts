@@ -174,8 +174,7 @@ function toRgba(rows: Buffer, { width, height, depth, colorType }: Header, rowBy
 function isKey(rows: Buffer, rowStart: number, sample: number, channels: number, depth: number, key: Buffer | undefined): boolean {
   if (!key || key.length < channels * 2) return false;
   for (let c = 0; c < channels; c++) {
-    const raw = depth === 16 ? rows.readUInt16BE(rowStart + (sample + c) * 2) : sampleAt(rows, rowStart, sample + c, depth, false);
-    if (raw !== key.readUInt16BE(c * 2)) return false;
+    if (sampleAt(rows, rowStart, sample + c, depth, false) !== key.readUInt16BE(c * 2)) return false;
   }
   return true;
 }

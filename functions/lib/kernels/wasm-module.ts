@@ -79,12 +79,11 @@ export interface Lanes {
   sqrt: number[];
 }
 
-// Memory arguments: alignment 2^2 (float32 arrays), offset 0.
-export const F32_LANES: Lanes = { bytes: 4, load: [0x2a, 2, 0], store: [0x38, 2, 0], add: [0x92], mul: [0x94], div: [0x95], sqrt: [0x91] };
+export const F32_LANES: Lanes = { bytes: 4, load: op.f32Load(), store: op.f32Store(), add: [0x92], mul: [0x94], div: [0x95], sqrt: [0x91] };
 export const F32X4_LANES: Lanes = {
   bytes: 16,
-  load: [0xfd, 0x00, 2, 0],
-  store: [0xfd, 0x0b, 2, 0],
+  load: op.v128Load(),
+  store: op.v128Store(),
   add: [0xfd, 0xe4, 0x01],
   mul: [0xfd, 0xe6, 0x01],
   div: [0xfd, 0xe7, 0x01],
