@@ -7,7 +7,7 @@
  * whoever holds the token printed at start-up. Ctrl-C stops everything.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -93,7 +93,7 @@ async function main(): Promise<void> {
   });
   const operator = makeOperatorHandler({ batch, store, env: { jobQueue: LOCAL_QUEUE, jobDefinition: LOCAL_JOB_DEFINITION }, logger: logger.child({ function: 'retrain' }) });
   const token = randomBytes(24).toString('base64url');
-  await mkdir(config.dataDir, { recursive: true });
+  // claimDataDir made the folder.
   await writeFile(path.join(config.dataDir, TOKEN_FILE), token + '\n', { mode: 0o600 });
   if (args.host !== '127.0.0.1' && args.host !== 'localhost' && args.host !== '::1') {
     process.stderr.write(`WARNING: binding ${args.host} makes the service reachable from other machines.\n`);

@@ -203,25 +203,29 @@ export class ModelStore {
     return { pointer: parseJson<LatestPointer>(stored.body, LATEST_KEY), etag: stored.etag };
   }
 
-  /** Complete versions, oldest first. */
-  async list(): Promise<VersionSummary[]> {
+  /** The metrics of every complete version, oldest first. */
+  async allMetrics(): Promise<ModelMetrics[]> {
     const keys = await this.objects.list(MODELS_PREFIX);
     const versions = keys
       .filter((key) => key.endsWith('/' + METRICS_FILE))
       .map((key) => key.slice(MODELS_PREFIX.length, -METRICS_FILE.length - 1))
       .filter(isVersionName);
-    const [latest, all] = await Promise.all([this.latest(), Promise.all(versions.map((v) => this.metrics(v)))]);
-    return all
-      .filter((m): m is ModelMetrics => m !== undefined)
-      .map((m) => ({
-        version: m.version,
-        arch: m.arch,
-        ...(m.jobId ? { jobId: m.jobId } : {}),
-        accuracy: m.test.accuracy,
-        createdAt: m.createdAt,
-        serving: m.version === latest?.version,
-        ...(m.gate ? { gate: m.gate } : {}),
-      }));
+    const all = await Promise.all(versions.map((v) => this.metrics(v)));
+    return all.filter((m): m is ModelMetrics => m !== undefined);
+  }
+
+  /** Complete versions, oldest first. */
+  async list(): Promise<VersionSummary[]> {
+    const [latest, all] = await Promise.all([this.latest(), this.allMetrics()]);
+    return all.map((m) => ({
+      version: m.version,
+      arch: m.arch,
+      ...(m.jobId ? { jobId: m.jobId } : {}),
+      accuracy: m.test.accuracy,
+      createdAt: m.createdAt,
+      serving: m.version === latest?.version,
+      ...(m.gate ? { gate: m.gate } : {}),
+    }));
   }
 
   /**

@@ -52,9 +52,9 @@ export function planStartup(request: StartupRequest, serving: Omit<StoredModel, 
 }
 
 async function storedModels(store: ModelStore, arch: Arch | undefined): Promise<StoredModel[]> {
-  const versions = (await store.list()).filter((v) => v.arch === arch);
-  const metrics = await Promise.all(versions.map((v) => store.metrics(v.version)));
-  return metrics.flatMap((m) => (m ? [{ version: m.version, arch: m.arch, accuracy: m.test.accuracy, epochs: m.training.epochs }] : []));
+  return (await store.allMetrics())
+    .filter((m) => m.arch === arch)
+    .map((m) => ({ version: m.version, arch: m.arch, accuracy: m.test.accuracy, epochs: m.training.epochs }));
 }
 
 /** Carries out planStartup against the store, training in this process when it must. */
