@@ -5,7 +5,7 @@
  * everything inline (CSS, SVG charts, the digits as PNG data URLs), runs no
  * script, and its Content-Security-Policy blocks any request it might make.
  */
-import { Jimp } from 'jimp';
+import { encodeGreyPng } from './png-encode.ts';
 import { IMAGE_COLS, IMAGE_PIXELS, IMAGE_ROWS } from './mnist.ts';
 import type { EpochResult } from './model.ts';
 import type { ModelMetrics } from './store.ts';
@@ -258,25 +258,20 @@ function perClassTable(metrics: ModelMetrics): Html {
 // ---------------------------------------------------------------- digits
 
 /** The 28×28 test image as a PNG data URL, exactly the pixels the model saw (white ink on black). */
-async function digitPng(testImages: Uint8Array, index: number): Promise<string> {
-  const image = new Jimp({ width: IMAGE_COLS, height: IMAGE_ROWS, color: 0x000000ff });
+function digitPng(testImages: Uint8Array, index: number): string {
   const pixels = testImages.subarray(index * IMAGE_PIXELS, (index + 1) * IMAGE_PIXELS);
-  pixels.forEach((v, i) => image.bitmap.data.set([v, v, v, 255], i * 4));
-  const png = await image.getBuffer('image/png');
-  return 'data:image/png;base64,' + png.toString('base64');
+  return 'data:image/png;base64,' + encodeGreyPng(pixels, IMAGE_COLS, IMAGE_ROWS).toString('base64');
 }
 
-async function worstGrid(metrics: ModelMetrics, testImages: Uint8Array): Promise<Html> {
+function worstGrid(metrics: ModelMetrics, testImages: Uint8Array): Html {
   const { worst } = metrics.test;
   if (worst.length === 0) return html`<p class="empty">No misclassified test images were recorded for this version.</p>`;
-  const figures = await Promise.all(
-    worst.map(async (w) => {
-      const src = await digitPng(testImages, w.index);
-      const what = `true ${w.label} → predicted ${w.predicted} (${percent(w.confidence, 1)})`;
-      return html`<figure><img src="${src}" width="${IMAGE_COLS}" height="${IMAGE_ROWS}" alt="Test image ${w.index}: ${what}">
+  const figures = worst.map((w) => {
+    const src = digitPng(testImages, w.index);
+    const what = `true ${w.label} → predicted ${w.predicted} (${percent(w.confidence, 1)})`;
+    return html`<figure><img src="${src}" width="${IMAGE_COLS}" height="${IMAGE_ROWS}" alt="Test image ${w.index}: ${what}">
 <figcaption><span class="pair">true ${w.label} → <span class="guess">predicted ${w.predicted}</span></span> <span class="conf">(${percent(w.confidence, 1)})</span> <span class="index">· #${w.index}</span></figcaption></figure>`;
-    }),
-  );
+  });
   return html`<div class="digits">${figures}</div>`;
 }
 
@@ -402,7 +397,7 @@ export async function renderReport(metrics: ModelMetrics, testImages: Uint8Array
 ${trainingCharts(training.history)}
 <section class="card"><h2>Confusion matrix</h2>${confusionTable(test.confusion)}</section>
 <section class="card"><h2>Per digit</h2>${perClassTable(metrics)}</section>
-<section class="card wide"><h2>Most confident mistakes</h2>${await worstGrid(metrics, testImages)}</section>
+<section class="card wide"><h2>Most confident mistakes</h2>${worstGrid(metrics, testImages)}</section>
 </main>
 <footer>Evaluated on the ${count(test.count)} MNIST test images, none of them seen in training. The percentage after a mistake is the model's confidence in its wrong answer.</footer>
 </body>
