@@ -174,7 +174,8 @@ describe('IDX parsing', () => {
   });
 });
 
-type Reply = 'serve' | 'corrupt' | number;
+/** 'stall': headers and half the body, then silence; 'endless': a body that never ends. */
+type Reply = 'serve' | 'corrupt' | 'stall' | 'endless' | number;
 
 interface Mirror {
   baseUrl: string;
@@ -193,6 +194,21 @@ async function startMirror(reply: (file: string, index: number) => Reply = () =>
     const body = real[file as MnistFileName];
     if (typeof answer === 'number' || !body) {
       response.writeHead(typeof answer === 'number' ? answer : 404).end('no');
+      return;
+    }
+    if (answer === 'stall') {
+      response.writeHead(200, { 'content-type': 'application/gzip', 'content-length': body.length });
+      response.write(body.subarray(0, body.length >> 1));
+      return;
+    }
+    if (answer === 'endless') {
+      response.writeHead(200, { 'content-type': 'application/gzip' });
+      const more = () => {
+        while (response.write(body)) if (response.destroyed) return;
+        response.once('drain', more);
+      };
+      response.on('close', () => response.removeAllListeners('drain'));
+      more();
       return;
     }
     response.writeHead(200, { 'content-type': 'application/gzip', 'content-length': body.length });
@@ -330,6 +346,25 @@ describe('loading from a mirror and a bucket', () => {
     );
     assert.deepEqual(mirror.requests, Array(3).fill('train-images-idx3-ubyte.gz'));
     assert.deepEqual(await readdir(cacheDir), []);
+  });
+
+  test('abandons a try when the mirror goes silent mid-file, and says so', async () => {
+    const mirror = track(await startMirror(() => 'stall'));
+    await assertRejectsDataset(
+      resolveMnistFiles({ baseUrl: mirror.baseUrl, cacheDir: await tempDir(), attempts: 2, backoffMs: 1, stallMs: 200, logger: quietLogger() }),
+      'train-images-idx3-ubyte.gz',
+      /download failed after 2 attempts: no data for 0\.2 s/,
+    );
+    assert.equal(mirror.requests.length, 2);
+  });
+
+  test('stops reading a body that grows past the file\'s published size', async () => {
+    const mirror = track(await startMirror(() => 'endless'));
+    await assertRejectsDataset(
+      resolveMnistFiles({ baseUrl: mirror.baseUrl, cacheDir: await tempDir(), attempts: 1, logger: quietLogger() }),
+      'train-images-idx3-ubyte.gz',
+      /sent more than the 9912422 bytes expected/,
+    );
   });
 
   test('fails on a corrupt file in the bucket instead of downloading', async () => {

@@ -36,6 +36,9 @@ const FILE_NAMES = Object.keys(MNIST_FILES) as MnistFileName[];
 export const MNIST_PREFIX = 'datasets/mnist/';
 export const DEFAULT_MNIST_URL = 'https://storage.googleapis.com/cvdf-datasets/mnist/';
 
+/** Long enough for a slow link's gaps, short enough that a dead mirror fails a training job in minutes, not hours. */
+export const DEFAULT_STALL_MS = 30_000;
+
 export class DatasetError extends Error {
   override name = 'DatasetError';
   constructor(
@@ -175,6 +178,8 @@ export interface LoadMnistOptions {
   attempts?: number;
   /** Wait before the first retry; doubles on each further one. */
   backoffMs?: number;
+  /** A try is abandoned when no data has arrived for this long. */
+  stallMs?: number;
   logger?: Logger;
   onProgress?: (progress: DownloadProgress) => void;
 }
@@ -250,29 +255,55 @@ async function writeAtomically(location: string, bytes: Buffer): Promise<void> {
   }
 }
 
-async function fetchOnce(url: string, onLoaded: (loaded: number) => void): Promise<Buffer> {
-  const response = await fetch(url);
-  if (!response.ok || !response.body) {
-    await response.body?.cancel();
-    throw new Error(`HTTP ${response.status} ${response.statusText} for ${url}`);
+/**
+ * One GET, abandoned when no byte has arrived for `stallMs` (a mirror that
+ * accepts and then goes quiet would otherwise hang training for good) or when
+ * the body grows past `maxBytes`. A slow download that keeps moving is left
+ * alone.
+ */
+async function fetchOnce(url: string, limits: { stallMs: number; maxBytes: number }, onLoaded: (loaded: number) => void): Promise<Buffer> {
+  const abort = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const arm = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => abort.abort(new Error(`no data for ${limits.stallMs / 1000} s from ${url}`)), limits.stallMs);
+  };
+  arm();
+  try {
+    const response = await fetch(url, { signal: abort.signal });
+    if (!response.ok || !response.body) {
+      await response.body?.cancel();
+      throw new Error(`HTTP ${response.status} ${response.statusText} for ${url}`);
+    }
+    const chunks: Uint8Array[] = [];
+    let loaded = 0;
+    const reader = response.body.getReader();
+    for (;;) {
+      arm();
+      const { done, value } = await reader.read();
+      if (done) break;
+      loaded += value.byteLength;
+      if (loaded > limits.maxBytes) {
+        await reader.cancel();
+        throw new Error(`${url} sent more than the ${limits.maxBytes} bytes expected`);
+      }
+      chunks.push(value);
+      onLoaded(loaded);
+    }
+    return Buffer.concat(chunks);
+  } catch (error) {
+    // An abort surfaces as a generic AbortError; the reason says what happened.
+    throw abort.signal.aborted ? (abort.signal.reason as Error) : error;
+  } finally {
+    clearTimeout(timer);
   }
-  const chunks: Uint8Array[] = [];
-  let loaded = 0;
-  const reader = response.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    chunks.push(value);
-    loaded += value.byteLength;
-    onLoaded(loaded);
-  }
-  return Buffer.concat(chunks);
 }
 
 interface DownloadSettings {
   baseUrl: string;
   attempts: number;
   backoffMs: number;
+  stallMs: number;
   log: Logger;
 }
 
@@ -280,7 +311,8 @@ interface DownloadSettings {
 async function fetchWithRetries(url: string, file: MnistFileName, settings: DownloadSettings, onLoaded: (loaded: number) => void): Promise<Buffer> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await fetchOnce(url, onLoaded);
+      // The md5 check catches a wrong body; this only stops an endless one early.
+      return await fetchOnce(url, { stallMs: settings.stallMs, maxBytes: MNIST_FILES[file].bytes }, onLoaded);
     } catch (error) {
       if (attempt >= settings.attempts) {
         throw new DatasetError(file, `download failed after ${attempt} attempts: ${(error as Error).message}`, { cause: error });
@@ -345,6 +377,7 @@ export async function resolveMnistFiles(options: LoadMnistOptions = {}): Promise
     baseUrl: baseUrl.endsWith('/') ? baseUrl : baseUrl + '/',
     attempts: Math.max(1, options.attempts ?? 4),
     backoffMs: options.backoffMs ?? 500,
+    stallMs: options.stallMs ?? DEFAULT_STALL_MS,
     log,
   };
   const cacheDir = path.resolve(options.cacheDir ?? '.data/mnist');
