@@ -81,6 +81,14 @@ describe('npm run build', () => {
     assert.match(page!.body, /<html/i);
   });
 
+  test('carries no training code: no training kernels, no training loop, no optimiser', async () => {
+    const code = readFileSync(path.join(bundleDir, 'index.mjs'), 'utf8');
+    // keepNames keeps function names in the bundle, so a name absent here is code absent.
+    for (const name of ['registerConv2DBackpropFilter', 'registerMaxPoolGrad', 'registerMatMulKernels', 'trainModel', 'HeapAdam']) {
+      assert.ok(!code.includes(name), `the predict bundle contains ${name}`);
+    }
+  });
+
   test('the bundle fails at cold start when BUCKET is missing', async () => {
     await assert.rejects(invoke([event('GET', '/health')], {}), /BUCKET must be set/);
   });

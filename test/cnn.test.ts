@@ -2,7 +2,10 @@ import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { initBackend, tf } from '#lib/backend';
-import { createModel, evaluateModel, seededRandom, toTensors, trainModel, TRAINING_DEFAULTS, type TrainResult } from '#lib/model';
+import { seededRandom, toTensors } from '#lib/batches';
+import { evaluateModel } from '#lib/evaluate';
+import { createModel } from '#lib/model';
+import { trainModel, TRAINING_DEFAULTS, type TrainResult } from '#lib/train-loop';
 import type { Mnist } from '#lib/mnist';
 import { testMnist } from './support/env.ts';
 

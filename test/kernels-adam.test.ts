@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import { initBackend, tf } from '#lib/backend';
 import { HeapAdam, adam } from '#lib/kernels/adam';
-import { seededRandom } from '#lib/model';
+import { seededRandom } from '#lib/batches';
 
 before(async () => {
   assert.equal(await initBackend(['wasm'], 'wasm'), 'wasm');

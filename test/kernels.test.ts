@@ -6,14 +6,15 @@ import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { initBackend, tf } from '#lib/backend';
-import { registerWasmKernels } from '#lib/kernels/index';
-import { seededRandom } from '#lib/model';
+import { registerTrainingKernels } from '#lib/kernels/index';
+import { seededRandom } from '#lib/batches';
 
 type Shape = number[];
 type Padding = 'same' | 'valid' | number[][];
 
 before(async () => {
   assert.equal(await initBackend(['wasm'], 'wasm'), 'wasm');
+  registerTrainingKernels();
 });
 
 // Seeded: the same shapes and values on every run.
@@ -370,7 +371,7 @@ describe('training through the project kernels', () => {
   test('registering twice leaves the kernels as they are', () => {
     const names = ['BatchMatMul', '_FusedMatMul', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'MaxPoolGrad', 'Sum', 'Mean', 'Identity'];
     const before = names.map((name) => tf.getKernel(name, 'wasm')?.kernelFunc);
-    registerWasmKernels();
+    registerTrainingKernels();
     assert.ok(before.every((kernelFunc) => kernelFunc !== undefined));
     assert.deepEqual(names.map((name) => tf.getKernel(name, 'wasm')?.kernelFunc), before);
   });

@@ -12,7 +12,6 @@ import { startEmbeddedS3 } from '#lib/embedded-s3';
 import { createLogger } from '#lib/log';
 import {
   DatasetError,
-  IMAGE_PIXELS,
   MNIST_FILES,
   MNIST_PREFIX,
   loadMnist,
@@ -25,6 +24,7 @@ import {
   type MnistFileName,
   type MnistFiles,
 } from '#lib/mnist';
+import { MNIST_PIXELS } from '#lib/mnist-shape';
 import { S3ObjectStore, createS3Client, type ObjectStore } from '#lib/objects';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
@@ -88,15 +88,15 @@ describe('the real MNIST files', () => {
   test('loads 60,000 training and 10,000 test images of 784 raw pixels from MNIST_DIR', () => {
     assert.equal(mnist.source, 'dir');
     assert.equal(mnist.train.count, 60_000);
-    assert.equal(mnist.train.images.length, 60_000 * IMAGE_PIXELS);
+    assert.equal(mnist.train.images.length, 60_000 * MNIST_PIXELS);
     assert.equal(mnist.train.labels.length, 60_000);
     assert.equal(mnist.test.count, 10_000);
-    assert.equal(mnist.test.images.length, 10_000 * IMAGE_PIXELS);
+    assert.equal(mnist.test.images.length, 10_000 * MNIST_PIXELS);
     assert.equal(mnist.test.labels.length, 10_000);
   });
 
   test('keeps pixels as unscaled bytes and labels in file order', () => {
-    assert.equal(Math.max(...mnist.test.images.subarray(0, IMAGE_PIXELS)), 255);
+    assert.equal(Math.max(...mnist.test.images.subarray(0, MNIST_PIXELS)), 255);
     assert.equal(mnist.train.labels[0], 5);
     assert.equal(mnist.test.labels[0], 7);
   });
@@ -114,7 +114,7 @@ function idx(magic: number, dims: number[], payload: Uint8Array): Buffer {
   return Buffer.concat([header, payload]);
 }
 
-const pixels = (count: number) => Uint8Array.from({ length: count * IMAGE_PIXELS }, (_, i) => (i * 7) % 256);
+const pixels = (count: number) => Uint8Array.from({ length: count * MNIST_PIXELS }, (_, i) => (i * 7) % 256);
 const imagesGz = (count: number, payload = pixels(count)) => gzipSync(idx(2051, [count, 28, 28], payload));
 const labelsGz = (labels: number[], count = labels.length) => gzipSync(idx(2049, [count], Uint8Array.from(labels)));
 

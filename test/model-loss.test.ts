@@ -6,7 +6,9 @@
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import { initBackend, tf } from '#lib/backend';
-import { CLASSES, crossEntropy, seededRandom, trainingLoss, type BatchScore } from '#lib/model';
+import { seededRandom } from '#lib/batches';
+import { crossEntropy, trainingLoss, type BatchScore } from '#lib/loss';
+import { MNIST_CLASSES } from '#lib/mnist-shape';
 
 before(async () => {
   assert.equal(await initBackend(['wasm'], 'wasm'), 'wasm');
@@ -14,23 +16,23 @@ before(async () => {
 
 const ROWS = 37;
 const random = seededRandom(20261127);
-const labels = Array.from({ length: ROWS }, () => Math.floor(random() * CLASSES));
+const labels = Array.from({ length: ROWS }, () => Math.floor(random() * MNIST_CLASSES));
 // Softmax-like rows, a few with label probabilities at and beyond the clip bounds.
-const probabilities = new Float32Array(ROWS * CLASSES);
+const probabilities = new Float32Array(ROWS * MNIST_CLASSES);
 for (let row = 0; row < ROWS; row++) {
-  const weights = Array.from({ length: CLASSES }, () => random() ** 4);
+  const weights = Array.from({ length: MNIST_CLASSES }, () => random() ** 4);
   const total = weights.reduce((a, b) => a + b, 0);
-  weights.forEach((w, c) => (probabilities[row * CLASSES + c] = w / total));
+  weights.forEach((w, c) => (probabilities[row * MNIST_CLASSES + c] = w / total));
 }
 const extremes = [0, 1e-8, Math.fround(1e-7), 1 - 1e-7, Math.fround(1 - 1e-7), 1];
-extremes.forEach((value, i) => (probabilities[i * CLASSES + labels[i]!] = value));
-probabilities[extremes.length * CLASSES + 3] = 1; // outside the clip on a class other than the label
+extremes.forEach((value, i) => (probabilities[i * MNIST_CLASSES + labels[i]!] = value));
+probabilities[extremes.length * MNIST_CLASSES + 3] = 1; // outside the clip on a class other than the label
 
 async function gradients(backend: 'cpu' | 'wasm'): Promise<{ keras: Float32Array; ours: Float32Array; kerasLoss: number; score: BatchScore }> {
   await tf.setBackend(backend);
   try {
-    const p = tf.tensor2d(probabilities, [ROWS, CLASSES]);
-    const y = tf.oneHot(tf.tensor1d(labels, 'int32'), CLASSES);
+    const p = tf.tensor2d(probabilities, [ROWS, MNIST_CLASSES]);
+    const y = tf.oneHot(tf.tensor1d(labels, 'int32'), MNIST_CLASSES);
     const score: BatchScore = { loss: 0, correct: 0 };
     const keras = tf.grad((q: tf.Tensor) => crossEntropy(y, q))(p);
     const ours = tf.grad((q: tf.Tensor) => trainingLoss(q, labels, score))(p);
@@ -57,7 +59,7 @@ describe('trainingLoss', () => {
     assert.ok(Math.abs(score.loss - kerasLoss) <= 1e-6 * kerasLoss, `${score.loss} vs ${kerasLoss}`);
     let correct = 0;
     for (let row = 0; row < ROWS; row++) {
-      const values = probabilities.subarray(row * CLASSES, (row + 1) * CLASSES);
+      const values = probabilities.subarray(row * MNIST_CLASSES, (row + 1) * MNIST_CLASSES);
       if (values.indexOf(Math.max(...values)) === labels[row]) correct++;
     }
     assert.equal(score.correct, correct);

@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import { initBackend, tf } from '#lib/backend';
-import { createModel, evaluateModel, learningRateAt, seededRandom, summarise, toTensors, trainModel, type ProgressEvent } from '#lib/model';
+import { seededRandom, toTensors } from '#lib/batches';
+import { evaluateModel, summarise } from '#lib/evaluate';
+import { createModel } from '#lib/model';
+import { learningRateAt, trainModel, type ProgressEvent } from '#lib/train-loop';
 import type { Mnist } from '#lib/mnist';
 import { testMnist } from './support/env.ts';
 

@@ -5,7 +5,7 @@ import { gunzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { Jimp } from 'jimp';
 import { AppError } from '#lib/errors';
-import { seededRandom } from '#lib/model';
+import { seededRandom } from '#lib/batches';
 import {
   CorruptImageError,
   EmptyImageError,

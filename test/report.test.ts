@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, test } from 'node:test';
 import { PNG } from 'pngjs';
-import { summarise } from '#lib/model';
+import { summarise } from '#lib/evaluate';
 import { renderReport } from '#lib/report';
 import { ModelStore, type ModelMetrics } from '#lib/store';
 import { runScript, type ScriptResult } from './support/cli.ts';

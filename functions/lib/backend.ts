@@ -6,7 +6,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import { registerWasmKernels } from './kernels/index.ts';
 import { logger } from './log.ts';
 
 export type BackendName = 'node' | 'wasm' | 'cpu';
@@ -43,10 +42,7 @@ async function tryNode(): Promise<boolean> {
 
 async function activate(name: BackendName): Promise<boolean> {
   if (name === 'node' && !(await tryNode())) return false;
-  if (name === 'wasm') {
-    if (wasmDir) setWasmPaths(wasmDir);
-    registerWasmKernels();
-  }
+  if (name === 'wasm' && wasmDir) setWasmPaths(wasmDir);
   return tf.setBackend(TF_NAME[name]);
 }
 

@@ -9,15 +9,12 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { gunzipSync } from 'node:zlib';
+import { MNIST_CLASSES, MNIST_PIXELS, MNIST_SIDE } from './mnist-shape.ts';
 import { logger as defaultLogger, type Logger } from './log.ts';
 import type { ObjectStore } from './objects.ts';
 
 export const IMAGES_MAGIC = 2051;
 export const LABELS_MAGIC = 2049;
-export const IMAGE_ROWS = 28;
-export const IMAGE_COLS = 28;
-export const IMAGE_PIXELS = IMAGE_ROWS * IMAGE_COLS;
-export const NUM_CLASSES = 10;
 
 const IMAGES_HEADER_BYTES = 16;
 const LABELS_HEADER_BYTES = 8;
@@ -50,7 +47,7 @@ export class DatasetError extends Error {
   }
 }
 
-/** Raw pixels, 0–255, row-major, `count * IMAGE_PIXELS` bytes; scaling belongs to the model. */
+/** Raw pixels, 0–255, row-major, `count * MNIST_PIXELS` bytes; scaling belongs to the model. */
 export interface MnistSplit {
   images: Uint8Array;
   labels: Uint8Array;
@@ -110,10 +107,10 @@ export function parseImages(gz: Uint8Array, file: string): { images: Uint8Array;
   const count = data.readUInt32BE(4);
   const rows = data.readUInt32BE(8);
   const cols = data.readUInt32BE(12);
-  if (rows !== IMAGE_ROWS || cols !== IMAGE_COLS) {
-    throw new DatasetError(file, `images are ${rows}×${cols}, expected ${IMAGE_ROWS}×${IMAGE_COLS}`);
+  if (rows !== MNIST_SIDE || cols !== MNIST_SIDE) {
+    throw new DatasetError(file, `images are ${rows}×${cols}, expected ${MNIST_SIDE}×${MNIST_SIDE}`);
   }
-  checkLength(data, file, IMAGES_HEADER_BYTES, count, IMAGE_PIXELS, 'images');
+  checkLength(data, file, IMAGES_HEADER_BYTES, count, MNIST_PIXELS, 'images');
   return { images: new Uint8Array(data.subarray(IMAGES_HEADER_BYTES)), count };
 }
 
@@ -123,9 +120,9 @@ export function parseLabels(gz: Uint8Array, file: string): Uint8Array {
   const count = data.readUInt32BE(4);
   checkLength(data, file, LABELS_HEADER_BYTES, count, 1, 'labels');
   const labels = new Uint8Array(data.subarray(LABELS_HEADER_BYTES));
-  const bad = labels.findIndex((label) => label >= NUM_CLASSES);
+  const bad = labels.findIndex((label) => label >= MNIST_CLASSES);
   if (bad !== -1) {
-    throw new DatasetError(file, `label ${labels[bad]} at index ${bad} is outside 0–${NUM_CLASSES - 1}`);
+    throw new DatasetError(file, `label ${labels[bad]} at index ${bad} is outside 0–${MNIST_CLASSES - 1}`);
   }
   return labels;
 }

@@ -6,8 +6,8 @@
  * script, and its Content-Security-Policy blocks any request it might make.
  */
 import { encodeGreyPng } from './png-encode.ts';
-import { IMAGE_COLS, IMAGE_PIXELS, IMAGE_ROWS } from './mnist.ts';
-import type { EpochResult } from './model.ts';
+import { MNIST_PIXELS, MNIST_SIDE } from './mnist-shape.ts';
+import type { EpochResult } from './train-loop.ts';
 import type { ModelMetrics } from './store.ts';
 
 /** Markup that is already safe; everything else interpolated into `html` is escaped. */
@@ -259,8 +259,8 @@ function perClassTable(metrics: ModelMetrics): Html {
 
 /** The 28×28 test image as a PNG data URL, exactly the pixels the model saw (white ink on black). */
 function digitPng(testImages: Uint8Array, index: number): string {
-  const pixels = testImages.subarray(index * IMAGE_PIXELS, (index + 1) * IMAGE_PIXELS);
-  return 'data:image/png;base64,' + encodeGreyPng(pixels, IMAGE_COLS, IMAGE_ROWS).toString('base64');
+  const pixels = testImages.subarray(index * MNIST_PIXELS, (index + 1) * MNIST_PIXELS);
+  return 'data:image/png;base64,' + encodeGreyPng(pixels, MNIST_SIDE, MNIST_SIDE).toString('base64');
 }
 
 function worstGrid(metrics: ModelMetrics, testImages: Uint8Array): Html {
@@ -269,7 +269,7 @@ function worstGrid(metrics: ModelMetrics, testImages: Uint8Array): Html {
   const figures = worst.map((w) => {
     const src = digitPng(testImages, w.index);
     const what = `true ${w.label} → predicted ${w.predicted} (${percent(w.confidence, 1)})`;
-    return html`<figure><img src="${src}" width="${IMAGE_COLS}" height="${IMAGE_ROWS}" alt="Test image ${w.index}: ${what}">
+    return html`<figure><img src="${src}" width="${MNIST_SIDE}" height="${MNIST_SIDE}" alt="Test image ${w.index}: ${what}">
 <figcaption><span class="pair">true ${w.label} → <span class="guess">predicted ${w.predicted}</span></span> <span class="conf">(${percent(w.confidence, 1)})</span> <span class="index">· #${w.index}</span></figcaption></figure>`;
   });
   return html`<div class="digits">${figures}</div>`;
@@ -355,7 +355,7 @@ const STYLE = `
  */
 export async function renderReport(metrics: ModelMetrics, testImages: Uint8Array): Promise<string> {
   const { test, training } = metrics;
-  const available = Math.floor(testImages.length / IMAGE_PIXELS);
+  const available = Math.floor(testImages.length / MNIST_PIXELS);
   const outside = test.worst.find((w) => !Number.isInteger(w.index) || w.index < 0 || w.index >= available);
   if (outside) {
     throw new RangeError(`worst mistake index ${outside.index} is outside the ${available} test images given; pass the split the version was evaluated on`);

@@ -13,7 +13,9 @@ import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { ModelIntegrityError } from './errors.ts';
-import type { Arch, Evaluation, Schedule, TrainResult } from './model.ts';
+import type { Evaluation } from './evaluate.ts';
+import type { Arch } from './model.ts';
+import type { Schedule, TrainResult } from './train-loop.ts';
 import type { ObjectStore } from './objects.ts';
 
 export const MODELS_PREFIX = 'models/';

@@ -14,7 +14,10 @@ import { initBackend, tf } from '#lib/backend';
 import { classify } from '#lib/classify';
 import { readConfig } from '#lib/config';
 import { loadMnist, type MnistSplit } from '#lib/mnist';
-import { createModel, evaluateModel, isArch, PIXELS, trainModel, TRAINING_DEFAULTS } from '#lib/model';
+import { evaluateModel } from '#lib/evaluate';
+import { MNIST_PIXELS } from '#lib/mnist-shape';
+import { createModel, isArch } from '#lib/model';
+import { trainModel, TRAINING_DEFAULTS } from '#lib/train-loop';
 import { preprocessImage } from '#lib/preprocess';
 import { canvasDrawing, paperPhoto } from './rerender.ts';
 import { machine, round } from './stats.ts';
@@ -31,7 +34,7 @@ function wholeNumber(name: string, raw: string, min: number, max: number): numbe
 async function uploads(split: MnistSplit, render: (digit: Uint8Array, seed: number) => Promise<Buffer>, count: number): Promise<Float32Array[]> {
   const inputs: Float32Array[] = [];
   for (let i = 0; i < count; i++) {
-    const image = await render(split.images.subarray(i * PIXELS, (i + 1) * PIXELS), i + 1);
+    const image = await render(split.images.subarray(i * MNIST_PIXELS, (i + 1) * MNIST_PIXELS), i + 1);
     inputs.push((await preprocessImage(image)).input);
   }
   return inputs;

@@ -8,7 +8,9 @@ import { parseArgs } from 'node:util';
 import { initBackend, tf } from '#lib/backend';
 import { readConfig } from '#lib/config';
 import { loadMnist } from '#lib/mnist';
-import { ARCHS, TRAINING_DEFAULTS, createModel, evaluateModel, trainModel, type Arch } from '#lib/model';
+import { evaluateModel } from '#lib/evaluate';
+import { ARCHS, createModel, type Arch } from '#lib/model';
+import { TRAINING_DEFAULTS, trainModel } from '#lib/train-loop';
 import { machine, round } from './stats.ts';
 
 export async function benchTrain(argv: string[]): Promise<void> {

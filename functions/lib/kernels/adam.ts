@@ -15,6 +15,8 @@
  * scalar variables do.
  */
 import * as tf from '@tensorflow/tfjs-core';
+// For its side effect: tfjs-core's node build registers no gradients; tfjs-layers' registers them all.
+import '@tensorflow/tfjs-layers';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import type { Tensor, TensorInfo } from '@tensorflow/tfjs-core';
 import { F32, F32_LANES, F32X4_LANES, I32, V128, heapOffset, instantiate, op, type Lanes, type ValueType } from './wasm-module.ts';

@@ -109,6 +109,27 @@ function encode({ params, locals, body }: FunctionSpec): Uint8Array<ArrayBuffer>
   ]);
 }
 
+type WasmInternals = { wasm?: { asm?: { memory?: unknown } }; dataIdMap?: { get?: unknown } };
+
+/**
+ * The kernels read two tfjs-wasm internals, present in the pinned 4.22.0: the
+ * module's memory (`backend.wasm.asm.memory`) and each tensor's heap offset
+ * (`backend.dataIdMap`). Throws, naming what moved, if either is missing.
+ */
+export function assertWasmInternals(backend: BackendWasm): void {
+  const internals = backend as unknown as WasmInternals;
+  const missing = [
+    internals.wasm?.asm?.memory instanceof WebAssembly.Memory ? undefined : 'backend.wasm.asm.memory',
+    typeof internals.dataIdMap?.get === 'function' ? undefined : 'backend.dataIdMap',
+  ].filter((name) => name !== undefined);
+  if (missing.length > 0) {
+    throw new Error(
+      `this @tensorflow/tfjs-backend-wasm no longer has ${missing.join(' and ')}, which the project's training kernels use: ` +
+        'keep tfjs at the version package.json pins, or update functions/lib/kernels/wasm-module.ts',
+    );
+  }
+}
+
 /** The wasm backend's memory, which its heap views and tensor offsets refer to. */
 function memoryOf(backend: BackendWasm): WebAssembly.Memory {
   return (backend.wasm as unknown as { asm: { memory: WebAssembly.Memory } }).asm.memory;

