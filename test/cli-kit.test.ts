@@ -30,24 +30,88 @@ const sigv4 = (url: string): OperatorTarget => ({ url, auth: 'sigv4' });
 
 const cases: Case[] = [
   { what: 'nothing given: the local stack on port 3000, with its token', target: token('http://127.0.0.1:3000') },
-  { what: 'PORT and DATA_DIR move the local stack and its token', env: { PORT: '4100', DATA_DIR: '/srv/digitnet' }, target: token('http://127.0.0.1:4100', '/srv/digitnet/local-token') },
+  {
+    what: 'PORT and DATA_DIR move the local stack and its token',
+    env: { PORT: '4100', DATA_DIR: '/srv/digitnet' },
+    target: token('http://127.0.0.1:4100', '/srv/digitnet/local-token'),
+  },
   { what: '--url localhost', flags: { url: 'http://localhost:3000/' }, target: token('http://localhost:3000') },
-  { what: '--url LOCALHOST, which is the same name', flags: { url: 'http://LOCALHOST:3000' }, target: token('http://LOCALHOST:3000') },
-  { what: '--url of another 127/8 address', flags: { url: 'http://127.1.2.3:3000' }, target: token('http://127.1.2.3:3000') },
+  {
+    what: '--url LOCALHOST, which is the same name',
+    flags: { url: 'http://LOCALHOST:3000' },
+    target: token('http://LOCALHOST:3000'),
+  },
+  {
+    what: '--url of another 127/8 address',
+    flags: { url: 'http://127.1.2.3:3000' },
+    target: token('http://127.1.2.3:3000'),
+  },
   { what: '--url [::1]', flags: { url: 'http://[::1]:3000' }, target: token('http://[::1]:3000') },
-  { what: 'DIGITNET_URL on this machine', env: { DIGITNET_URL: 'http://127.0.0.1:4000' }, target: token('http://127.0.0.1:4000') },
-  { what: 'DIGITNET_URL of the deployed API (the bug: retrain sent the token)', env: { DIGITNET_URL: `${API}/` }, target: sigv4(API) },
-  { what: '--url beats DIGITNET_URL', flags: { url: 'http://127.0.0.1:5000' }, env: { DIGITNET_URL: API }, target: token('http://127.0.0.1:5000') },
+  {
+    what: 'DIGITNET_URL on this machine',
+    env: { DIGITNET_URL: 'http://127.0.0.1:4000' },
+    target: token('http://127.0.0.1:4000'),
+  },
+  {
+    what: 'DIGITNET_URL of the deployed API (the bug: retrain sent the token)',
+    env: { DIGITNET_URL: `${API}/` },
+    target: sigv4(API),
+  },
+  {
+    what: '--url beats DIGITNET_URL',
+    flags: { url: 'http://127.0.0.1:5000' },
+    env: { DIGITNET_URL: API },
+    target: token('http://127.0.0.1:5000'),
+  },
   { what: '--url of the deployed API', flags: { url: API }, target: sigv4(API) },
-  { what: 'a name that starts like localhost', flags: { url: 'http://localhost.evil.net:3000' }, target: sigv4('http://localhost.evil.net:3000') },
-  { what: 'a name that starts like 127.0.0.1', flags: { url: 'http://127.0.0.1.nip.io:3000' }, target: sigv4('http://127.0.0.1.nip.io:3000') },
-  { what: 'localhost as the user part of another host', flags: { url: 'http://localhost@evil.net' }, target: sigv4('http://localhost@evil.net') },
-  { what: 'localhost. with its root dot, which a resolver may send elsewhere', flags: { url: 'http://localhost.:3000' }, target: sigv4('http://localhost.:3000') },
-  { what: '0.0.0.0, which is not a loopback address', flags: { url: 'http://0.0.0.0:3000' }, target: sigv4('http://0.0.0.0:3000') },
-  { what: '--deployed: the ApiUrl of cdk.outputs.json', flags: { deployed: true }, deployedUrl: `${API}/`, target: sigv4(API) },
-  { what: '--deployed signs even when that API answers on 127.0.0.1', flags: { deployed: true }, deployedUrl: 'http://127.0.0.1:9000/', target: sigv4('http://127.0.0.1:9000') },
-  { what: '--deployed with --url signs requests to that URL', flags: { deployed: true, url: 'http://127.0.0.1:9000' }, target: sigv4('http://127.0.0.1:9000') },
-  { what: '--deployed with DIGITNET_URL signs requests to that URL', flags: { deployed: true }, env: { DIGITNET_URL: API }, target: sigv4(API) },
+  {
+    what: 'a name that starts like localhost',
+    flags: { url: 'http://localhost.evil.net:3000' },
+    target: sigv4('http://localhost.evil.net:3000'),
+  },
+  {
+    what: 'a name that starts like 127.0.0.1',
+    flags: { url: 'http://127.0.0.1.nip.io:3000' },
+    target: sigv4('http://127.0.0.1.nip.io:3000'),
+  },
+  {
+    what: 'localhost as the user part of another host',
+    flags: { url: 'http://localhost@evil.net' },
+    target: sigv4('http://localhost@evil.net'),
+  },
+  {
+    what: 'localhost. with its root dot, which a resolver may send elsewhere',
+    flags: { url: 'http://localhost.:3000' },
+    target: sigv4('http://localhost.:3000'),
+  },
+  {
+    what: '0.0.0.0, which is not a loopback address',
+    flags: { url: 'http://0.0.0.0:3000' },
+    target: sigv4('http://0.0.0.0:3000'),
+  },
+  {
+    what: '--deployed: the ApiUrl of cdk.outputs.json',
+    flags: { deployed: true },
+    deployedUrl: `${API}/`,
+    target: sigv4(API),
+  },
+  {
+    what: '--deployed signs even when that API answers on 127.0.0.1',
+    flags: { deployed: true },
+    deployedUrl: 'http://127.0.0.1:9000/',
+    target: sigv4('http://127.0.0.1:9000'),
+  },
+  {
+    what: '--deployed with --url signs requests to that URL',
+    flags: { deployed: true, url: 'http://127.0.0.1:9000' },
+    target: sigv4('http://127.0.0.1:9000'),
+  },
+  {
+    what: '--deployed with DIGITNET_URL signs requests to that URL',
+    flags: { deployed: true },
+    env: { DIGITNET_URL: API },
+    target: sigv4(API),
+  },
 ];
 
 describe('operatorTarget', () => {
@@ -62,10 +126,20 @@ describe('operatorTarget', () => {
   }
 
   const refused: [string, { url?: string }, Record<string, string>, RegExp][] = [
-    ['a URL without its scheme', { url: '127.0.0.1:3000' }, {}, /^--url must be an http\(s\) URL like http:\/\/127\.0\.0\.1:3000; got "127\.0\.0\.1:3000"$/],
+    [
+      'a URL without its scheme',
+      { url: '127.0.0.1:3000' },
+      {},
+      /^--url must be an http\(s\) URL like http:\/\/127\.0\.0\.1:3000; got "127\.0\.0\.1:3000"$/,
+    ],
     ['host:port, which parses as a scheme', { url: 'localhost:3000' }, {}, /^--url must be an http\(s\) URL/],
     ['another protocol', { url: 'ftp://127.0.0.1/' }, {}, /^--url must be an http\(s\) URL/],
-    ['a DIGITNET_URL that is a file', {}, { DIGITNET_URL: 'file:///etc/passwd' }, /^DIGITNET_URL must be an http\(s\) URL.*got "file:\/\/\/etc\/passwd"$/],
+    [
+      'a DIGITNET_URL that is a file',
+      {},
+      { DIGITNET_URL: 'file:///etc/passwd' },
+      /^DIGITNET_URL must be an http\(s\) URL.*got "file:\/\/\/etc\/passwd"$/,
+    ],
   ];
   for (const [what, flags, env, message] of refused) {
     test(`refuses ${what}, naming where it came from`, async () => {
@@ -82,7 +156,9 @@ describe('stackOutput', () => {
   }
 
   test('reads each output from the first stack that has it', async () => {
-    const file = await outputsFile(JSON.stringify({ 'Digitnet-dev': { BucketName: 'digitnet-dev-bucket' }, 'Digitnet-prod': { ApiUrl: `${API}/`, BucketName: 'p' } }));
+    const file = await outputsFile(
+      JSON.stringify({ 'Digitnet-dev': { BucketName: 'digitnet-dev-bucket' }, 'Digitnet-prod': { ApiUrl: `${API}/`, BucketName: 'p' } }),
+    );
     assert.equal(await stackOutput('ApiUrl', { file }), `${API}/`);
     assert.equal(await stackOutput('BucketName', { file }), 'digitnet-dev-bucket');
   });
@@ -96,9 +172,15 @@ describe('stackOutput', () => {
   });
 
   test('a file that is not JSON, or lacks the output, is named as the problem', async () => {
-    await assert.rejects(stackOutput('ApiUrl', { file: await outputsFile('{"Digitnet-dev": {') }), { name: 'CliError', message: /is not valid JSON .*run `npm run deploy` again$/ });
+    await assert.rejects(stackOutput('ApiUrl', { file: await outputsFile('{"Digitnet-dev": {') }), {
+      name: 'CliError',
+      message: /is not valid JSON .*run `npm run deploy` again$/,
+    });
     const file = await outputsFile(JSON.stringify({ 'Digitnet-dev': { ApiUrl: API }, Other: null }));
-    await assert.rejects(stackOutput('BucketName', { file }), { name: 'CliError', message: `${file} has no BucketName output: run \`npm run deploy\` again` });
+    await assert.rejects(stackOutput('BucketName', { file }), {
+      name: 'CliError',
+      message: `${file} has no BucketName output: run \`npm run deploy\` again`,
+    });
   });
 });
 
@@ -109,7 +191,8 @@ describe('describeFailure', () => {
       exitCode: 1,
     });
     assert.deepEqual(describeFailure(new CliError('no version given', 2)), { text: 'no version given', exitCode: 2 });
-    assert.deepEqual(describeFailure(new ConfigError('S3_ENDPOINT must be an http(s) URL; got "x"')), { text: 'S3_ENDPOINT must be an http(s) URL; got "x"', exitCode: 1 });
+    const config = 'S3_ENDPOINT must be an http(s) URL; got "x"';
+    assert.deepEqual(describeFailure(new ConfigError(config)), { text: config, exitCode: 1 });
   });
 
   test('an unknown flag is a usage error: its message and exit code 2', () => {

@@ -34,7 +34,11 @@ const FAILED_DOWNLOAD = [
     time: '2026-12-02T18:00:04.000Z',
     service: 'digitnet',
     message: 'training failed',
-    error: { name: 'DatasetError', message: 'train-images-idx3-ubyte.gz: download failed after 4 attempts: HTTP 500', stack: 'DatasetError: …\n    at …' },
+    error: {
+      name: 'DatasetError',
+      message: 'train-images-idx3-ubyte.gz: download failed after 4 attempts: HTTP 500',
+      stack: 'DatasetError: …\n    at …',
+    },
   }),
   'training failed: train-images-idx3-ubyte.gz: download failed after 4 attempts: HTTP 500',
 ].join('\n');
@@ -166,7 +170,10 @@ describe('npm run retrain --wait on the local stack, when the job cannot get the
     await mkdir(path.join(cwd, '.data'));
     await writeFile(path.join(cwd, '.data', 'local-token'), token + '\n');
 
-    const result = await runScript('scripts/retrain.ts', ['--epochs', '1', '--wait', '--url', served.url], { cwd, env: { PATH: process.env.PATH, HOME: cwd } });
+    const result = await runScript('scripts/retrain.ts', ['--epochs', '1', '--wait', '--url', served.url], {
+      cwd,
+      env: { PATH: process.env.PATH, HOME: cwd },
+    });
 
     assert.equal(result.code, 1, result.stderr);
     assert.match(result.stderr, /^FAILED — training failed: train-images-idx3-ubyte\.gz: download failed after 4 attempts: .*500/m);

@@ -26,7 +26,9 @@ function serviceUrl(text: string, from: string): string {
   } catch {
     protocol = '';
   }
-  if (protocol !== 'http:' && protocol !== 'https:') throw new CliError(`${from} must be an http(s) URL like http://127.0.0.1:3000; got "${text}"`);
+  if (protocol !== 'http:' && protocol !== 'https:') {
+    throw new CliError(`${from} must be an http(s) URL like http://127.0.0.1:3000; got "${text}"`);
+  }
   return text.replace(/\/+$/, '');
 }
 

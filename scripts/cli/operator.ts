@@ -28,13 +28,24 @@ export async function operatorTarget(flags: EndpointFlags, sources: EndpointSour
 }
 
 function regionOf(url: URL): string {
-  const region = process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? /\.execute-api\.([a-z0-9-]+)\.amazonaws\.com$/.exec(url.hostname)?.[1];
+  const fromHost = /\.execute-api\.([a-z0-9-]+)\.amazonaws\.com$/.exec(url.hostname)?.[1];
+  const region = process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? fromHost;
   if (!region) throw new CliError(`cannot tell the AWS region of ${url.host}: set AWS_REGION`);
   return region;
 }
 
-async function signedHeaders(url: URL, method: string, headers: Record<string, string>, body: string | undefined): Promise<Record<string, string>> {
-  const signer = new SignatureV4({ service: 'execute-api', region: regionOf(url), credentials: defaultProvider(), sha256: Hash.bind(null, 'sha256') });
+async function signedHeaders(
+  url: URL,
+  method: string,
+  headers: Record<string, string>,
+  body: string | undefined,
+): Promise<Record<string, string>> {
+  const signer = new SignatureV4({
+    service: 'execute-api',
+    region: regionOf(url),
+    credentials: defaultProvider(),
+    sha256: Hash.bind(null, 'sha256'),
+  });
   const signed = await signer.sign({
     method,
     protocol: url.protocol,

@@ -21,7 +21,9 @@ export async function stackOutput(name: StackOutputName, options: { file?: strin
   try {
     text = await readFile(file, 'utf8');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new CliError(`--deployed needs ${file}: run \`npm run deploy\` first${instead}`);
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new CliError(`--deployed needs ${file}: run \`npm run deploy\` first${instead}`);
+    }
     throw new CliError(`cannot read ${file}: ${(error as Error).message}`);
   }
   let stacks: unknown;
