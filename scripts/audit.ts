@@ -8,6 +8,7 @@
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { runCli } from './cli/run.ts';
 
 const SERIOUS = new Set(['high', 'critical']);
 
@@ -61,4 +62,4 @@ async function main(): Promise<number> {
   return verdict.outcome === 'findings' ? 1 : 0;
 }
 
-main().then((code) => (process.exitCode = code));
+runCli(main);

@@ -7,6 +7,7 @@ import { copyFile, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import { runCli } from './cli/run.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const WASM_DIR = path.join(root, 'node_modules', '@tensorflow', 'tfjs-backend-wasm', 'dist');
@@ -50,8 +51,10 @@ export async function buildPredict(outDir = path.join(root, 'dist', 'predict')):
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
-  const { outDir, bytes } = await buildPredict();
-  const total = Object.values(bytes).reduce((a, b) => a + b, 0);
-  for (const [file, size] of Object.entries(bytes).sort()) process.stdout.write(`${(size / 1024).toFixed(0).padStart(8)} KiB  ${file}\n`);
-  process.stdout.write(`${(total / 1024).toFixed(0).padStart(8)} KiB  total in ${path.relative(root, outDir)}\n`);
+  runCli(async () => {
+    const { outDir, bytes } = await buildPredict();
+    const total = Object.values(bytes).reduce((a, b) => a + b, 0);
+    for (const [file, size] of Object.entries(bytes).sort()) process.stdout.write(`${(size / 1024).toFixed(0).padStart(8)} KiB  ${file}\n`);
+    process.stdout.write(`${(total / 1024).toFixed(0).padStart(8)} KiB  total in ${path.relative(root, outDir)}\n`);
+  });
 }

@@ -8,7 +8,8 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { STACK_DEFAULTS } from '../infra/config.ts';
-import { OUTPUTS_FILE } from './cli/endpoint.ts';
+import { OUTPUTS_FILE } from './cli/outputs.ts';
+import { runCli } from './cli/run.ts';
 
 const settings = Object.entries(STACK_DEFAULTS)
   .map(([key, value]) => `  -c ${key}=${Array.isArray(value) ? value.join(',') : value}`)
@@ -69,4 +70,4 @@ function main(): number {
   return cdk.status ?? 1;
 }
 
-process.exitCode = main();
+runCli(main);

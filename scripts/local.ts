@@ -18,12 +18,11 @@ import { openStorage } from '#lib/storage';
 import { ModelStore } from '#lib/store';
 import { isArch, type Arch } from '#lib/model';
 import { makeHandler as makeOperatorHandler } from '../functions/retrain/app.ts';
+import { TOKEN_FILE } from './cli/local-token.ts';
 import { LOCAL_JOB_DEFINITION, LOCAL_QUEUE, LocalBatch } from './local/batch.ts';
 import { assertPortFree, claimDataDir, PreflightError } from './local/preflight.ts';
 import { prepareModel } from './local/startup.ts';
 import { startWorkers } from './local/workers.ts';
-
-export const TOKEN_FILE = 'local-token';
 
 const USAGE = `Usage: npm start -- [options]
 

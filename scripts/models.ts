@@ -3,12 +3,12 @@
  * accuracy and date; the serving one is marked. Reads the bucket directly:
  * the local one under .data/, or with --deployed the one in cdk.outputs.json.
  */
-import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { readConfig } from '#lib/config';
 import { openStorage } from '#lib/storage';
 import { ModelStore, type VersionSummary } from '#lib/store';
-import { OUTPUTS_FILE } from './cli/endpoint.ts';
+import { stackOutput } from './cli/outputs.ts';
+import { runCli } from './cli/run.ts';
 
 const USAGE = `Usage: npm run models -- [--deployed] [--json]
 
@@ -25,13 +25,6 @@ function table(versions: VersionSummary[]): string {
   return ['  version                  arch  test acc  created                   gate', ...rows].join('\n');
 }
 
-async function deployedBucket(): Promise<string> {
-  const outputs = JSON.parse(await readFile(OUTPUTS_FILE, 'utf8').catch(() => '{}')) as Record<string, Record<string, string>>;
-  const bucket = Object.values(outputs).map((stack) => stack.BucketName).find(Boolean);
-  if (!bucket) throw new Error(`no BucketName in ${OUTPUTS_FILE}: run \`npm run deploy\` first`);
-  return bucket;
-}
-
 async function main(): Promise<number> {
   const { values } = parseArgs({ options: { deployed: { type: 'boolean', default: false }, json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } } });
   if (values.help) {
@@ -39,7 +32,7 @@ async function main(): Promise<number> {
     return 0;
   }
   const config = readConfig();
-  const storage = await openStorage(values.deployed ? { ...config, bucket: await deployedBucket(), s3Endpoint: undefined } : config);
+  const storage = await openStorage(values.deployed ? { ...config, bucket: await stackOutput('BucketName'), s3Endpoint: undefined } : config);
   try {
     const versions = await new ModelStore(storage.objects).list();
     process.stdout.write((values.json ? JSON.stringify(versions) : table(versions)) + '\n');
@@ -49,10 +42,4 @@ async function main(): Promise<number> {
   }
 }
 
-main().then(
-  (code) => (process.exitCode = code),
-  (error: unknown) => {
-    process.stderr.write(`${(error as Error).message}\n`);
-    process.exitCode = 2;
-  },
-);
+runCli(main);

@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { resolveEndpoint } from './cli/endpoint.ts';
+import { runCli } from './cli/run.ts';
 
 const USAGE = `Usage: npm run predict -- <image file ...> [options]
 
@@ -79,10 +80,4 @@ async function main(): Promise<number> {
   return failures === 0 ? 0 : 1;
 }
 
-main().then(
-  (code) => (process.exitCode = code),
-  (error: unknown) => {
-    process.stderr.write(`${(error as Error).message}\n`);
-    process.exitCode = 2;
-  },
-);
+runCli(main);

@@ -4,13 +4,16 @@
  * within MODEL_REFRESH_SECONDS.
  */
 import { parseArgs } from 'node:util';
-import { readConfig } from '#lib/config';
-import { resolveEndpoint } from './cli/endpoint.ts';
-import { errorText, operatorRequest } from './cli/operator.ts';
+import { errorText, operatorRequest, operatorTarget } from './cli/operator.ts';
+import { runCli } from './cli/run.ts';
 
 const USAGE = `Usage: npm run promote -- <version> [--url URL | --deployed]
 
-Serves <version> (see \`npm run models\`) from now on; use it to roll back too.`;
+Serves <version> (see \`npm run models\`) from now on; use it to roll back too.
+The service is --url, else DIGITNET_URL, else with --deployed the API in
+cdk.outputs.json, else the local stack. Only the local stack (localhost,
+127.x.x.x, [::1]) gets its token; other requests are signed with your AWS
+credentials.`;
 
 async function main(): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -21,9 +24,8 @@ async function main(): Promise<number> {
     (values.help ? process.stdout : process.stderr).write(USAGE + '\n');
     return values.help ? 0 : 2;
   }
-  const endpoint = await resolveEndpoint({ url: values.url, deployed: values.deployed });
-  const signed = values.deployed || !/^http:\/\/(127\.0\.0\.1|localhost|\[::1\])/.test(endpoint);
-  const result = await operatorRequest({ endpoint, signed, dataDir: readConfig().dataDir }, 'POST', '/promote', { version: positionals[0] });
+  const target = await operatorTarget({ url: values.url, deployed: values.deployed });
+  const result = await operatorRequest(target, 'POST', '/promote', { version: positionals[0] });
   if (result.status !== 200) {
     process.stderr.write(`not promoted: ${errorText(result)}\n`);
     return 1;
@@ -33,10 +35,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-main().then(
-  (code) => (process.exitCode = code),
-  (error: unknown) => {
-    process.stderr.write(`${(error as Error).message}\n`);
-    process.exitCode = 2;
-  },
-);
+runCli(main);

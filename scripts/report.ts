@@ -12,6 +12,7 @@ import { loadMnist } from '#lib/mnist';
 import { renderReport } from '#lib/report';
 import { openStorage } from '#lib/storage';
 import { isVersionName, ModelStore } from '#lib/store';
+import { CliError, runCli, USAGE_EXIT } from './cli/run.ts';
 
 const USAGE = `Usage: npm run report -- <version | latest> [options]
 
@@ -30,24 +31,15 @@ MNIST comes from MNIST_DIR if set, else the bucket, else a download.`;
 const REPORT_FILE = 'report.html';
 const LISTED_VERSIONS = 5;
 
-class CliError extends Error {
-  constructor(
-    message: string,
-    readonly exitCode: number,
-  ) {
-    super(message);
-  }
-}
-
 async function unknownVersion(store: ModelStore, version: string): Promise<CliError> {
   const versions = await store.list();
-  if (versions.length === 0) return new CliError(`no model version "${version}": the bucket holds no versions yet; train one with \`npm run train\``, 1);
+  if (versions.length === 0) return new CliError(`no model version "${version}": the bucket holds no versions yet; train one with \`npm run train\``);
   const recent = versions
     .slice(-LISTED_VERSIONS)
     .reverse()
     .map((v) => `  ${v.version}${v.serving ? '  (serving)' : ''}`);
   const more = versions.length > LISTED_VERSIONS ? `\n  … and ${versions.length - LISTED_VERSIONS} older` : '';
-  return new CliError(`no model version "${version}". Newest versions:\n${recent.join('\n')}${more}`, 1);
+  return new CliError(`no model version "${version}". Newest versions:\n${recent.join('\n')}${more}`);
 }
 
 function parseReportArgs(): { values: { out?: string; help?: boolean }; positionals: string[] } {
@@ -60,7 +52,7 @@ function parseReportArgs(): { values: { out?: string; help?: boolean }; position
       allowPositionals: true,
     });
   } catch (error) {
-    throw new CliError(`${(error as Error).message}\n\n${USAGE}`, 2);
+    throw new CliError(`${(error as Error).message}\n\n${USAGE}`, USAGE_EXIT);
   }
 }
 
@@ -70,7 +62,7 @@ async function main(): Promise<void> {
     process.stdout.write(USAGE + '\n');
     return;
   }
-  if (positionals.length !== 1) throw new CliError(`${positionals.length === 0 ? 'no version given' : 'give exactly one version'}\n\n${USAGE}`, 2);
+  if (positionals.length !== 1) throw new CliError(`${positionals.length === 0 ? 'no version given' : 'give exactly one version'}\n\n${USAGE}`, USAGE_EXIT);
 
   const config = readConfig();
   const storage = await openStorage(config);
@@ -79,7 +71,7 @@ async function main(): Promise<void> {
     let version = positionals[0]!;
     if (version === 'latest') {
       const latest = await store.latest();
-      if (!latest) throw new CliError('no model is serving yet, so there is no `latest`; give a version name or train one with `npm run train`', 1);
+      if (!latest) throw new CliError('no model is serving yet, so there is no `latest`; give a version name or train one with `npm run train`');
       version = latest.version;
     }
     const metrics = isVersionName(version) ? await store.metrics(version) : undefined;
@@ -110,8 +102,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((error: unknown) => {
-  const exitCode = error instanceof CliError ? error.exitCode : 1;
-  process.stderr.write(`report: ${(error as Error).message}\n`);
-  process.exitCode = exitCode;
-});
+runCli(main, 'report: ');

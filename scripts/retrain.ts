@@ -4,9 +4,8 @@
  * with --wait follows it until the new version is stored and judged.
  */
 import { parseArgs } from 'node:util';
-import { readConfig } from '#lib/config';
-import { resolveEndpoint } from './cli/endpoint.ts';
-import { errorText, operatorRequest, type OperatorTarget } from './cli/operator.ts';
+import { errorText, operatorRequest, operatorTarget } from './cli/operator.ts';
+import { runCli } from './cli/run.ts';
 
 const USAGE = `Usage: npm run retrain -- [options]
 
@@ -16,7 +15,10 @@ Starts a training job; the new version is promoted if it passes the quality gate
   --epochs N        epochs (default 10)
   --batch-size N    batch size (default: the job's, 128)
   --wait            follow the job until it ends; exit 1 if it fails
-  --url URL         the service (default the local stack, http://127.0.0.1:3000)
+  --url URL         the service (DIGITNET_URL; default the local stack,
+                    http://127.0.0.1:3000). Only a URL on this machine
+                    (localhost, 127.x.x.x, [::1]) gets the local token;
+                    requests to any other are signed with your AWS credentials
   --deployed        the API that \`npm run deploy\` wrote to cdk.outputs.json
                     (requests are signed with your AWS credentials)
   -h, --help        this text`;
@@ -38,6 +40,13 @@ function verdict(model: TrainedModel, where: string): string {
   return `stored but not serving (see the job's log); ${anyway}`;
 }
 
+/** Where a cloud job's output went: the local stack's jobs have none, their last error is already the status reason. */
+function jobLog(status: Record<string, unknown>): string | undefined {
+  const { logGroupName: group, logStreamName: stream } = status;
+  if (typeof group !== 'string' || typeof stream !== 'string') return undefined;
+  return `CloudWatch log group ${group}, stream ${stream} (aws logs tail ${group} --log-stream-names ${stream})`;
+}
+
 async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
@@ -54,11 +63,7 @@ async function main(): Promise<number> {
     process.stdout.write(USAGE + '\n');
     return 0;
   }
-  const target: OperatorTarget = {
-    endpoint: await resolveEndpoint({ url: values.url, deployed: values.deployed }),
-    signed: values.deployed || !/^http:\/\/(127\.0\.0\.1|localhost|\[::1\])/.test(values.url ?? 'http://127.0.0.1'),
-    dataDir: readConfig().dataDir,
-  };
+  const target = await operatorTarget({ url: values.url, deployed: values.deployed });
   const request: Record<string, unknown> = { arch: values.arch, epochs: Number(values.epochs) };
   if (values['batch-size'] !== undefined) request.batchSize = Number(values['batch-size']);
   const submitted = await operatorRequest(target, 'POST', '/train', request);
@@ -72,7 +77,7 @@ async function main(): Promise<number> {
     process.stdout.write(JSON.stringify(submitted.json) + '\n');
     return 0;
   }
-  const interval = target.signed ? 15_000 : 2_000;
+  const interval = target.auth === 'sigv4' ? 15_000 : 2_000;
   let last = '';
   for (;;) {
     const status = await operatorRequest(target, 'GET', `/train/${jobId}`);
@@ -85,7 +90,11 @@ async function main(): Promise<number> {
     last = line;
     if (status.json.done) {
       process.stdout.write(JSON.stringify(status.json) + '\n');
-      if (status.json.status !== 'SUCCEEDED') return 1;
+      if (status.json.status !== 'SUCCEEDED') {
+        const log = jobLog(status.json);
+        if (log) process.stderr.write(`the job's log: ${log}\n`);
+        return 1;
+      }
       const model = status.json.model as TrainedModel | undefined;
       const where = values.deployed ? ' --deployed' : values.url ? ` --url ${values.url}` : '';
       if (model) process.stderr.write(`${model.version}: test accuracy ${(model.accuracy * 100).toFixed(2)}% — ${verdict(model, where)}\n`);
@@ -95,10 +104,4 @@ async function main(): Promise<number> {
   }
 }
 
-main().then(
-  (code) => (process.exitCode = code),
-  (error: unknown) => {
-    process.stderr.write(`${(error as Error).message}\n`);
-    process.exitCode = 2;
-  },
-);
+runCli(main);

@@ -23,6 +23,17 @@ const ACCESS_KEY = 'AKIDEXAMPLEOPERATOR';
 const SECRET_KEY = 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY';
 const REGION = 'eu-west-3';
 const JOB_ID = '0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0';
+/** The job this API starts for a one-epoch request: it fails, as Batch reports a container that exited non-zero. */
+const FAILING_JOB_ID = '9e8d7c6b-5a49-4837-a261-5f4e3d2c1b0a';
+const FAILED_JOB = {
+  jobId: FAILING_JOB_ID,
+  status: 'FAILED',
+  done: true,
+  statusReason: 'Essential container in task exited',
+  exitCode: 1,
+  logStreamName: 'train/default/5f4e3d2c1b0a',
+  logGroupName: 'Digitnet-dev-TrainingLogs-xyz',
+};
 const VERSION = '20261126T040000Z-cnn';
 
 interface Received {
@@ -58,10 +69,11 @@ function checkSignature(request: IncomingMessage, body: string): 'valid' | strin
 }
 
 /** Answers like the deployed API: 403 with API Gateway's body for a bad signature, else the retrain routes. */
-function respond(request: IncomingMessage, signature: string): { status: number; body: unknown } {
+function respond(request: IncomingMessage, body: string, signature: string): { status: number; body: unknown } {
   if (signature !== 'valid') return { status: 403, body: { message: 'The request signature we calculated does not match the signature you provided.' } };
   const route = `${request.method} ${request.url}`;
-  if (route === 'POST /train') return { status: 202, body: { jobId: JOB_ID, status: 'SUBMITTED' } };
+  if (route === 'POST /train') return { status: 202, body: { jobId: JSON.parse(body).epochs === 1 ? FAILING_JOB_ID : JOB_ID, status: 'SUBMITTED' } };
+  if (route === `GET /train/${FAILING_JOB_ID}`) return { status: 200, body: FAILED_JOB };
   if (route === `GET /train/${JOB_ID}`) {
     return { status: 200, body: { jobId: JOB_ID, status: 'SUCCEEDED', done: true, model: { version: VERSION, accuracy: 0.9931, serving: true } } };
   }
@@ -80,7 +92,7 @@ before(async () => {
     for await (const chunk of request) body += chunk;
     const signature = checkSignature(request, body);
     received.push({ method: request.method!, path: request.url!, body, signature });
-    const answer = respond(request, signature);
+    const answer = respond(request, body, signature);
     response.writeHead(answer.status, { 'content-type': 'application/json' }).end(JSON.stringify(answer.body));
   });
   api.listen(0, '127.0.0.1');
@@ -95,8 +107,9 @@ beforeEach(() => {
 });
 
 /** Runs a CLI from a folder holding cdk.outputs.json, with credentials only from the environment. */
-function cli(script: string, args: string[], secret = SECRET_KEY): Promise<ScriptResult> {
+function cli(script: string, args: string[], secret = SECRET_KEY, extraEnv: NodeJS.ProcessEnv = {}): Promise<ScriptResult> {
   const env = {
+    ...extraEnv,
     PATH: process.env.PATH,
     HOME: cwd,
     AWS_ACCESS_KEY_ID: ACCESS_KEY,
@@ -131,6 +144,17 @@ describe('operator CLIs with --deployed', () => {
     assert.match(result.stderr, new RegExp(`${VERSION} is now serving \\(was 20261119T030000Z-cnn\\)`));
   });
 
+  test('npm run retrain --wait on a failed job exits 1 and names the job’s log group and stream', async () => {
+    const result = await cli('retrain', ['--deployed', '--epochs', '1', '--wait']);
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(result.stderr, /^FAILED — Essential container in task exited$/m);
+    assert.match(
+      result.stderr,
+      /^the job's log: CloudWatch log group Digitnet-dev-TrainingLogs-xyz, stream train\/default\/5f4e3d2c1b0a \(aws logs tail Digitnet-dev-TrainingLogs-xyz --log-stream-names train\/default\/5f4e3d2c1b0a\)$/m,
+    );
+    assert.deepEqual(JSON.parse(result.stdout), FAILED_JOB);
+  });
+
   test('credentials the API refuses: the CLI exits 1 with API Gateway’s message', async () => {
     const result = await cli('retrain', ['--deployed'], 'not-the-secret');
     assert.equal(result.code, 1);
@@ -140,16 +164,37 @@ describe('operator CLIs with --deployed', () => {
 
   test('without cdk.outputs.json, --deployed says to deploy first', async () => {
     const { code, stderr } = await runScript('scripts/promote.ts', [VERSION, '--deployed'], { cwd: await tempDir('digitnet-undeployed-') });
-    assert.equal(code, 2);
-    assert.match(stderr, /--deployed needs cdk\.outputs\.json: run `npm run deploy` first/);
+    assert.equal(code, 1);
+    assert.match(stderr, /^--deployed needs cdk\.outputs\.json: run `npm run deploy` first, or pass --url$/m);
     assert.equal(received.length, 0);
+  });
+});
+
+describe('operator CLIs with DIGITNET_URL', () => {
+  // 0.0.0.0 reaches this machine's 127.0.0.1 listeners, yet is not one of the
+  // names that count as local: it stands in for the deployed API's host here.
+  const deployedApi = () => apiUrl.replace('127.0.0.1', '0.0.0.0');
+
+  test('npm run retrain signs its request to a DIGITNET_URL that is not this machine, though a local token is at hand', async () => {
+    const dataDir = await tempDir('digitnet-token-');
+    await writeFile(path.join(dataDir, 'local-token'), 'a-token\n');
+    const result = await cli('retrain', ['--arch', 'cnn', '--epochs', '12'], SECRET_KEY, { DIGITNET_URL: deployedApi(), DATA_DIR: dataDir });
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(received.map((r) => [r.method, r.path, r.signature]), [['POST', '/train', 'valid']]);
+    assert.equal(JSON.parse(result.stdout).jobId, JOB_ID);
+  });
+
+  test('npm run promote signs its request to it too', async () => {
+    const result = await cli('promote', [VERSION], SECRET_KEY, { DIGITNET_URL: deployedApi() });
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(received.map((r) => [r.method, r.path, r.signature]), [['POST', '/promote', 'valid']]);
   });
 });
 
 describe('operator CLIs against the local stack', () => {
   test('without a token from npm start, they say where they looked', async () => {
     const result = await cli('retrain', ['--url', 'http://127.0.0.1:9']);
-    assert.equal(result.code, 2);
+    assert.equal(result.code, 1);
     assert.match(result.stderr, /no operator token at \.data\/local-token: is `npm start` running from this folder\?/);
   });
 
@@ -161,7 +206,7 @@ describe('operator CLIs against the local stack', () => {
     const { port } = closed.address() as AddressInfo;
     await new Promise((resolve) => closed.close(resolve));
     const result = await cli('promote', [VERSION, '--url', `http://127.0.0.1:${port}`]);
-    assert.equal(result.code, 2);
+    assert.equal(result.code, 1);
     assert.match(result.stderr, new RegExp(`cannot reach http://127\\.0\\.0\\.1:${port}: .*ECONNREFUSED.*\\. Is \`npm start\` running\\?`));
   });
 });

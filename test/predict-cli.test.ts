@@ -62,8 +62,8 @@ describe('npm run predict', () => {
 
   test('--deployed without outputs says to deploy first', async () => {
     const result = await predict(['digit.png', '--deployed']);
-    assert.equal(result.code, 2);
-    assert.match(result.stderr, /npm run deploy/);
+    assert.equal(result.code, 1);
+    assert.equal(result.stderr, '--deployed needs cdk.outputs.json: run `npm run deploy` first, or pass --url\n');
   });
 
   test('no files prints the usage and exits 2', async () => {

@@ -257,6 +257,26 @@ describe('GET /train/{jobId}', () => {
     assert.equal(body.logStreamName, 'train/default/abc');
   });
 
+  test('names the log group of a job that has a log stream: the job definition’s, else Batch’s default', async () => {
+    const logged = (options?: Record<string, string>) =>
+      job('FAILED', {
+        container: {
+          exitCode: 1,
+          logStreamName: 'train/default/0a1b2c',
+          ...(options ? { logConfiguration: { logDriver: 'awslogs', options } } : {}),
+        },
+      });
+    const logGroupOf = async (detail: JobDetail) => {
+      batchMock.on(DescribeJobsCommand).resolves({ jobs: [detail] });
+      const body = parse((await handlerWith()(request('GET', `/train/${JOB_ID}`))).body);
+      return [body.logGroupName, body.logStreamName];
+    };
+    const stackGroup = { 'awslogs-group': 'Digitnet-dev-TrainingLogs1A2B3C-xyz', 'awslogs-stream-prefix': 'train' };
+    assert.deepEqual(await logGroupOf(logged(stackGroup)), ['Digitnet-dev-TrainingLogs1A2B3C-xyz', 'train/default/0a1b2c']);
+    assert.deepEqual(await logGroupOf(logged()), ['/aws/batch/job', 'train/default/0a1b2c']);
+    assert.deepEqual(await logGroupOf(job('RUNNABLE')), [undefined, undefined]);
+  });
+
   test('returns 404 for a job Batch does not know', async () => {
     batchMock.on(DescribeJobsCommand).resolves({ jobs: [] });
     const result = await handlerWith()(request('GET', `/train/${JOB_ID}`));

@@ -112,6 +112,13 @@ const stamp = (at: Date) => at.toISOString().replace(/[-:]/g, '').replace(/\.\d{
 
 const iso = (epochMs: number | undefined) => (epochMs === undefined ? undefined : new Date(epochMs).toISOString());
 
+/** Where Batch sends a job's output unless its job definition names a log group (the stack's does: infra/training.ts). */
+const DEFAULT_JOB_LOG_GROUP = '/aws/batch/job';
+
+function logGroupOf(job: JobDetail): string {
+  return job.container?.logConfiguration?.options?.['awslogs-group'] ?? DEFAULT_JOB_LOG_GROUP;
+}
+
 function envValue(job: JobDetail, name: string): string | undefined {
   return job.container?.environment?.find((pair: KeyValuePair) => pair.name === name)?.value;
 }
@@ -204,6 +211,7 @@ export function makeHandler(deps: RetrainDeps): Handler {
       attempts: job.attempts?.length ?? 0,
       exitCode: job.container?.exitCode,
       logStreamName: job.container?.logStreamName,
+      logGroupName: job.container?.logStreamName === undefined ? undefined : logGroupOf(job),
     };
     if (job.status === 'SUCCEEDED') {
       const found = versionsOf(job, arch, await fromStorage('list model versions', () => store.list()));

@@ -3,6 +3,7 @@
  * lines or a table (machine first). Numbers go into BENCHMARKS.md; tests
  * never assert speed. `kernels` and `preprocess` run as they are imported.
  */
+import { runCli, USAGE_EXIT } from '../cli/run.ts';
 import { benchAugment } from './augment.ts';
 import { benchLoad } from './load.ts';
 import { benchPredict } from './predict.ts';
@@ -17,12 +18,13 @@ const benches: Record<string, (argv: string[]) => Promise<void>> = {
   preprocess: async () => void (await import('./preprocess.ts')),
 };
 
-const [name, ...rest] = process.argv.slice(2);
-const bench = name ? benches[name] : undefined;
-if (!bench) {
-  process.stderr.write(`Usage: npm run bench -- <${Object.keys(benches).join('|')}> [options]\n`);
-  process.exitCode = 2;
-} else {
+runCli(async () => {
+  const [name, ...rest] = process.argv.slice(2);
+  const bench = name ? benches[name] : undefined;
+  if (!bench) {
+    process.stderr.write(`Usage: npm run bench -- <${Object.keys(benches).join('|')}> [options]\n`);
+    return USAGE_EXIT;
+  }
   await bench(rest);
   process.exit(0);
-}
+});

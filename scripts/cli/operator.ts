@@ -3,59 +3,80 @@
  * API authorises them with IAM, so requests are SigV4-signed with the caller's
  * AWS credentials; the local stack wants the token `npm start` wrote.
  */
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { defaultProvider } from '@aws-sdk/credential-provider-node';
 import { Hash } from '@smithy/hash-node';
 import { SignatureV4 } from '@smithy/signature-v4';
+import { readConfig } from '#lib/config';
+import { isLocalUrl, resolveEndpoint, type EndpointFlags, type EndpointSources } from './endpoint.ts';
+import { readLocalToken, TOKEN_FILE } from './local-token.ts';
+import { CliError } from './run.ts';
 
-export interface OperatorTarget {
-  endpoint: string;
-  /** Sign with AWS credentials (deployed) rather than send the local token. */
-  signed: boolean;
-  dataDir: string;
+export type OperatorTarget = { url: string; auth: 'sigv4' } | { url: string; auth: 'token'; tokenFile: string };
+
+/**
+ * The one place that decides how operator requests authenticate. --deployed
+ * always signs (its URL is an API Gateway's, whatever it looks like); any
+ * other URL gets the local token only when it names this machine, so the
+ * token never leaves it.
+ */
+export async function operatorTarget(flags: EndpointFlags, sources: EndpointSources = {}): Promise<OperatorTarget> {
+  const env = sources.env ?? process.env;
+  const url = await resolveEndpoint(flags, { ...sources, env });
+  if (flags.deployed || !isLocalUrl(url)) return { url, auth: 'sigv4' };
+  return { url, auth: 'token', tokenFile: path.join(readConfig(env).dataDir, TOKEN_FILE) };
 }
 
 function regionOf(url: URL): string {
-  const region = process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? /\.execute-api\.([a-z0-9-]+)\.amazonaws\.com$/.exec(url.hostname)?.[1];
-  if (!region) throw new Error(`cannot tell the AWS region of ${url.host}: set AWS_REGION`);
+  const fromHost = /\.execute-api\.([a-z0-9-]+)\.amazonaws\.com$/.exec(url.hostname)?.[1];
+  const region = process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? fromHost;
+  if (!region) throw new CliError(`cannot tell the AWS region of ${url.host}: set AWS_REGION`);
   return region;
 }
 
-async function localToken(dataDir: string): Promise<string> {
-  const file = path.join(dataDir, 'local-token');
-  try {
-    return (await readFile(file, 'utf8')).trim();
-  } catch {
-    throw new Error(`no operator token at ${file}: is \`npm start\` running from this folder?`);
-  }
+async function signedHeaders(
+  url: URL,
+  method: string,
+  headers: Record<string, string>,
+  body: string | undefined,
+): Promise<Record<string, string>> {
+  const signer = new SignatureV4({
+    service: 'execute-api',
+    region: regionOf(url),
+    credentials: defaultProvider(),
+    sha256: Hash.bind(null, 'sha256'),
+  });
+  const signed = await signer.sign({
+    method,
+    protocol: url.protocol,
+    hostname: url.hostname,
+    port: url.port ? Number(url.port) : undefined,
+    path: url.pathname,
+    headers: { ...headers, host: url.host },
+    body,
+  });
+  return signed.headers;
 }
 
-export async function operatorRequest(target: OperatorTarget, method: 'GET' | 'POST', route: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
-  const url = new URL(target.endpoint + route);
+export async function operatorRequest(
+  target: OperatorTarget,
+  method: 'GET' | 'POST',
+  route: string,
+  body?: unknown,
+): Promise<{ status: number; json: Record<string, unknown> }> {
+  const url = new URL(target.url + route);
   const text = body === undefined ? undefined : JSON.stringify(body);
-  let headers: Record<string, string> = { 'content-type': 'application/json' };
-  if (target.signed) {
-    const signer = new SignatureV4({ service: 'execute-api', region: regionOf(url), credentials: defaultProvider(), sha256: Hash.bind(null, 'sha256') });
-    const signed = await signer.sign({
-      method,
-      protocol: url.protocol,
-      hostname: url.hostname,
-      port: url.port ? Number(url.port) : undefined,
-      path: url.pathname,
-      headers: { ...headers, host: url.host },
-      body: text,
-    });
-    headers = signed.headers;
-  } else {
-    headers.authorization = `Bearer ${await localToken(target.dataDir)}`;
-  }
+  const plain = { 'content-type': 'application/json' };
+  const headers =
+    target.auth === 'sigv4'
+      ? await signedHeaders(url, method, plain, text)
+      : { ...plain, authorization: `Bearer ${await readLocalToken(target.tokenFile)}` };
   let response: Response;
   try {
     response = await fetch(url, { method, headers, body: text });
   } catch (error) {
-    const hint = target.signed ? '' : ' Is `npm start` running?';
-    throw new Error(`cannot reach ${target.endpoint}: ${(error as Error).cause ?? (error as Error).message}.${hint}`);
+    const hint = target.auth === 'token' ? ' Is `npm start` running?' : '';
+    throw new CliError(`cannot reach ${target.url}: ${(error as Error).cause ?? (error as Error).message}.${hint}`);
   }
   const json = (await response.json().catch(() => ({}))) as Record<string, unknown>;
   return { status: response.status, json };

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DescribeJobsCommand, SubmitJobCommand, type JobDetail } from '@aws-sdk/client-batch';
 import type { Logger } from '#lib/log';
+import { eachLine, lastErrorOf } from './job-output.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -23,6 +24,8 @@ export interface LocalBatchOptions {
   /** Environment of every job: the bucket, endpoint and dataset location. */
   env: Record<string, string | undefined>;
   logger: Logger;
+  /** The program each job runs, as argv; by default the training entry point, which the job's environment configures. */
+  command?: [string, ...string[]];
 }
 
 function progressOf(line: string): string | undefined {
@@ -93,26 +96,20 @@ export class LocalBatch {
     job.status = 'RUNNING';
     job.startedAt = Date.now();
     job.statusReason = 'starting';
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'functions', 'train', 'main.ts')], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const [program, ...args] = this.options.command ?? [process.execPath, '--import', 'tsx', path.join(root, 'functions', 'train', 'main.ts')];
+    const child = spawn(program, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.running = { job, child };
-    let lastError = '';
-    let buffered = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      buffered += chunk.toString('utf8');
-      const lines = buffered.split('\n');
-      buffered = lines.pop()!;
-      for (const line of lines) job.statusReason = progressOf(line) ?? job.statusReason;
+    eachLine(child.stdout, (line) => {
+      job.statusReason = progressOf(line) ?? job.statusReason;
     });
-    child.stderr.on('data', (chunk: Buffer) => {
-      const text = chunk.toString('utf8').trim();
-      if (text.startsWith('training failed:')) lastError = text;
-    });
-    child.on('exit', (code, signal) => {
+    const errors = lastErrorOf(child.stderr);
+    // 'close', not 'exit': only then has all of the job's output been read.
+    child.on('close', (code, signal) => {
       this.running = undefined;
       job.stoppedAt = Date.now();
       job.container = { ...job.container, exitCode: code ?? undefined };
       job.status = code === 0 ? 'SUCCEEDED' : 'FAILED';
-      job.statusReason = code === 0 ? 'Essential container in task exited' : lastError || `training exited with ${signal ?? `code ${code}`}`;
+      job.statusReason = code === 0 ? 'Essential container in task exited' : errors.last ?? `training exited with ${signal ?? `code ${code}`}`;
       this.options.logger.info('local training job finished', { jobId: job.jobId, status: job.status, exitCode: code });
       this.startNext();
     });
