@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { readConfig } from '#lib/config';
 import { logger } from '#lib/log';
 import { createProgress } from '#lib/progress';
-import { openStorage } from '#lib/storage';
+import { openStorage, storageEnv } from '#lib/storage';
 import { ModelStore } from '#lib/store';
 import { isArch, type Arch } from '#lib/model';
 import { makeHandler as makeOperatorHandler } from '../functions/retrain/app.ts';
@@ -78,9 +78,8 @@ async function main(): Promise<void> {
   await assertPortFree(args.host, args.port);
   const storage = await openStorage(config);
   const store = new ModelStore(storage.objects);
-  // The handler reads its configuration from the environment at import, exactly as in Lambda.
-  process.env.BUCKET = storage.bucket;
-  if (storage.endpoint) process.env.S3_ENDPOINT = storage.endpoint;
+  // The handler reads its configuration from the environment at import, exactly as in Lambda; server workers inherit it.
+  Object.assign(process.env, storageEnv(storage));
   // Locally a promotion should show up within seconds, not Lambda's default minute.
   process.env.MODEL_REFRESH_SECONDS ??= '5';
   const localConfig = readConfig();
@@ -88,7 +87,7 @@ async function main(): Promise<void> {
   await prepareModel({ arch: args.arch, epochs: args.epochs }, store, localConfig, createProgress());
 
   const batch = new LocalBatch({
-    env: { BUCKET: storage.bucket, S3_ENDPOINT: storage.endpoint, MNIST_DIR: config.mnistDir && path.resolve(config.mnistDir), DATA_DIR: path.resolve(config.dataDir) },
+    env: { ...storageEnv(storage), MNIST_DIR: config.mnistDir && path.resolve(config.mnistDir), DATA_DIR: path.resolve(config.dataDir) },
     logger,
   });
   const operator = makeOperatorHandler({ batch, store, env: { jobQueue: LOCAL_QUEUE, jobDefinition: LOCAL_JOB_DEFINITION }, logger: logger.child({ function: 'retrain' }) });

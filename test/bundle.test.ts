@@ -70,7 +70,7 @@ describe('npm run build', () => {
     const pixels = Array.from(images.subarray(0, 784));
     const { results, logs } = await invoke(
       [event('GET', '/health'), event('POST', '/predict', JSON.stringify({ pixels })), event('GET', '/')],
-      { BUCKET: bucket.bucket, S3_ENDPOINT: bucket.endpoint },
+      bucket.env,
     );
     const [health, prediction, page] = results;
     assert.match(logs, /"message":"tfjs backend active","backend":"wasm"/, 'the bundle found its .wasm files');
