@@ -8,6 +8,8 @@ import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { describe, test } from 'node:test';
+import { Hash } from '@smithy/hash-node';
+import { SignatureV4 } from '@smithy/signature-v4';
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, S3ServiceException, type S3Client } from '@aws-sdk/client-s3';
 import { CREDENTIALS_FILE, startEmbeddedS3 } from '#lib/embedded-s3';
 import { createS3Client } from '#lib/objects';
@@ -31,6 +33,23 @@ function raw(endpoint: string, method: string, target: string, headers: Record<s
     request.on('error', reject);
     request.end(body);
   });
+}
+
+/** `raw`, signed with the bucket's key pair as the SDK signs for S3 (the path as sent, not escaped again). */
+async function signedRaw(bucket: TestBucket, method: string, target: string, headers: Record<string, string> = {}, body?: string): Promise<RawAnswer> {
+  const url = new URL(bucket.endpoint);
+  const [path, query = ''] = target.split('?');
+  const signer = new SignatureV4({ service: 's3', region: 'us-east-1', credentials: bucket.credentials, sha256: Hash.bind(null, 'sha256'), uriEscapePath: false });
+  const signed = await signer.sign({
+    method,
+    protocol: url.protocol,
+    hostname: url.hostname,
+    port: Number(url.port),
+    path: path!,
+    query: Object.fromEntries(new URLSearchParams(query)),
+    headers: { ...headers, host: url.host, 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD' },
+  });
+  return raw(bucket.endpoint, method, target, signed.headers, body);
 }
 
 /** An S3 client with its own key pair; closed when the test ends. */
@@ -104,6 +123,24 @@ describe('embedded S3: who may call it', () => {
       assert.deepEqual(await s3Error(put), [403, 'AccessDenied']);
     }
     assert.equal((await bucket.objects.get('kept.txt'))!.body.toString(), 'kept');
+  });
+
+  test('refuses a form POST even when it is signed', async () => {
+    const bucket = await testBucket();
+    const form = await signedRaw(bucket, 'POST', `/${bucket.bucket}`, { 'content-type': 'multipart/form-data; boundary=b' }, '--b--\r\n');
+    assert.equal(form.status, 403);
+    assert.match(form.body, /refuses form posts/);
+    const signedGet = await signedRaw(bucket, 'GET', `/${bucket.bucket}?list-type=2`);
+    assert.equal(signedGet.status, 200, 'the same signing gets through on a plain request');
+  });
+
+  test('answers a signed request whose path is not valid percent-encoding with 400, and keeps serving', async () => {
+    const bucket = await testBucket();
+    const bad = await signedRaw(bucket, 'PUT', `/${bucket.bucket}/bad%E0`, { 'if-none-match': '*' }, 'x');
+    assert.equal(bad.status, 400);
+    assert.match(bad.body, /<Code>InvalidURI<\/Code>/);
+    await bucket.objects.put('after.txt', 'still serving');
+    assert.equal((await bucket.objects.get('after.txt'))!.body.toString(), 'still serving');
   });
 
   test('refuses a request signed with the wrong secret, another access key or S3RVER’s fixed pair', async (t) => {

@@ -39,7 +39,8 @@ export const CREDENTIALS_FILE = 'credentials.json';
 
 function isCredentials(value: unknown): value is S3Credentials {
   const pair = value as Partial<S3Credentials> | null;
-  return typeof pair?.accessKeyId === 'string' && typeof pair.secretAccessKey === 'string' && pair.accessKeyId !== '' && pair.secretAccessKey !== '';
+  const filled = (text: unknown) => typeof text === 'string' && text !== '';
+  return filled(pair?.accessKeyId) && filled(pair?.secretAccessKey);
 }
 
 /** The folder's key pair: made at random the first time, then read back, so every process on the folder shares it. */
@@ -69,7 +70,8 @@ export async function localCredentials(directory: string): Promise<S3Credentials
 function refuse(response: http.ServerResponse, status: number, refusal: Refusal): void {
   const body = errorXml(refusal);
   // The body of a refused request is never read: closing the connection spares reading it to keep the socket.
-  response.writeHead(status, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(body), connection: 'close' });
+  const length = Buffer.byteLength(body);
+  response.writeHead(status, { 'content-type': 'application/xml', 'content-length': length, connection: 'close' });
   response.end(body);
 }
 
@@ -79,31 +81,38 @@ type EtagOf = (bucket: string, key: string) => Promise<string | undefined>;
 // Subresources whose PUT does not write the object's content.
 const NOT_AN_OBJECT_WRITE = ['uploadId', 'partNumber', 'tagging', 'acl', 'retention', 'legal-hold'];
 
-/** The bucket and key a path-style request names; key is '' for a bucket-level request. */
-function target(url: string): { bucket: string; key: string; query: URLSearchParams } {
+/** The bucket and key a path-style request names (key '' for a bucket-level one); undefined if it is not valid percent-encoding. */
+function target(url: string): { bucket: string; key: string; query: URLSearchParams } | undefined {
   const parsed = new URL(url, 'http://embedded-s3');
   const [bucket = '', ...key] = parsed.pathname.slice(1).split('/');
-  return { bucket: decodeURIComponent(bucket), key: key.map(decodeURIComponent).join('/'), query: parsed.searchParams };
+  try {
+    return { bucket: decodeURIComponent(bucket), key: key.map(decodeURIComponent).join('/'), query: parsed.searchParams };
+  } catch {
+    return undefined;
+  }
 }
 
+const PRECONDITION_FAILED: Refusal = { code: 'PreconditionFailed', message: 'At least one of the pre-conditions you specified did not hold' };
 const unquote = (etag: string) => etag.trim().replace(/^W\//, '').replace(/^"(.*)"$/, '$1');
 
 /**
  * S3's answer to a conditional write, given the object's current ETag:
  * undefined to go ahead, or the status and error S3 would send.
  */
-export function preconditionRefusal(ifMatch: string | undefined, ifNoneMatch: string | undefined, current: string | undefined): [number, Refusal] | undefined {
+function preconditionRefusal(
+  ifMatch: string | undefined,
+  ifNoneMatch: string | undefined,
+  current: string | undefined,
+): [number, Refusal] | undefined {
   if (ifNoneMatch !== undefined) {
     if (ifNoneMatch.trim() !== '*') return [501, { code: 'NotImplemented', message: 'If-None-Match on a write takes only *' }];
-    if (current !== undefined) return [412, { code: 'PreconditionFailed', message: 'At least one of the pre-conditions you specified did not hold' }];
+    if (current !== undefined) return [412, PRECONDITION_FAILED];
   }
   if (ifMatch !== undefined) {
     // S3 answers a compare-and-swap on a missing key with 404, not 412.
     if (current === undefined) return [404, { code: 'NoSuchKey', message: 'The specified key does not exist.' }];
     const wanted = ifMatch.split(',').map(unquote);
-    if (!wanted.includes('*') && !wanted.includes(unquote(current))) {
-      return [412, { code: 'PreconditionFailed', message: 'At least one of the pre-conditions you specified did not hold' }];
-    }
+    if (!wanted.includes('*') && !wanted.includes(unquote(current))) return [412, PRECONDITION_FAILED];
   }
   return undefined;
 }
@@ -138,22 +147,25 @@ function guard(credentials: S3Credentials, etagOf: EtagOf, s3rver: http.RequestL
     // Verified here; s3rver would look the key up in its own accounts, which know only its fixed demo pair.
     delete request.headers.authorization;
 
+    const named = target(head.url);
+    if (!named) return refuse(response, 400, { code: 'InvalidURI', message: 'the path is not valid percent-encoding' });
+    const { bucket, key, query } = named;
     const ifMatch = request.headers['if-match'];
     const ifNoneMatch = request.headers['if-none-match'];
-    const { bucket, key, query } = target(head.url);
+    const conditional = ifMatch !== undefined || ifNoneMatch !== undefined;
     const isObjectWrite = head.method === 'PUT' && key !== '' && !NOT_AN_OBJECT_WRITE.some((name) => query.has(name));
     if (!isObjectWrite) {
-      const conditional = ifMatch !== undefined || ifNoneMatch !== undefined;
       if (conditional && head.method !== 'GET' && head.method !== 'HEAD') {
         // A condition silently ignored would be a lock that always succeeds.
-        return refuse(response, 501, { code: 'NotImplemented', message: 'the embedded S3 honours If-Match / If-None-Match on writes only for PutObject and CopyObject' });
+        const message = 'the embedded S3 honours If-Match / If-None-Match on writes only for PutObject and CopyObject';
+        return refuse(response, 501, { code: 'NotImplemented', message });
       }
       return s3rver(request, response);
     }
     void writes.acquire(`${bucket}/${key}`).then(async (release) => {
       response.once('close', release);
       try {
-        const failed = ifMatch === undefined && ifNoneMatch === undefined ? undefined : preconditionRefusal(ifMatch, ifNoneMatch, await etagOf(bucket, key));
+        const failed = conditional && preconditionRefusal(ifMatch, ifNoneMatch, await etagOf(bucket, key));
         if (failed) return refuse(response, ...failed);
         s3rver(request, response);
       } catch {

@@ -15,7 +15,7 @@ export interface RequestHead {
   headers: IncomingHttpHeaders;
 }
 
-/** An S3 error code and message; the status is always 403. */
+/** An S3 error code and message (every refusal of this guard is a 403). */
 export interface Refusal {
   code: string;
   message: string;
@@ -83,7 +83,8 @@ export function signatureRefusal(head: RequestHead, credentials: S3Credentials, 
   }
   const authorization = head.headers.authorization;
   if (!authorization) {
-    return { code: 'AccessDenied', message: 'the embedded S3 needs requests signed with its local credentials (credentials.json in its folder)' };
+    const message = 'the embedded S3 needs requests signed with its local credentials (credentials.json in its folder)';
+    return { code: 'AccessDenied', message };
   }
   const parsed = AUTHORIZATION.exec(authorization);
   if (!parsed) return { code: 'AccessDenied', message: `the embedded S3 accepts only ${ALGORITHM} Authorization headers` };
@@ -136,5 +137,6 @@ function splitTarget(url: string): [string, string] {
 /** An S3-style XML error body. */
 export function errorXml(refusal: Refusal): string {
   const escape = (text: string) => text.replace(/[<>&'"]/g, (c) => `&#${c.charCodeAt(0)};`);
-  return `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${refusal.code}</Code><Message>${escape(refusal.message)}</Message></Error>`;
+  const error = `<Error><Code>${refusal.code}</Code><Message>${escape(refusal.message)}</Message></Error>`;
+  return `<?xml version="1.0" encoding="UTF-8"?>\n${error}`;
 }

@@ -52,6 +52,9 @@ export function storageEnv(storage: Pick<Storage, 'bucket' | 'endpoint' | 'crede
   return {
     BUCKET: storage.bucket,
     ...(storage.endpoint && { S3_ENDPOINT: storage.endpoint }),
-    ...(storage.credentials && { S3_ACCESS_KEY_ID: storage.credentials.accessKeyId, S3_SECRET_ACCESS_KEY: storage.credentials.secretAccessKey }),
+    ...(storage.credentials && {
+      S3_ACCESS_KEY_ID: storage.credentials.accessKeyId,
+      S3_SECRET_ACCESS_KEY: storage.credentials.secretAccessKey,
+    }),
   };
 }
