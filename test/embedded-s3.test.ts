@@ -125,11 +125,15 @@ describe('embedded S3: who may call it', () => {
     assert.equal((await bucket.objects.get('kept.txt'))!.body.toString(), 'kept');
   });
 
-  test('refuses a form POST even when it is signed', async () => {
+  test('refuses a form POST, and any POST Object upload, even when signed', async () => {
     const bucket = await testBucket();
     const form = await signedRaw(bucket, 'POST', `/${bucket.bucket}`, { 'content-type': 'multipart/form-data; boundary=b' }, '--b--\r\n');
     assert.equal(form.status, 403);
     assert.match(form.body, /refuses form posts/);
+    // Whatever its content type: POST Object is a browser upload, and s3rver hands it to busboy.
+    const octets = await signedRaw(bucket, 'POST', `/${bucket.bucket}`, { 'content-type': 'application/octet-stream' }, 'x');
+    assert.equal(octets.status, 403);
+    assert.match(octets.body, /does not take POST Object/);
     const signedGet = await signedRaw(bucket, 'GET', `/${bucket.bucket}?list-type=2`);
     assert.equal(signedGet.status, 200, 'the same signing gets through on a plain request');
   });

@@ -150,6 +150,10 @@ function guard(credentials: S3Credentials, etagOf: EtagOf, s3rver: http.RequestL
     const named = target(head.url);
     if (!named) return refuse(response, 400, { code: 'InvalidURI', message: 'the path is not valid percent-encoding' });
     const { bucket, key, query } = named;
+    if (head.method === 'POST' && key === '' && !query.has('delete')) {
+      // POST Object is S3's upload from an HTML form: nothing here uses it, and it is s3rver's only use of busboy/dicer.
+      return refuse(response, 403, { code: 'AccessDenied', message: 'the embedded S3 does not take POST Object (form) uploads' });
+    }
     const ifMatch = request.headers['if-match'];
     const ifNoneMatch = request.headers['if-none-match'];
     const conditional = ifMatch !== undefined || ifNoneMatch !== undefined;
