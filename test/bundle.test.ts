@@ -64,6 +64,11 @@ describe('npm run build', () => {
     }
   });
 
+  test('holds nothing of the embedded S3: no s3rver, busboy, dicer or its guard', async () => {
+    const code = readFileSync(path.join(bundleDir, 'index.mjs'), 'utf8');
+    for (const name of ['s3rver', 'busboy', 'dicer', 'embedded S3']) assert.ok(!code.includes(name), `the Lambda bundle mentions ${name}`);
+  });
+
   test('the bundle answers from its own folder against the embedded S3, on the wasm backend', async () => {
     const images = gunzipSync(readFileSync(path.join(mnistDir, 't10k-images-idx3-ubyte.gz'))).subarray(16);
     const labels = gunzipSync(readFileSync(path.join(mnistDir, 't10k-labels-idx1-ubyte.gz'))).subarray(8);
