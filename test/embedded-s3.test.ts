@@ -35,12 +35,16 @@ function raw(endpoint: string, method: string, target: string, headers: Record<s
   });
 }
 
-/** `raw`, signed with the bucket's key pair as the SDK signs for S3 (the path as sent, not escaped again). */
+/** Signs as the SDK does for S3: the path as sent, not escaped a second time. */
+function signerFor(bucket: TestBucket): SignatureV4 {
+  return new SignatureV4({ service: 's3', region: 'us-east-1', credentials: bucket.credentials, sha256: Hash.bind(null, 'sha256'), uriEscapePath: false });
+}
+
+/** `raw`, signed with the bucket's key pair. */
 async function signedRaw(bucket: TestBucket, method: string, target: string, headers: Record<string, string> = {}, body?: string): Promise<RawAnswer> {
   const url = new URL(bucket.endpoint);
   const [path, query = ''] = target.split('?');
-  const signer = new SignatureV4({ service: 's3', region: 'us-east-1', credentials: bucket.credentials, sha256: Hash.bind(null, 'sha256'), uriEscapePath: false });
-  const signed = await signer.sign({
+  const signed = await signerFor(bucket).sign({
     method,
     protocol: url.protocol,
     hostname: url.hostname,
@@ -136,6 +140,17 @@ describe('embedded S3: who may call it', () => {
     assert.match(octets.body, /does not take POST Object/);
     const signedGet = await signedRaw(bucket, 'GET', `/${bucket.bucket}?list-type=2`);
     assert.equal(signedGet.status, 200, 'the same signing gets through on a plain request');
+  });
+
+  test('refuses a presigned URL, even one made with the right key pair: nothing here uses them', async () => {
+    const bucket = await testBucket();
+    await bucket.objects.put('kept.txt', 'kept');
+    const url = new URL(bucket.endpoint);
+    const path = `/${bucket.bucket}/kept.txt`;
+    const presigned = await signerFor(bucket).presign({ method: 'GET', protocol: url.protocol, hostname: url.hostname, port: Number(url.port), path, query: {}, headers: { host: url.host } });
+    const answer = await raw(bucket.endpoint, 'GET', `${path}?${new URLSearchParams(presigned.query as Record<string, string>)}`);
+    assert.equal(answer.status, 403);
+    assert.match(answer.body, /presigned/);
   });
 
   test('answers a signed request whose path is not valid percent-encoding with 400, and keeps serving', async () => {
