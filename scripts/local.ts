@@ -7,20 +7,20 @@
  * whoever holds the token printed at start-up. Ctrl-C stops everything.
  */
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { readConfig } from '#lib/config';
 import { logger } from '#lib/log';
+import { writeOwnerOnly } from '#lib/owner-only';
 import { createProgress } from '#lib/progress';
-import { openStorage } from '#lib/storage';
+import { openStorage, storageEnv } from '#lib/storage';
 import { ModelStore } from '#lib/store';
 import { isArch, type Arch } from '#lib/model';
 import { makeHandler as makeOperatorHandler } from '../functions/retrain/app.ts';
 import { TOKEN_FILE } from './cli/local-token.ts';
 import { LOCAL_JOB_DEFINITION, LOCAL_QUEUE, LocalBatch } from './local/batch.ts';
-import { assertPortFree, claimDataDir, PreflightError } from './local/preflight.ts';
+import { assertPortFree, claimDataDir, exposureWarning, PreflightError } from './local/preflight.ts';
 import { prepareModel } from './local/startup.ts';
 import { startWorkers } from './local/workers.ts';
 
@@ -73,13 +73,15 @@ async function main(): Promise<void> {
     return;
   }
   const config = readConfig();
+  // Said before anything else, so it is not lost above a minute of training output.
+  const warning = exposureWarning(args.host);
+  if (warning) process.stderr.write(`WARNING: ${warning}\n`);
   await claimDataDir(config.dataDir);
   await assertPortFree(args.host, args.port);
   const storage = await openStorage(config);
   const store = new ModelStore(storage.objects);
-  // The handler reads its configuration from the environment at import, exactly as in Lambda.
-  process.env.BUCKET = storage.bucket;
-  if (storage.endpoint) process.env.S3_ENDPOINT = storage.endpoint;
+  // The handler reads its configuration from the environment at import, exactly as in Lambda; server workers inherit it.
+  Object.assign(process.env, storageEnv(storage));
   // Locally a promotion should show up within seconds, not Lambda's default minute.
   process.env.MODEL_REFRESH_SECONDS ??= '5';
   const localConfig = readConfig();
@@ -87,16 +89,13 @@ async function main(): Promise<void> {
   await prepareModel({ arch: args.arch, epochs: args.epochs }, store, localConfig, createProgress());
 
   const batch = new LocalBatch({
-    env: { BUCKET: storage.bucket, S3_ENDPOINT: storage.endpoint, MNIST_DIR: config.mnistDir && path.resolve(config.mnistDir), DATA_DIR: path.resolve(config.dataDir) },
+    env: { ...storageEnv(storage), MNIST_DIR: config.mnistDir && path.resolve(config.mnistDir), DATA_DIR: path.resolve(config.dataDir) },
     logger,
   });
   const operator = makeOperatorHandler({ batch, store, env: { jobQueue: LOCAL_QUEUE, jobDefinition: LOCAL_JOB_DEFINITION }, logger: logger.child({ function: 'retrain' }) });
   const token = randomBytes(24).toString('base64url');
-  // claimDataDir made the folder.
-  await writeFile(path.join(config.dataDir, TOKEN_FILE), token + '\n', { mode: 0o600 });
-  if (args.host !== '127.0.0.1' && args.host !== 'localhost' && args.host !== '::1') {
-    process.stderr.write(`WARNING: binding ${args.host} makes the service reachable from other machines.\n`);
-  }
+  // claimDataDir made the folder. A token file left by an older version may be readable by others: tightened too.
+  await writeOwnerOnly(path.join(config.dataDir, TOKEN_FILE), token + '\n');
   const served = await startWorkers({ count: args.workers, settings: { host: args.host, port: args.port, token }, operator, logger });
   process.stderr.write(`digitnet is up: ${served.url}  (${args.workers} server process${args.workers === 1 ? '' : 'es'}; Ctrl-C to stop)\n`);
   process.stderr.write(`operator token for /train and /promote: ${token}  (also in ${path.join(config.dataDir, TOKEN_FILE)})\n`);

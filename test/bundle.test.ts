@@ -64,13 +64,18 @@ describe('npm run build', () => {
     }
   });
 
+  test('holds nothing of the embedded S3: no s3rver, busboy, dicer or its guard', async () => {
+    const code = readFileSync(path.join(bundleDir, 'index.mjs'), 'utf8');
+    for (const name of ['s3rver', 'busboy', 'dicer', 'embedded S3']) assert.ok(!code.includes(name), `the Lambda bundle mentions ${name}`);
+  });
+
   test('the bundle answers from its own folder against the embedded S3, on the wasm backend', async () => {
     const images = gunzipSync(readFileSync(path.join(mnistDir, 't10k-images-idx3-ubyte.gz'))).subarray(16);
     const labels = gunzipSync(readFileSync(path.join(mnistDir, 't10k-labels-idx1-ubyte.gz'))).subarray(8);
     const pixels = Array.from(images.subarray(0, 784));
     const { results, logs } = await invoke(
       [event('GET', '/health'), event('POST', '/predict', JSON.stringify({ pixels })), event('GET', '/')],
-      { BUCKET: bucket.bucket, S3_ENDPOINT: bucket.endpoint },
+      bucket.env,
     );
     const [health, prediction, page] = results;
     assert.match(logs, /"message":"tfjs backend active","backend":"wasm"/, 'the bundle found its .wasm files');

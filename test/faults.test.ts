@@ -21,6 +21,7 @@ import { MNIST_FILES, MNIST_PREFIX } from '#lib/mnist';
 import { ModelCache } from '#lib/model-cache';
 import { createModel } from '#lib/model';
 import { createS3Client, S3ObjectStore } from '#lib/objects';
+import { storageEnv } from '#lib/storage';
 import { LATEST_KEY, ModelStore, type LatestPointer } from '#lib/store';
 import { makeHandler } from '../functions/predict/app.ts';
 import { serveHandler } from '../scripts/local/http-adapter.ts';
@@ -47,15 +48,15 @@ async function s3At(directory: string, port = 0): Promise<EmbeddedS3 & { port: n
   return { ...server, port: Number(new URL(server.endpoint).port), stop };
 }
 
-function bucketStore(s3: { endpoint: string; bucket: string }) {
-  const client = createS3Client({ bucket: s3.bucket, endpoint: s3.endpoint });
+function bucketStore(s3: EmbeddedS3) {
+  const client = createS3Client(s3);
   closers.push(async () => client.destroy());
   const objects = new S3ObjectStore(client, s3.bucket);
   return { objects, store: new ModelStore(objects) };
 }
 
 /** The predict service as `npm start` serves it, on its own S3 client, over HTTP on 127.0.0.1. */
-async function startPredictService(s3: { endpoint: string; bucket: string }, refreshSeconds: number) {
+async function startPredictService(s3: EmbeddedS3, refreshSeconds: number) {
   const { store } = bucketStore(s3);
   const logs: Record<string, unknown>[] = [];
   const logger = createLogger({ service: 'digitnet-faults' }, (line) => logs.push(JSON.parse(line)), 'debug');
@@ -323,7 +324,7 @@ describe('training faults', () => {
     const proxy = await holdingProxy(s3.endpoint, /\/models\/[^/]+\/metrics\.json$/);
     const training = train(['--epochs', '1', '--train-limit', '2000', '--force'], {
       MNIST_DIR: mnistDir,
-      BUCKET: s3.bucket,
+      ...storageEnv(s3),
       S3_ENDPOINT: proxy.url,
       DATA_DIR: await tempDir(),
     });
@@ -355,8 +356,7 @@ describe('training faults', () => {
       MNIST_DIR: '',
       // Nothing may be downloaded instead: a closed local port.
       MNIST_BASE_URL: 'http://127.0.0.1:9/',
-      BUCKET: s3.bucket,
-      S3_ENDPOINT: s3.endpoint,
+      ...storageEnv(s3),
       DATA_DIR: await tempDir(),
     });
     const { code } = await training.exit;

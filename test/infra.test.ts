@@ -389,7 +389,7 @@ describe('synthesized assets', () => {
       console.log(JSON.stringify({ page: [page.statusCode, page.body.slice(0, 15)], health: [health.statusCode, JSON.parse(health.body)] }));`;
     const { stdout, stderr } = await run(process.execPath, ['--input-type=module', '-e', script], {
       cwd: predictDir,
-      env: { PATH: process.env.PATH, BUCKET: bucket.bucket, S3_ENDPOINT: bucket.endpoint, AWS_REGION: 'eu-west-1' },
+      env: { PATH: process.env.PATH, ...bucket.env, AWS_REGION: 'eu-west-1' },
     });
     const answer = JSON.parse(stdout.trim().split('\n').at(-1)!);
     assert.deepEqual(answer.page, [200, '<!doctype html>']);

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { readFile } from 'node:fs/promises';
+import { chmod, readFile, stat } from 'node:fs/promises';
+import http from 'node:http';
 import { availableParallelism } from 'node:os';
 import { after, before, describe, test } from 'node:test';
 import { childProcesses } from '../scripts/bench/local-stack.ts';
@@ -82,6 +83,17 @@ describe('npm start', () => {
     const page = await fetch(url);
     assert.equal(page.status, 200);
     assert.match(await page.text(), /digitnet/);
+  });
+
+  test('the token and the embedded S3’s folder and key pair are owner-only, and that S3 refuses an unsigned request', async () => {
+    const mode = async (file: string) => (await stat(`${dataDir}/${file}`)).mode & 0o777;
+    assert.deepEqual([await mode('local-token'), await mode('s3'), await mode('s3/credentials.json')], [0o600, 0o700, 0o600]);
+    const ready = JSON.parse(stack.stdout().split('\n').find((line) => line.includes('"event":"ready"'))!);
+    // node:http, not fetch: fetch adds Sec-Fetch-Mode, which is refused as a browser's before the signature is looked at.
+    const status = await new Promise<number | undefined>((resolve, reject) =>
+      http.get(`${ready.s3}/${ready.bucket}/models/latest.json`, (response) => resolve(response.resume().statusCode)).on('error', reject),
+    );
+    assert.equal(status, 403);
   });
 
   test('operator routes refuse requests without the token printed at start-up', async () => {
@@ -198,9 +210,12 @@ describe('npm start', () => {
     stack.child.kill('SIGINT');
     const [code] = await once(stack.child, 'exit');
     assert.equal(code, 0);
+    // As an older version could leave it: the restart must not keep a token file others can read.
+    await chmod(`${dataDir}/local-token`, 0o644);
     const second = start();
     stack = second;
     await second.ready;
+    assert.equal((await stat(`${dataDir}/local-token`)).mode & 0o777, 0o600);
     assert.doesNotMatch(second.stderr(), /training one/);
     assert.equal(await servingVersion(), first);
   });

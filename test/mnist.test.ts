@@ -229,7 +229,7 @@ async function startMirror(reply: (file: string, index: number) => Reply = () =>
 
 async function startBucket(): Promise<{ store: ObjectStore; close(): Promise<void> }> {
   const s3 = await startEmbeddedS3({ directory: await tempDir(), port: 0 });
-  const client = createS3Client({ bucket: s3.bucket, endpoint: s3.endpoint });
+  const client = createS3Client(s3);
   return {
     store: new S3ObjectStore(client, s3.bucket),
     close: async () => {

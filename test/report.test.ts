@@ -214,7 +214,7 @@ describe('npm run report', () => {
   });
 
   function report(args: string[]): Promise<ScriptResult> {
-    const env = { ...process.env, BUCKET: bucket.bucket, S3_ENDPOINT: bucket.endpoint, MNIST_DIR: mnistDir, DATA_DIR: path.join(cwd, '.data') };
+    const env = { ...process.env, ...bucket.env, MNIST_DIR: mnistDir, DATA_DIR: path.join(cwd, '.data') };
     return runScript('scripts/report.ts', args, { cwd, env });
   }
 

@@ -4,11 +4,19 @@
  */
 import { ConfigError } from './errors.ts';
 
+/** The key pair requests to S3_ENDPOINT are signed with (the embedded S3 accepts only its own). */
+export interface S3Credentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+}
+
 export interface Config {
   /** Unset locally: the embedded S3 is started instead. */
   bucket?: string;
   /** An S3-compatible endpoint (the embedded s3rver); unset on AWS. */
   s3Endpoint?: string;
+  /** Set with S3_ENDPOINT; unset on AWS, where the SDK finds the role's credentials itself. */
+  s3Credentials?: S3Credentials;
   region: string;
   mnistDir?: string;
   mnistBaseUrl?: string;
@@ -50,10 +58,21 @@ function url(env: Env, name: string): string | undefined {
   return raw;
 }
 
+function s3Credentials(env: Env, endpoint: string | undefined): S3Credentials | undefined {
+  const accessKeyId = optional(env, 'S3_ACCESS_KEY_ID');
+  const secretAccessKey = optional(env, 'S3_SECRET_ACCESS_KEY');
+  if (!accessKeyId && !secretAccessKey) return undefined;
+  if (!accessKeyId || !secretAccessKey) throw new ConfigError('S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY go together: set both or neither');
+  if (!endpoint) throw new ConfigError('S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY sign requests to S3_ENDPOINT: set S3_ENDPOINT too');
+  return { accessKeyId, secretAccessKey };
+}
+
 export function readConfig(env: Env = process.env): Config {
+  const s3Endpoint = url(env, 'S3_ENDPOINT');
   return {
     bucket: optional(env, 'BUCKET'),
-    s3Endpoint: url(env, 'S3_ENDPOINT'),
+    s3Endpoint,
+    s3Credentials: s3Credentials(env, s3Endpoint),
     region: optional(env, 'AWS_REGION') ?? optional(env, 'AWS_DEFAULT_REGION') ?? 'us-east-1',
     mnistDir: optional(env, 'MNIST_DIR'),
     mnistBaseUrl: url(env, 'MNIST_BASE_URL'),

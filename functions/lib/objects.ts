@@ -34,6 +34,8 @@ export interface S3Settings {
   /** Set for an S3-compatible server (the embedded s3rver); unset on AWS. */
   endpoint?: string;
   region?: string;
+  /** Used only with `endpoint`. */
+  credentials?: { accessKeyId: string; secretAccessKey: string };
 }
 
 /** Builds the one S3 client a process uses, with what s3rver needs when an endpoint is set. */
@@ -45,10 +47,8 @@ export function createS3Client(settings: S3Settings): S3Client {
     config.forcePathStyle = true;
     config.requestChecksumCalculation = 'WHEN_REQUIRED';
     config.responseChecksumValidation = 'WHEN_REQUIRED';
-    config.credentials = {
-      accessKeyId: process.env.AWS_ACCESS_KEY_ID ?? 'S3RVER',
-      secretAccessKey: process.env.AWS_SECRET_ACCESS_KEY ?? 'S3RVER',
-    };
+    // Without a pair the SDK's own chain decides (environment, profile); the embedded S3 accepts only its pair.
+    if (settings.credentials) config.credentials = settings.credentials;
   }
   return new S3Client(config);
 }

@@ -25,6 +25,7 @@ import { evaluateModel } from '#lib/evaluate';
 import { ARCHS, createModel } from '#lib/model';
 import { trainModel } from '#lib/train-loop';
 import { createS3Client, S3ObjectStore } from '#lib/objects';
+import { storageEnv } from '#lib/storage';
 import { ModelStore, versionName } from '#lib/store';
 import { makeHandler } from '../../functions/predict/app.ts';
 import { buildPredict } from '../build.ts';
@@ -48,7 +49,7 @@ function event(body: string) {
   } as unknown as Parameters<ReturnType<typeof makeHandler>>[0];
 }
 
-async function coldStart(dir: string, bucket: string, endpoint: string): Promise<number[]> {
+async function coldStart(dir: string, storage: Record<string, string>): Promise<number[]> {
   const built = await buildPredict(path.join(dir, 'bundle'));
   const script = path.join(dir, 'cold.mjs');
   await writeFile(
@@ -63,7 +64,7 @@ async function coldStart(dir: string, bucket: string, endpoint: string): Promise
   const totals: number[] = [];
   const imports: number[] = [];
   for (let i = 0; i < 5; i++) {
-    const { stdout } = await run(process.execPath, [script], { env: { PATH: process.env.PATH, BUCKET: bucket, S3_ENDPOINT: endpoint, LOG_LEVEL: 'warn', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } });
+    const { stdout } = await run(process.execPath, [script], { env: { PATH: process.env.PATH, ...storage, LOG_LEVEL: 'warn', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } });
     const { importMs, totalMs } = JSON.parse(stdout);
     imports.push(importMs);
     totals.push(totalMs);
@@ -107,7 +108,7 @@ export async function benchPredict(): Promise<void> {
   const backend = await initBackend(['wasm', 'cpu']);
   const dir = await (await import('node:fs/promises')).mkdtemp(path.join(os.tmpdir(), 'digitnet-bench-'));
   const s3 = await startEmbeddedS3({ directory: path.join(dir, 's3'), port: 0 });
-  const objects = new S3ObjectStore(createS3Client({ bucket: s3.bucket, endpoint: s3.endpoint }), s3.bucket);
+  const objects = new S3ObjectStore(createS3Client(s3), s3.bucket);
   const store = new ModelStore(objects);
   const mnist = await loadMnist({ dir: process.env.MNIST_DIR && path.resolve(process.env.MNIST_DIR), bucket: objects, cacheDir: path.join(dir, 'mnist') });
   const model = createModel({ arch: 'mlp' });
@@ -117,7 +118,7 @@ export async function benchPredict(): Promise<void> {
   await store.promote(version);
   model.dispose();
 
-  await coldStart(dir, s3.bucket, s3.endpoint);
+  await coldStart(dir, storageEnv(s3));
 
   const logger = createLogger({}, () => {});
   const handler = makeHandler({ cache: new ModelCache({ store, refreshSeconds: 60, logger }), logger, backendReady: async () => backend, page: async () => '' });

@@ -31,7 +31,8 @@ function isRunning(pid: number): boolean {
  * taken over.
  */
 export async function claimDataDir(dataDir: string): Promise<void> {
-  await mkdir(dataDir, { recursive: true });
+  // Owner-only when this creates it; a folder that exists keeps its mode (the secrets in it are owner-only anyway).
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const lock = path.join(dataDir, LOCK_FILE);
   for (;;) {
     try {
@@ -67,4 +68,12 @@ export async function assertPortFree(host: string, port: number): Promise<void> 
     });
     probe.listen(port, host, () => probe.close(() => resolve()));
   });
+}
+
+const LOOPBACK = ['127.0.0.1', 'localhost', '::1'];
+
+/** What `npm start --host` should warn about, or undefined for a loopback address. */
+export function exposureWarning(host: string): string | undefined {
+  if (LOOPBACK.includes(host)) return undefined;
+  return `binding ${host} makes the service reachable from other machines.`;
 }

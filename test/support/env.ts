@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { startEmbeddedS3, type EmbeddedS3 } from '#lib/embedded-s3';
 import { loadMnist, type Mnist } from '#lib/mnist';
 import { createS3Client, S3ObjectStore } from '#lib/objects';
+import { storageEnv } from '#lib/storage';
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 export const mnistDir = path.resolve(repoRoot, process.env.MNIST_DIR ?? '../shared/mnist');
@@ -35,15 +36,17 @@ export function testMnist(): Promise<Mnist> {
 
 export interface TestBucket extends EmbeddedS3 {
   objects: S3ObjectStore;
+  /** BUCKET, S3_ENDPOINT and the key pair: what a child process needs to open this bucket. */
+  env: Record<string, string>;
 }
 
 /** The embedded S3 (s3rver) on a free loopback port, fresh unless given a directory; closed when the suite ends. */
 export async function testBucket(directory?: string): Promise<TestBucket> {
   const server = await startEmbeddedS3({ directory: directory ?? (await tempDir('digitnet-s3-')), port: 0 });
-  const client = createS3Client({ bucket: server.bucket, endpoint: server.endpoint });
+  const client = createS3Client(server);
   closers.push(async () => {
     client.destroy();
     await server.close();
   });
-  return { ...server, objects: new S3ObjectStore(client, server.bucket) };
+  return { ...server, objects: new S3ObjectStore(client, server.bucket), env: storageEnv(server) };
 }
