@@ -93,10 +93,10 @@ describe('a body over the limit', () => {
     let failure: Error | undefined;
     request.on('error', (error) => (failure = error));
     const closed = once(request, 'close');
-    const response = once(request, 'response').then(async ([res]: [http.IncomingMessage]) => {
+    const response = once(request, 'response').then(async ([res]: http.IncomingMessage[]) => {
       const chunks: Buffer[] = [];
-      for await (const chunk of res) chunks.push(chunk as Buffer);
-      return { status: res.statusCode, body: Buffer.concat(chunks).toString('utf8') };
+      for await (const chunk of res!) chunks.push(chunk as Buffer);
+      return { status: res!.statusCode, body: Buffer.concat(chunks).toString('utf8') };
     });
     // Node's client stops uploading by itself once it holds a complete `connection: close` response.
     for (let sent = 0; sent < TWELVE_MB && !request.destroyed; sent += CHUNK.length) {
