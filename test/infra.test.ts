@@ -339,6 +339,15 @@ describe('training on Batch', () => {
     assert.equal(managedPolicies(template, stack.training.jobRole), undefined);
   });
 
+  test('the training image pins every base image by digest and runs as a non-root user', () => {
+    const dockerfile = readFileSync(path.join(repoRoot, TRAIN_DOCKERFILE), 'utf8');
+    const bases = [...dockerfile.matchAll(/^FROM (\S+)/gm)].map((m) => m[1]);
+    assert.ok(bases.length > 0);
+    for (const base of bases) assert.match(base!, /^[\w./-]+:[\w.-]+@sha256:[0-9a-f]{64}$/);
+    const finalStage = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
+    assert.deepEqual([...finalStage.matchAll(/^USER (\S+)/gm)].map((m) => m[1]), ['node']);
+  });
+
   test('has no weekly schedule unless the context asks for one', () => {
     template.resourceCountIs('AWS::Events::Rule', 0);
   });
