@@ -35,12 +35,16 @@ const LOCAL_STACK_ALLOWED: { advisory: string; name: string; why: string }[] = [
   {
     advisory: 'GHSA-wm7h-9275-46v2',
     name: 'dicer',
-    why: "s3rver parses multipart form POSTs (browser uploads) with busboy and dicer; the local S3 refuses those requests before s3rver sees them",
+    why:
+      's3rver parses multipart form POSTs (browser uploads) with busboy and dicer; ' +
+      'the local S3 refuses those requests before s3rver sees them',
   },
   {
     advisory: 'GHSA-6w63-h3fj-q4vw',
     name: 'fast-xml-parser',
-    why: 's3rver parses request XML with it; the local S3 listens on 127.0.0.1 only and its one client is the AWS SDK, whose XML has no DOCTYPE',
+    why:
+      's3rver parses request XML with it; the local S3 listens on 127.0.0.1 only ' +
+      'and its one client is the AWS SDK, whose XML has no DOCTYPE',
   },
 ];
 
@@ -110,7 +114,8 @@ function judgeAudit(text: string, set: AuditSet): AuditVerdict {
   }
   if (typeof report?.vulnerabilities !== 'object' || report.error !== undefined) {
     const why = report?.message || text.trim().split('\n')[0] || 'no output';
-    return { outcome: 'unavailable', lines: [`NOTICE: npm audit could not get advisories (${why}); NOTHING was audited in ${set.label}.`] };
+    const notice = `NOTICE: npm audit could not get advisories (${why}); NOTHING was audited in ${set.label}.`;
+    return { outcome: 'unavailable', lines: [notice] };
   }
   // An advisory object sits in the `via` of the package it affects; the packages that depend on it repeat its name only.
   const advisories = new Map<string, Advisory>();
@@ -128,7 +133,8 @@ function judgeAudit(text: string, set: AuditSet): AuditVerdict {
   if (failing.length > 0) return { outcome: 'findings', lines: failing.map((a) => `npm audit (${set.label}): ${describe(a)}`) };
   const lines = serious.map((a) => `npm audit (${set.label}): allowed ${describe(a)}: ${allowance(a)!.why}`);
   const lower = advisories.size - serious.length;
-  lines.push(`npm audit: no high or critical advisories in ${set.label}${serious.length ? ' beyond the allowed ones' : ''} (${lower} of lower severity)`);
+  const beyond = serious.length ? ' beyond the allowed ones' : '';
+  lines.push(`npm audit: no high or critical advisories in ${set.label}${beyond} (${lower} of lower severity)`);
   return { outcome: 'clean', lines };
 }
 
@@ -142,9 +148,10 @@ async function npmAudit(args: string[]): Promise<string> {
 }
 
 async function main(): Promise<number> {
-  const lock = JSON.parse(await readFile(path.join(ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, LockPackage> };
-  const runtime = dependencyClosure(lock.packages, Object.keys({ ...lock.packages['']!.dependencies, ...lock.packages['']!.optionalDependencies }));
-  const localStack = dependencyClosure(lock.packages, LOCAL_STACK_ROOTS);
+  const lockFile = await readFile(path.join(ROOT, 'package-lock.json'), 'utf8');
+  const { packages } = JSON.parse(lockFile) as { packages: Record<string, LockPackage> };
+  const runtime = dependencyClosure(packages, Object.keys({ ...packages['']!.dependencies, ...packages['']!.optionalDependencies }));
+  const localStack = dependencyClosure(packages, LOCAL_STACK_ROOTS);
   const sets: AuditSet[] = [
     { label: 'runtime dependencies', npmArgs: ['--omit=dev'], allowed: [] },
     {

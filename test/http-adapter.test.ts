@@ -19,6 +19,7 @@ const TOO_LARGE = {
 };
 const TWELVE_MB = 12 * 1024 * 1024;
 const CHUNK = Buffer.alloc(64 * 1024, 'x');
+const CHUNK_FRAME = Buffer.concat([Buffer.from(`${CHUNK.length.toString(16)}\r\n`), CHUNK, Buffer.from('\r\n')]);
 
 let served: ServedHandler;
 let port: number;
@@ -60,12 +61,12 @@ async function writeAllThenRead(bodyBytes: number, framing: 'content-length' | '
   const received: Buffer[] = [];
   let failure: NodeJS.ErrnoException | undefined;
   socket.on('error', (error) => (failure = error));
-  const write = (data: Buffer | string) => new Promise<void>((resolve, reject) => socket.write(data, (error) => (error ? reject(error) : resolve())));
+  const write = (data: Buffer | string) =>
+    new Promise<void>((resolve, reject) => socket.write(data, (error) => (error ? reject(error) : resolve())));
   const length = framing === 'content-length' ? `Content-Length: ${bodyBytes}` : 'Transfer-Encoding: chunked';
-  await write(`POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nConnection: close\r\n${length}\r\n\r\n`);
-  for (let sent = 0; sent < bodyBytes; sent += CHUNK.length) {
-    await write(framing === 'chunked' ? Buffer.concat([Buffer.from(`${CHUNK.length.toString(16)}\r\n`), CHUNK, Buffer.from('\r\n')]) : CHUNK);
-  }
+  const head = 'POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nConnection: close\r\n';
+  await write(`${head}${length}\r\n\r\n`);
+  for (let sent = 0; sent < bodyBytes; sent += CHUNK.length) await write(framing === 'chunked' ? CHUNK_FRAME : CHUNK);
   if (framing === 'chunked') await write('0\r\n\r\n');
   socket.on('data', (chunk: Buffer) => received.push(chunk));
   socket.resume();
@@ -89,7 +90,8 @@ describe('a body over the limit', () => {
   });
 
   test("node's http.request writing 12 MB in chunks reads the 413 JSON without an error", async () => {
-    const request = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/predict', headers: { 'content-length': TWELVE_MB } });
+    const headers = { 'content-length': TWELVE_MB };
+    const request = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/predict', headers });
     let failure: Error | undefined;
     request.on('error', (error) => (failure = error));
     const closed = once(request, 'close');
@@ -117,11 +119,10 @@ describe('a body over the limit', () => {
     socket.on('data', (chunk: Buffer) => received.push(chunk));
     socket.on('error', () => {});
     socket.write('POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n');
-    const frame = Buffer.concat([Buffer.from(`${CHUNK.length.toString(16)}\r\n`), CHUNK, Buffer.from('\r\n')]);
     let closed = false;
     socket.once('close', () => (closed = true));
     while (!closed) {
-      if (!socket.write(frame)) await new Promise((resolve) => socket.once('drain', resolve).once('close', resolve));
+      if (!socket.write(CHUNK_FRAME)) await new Promise((resolve) => socket.once('drain', resolve).once('close', resolve));
     }
     assert.equal(parseResponse(Buffer.concat(received).toString('latin1')).status, 413);
   });
