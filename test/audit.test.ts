@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -73,6 +73,21 @@ describe('npm run audit:runtime', () => {
     assert.ok(all?.s3rver && all.dicer && all.tsx, 's3rver, its dependencies and tsx are asked about');
     assert.match(result.stdout, /no high or critical advisories in runtime dependencies \(0 of lower severity\)/);
     assert.match(result.stdout, new RegExp(`no high or critical advisories in ${LOCAL_STACK.source} \\(0 of lower severity\\)`));
+  });
+
+  test('every dev dependency that npm start runs or loads is in the audited local stack', async () => {
+    const pkg = JSON.parse(await readFile(path.join(repoRoot, 'package.json'), 'utf8'));
+    const under = async (dir: string) => (await readdir(path.join(repoRoot, dir), { recursive: true })).map((file) => path.join(dir, file));
+    const sources = [...(await under('functions')), ...(await under('scripts/local')), 'scripts/local.ts'].filter((file) => file.endsWith('.ts'));
+    const code = (await Promise.all(sources.map((file) => readFile(path.join(repoRoot, file), 'utf8')))).join('\n');
+    const runner = pkg.scripts.start.split(' ')[0];
+    const quoted = (name: string) => new RegExp(`['"]${name.replace(/[/.]/g, '\\$&')}(/[^'"]*)?['"]`).test(code);
+    const loaded = Object.keys(pkg.devDependencies).filter((name) => name === runner || quoted(name));
+    assert.ok(loaded.includes('s3rver'), 'the embedded S3 is found among what npm start loads');
+    answer = { status: 200, body: {} };
+    const result = await audit();
+    const audited = /npm start: ([^)]*) and their dependencies/.exec(result.stdout)?.[1]?.split(', ');
+    assert.deepEqual(audited?.sort(), loaded.sort());
   });
 
   test('a high advisory in a runtime dependency fails it, naming the package and the advisory', async () => {
