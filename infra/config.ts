@@ -10,10 +10,22 @@ import { ARCHS, isArch, type Arch } from '#lib/model';
 export const STAGES = ['local', 'dev', 'prod'] as const;
 export type Stage = (typeof STAGES)[number];
 
+export type Reservation = number | 'off';
+
 export interface StackConfig {
   stage: Stage;
   predictMemoryMiB: number;
   predictTimeoutSeconds: number;
+  /**
+   * Concurrent executions set aside for each function, or 'off'. The predict
+   * function can never use more, so a flood of callers cannot take the
+   * account's whole Lambda concurrency; the retrain function (promotions,
+   * rollbacks) always has its share. Lambda keeps 100 of the account's limit
+   * unreserved, so an account whose limit is below 100 plus these (a new
+   * account may start at 10) fails the deploy unless both are 'off'.
+   */
+  predictReservedConcurrency: Reservation;
+  retrainReservedConcurrency: Reservation;
   modelRefreshSeconds: number;
   throttleRateLimit: number;
   throttleBurstLimit: number;
@@ -33,6 +45,8 @@ export const STACK_DEFAULTS: StackConfig = {
   stage: 'dev',
   predictMemoryMiB: 1024,
   predictTimeoutSeconds: 10,
+  predictReservedConcurrency: 50,
+  retrainReservedConcurrency: 2,
   modelRefreshSeconds: 60,
   throttleRateLimit: 50,
   throttleBurstLimit: 100,
@@ -85,6 +99,13 @@ function flag(get: Lookup, key: keyof StackConfig, fallback: boolean): boolean {
   throw new StackConfigError(`context "${key}" must be true or false; got ${JSON.stringify(raw)}`);
 }
 
+function reservation(get: Lookup, key: keyof StackConfig, fallback: Reservation): Reservation {
+  const raw = get(key);
+  if (raw === 'off' || raw === false || raw === 'false') return 'off';
+  // 0 would be a reservation that throttles every call, not the absence of one.
+  return raw === undefined ? fallback : number(get, key, 0, 1, 10_000);
+}
+
 function origins(get: Lookup, fallback: string[]): string[] {
   const raw = get('corsOrigins');
   if (raw === undefined) return fallback;
@@ -120,6 +141,8 @@ export function readStackConfig(node: Pick<Node, 'tryGetContext'>): StackConfig 
     stage: stage as Stage,
     predictMemoryMiB: number(get, 'predictMemoryMiB', STACK_DEFAULTS.predictMemoryMiB, 256, 10_240),
     predictTimeoutSeconds: number(get, 'predictTimeoutSeconds', STACK_DEFAULTS.predictTimeoutSeconds, 3, 29),
+    predictReservedConcurrency: reservation(get, 'predictReservedConcurrency', STACK_DEFAULTS.predictReservedConcurrency),
+    retrainReservedConcurrency: reservation(get, 'retrainReservedConcurrency', STACK_DEFAULTS.retrainReservedConcurrency),
     modelRefreshSeconds: number(get, 'modelRefreshSeconds', STACK_DEFAULTS.modelRefreshSeconds, 0, 86_400),
     throttleRateLimit,
     throttleBurstLimit: number(get, 'throttleBurstLimit', Math.max(STACK_DEFAULTS.throttleBurstLimit, throttleRateLimit), 1, 5_000),

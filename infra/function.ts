@@ -34,6 +34,8 @@ export interface DigitFunctionProps {
    * goes without; `keepNames` still names each function in its traces.
    */
   sourceMaps: boolean;
+  /** Concurrent executions set aside for (and the most allowed to) this function; none when absent. */
+  reservedConcurrency?: number;
   description?: string;
 }
 
@@ -66,6 +68,7 @@ export class DigitFunction extends NodejsFunction {
       architecture: lambda.Architecture.ARM_64,
       memorySize: props.memoryMiB,
       timeout: props.timeout,
+      reservedConcurrentExecutions: props.reservedConcurrency,
       role,
       logGroup,
       // Stack traces point at the TypeScript source instead of minified output.

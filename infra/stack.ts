@@ -13,10 +13,12 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
 import { LATEST_KEY } from '#lib/store';
-import type { StackConfig } from './config.ts';
+import type { Reservation, StackConfig } from './config.ts';
 import { DigitFunction, WASM_FILES } from './function.ts';
 import { acknowledge } from './nag.ts';
 import { Training } from './training.ts';
+
+const reserved = (reservation: Reservation) => (reservation === 'off' ? undefined : reservation);
 
 export interface DigitnetStackProps extends StackProps {
   config: StackConfig;
@@ -86,6 +88,7 @@ export class DigitnetStack extends Stack {
       // Every visitor after a quiet spell waits for a cold start; errors here are rare.
       sourceMaps: false,
       timeout: Duration.seconds(config.predictTimeoutSeconds),
+      reservedConcurrency: reserved(config.predictReservedConcurrency),
       logRetention,
       removalPolicy,
       extraFiles: {
@@ -103,6 +106,7 @@ export class DigitnetStack extends Stack {
       sourceMaps: true,
       // Promotion reads a version's weights back before writing the pointer; API Gateway gives up at 30 s.
       timeout: Duration.seconds(25),
+      reservedConcurrency: reserved(config.retrainReservedConcurrency),
       logRetention,
       removalPolicy,
     });

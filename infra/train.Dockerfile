@@ -1,8 +1,11 @@
 # The training job's image: functions/train/main.ts bundled into one file, with
 # the production dependencies including the native TensorFlow backend.
 # Build context: the repository root (see .dockerignore).
+# Both stages pin the base image by digest, so a rebuild cannot pick up a
+# different image under the same tag; Dependabot (.github/dependabot.yml)
+# proposes each new digest as a reviewable change.
 
-FROM node:22-bookworm-slim AS build
+FROM node:22-bookworm-slim@sha256:43ac6c60b8f89723f746e8a92ce91abd5017e627ce1ddfe4238355d3a30b772c AS build
 # tfjs-node downloads a prebuilt native binding; these let node-gyp compile it if none matches.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
@@ -22,7 +25,7 @@ RUN npx esbuild functions/train/main.ts --bundle --platform=node --target=node22
  && npm prune --omit=dev
 
 # glibc (not Alpine): the prebuilt libtensorflow links against it.
-FROM node:22-bookworm-slim
+FROM node:22-bookworm-slim@sha256:43ac6c60b8f89723f746e8a92ce91abd5017e627ce1ddfe4238355d3a30b772c
 ENV NODE_ENV=production \
     NODE_OPTIONS=--enable-source-maps \
     DATA_DIR=/tmp/digitnet

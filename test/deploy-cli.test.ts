@@ -37,7 +37,8 @@ describe('npm run deploy', () => {
     const callsBefore = (await calls('cdk')).length + (await calls('docker')).length;
     const result = await deploy(['--help']);
     assert.equal(result.code, 0, result.stderr);
-    for (const setting of ['stage=dev', 'predictMemoryMiB=1024', 'trainVcpu=4', 'trainMemoryGiB=8', 'weeklyRetrain=false', 'corsOrigins=*']) {
+    const settings = ['stage=dev', 'predictMemoryMiB=1024', 'trainVcpu=4', 'trainMemoryGiB=8', 'weeklyRetrain=false', 'corsOrigins=*'];
+    for (const setting of [...settings, 'predictReservedConcurrency=50', 'retrainReservedConcurrency=2']) {
       assert.match(result.stdout, new RegExp(`-c ${setting.replace('*', '\\*')}\\n`));
     }
     assert.match(result.stdout, /cdk bootstrap/);

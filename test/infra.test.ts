@@ -156,6 +156,10 @@ describe('predict function', () => {
     template.hasResourceProperties('AWS::Lambda::Function', { Role: arn(roleOf(stack.predictFunction)), MemorySize: 1024, Timeout: 10 });
   });
 
+  test('reserves 50 concurrent executions by default, so it can take no more of the account', () => {
+    template.hasResourceProperties('AWS::Lambda::Function', { Role: arn(roleOf(stack.predictFunction)), ReservedConcurrentExecutions: 50 });
+  });
+
   test('logs to its own log group, kept for 30 days by default', () => {
     const fn = template.findResources('AWS::Lambda::Function')[logicalId(stack.predictFunction)]!;
     const logGroup = template.findResources('AWS::Logs::LogGroup')[fn.Properties.LoggingConfig.LogGroup.Ref];
@@ -208,6 +212,10 @@ describe('retrain function', () => {
         }),
       },
     });
+  });
+
+  test('reserves 2 concurrent executions by default, so a rollback runs however busy the account is', () => {
+    template.hasResourceProperties('AWS::Lambda::Function', { Role: arn(roleOf(stack.retrainFunction)), ReservedConcurrentExecutions: 2 });
   });
 
   test('maps stack traces to the TypeScript source', () => {
@@ -329,6 +337,15 @@ describe('training on Batch', () => {
     const writable = statements.filter((s) => actionsOf([s]).includes('s3:PutObject')).flatMap((s) => s.Resource as unknown[]);
     assert.deepEqual(writable, [objects(stack.bucket, 'datasets/mnist/*'), objects(stack.bucket, 'models/*')]);
     assert.equal(managedPolicies(template, stack.training.jobRole), undefined);
+  });
+
+  test('the training image pins every base image by digest and runs as a non-root user', () => {
+    const dockerfile = readFileSync(path.join(repoRoot, TRAIN_DOCKERFILE), 'utf8');
+    const bases = [...dockerfile.matchAll(/^FROM (\S+)/gm)].map((m) => m[1]);
+    assert.ok(bases.length > 0);
+    for (const base of bases) assert.match(base!, /^[\w./-]+:[\w.-]+@sha256:[0-9a-f]{64}$/);
+    const finalStage = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
+    assert.deepEqual([...finalStage.matchAll(/^USER (\S+)/gm)].map((m) => m[1]), ['node']);
   });
 
   test('has no weekly schedule unless the context asks for one', () => {
@@ -465,10 +482,26 @@ describe('stages and context', () => {
     assert.throws(() => buildApp({ context: { trainVcpu: '4', trainMemoryGiB: '64' } }), /trainMemoryGiB/);
   });
 
+  test('reserved concurrency "off" reserves none for either function (accounts with a limit under 100)', () => {
+    const off = synth({ predictReservedConcurrency: 'off', retrainReservedConcurrency: 'off' });
+    for (const fn of [off.stack.predictFunction, off.stack.retrainFunction]) {
+      off.template.hasResourceProperties('AWS::Lambda::Function', { Role: arn(roleOf(fn)), ReservedConcurrentExecutions: Match.absent() });
+    }
+  });
+
+  test('a reserved concurrency of 0, which would throttle every call, fails synthesis', () => {
+    assert.throws(
+      () => buildApp({ context: { predictReservedConcurrency: '0' } }),
+      /context "predictReservedConcurrency" must be a whole number from 1 to 10000; got "0"/,
+    );
+  });
+
   // Values arrive as strings from `cdk deploy -c key=value`.
   const tuned = synth({
     predictMemoryMiB: '2048',
     predictTimeoutSeconds: '20',
+    predictReservedConcurrency: '20',
+    retrainReservedConcurrency: '3',
     throttleRateLimit: '5',
     throttleBurstLimit: '10',
     trainVcpu: '8',
@@ -480,6 +513,11 @@ describe('stages and context', () => {
 
   test('context sets the predict function’s memory and timeout', () => {
     tuned.template.hasResourceProperties('AWS::Lambda::Function', { Role: arn(roleOf(tuned.stack.predictFunction)), MemorySize: 2048, Timeout: 20 });
+  });
+
+  test('context sets each function’s reserved concurrency', () => {
+    tuned.template.hasResourceProperties('AWS::Lambda::Function', { Role: arn(roleOf(tuned.stack.predictFunction)), ReservedConcurrentExecutions: 20 });
+    tuned.template.hasResourceProperties('AWS::Lambda::Function', { Role: arn(roleOf(tuned.stack.retrainFunction)), ReservedConcurrentExecutions: 3 });
   });
 
   test('context sets the stage throttling', () => {

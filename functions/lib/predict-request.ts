@@ -22,8 +22,16 @@ export const MAX_BATCH = 32;
  * maximal image, counted from the headers before anything is decoded.
  */
 export const MAX_BATCH_PIXELS = MAX_IMAGE_SIDE * MAX_IMAGE_SIDE;
-/** Lambda's synchronous payload limit is 6 MB; a full batch of small images fits well inside. */
-export const MAX_BODY_BYTES = 6 * 1024 * 1024;
+/** Lambda refuses a synchronous invocation whose event JSON is larger than this. */
+export const LAMBDA_PAYLOAD_BYTES = 6 * 1024 * 1024;
+/**
+ * API Gateway base64-encodes a binary body into the event (4 bytes per 3), and
+ * an event over LAMBDA_PAYLOAD_BYTES never reaches the handler: the caller gets
+ * the gateway's own error instead of this service's JSON. 4 MiB encodes to
+ * 5.33 MiB, leaving 0.67 MiB for headers and the request context, so any body
+ * up to this size, JSON or binary, gets an answer from the handler.
+ */
+export const MAX_BODY_BYTES = 4 * 1024 * 1024;
 
 export type PredictInput = { kind: 'image'; bytes: Buffer } | { kind: 'pixels'; pixels: unknown };
 

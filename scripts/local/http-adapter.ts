@@ -7,11 +7,25 @@ import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { MAX_BODY_BYTES } from '#lib/predict-request';
 
 export type LambdaLike = (event: APIGatewayProxyEventV2, context: { awsRequestId: string }) => Promise<APIGatewayProxyStructuredResultV2>;
 
-/** Matches API Gateway's own payload cap; larger bodies are refused while still streaming in. */
-export const MAX_REQUEST_BYTES = 10 * 1024 * 1024;
+/**
+ * The largest body the deployed API passes to its Lambda (see MAX_BODY_BYTES), so
+ * the local server and the cloud refuse the same requests; larger bodies are
+ * refused while still streaming in.
+ */
+export const MAX_REQUEST_BYTES = MAX_BODY_BYTES;
+/**
+ * Past the limit, the rest of a body is read and thrown away, up to this many
+ * bytes or this long, before the connection is closed: a client that writes its
+ * whole body before reading (Python's urllib, browsers' fetch) then reads the
+ * 413 instead of a connection reset. Past either bound the socket is cut, so an
+ * endless body costs a bounded amount of work and no memory.
+ */
+export const DISCARD_LIMIT_BYTES = 4 * MAX_REQUEST_BYTES;
+const DISCARD_LIMIT_MS = 15_000;
 const TEXT_TYPES = /^(application\/json|text\/|application\/x-www-form-urlencoded)/i;
 
 export interface ServedHandler {
@@ -58,30 +72,68 @@ function toEvent(req: http.IncomingMessage, body: Buffer, requestId: string): AP
   };
 }
 
-function readBody(req: http.IncomingMessage): Promise<Buffer | 'too-large'> {
+type BodyRead = { body: Buffer } | { tooLarge: true; received: number };
+
+function readBody(req: http.IncomingMessage): Promise<BodyRead> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > MAX_REQUEST_BYTES) {
-      req.resume();
-      resolve('too-large');
+      resolve({ tooLarge: true, received: 0 });
       return;
     }
     const chunks: Buffer[] = [];
     let size = 0;
-    req.on('data', (chunk: Buffer) => {
+    const onData = (chunk: Buffer) => {
       size += chunk.length;
       if (size > MAX_REQUEST_BYTES) {
         chunks.length = 0;
-        req.removeAllListeners('data');
-        req.resume();
-        resolve('too-large');
+        req.off('data', onData);
+        req.pause();
+        resolve({ tooLarge: true, received: size });
         return;
       }
       chunks.push(chunk);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
+    };
+    req.on('data', onData);
+    req.on('end', () => resolve({ body: Buffer.concat(chunks) }));
     req.on('error', reject);
   });
+}
+
+/**
+ * Sends the whole 413 at once but ends the response only when the request has
+ * been read to its end: Node closes a `connection: close` response's socket as
+ * soon as the response ends, and closing with unread bytes in the socket makes
+ * the kernel reset the connection, losing the 413 for a client still sending.
+ */
+function refuseTooLarge(req: http.IncomingMessage, res: http.ServerResponse, received: number): void {
+  const body = JSON.stringify({ error: { code: 'body_too_large', message: `the request body is over ${MAX_REQUEST_BYTES} bytes` } });
+  res.writeHead(413, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    connection: 'close',
+  });
+  res.write(body);
+  let discarded = received;
+  const cut = () => {
+    clearTimeout(timer);
+    req.off('data', count);
+    res.end();
+    req.socket.destroy();
+  };
+  const timer = setTimeout(cut, DISCARD_LIMIT_MS);
+  const count = (chunk: Buffer) => {
+    discarded += chunk.length;
+    if (discarded > DISCARD_LIMIT_BYTES) cut();
+  };
+  req.on('data', count);
+  req.once('end', () => {
+    clearTimeout(timer);
+    res.end();
+  });
+  req.once('error', cut);
+  req.socket.once('close', () => clearTimeout(timer));
+  req.resume();
 }
 
 function send(res: http.ServerResponse, result: APIGatewayProxyStructuredResultV2): void {
@@ -95,16 +147,12 @@ export function httpListener(handler: LambdaLike, onError: (error: unknown) => v
   return async (req, res) => {
     const requestId = randomUUID();
     try {
-      const body = await readBody(req);
-      if (body === 'too-large') {
-        send(res, {
-          statusCode: 413,
-          headers: { 'content-type': 'application/json; charset=utf-8', connection: 'close' },
-          body: JSON.stringify({ error: { code: 'body_too_large', message: `the request body is over ${MAX_REQUEST_BYTES} bytes` } }),
-        });
+      const read = await readBody(req);
+      if ('tooLarge' in read) {
+        refuseTooLarge(req, res, read.received);
         return;
       }
-      send(res, await handler(toEvent(req, body, requestId), { awsRequestId: requestId }));
+      send(res, await handler(toEvent(req, read.body, requestId), { awsRequestId: requestId }));
     } catch (error) {
       onError(error);
       if (!res.headersSent) {
