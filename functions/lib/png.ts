@@ -229,7 +229,9 @@ export function decodePng(bytes: Buffer): DecodedPng {
     // Capped at the exact size, so a small file cannot inflate into gigabytes.
     raw = inflateSync(data.length === 1 ? data[0]! : Buffer.concat(data), { maxOutputLength: expected });
   } catch (error) {
-    throw new PngFormatError(`the image data does not inflate to ${width}×${height} pixels: ${(error as Error).message}`);
+    const overflow = (error as { code?: unknown }).code === 'ERR_BUFFER_TOO_LARGE';
+    const reason = overflow ? `it holds more than the ${expected} bytes they need` : (error as Error).message;
+    throw new PngFormatError(`the image data does not inflate to ${width}×${height} pixels: ${reason}`);
   }
   if (raw.length !== expected) throw new PngFormatError(`the image data inflates to ${raw.length} bytes, not ${expected}`);
   const bpp = Math.max(1, bitsPerPixel >> 3);
