@@ -4,6 +4,8 @@
  */
 import { crc32, deflateSync } from 'node:zlib';
 
+export const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+
 export function chunk(type: string, body: Uint8Array): Buffer {
   const head = Buffer.alloc(8);
   head.writeUInt32BE(body.length, 0);
@@ -30,7 +32,7 @@ export function encodePng({ width, height, depth, colorType, interlace = 0, scan
   header.writeUInt32BE(height, 4);
   header.set([depth, colorType, 0, 0, interlace], 8);
   return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    PNG_SIGNATURE,
     chunk('IHDR', header),
     ...extra,
     chunk('IDAT', deflateSync(scanlines)),
