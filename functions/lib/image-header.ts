@@ -186,7 +186,7 @@ function isStartOfFrame(marker: number): boolean {
   return marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc;
 }
 
-/** Baseline, extended and progressive Huffman-coded frames: the rest (lossless, hierarchical, arithmetic) jpeg-js cannot decode. */
+/** Baseline, extended and progressive Huffman-coded frames; jpeg-js cannot decode lossless, hierarchical or arithmetic ones. */
 const DECODABLE_FRAMES = [0xc0, 0xc1, 0xc2];
 /** Greyscale, YCbCr/RGB and CMYK/YCCK: what cameras, phones and editors write. */
 const COMPONENT_COUNTS = [1, 3, 4];
@@ -245,7 +245,8 @@ function jpegSize(r: HeaderReader): Size {
 /** Dimensions and sampling factors from a frame header, refusing what jpeg-js cannot decode or would decode at great cost. */
 function jpegFrame(r: HeaderReader, marker: number, offset: number, length: number): Size {
   if (!DECODABLE_FRAMES.includes(marker)) {
-    throw new UnsupportedImageError(`jpeg: SOF${marker - 0xc0} (lossless, hierarchical or arithmetic-coded) is not supported: send baseline or progressive`);
+    const kind = `SOF${marker - 0xc0} (lossless, hierarchical or arithmetic-coded)`;
+    throw new UnsupportedImageError(`jpeg: ${kind} is not supported: send baseline or progressive`);
   }
   const count = r.u8(offset + 7);
   if (length !== 8 + 3 * count) throw r.corrupt(`a ${length}-byte frame header for ${count} components`);
@@ -258,7 +259,8 @@ function jpegFrame(r: HeaderReader, marker: number, offset: number, length: numb
     const sampling = { h: factors >> 4, v: factors & 0x0f };
     if (sampling.h < 1 || sampling.v < 1) throw r.corrupt(`sampling factors ${sampling.h}×${sampling.v}`);
     if (sampling.h > MAX_SAMPLING || sampling.v > MAX_SAMPLING) {
-      throw new UnsupportedImageError(`jpeg: sampling factors ${sampling.h}×${sampling.v} are not supported: at most ${MAX_SAMPLING}×${MAX_SAMPLING}`);
+      const limit = `${MAX_SAMPLING}×${MAX_SAMPLING}`;
+      throw new UnsupportedImageError(`jpeg: sampling factors ${sampling.h}×${sampling.v} are not supported: at most ${limit}`);
     }
     components.push(sampling);
   }
