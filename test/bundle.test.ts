@@ -6,6 +6,8 @@ import { before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { readFileSync } from 'node:fs';
+import JPEG from 'jpeg-js';
+import { PNG } from 'pngjs';
 import { ModelStore } from '#lib/store';
 import { buildPredict } from '../scripts/build.ts';
 import { mnistDir, tempDir, testBucket, type TestBucket } from './support/env.ts';
@@ -91,6 +93,23 @@ describe('npm run build', () => {
     // keepNames keeps function names in the bundle, so a name absent here is code absent.
     for (const name of ['registerConv2DBackpropFilter', 'registerMaxPoolGrad', 'registerMatMulKernels', 'trainModel', 'HeapAdam']) {
       assert.ok(!code.includes(name), `the predict bundle contains ${name}`);
+    }
+  });
+
+  test('the bundle decodes PNG and JPEG uploads, each under its time budget', async () => {
+    const images = gunzipSync(readFileSync(path.join(mnistDir, 't10k-images-idx3-ubyte.gz'))).subarray(16);
+    const labels = gunzipSync(readFileSync(path.join(mnistDir, 't10k-labels-idx1-ubyte.gz'))).subarray(8);
+    const digit = new PNG({ width: 28, height: 28 });
+    images.subarray(0, 784).forEach((value, i) => digit.data.set([value, value, value, 255], i * 4));
+    const png = PNG.sync.write(digit);
+    const jpeg = JPEG.encode({ data: digit.data, width: 28, height: 28 }, 95).data;
+    const { results } = await invoke(
+      [png, jpeg].map((bytes) => event('POST', '/predict', JSON.stringify({ image: Buffer.from(bytes).toString('base64') }))),
+      bucket.env,
+    );
+    for (const result of results) {
+      assert.equal(result.statusCode, 200, result.body);
+      assert.equal(JSON.parse(result.body).digit, labels[0]);
     }
   });
 

@@ -10,13 +10,17 @@ import assert from 'node:assert/strict';
 import os from 'node:os';
 import v8 from 'node:v8';
 import vm from 'node:vm';
+import { createDeflate, deflateSync } from 'node:zlib';
 import { afterEach, before, after, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { Jimp } from 'jimp';
 import { MAX_BATCH, MAX_BODY_BYTES } from '#lib/predict-request';
-import { MAX_IMAGE_BYTES, MAX_IMAGE_SIDE } from '#lib/preprocess';
+import { MAX_JPEG_SCANS } from '#lib/image-header';
+import { MAX_IMAGE_BYTES, MAX_IMAGE_SIDE, MAX_JPEG_DECODE_BYTES, jpegDecodeBytes } from '#lib/preprocess';
 import { repoRoot } from './support/env.ts';
 import { apiEvent } from './support/events.ts';
+import { frameHeader, progressiveJpeg, type Sampling } from './support/jpeg.ts';
+import { chunk, PNG_SIGNATURE, scanlinesOf } from './support/png.ts';
 import { startService, type TestService } from './support/service.ts';
 
 const SEED = 20260701;
@@ -31,6 +35,8 @@ interface Hostile {
   contentType?: string;
   /** Set when the outcome is certain, not just "some 4xx". */
   status?: number;
+  /** The error code, where it is certain too. */
+  code?: string;
   /** A corrupted image can still decode to something with a digit in it; then 200 is the right answer. */
   mayClassify?: boolean;
 }
@@ -73,7 +79,24 @@ async function sampleImages(): Promise<Record<Format, Buffer>> {
   return Object.fromEntries(entries) as Record<Format, Buffer>;
 }
 
+/** A zlib stream of `mib` MiB of zeros, made a MiB at a time so the test itself never holds them. */
+async function zerosDeflated(mib: number): Promise<Buffer> {
+  const deflate = createDeflate();
+  const parts: Buffer[] = [];
+  deflate.on('data', (part: Buffer) => parts.push(part));
+  const ended = new Promise((resolve) => deflate.on('end', resolve));
+  const zeros = Buffer.alloc(MiB);
+  for (let i = 0; i < mib; i++) deflate.write(zeros);
+  deflate.end();
+  await ended;
+  return Buffer.concat(parts);
+}
+
+/** Image data for PNG bombs, made once: their payload is the same whatever header carries it. */
+let bombPayloads: Buffer[];
+
 before(async () => {
+  bombPayloads = [await zerosDeflated(32), await zerosDeflated(256)];
   service = await startService();
   images = await sampleImages();
   // Warm every path once (backend, model, each decoder) so the RSS baseline is a running service, not a cold one.
@@ -123,6 +146,7 @@ function check(request: Hostile, answer: Answer): void {
   assert.ok(answer.status >= 400 && answer.status < 500, `expected a 4xx, got ${shown}`);
   if (request.status !== undefined) assert.equal(answer.status, request.status, shown);
   assert.match(answer.contentType ?? '', /^application\/json/, shown);
+  if (request.code !== undefined) assert.equal(JSON.parse(answer.body).error.code, request.code, shown);
   assert.ok(answer.body.length <= MAX_ERROR_BODY, `error body is ${answer.body.length} characters: ${answer.body.slice(0, 200)}…`);
   const parsed = JSON.parse(answer.body);
   assert.deepEqual(Object.keys(parsed), ['error'], shown);
@@ -270,6 +294,96 @@ const pixelHeavyBatch: fc.Arbitrary<Hostile> = fc
     return fc.array(fc.tuple(fc.integer({ min: minSide, max: MAX_IMAGE_SIDE }), fc.integer({ min: minSide, max: MAX_IMAGE_SIDE })), { minLength: count, maxLength: count }).map((sizes) => ({ format, sizes }));
   })
   .map(({ format, sizes }) => ({ ...json({ images: sizes.map(([w, h]) => headerClaiming(format, w, h, false).toString('base64')) }), status: 413 }));
+
+const imageRequest = (bytes: Buffer, format: Format, raw: boolean): Hostile =>
+  raw ? { method: 'POST', path: '/predict', body: bytes, contentType: `image/${format}` } : json({ image: bytes.toString('base64') });
+
+const PNG_DEPTHS: Record<number, number[]> = { 0: [1, 2, 4, 8, 16], 2: [8, 16], 3: [1, 2, 4, 8], 4: [8, 16], 6: [8, 16] };
+const PNG_CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
+const pngKind = fc.constantFrom(...Object.entries(PNG_DEPTHS).flatMap(([type, depths]) => depths.map((depth) => ({ colorType: Number(type), depth }))));
+
+/**
+ * Interlaced PNGs of a few pixels whose image data inflates to more than
+ * their seven passes hold, by a little or by 32 or 256 MiB: refused as
+ * corrupt once the passes are full, where pngjs inflated all of it (a 1 MB
+ * file reached ~1 GB).
+ */
+const interlacedPngBomb: fc.Arbitrary<Hostile> = fc
+  .record({
+    width: fc.integer({ min: 1, max: 64 }),
+    height: fc.integer({ min: 1, max: 64 }),
+    kind: pngKind,
+    payload: fc.oneof(fc.integer({ min: 1, max: MiB }), fc.constantFrom('32 MiB', '256 MiB')),
+    raw: fc.boolean(),
+  })
+  .map(({ width, height, kind: { colorType, depth }, payload, raw }) => {
+    const passes = scanlinesOf({ width, height, depth, channels: PNG_CHANNELS[colorType]!, sample: () => 0 }, true).length;
+    const data = typeof payload === 'number' ? deflateSync(Buffer.alloc(passes + payload)) : bombPayloads[payload === '32 MiB' ? 0 : 1]!;
+    const header = Buffer.alloc(13);
+    header.writeUInt32BE(width, 0);
+    header.writeUInt32BE(height, 4);
+    header.set([depth, colorType, 0, 0, 1], 8);
+    const palette = colorType === 3 ? [chunk('PLTE', Buffer.alloc(3 << depth))] : [];
+    const bytes = Buffer.concat([PNG_SIGNATURE, chunk('IHDR', header), ...palette, chunk('IDAT', data), chunk('IEND', Buffer.alloc(0))]);
+    return { ...imageRequest(bytes, 'png', raw), status: 400, code: 'corrupt_image' };
+  });
+
+const samplingFactor = fc.oneof(fc.integer({ min: 1, max: 2 }), fc.integer({ min: 0, max: 15 }));
+const jpegSide = fc.oneof(fc.integer({ min: 1, max: MAX_IMAGE_SIDE }), fc.integer({ min: 1, max: 65_535 }));
+const allowedFrame = (marker: number, width: number, height: number, components: Sampling[]) =>
+  [0xc0, 0xc1, 0xc2].includes(marker) &&
+  [1, 3, 4].includes(components.length) &&
+  components.every(({ h, v }) => h >= 1 && h <= 2 && v >= 1 && v <= 2) &&
+  width <= MAX_IMAGE_SIDE &&
+  height <= MAX_IMAGE_SIDE &&
+  jpegDecodeBytes(width, height, components) <= MAX_JPEG_DECODE_BYTES;
+
+/**
+ * Frame headers that break at least one of the decoder's limits — component
+ * count, sampling factors, frame type, size, or the memory their decode
+ * would need — each refused before jpeg-js allocates for it (6 components
+ * at 4096×4096 made it allocate ~1.2 GB).
+ */
+const hostileJpegFrame: fc.Arbitrary<Hostile> = fc
+  .record({
+    width: jpegSide,
+    height: jpegSide,
+    components: fc.oneof(
+      fc.array(fc.record({ h: samplingFactor, v: samplingFactor }), { minLength: 1, maxLength: 4 }),
+      fc.array(fc.record({ h: samplingFactor, v: samplingFactor }), { maxLength: 255 }),
+    ),
+    marker: fc.oneof(fc.constantFrom(0xc0, 0xc1, 0xc2), fc.constantFrom(0xc3, 0xc5, 0xc6, 0xc7, 0xc9, 0xca, 0xcb, 0xcd, 0xce, 0xcf)),
+    withScan: fc.boolean(),
+    raw: fc.boolean(),
+  })
+  .filter(({ width, height, components, marker }) => !allowedFrame(marker, width, height, components))
+  .map(({ width, height, components, marker, withScan, raw }) => {
+    const scan = withScan ? [0xff, 0xda, 0x00, 0x08, 0x01, 0x01, 0x00, 0x00, 0x3f, 0x00] : [];
+    const bytes = Buffer.concat([Buffer.from([0xff, 0xd8]), frameHeader({ width, height, components, marker }), Buffer.from([...scan, 0xff, 0xd9])]);
+    return imageRequest(bytes, 'jpeg', raw);
+  });
+
+const legalSampling = fc.constantFrom<Sampling[]>([{ h: 1, v: 1 }], [{ h: 2, v: 2 }, { h: 1, v: 1 }, { h: 1, v: 1 }], [{ h: 2, v: 1 }, { h: 1, v: 1 }, { h: 1, v: 1 }], new Array(4).fill({ h: 1, v: 1 }));
+
+/**
+ * Progressive JPEGs of legal frames and more scans than any encoder writes,
+ * each scan a few bytes of end-of-band runs: jpeg-js walked every block for
+ * every scan (one 1 MB file took ~57 s of CPU); now 413 before decoding.
+ */
+const manyScanJpeg: fc.Arbitrary<Hostile> = fc
+  .record({
+    width: fc.integer({ min: 8, max: MAX_IMAGE_SIDE }),
+    height: fc.integer({ min: 8, max: MAX_IMAGE_SIDE }),
+    components: legalSampling,
+    scans: fc.integer({ min: MAX_JPEG_SCANS + 1, max: 20_000 }),
+    raw: fc.boolean(),
+  })
+  .filter(({ width, height, components }) => jpegDecodeBytes(width, height, components) <= MAX_JPEG_DECODE_BYTES)
+  .map(({ width, height, components, scans, raw }) => {
+    const bytes = progressiveJpeg({ width, height, components }, scans);
+    const request = imageRequest(bytes, 'jpeg', raw);
+    return bytes.length > MAX_IMAGE_BYTES ? { ...request, status: 413 } : { ...request, status: 413, code: 'image_too_complex' };
+  });
 
 const NESTING = {
   array: { open: '[', close: ']' },
@@ -423,10 +537,42 @@ describe('POST /predict under hostile input answers a 4xx JSON error, never a 5x
   test('unknown routes and methods', () => holds(wrongRoute, 200));
 });
 
+describe('decoder bombs: small files that pass the size limits but would cost the decoder gigabytes or minutes', () => {
+  /** The property holds, and the process's peak RSS rose by less than 300 MiB while it ran. */
+  async function holdsInBoundedMemory(arbitrary: fc.Arbitrary<Hostile>, numRuns: number) {
+    const rssBefore = process.memoryUsage().rss;
+    await holds(arbitrary, numRuns);
+    const peakGrowth = (process.resourceUsage().maxRSS * 1024 - rssBefore) / MiB;
+    assert.ok(peakGrowth < 300, `peak RSS grew by ${peakGrowth.toFixed(0)} MiB`);
+  }
+
+  test('interlaced PNGs whose data inflates past their seven passes are refused as corrupt', () => holdsInBoundedMemory(interlacedPngBomb, 30));
+  test('JPEG frame headers with component counts, sampling factors, types or sizes the decoder refuses', () => holdsInBoundedMemory(hostileJpegFrame, 400));
+  test(`progressive JPEGs with more than ${MAX_JPEG_SCANS} scans are refused with 413 before decoding`, () => holdsInBoundedMemory(manyScanJpeg, 30));
+});
+
 describe('the same hostile input over real HTTP', () => {
   test('every family, through the local HTTP adapter', () =>
     holds(
-      fc.oneof(randomRawImage, randomBase64Image, corruptedImage, webpLooking, hugeHeader, pixelHeavyBatch, deepJson, wrongTypes, badPixels, oversizedBatch, wrongContentType, emptyBody, invalidUtf8, wrongRoute),
+      fc.oneof(
+        randomRawImage,
+        randomBase64Image,
+        corruptedImage,
+        webpLooking,
+        hugeHeader,
+        pixelHeavyBatch,
+        interlacedPngBomb,
+        hostileJpegFrame,
+        manyScanJpeg,
+        deepJson,
+        wrongTypes,
+        badPixels,
+        oversizedBatch,
+        wrongContentType,
+        emptyBody,
+        invalidUtf8,
+        wrongRoute,
+      ),
       1000,
       viaHttp,
     ));

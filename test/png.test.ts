@@ -1,57 +1,8 @@
 import assert from 'node:assert/strict';
-import { crc32, deflateSync } from 'node:zlib';
 import { describe, test } from 'node:test';
 import { PNG, type ColorType } from 'pngjs';
 import { decodePng, PngFormatError } from '#lib/png';
-
-function chunk(type: string, body: Uint8Array): Buffer {
-  const head = Buffer.alloc(8);
-  head.writeUInt32BE(body.length, 0);
-  head.write(type, 4, 'latin1');
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), body])), 0);
-  return Buffer.concat([head, body, crc]);
-}
-
-interface Options {
-  width: number;
-  height: number;
-  depth: number;
-  colorType: number;
-  interlace?: number;
-  /** Scanlines with their filter bytes, before compression. */
-  scanlines: Uint8Array;
-  extra?: Buffer[];
-}
-
-/** A PNG written byte by byte, for the colour types and depths pngjs cannot write. */
-function encode({ width, height, depth, colorType, interlace = 0, scanlines, extra = [] }: Options): Buffer {
-  const header = Buffer.alloc(13);
-  header.writeUInt32BE(width, 0);
-  header.writeUInt32BE(height, 4);
-  header.set([depth, colorType, 0, 0, interlace], 8);
-  return Buffer.concat([
-    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', header),
-    ...extra,
-    chunk('IDAT', deflateSync(scanlines)),
-    chunk('IEND', Buffer.alloc(0)),
-  ]);
-}
-
-/** Rows of packed samples, each behind filter byte 0. */
-function unfilteredRows(rows: number[][], depth: number): Uint8Array {
-  return Buffer.concat(
-    rows.map((samples) => {
-      const bytes = Buffer.alloc(Math.ceil((samples.length * depth) / 8) + 1);
-      samples.forEach((value, i) => {
-        const bit = i * depth;
-        bytes[1 + (bit >> 3)]! |= value << (8 - depth - (bit & 7));
-      });
-      return bytes;
-    }),
-  );
-}
+import { chunk, encodePng as encode, scanlinesOf, unfilteredRows, type Samples } from './support/png.ts';
 
 function pixel(data: Uint8Array, width: number, x: number, y: number): number[] {
   return [...data.subarray((y * width + x) * 4, (y * width + x) * 4 + 4)];
@@ -132,8 +83,49 @@ describe('decodePng', () => {
     assert.deepEqual([pixel(rgb.data, 2, 0, 0), pixel(rgb.data, 2, 1, 0)], [[1, 2, 3, 0], [1, 2, 4, 255]]);
   });
 
-  test('leaves interlaced images to another decoder', () => {
-    assert.equal(decodePng(encode({ width: 1, height: 1, depth: 8, colorType: 0, interlace: 1, scanlines: Uint8Array.from([0, 7]) })), undefined);
+  describe('Adam7-interlaced images', () => {
+    const depths: Record<number, number[]> = { 0: [1, 2, 4, 8, 16], 2: [8, 16], 3: [1, 2, 4, 8], 4: [8, 16], 6: [8, 16] };
+    const channels: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
+    // 1×1 and 3×2 leave some of the seven passes empty; 37×23 fills every pass with ragged edges.
+    const sizes = [[1, 1], [3, 2], [9, 9], [37, 23]] as const;
+
+    /** A pattern over the whole sample range, plus a palette and tRNS that every colour type may carry. */
+    function image(colorType: number, depth: number, width: number, height: number) {
+      const max = colorType === 3 ? Math.min(255, (1 << depth) - 1) : 2 ** depth - 1;
+      const samples: Samples = { width, height, depth, channels: channels[colorType]!, sample: (x, y, c) => (x * 7919 + y * 104_729 + c * 31) % (max + 1) };
+      const palette = Buffer.from(Array.from({ length: (max + 1) * 3 }, (_, i) => (i * 53) & 255));
+      const key = Buffer.alloc(samples.channels * 2);
+      for (let c = 0; c < samples.channels; c++) key.writeUInt16BE(samples.sample(0, 0, c), c * 2);
+      const extra = colorType === 3 ? [chunk('PLTE', palette), chunk('tRNS', Buffer.from([0, 128]))] : [];
+      // pngjs also blanks the colour of a pixel a grey or RGB tRNS key makes transparent, so only our own decodes compare with it.
+      const keyed = colorType === 0 || colorType === 2 ? [chunk('tRNS', key)] : [];
+      const file = (interlace: number, more: Buffer[] = []) =>
+        encode({ width, height, depth, colorType, interlace, scanlines: scanlinesOf(samples, interlace === 1), extra: [...extra, ...more] });
+      return { interlaced: file(1), keyed: { interlaced: file(1, keyed), plain: file(0, keyed) }, samples };
+    }
+
+    test('decode to the pixels pngjs gives, and to those of the same image stored without interlacing, for every colour type and bit depth', () => {
+      for (const [colorType, colorDepths] of Object.entries(depths).map(([type, list]) => [Number(type), list] as const)) {
+        for (const depth of colorDepths) {
+          for (const [width, height] of sizes) {
+            const { interlaced, keyed } = image(colorType, depth, width, height);
+            const name = `colour type ${colorType}, depth ${depth}, ${width}×${height}`;
+            const decoded = decodePng(interlaced);
+            assert.deepEqual([decoded.width, decoded.height], [width, height], name);
+            assert.ok(decoded.data.equals(PNG.sync.read(interlaced).data), `${name}: differs from pngjs`);
+            assert.ok(decodePng(keyed.interlaced).data.equals(decodePng(keyed.plain).data), `${name}: differs from the non-interlaced file`);
+          }
+        }
+      }
+    });
+
+    test('inflate no further than the seven passes need, so a few bytes declaring one pixel cannot become gigabytes', () => {
+      // One 8-bit grey pixel is a single pass of one row: a filter byte and a sample.
+      const bomb = encode({ width: 1, height: 1, depth: 8, colorType: 0, interlace: 1, scanlines: new Uint8Array(50_000_000) });
+      assert.throws(() => decodePng(bomb), /does not inflate to 1×1 pixels/);
+      const short = encode({ width: 9, height: 9, depth: 8, colorType: 0, interlace: 1, scanlines: scanlinesOf(image(0, 8, 9, 9).samples, true).subarray(1) });
+      assert.throws(() => decodePng(short), PngFormatError);
+    });
   });
 
   describe('rejects a malformed file with a PngFormatError', () => {

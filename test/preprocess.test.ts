@@ -9,10 +9,14 @@ import { seededRandom } from '#lib/batches';
 import {
   CorruptImageError,
   EmptyImageError,
+  ImageTooComplexError,
   ImageTooLargeError,
   InvalidPixelsError,
   MAX_IMAGE_BYTES,
+  MAX_IMAGE_SIDE,
+  MAX_JPEG_DECODE_BYTES,
   MNIST_PIXELS,
+  jpegDecodeBytes,
   UnsupportedImageError,
   checkImage,
   preprocessImage,
@@ -21,6 +25,8 @@ import {
   toMnistInput,
   type RawImage,
 } from '#lib/preprocess';
+import { MAX_JPEG_SCANS } from '#lib/image-header';
+import { frameHeader, progressiveJpeg } from './support/jpeg.ts';
 
 // The test does its own tiny IDX parse so it does not depend on #lib/mnist.
 const IDX_IMAGES_MAGIC = 0x00000803;
@@ -384,32 +390,94 @@ describe('preprocessImage rejects bad input before decoding', () => {
       0xff, 0xff, // fill bytes before the next marker
       0xff, 0xc0, 0x00, 0x11, 0x08, 0xea, 0x60, 0xea, 0x60, 0x03, 0x01, 0x22, 0x00, 0x02, 0x11, 0x01, 0x03, 0x11, 0x01, // SOF0
     ]);
-    assert.deepEqual(readImageHeader(jpeg), { format: 'jpeg', width: 60000, height: 60000, orientation: 1 });
+    const components = [{ h: 2, v: 2 }, { h: 1, v: 1 }, { h: 1, v: 1 }];
+    assert.deepEqual(readImageHeader(jpeg), { format: 'jpeg', width: 60000, height: 60000, orientation: 1, components });
     await assert.rejects(preprocessImage(jpeg), ImageTooLargeError);
   });
 
   it('returns 413 for a real JPEG patched to declare 5000×5000', async () => {
     const jpeg = await encode(render(digits[4]!, 64, 48, { scale: 2, left: 0, top: 0 }, (v) => [v, v, v, 255]), 64, 48, 'image/jpeg');
-    assert.deepEqual(readImageHeader(jpeg), { format: 'jpeg', width: 64, height: 48, orientation: 1 });
+    const components = [{ h: 1, v: 1 }, { h: 1, v: 1 }, { h: 1, v: 1 }];
+    assert.deepEqual(readImageHeader(jpeg), { format: 'jpeg', width: 64, height: 48, orientation: 1, components });
     const sof = jpeg.indexOf(Buffer.from([0xff, 0xc0]));
     jpeg.writeUInt16BE(5000, sof + 5);
     jpeg.writeUInt16BE(5000, sof + 7);
     await assert.rejects(preprocessImage(jpeg), ImageTooLargeError);
   });
 
-  it('returns 400, without decoding 25 megapixels, for a JPEG whose later frame header is larger than the first', async () => {
+  it('returns 400, from the header alone, for a JPEG whose later frame header is larger than the first', async () => {
     const jpeg = await encode(render(digits[4]!, 64, 48, { scale: 2, left: 0, top: 0 }, (v) => [v, v, v, 255]), 64, 48, 'image/jpeg');
     const sof = jpeg.indexOf(Buffer.from([0xff, 0xc0]));
     const honest = Buffer.from(jpeg.subarray(sof, sof + 2 + jpeg.readUInt16BE(sof + 2)));
     jpeg.writeUInt16BE(5000, sof + 5);
     jpeg.writeUInt16BE(5000, sof + 7);
     const forged = Buffer.concat([jpeg.subarray(0, 2), honest, jpeg.subarray(2)]);
-    assert.deepEqual(readImageHeader(forged), { format: 'jpeg', width: 64, height: 48, orientation: 1 });
-    await assert.rejects(preprocessImage(forged), (error: unknown) => {
-      assert.ok(error instanceof CorruptImageError);
-      assert.match(String(error.cause), /maxResolutionInMP/);
-      return true;
+    assert.throws(() => checkImage(forged), (error: unknown) => error instanceof CorruptImageError && /more than one frame header/.test(error.message));
+  });
+
+  describe('JPEG frame headers that jpeg-js would spend gigabytes or seconds on are refused from the header alone', () => {
+    const grey = [{ h: 1, v: 1 }];
+    const withFrame = (frame: Parameters<typeof frameHeader>[0]) => Buffer.concat([Buffer.from([0xff, 0xd8]), frameHeader(frame), Buffer.from([0xff, 0xd9])]);
+    const refusal = (bytes: Buffer) => {
+      try {
+        checkImage(bytes);
+      } catch (error) {
+        assert.ok(error instanceof AppError, String(error));
+        return `${error.status} ${error.code}`;
+      }
+      return 'accepted';
+    };
+
+    it('415 for component counts other than 1, 3 and 4, which decode to nothing people send', () => {
+      for (const count of [2, 5, 6, 255]) {
+        const bytes = withFrame({ width: 4096, height: 4096, components: new Array(count).fill({ h: 1, v: 1 }) });
+        assert.equal(refusal(bytes), '415 unsupported_image', `${count} components`);
+      }
+      for (const count of [1, 3, 4]) assert.equal(refusal(withFrame({ width: 64, height: 64, components: new Array(count).fill({ h: 1, v: 1 }) })), 'accepted');
     });
+
+    it('415 for sampling factors above 2, and 400 for a zero factor', () => {
+      assert.equal(refusal(withFrame({ width: 64, height: 64, components: [{ h: 4, v: 1 }, { h: 1, v: 1 }, { h: 1, v: 1 }] })), '415 unsupported_image');
+      assert.equal(refusal(withFrame({ width: 64, height: 64, components: [{ h: 2, v: 3 }] })), '415 unsupported_image');
+      assert.equal(refusal(withFrame({ width: 64, height: 64, components: [{ h: 0, v: 1 }] })), '400 corrupt_image');
+      assert.equal(refusal(withFrame({ width: 64, height: 64, components: [{ h: 2, v: 2 }, { h: 1, v: 1 }, { h: 1, v: 1 }] })), 'accepted');
+    });
+
+    it('415 for lossless, hierarchical and arithmetic-coded frames, which jpeg-js cannot decode', () => {
+      for (const marker of [0xc3, 0xc5, 0xc6, 0xc7, 0xc9, 0xca, 0xcb, 0xcd, 0xce, 0xcf]) {
+        assert.equal(refusal(withFrame({ width: 64, height: 64, components: grey, marker })), '415 unsupported_image', marker.toString(16));
+      }
+      for (const marker of [0xc0, 0xc1, 0xc2]) assert.equal(refusal(withFrame({ width: 64, height: 64, components: grey, marker })), 'accepted');
+    });
+
+    it('413 for a frame whose decode needs more memory than a 4096×4096 photo with 4:2:0 chroma', () => {
+      const chroma420 = [{ h: 2, v: 2 }, { h: 1, v: 1 }, { h: 1, v: 1 }];
+      const full = [{ h: 1, v: 1 }, { h: 1, v: 1 }, { h: 1, v: 1 }];
+      assert.equal(jpegDecodeBytes(MAX_IMAGE_SIDE, MAX_IMAGE_SIDE, chroma420), MAX_JPEG_DECODE_BYTES);
+      assert.equal(refusal(withFrame({ width: MAX_IMAGE_SIDE, height: MAX_IMAGE_SIDE, components: chroma420 })), 'accepted');
+      assert.equal(refusal(withFrame({ width: MAX_IMAGE_SIDE, height: MAX_IMAGE_SIDE, components: full })), '413 image_too_large');
+      assert.equal(refusal(withFrame({ width: MAX_IMAGE_SIDE, height: MAX_IMAGE_SIDE, components: new Array(4).fill({ h: 2, v: 2 }) })), '413 image_too_large');
+      assert.equal(refusal(withFrame({ width: 3000, height: 3000, components: full })), 'accepted');
+    });
+
+    it(`413 for a progressive JPEG of more than ${MAX_JPEG_SCANS} scans, counting only real scan markers`, () => {
+      const frame = { width: 64, height: 64, components: grey };
+      assert.equal(refusal(progressiveJpeg(frame, MAX_JPEG_SCANS)), 'accepted');
+      assert.equal(refusal(progressiveJpeg(frame, MAX_JPEG_SCANS + 1)), '413 image_too_complex');
+      // Scan markers inside a comment (an EXIF thumbnail has them too) are segment data, not scans.
+      const comment = Buffer.concat([Buffer.from([0xff, 0xfe, 0x0f, 0xa2]), Buffer.alloc(4000, Buffer.from([0xff, 0xda]))]);
+      const jpeg = progressiveJpeg(frame, MAX_JPEG_SCANS);
+      assert.equal(refusal(Buffer.concat([jpeg.subarray(0, 2), comment, jpeg.subarray(2)])), 'accepted');
+    });
+  });
+
+  it('stops a decode that outruns its time budget with a 413 image_too_complex', async () => {
+    // Legal, and about a second of jpeg-js walking 65536 blocks a scan.
+    const expensive = progressiveJpeg({ width: 2048, height: 2048, components: [{ h: 1, v: 1 }] }, MAX_JPEG_SCANS);
+    const error = await preprocessImage(expensive, { budgetMs: 20 }).catch((e: unknown) => e);
+    assert.ok(error instanceof ImageTooComplexError, String(error));
+    assert.equal(error.status, 413);
+    assert.equal(error.code, 'image_too_complex');
   });
 
   it('returns 400 for a truncated PNG', async () => {

@@ -3,7 +3,7 @@
  * decoding: the size limits must hold before a decoder allocates anything,
  * because a few hundred bytes of PNG can claim 100000×100000 pixels.
  */
-import { BadRequestError, UnsupportedMediaTypeError } from './errors.ts';
+import { BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError } from './errors.ts';
 
 export type ImageFormat = 'png' | 'jpeg' | 'gif' | 'bmp' | 'webp';
 
@@ -17,6 +17,14 @@ export interface ImageHeader {
   height: number;
   /** From a JPEG's EXIF block, which phone cameras use instead of rotating the pixels; 1 otherwise. */
   orientation: Orientation;
+  /** A JPEG's colour components, whose sampling factors decide how much memory its decode takes. */
+  components?: readonly Sampling[];
+}
+
+/** A JPEG component's horizontal and vertical sampling factors: 2 for a full-resolution luma beside halved chroma. */
+export interface Sampling {
+  h: number;
+  v: number;
 }
 
 /** The bytes do not start like any image format we know. */
@@ -31,6 +39,13 @@ export class CorruptImageError extends BadRequestError {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, 'corrupt_image');
     if (options?.cause !== undefined) this.cause = options.cause;
+  }
+}
+
+/** Legal, but more work to decode than any image people send would need. */
+export class ImageTooComplexError extends PayloadTooLargeError {
+  constructor(message: string) {
+    super(message, 'image_too_complex');
   }
 }
 
@@ -69,11 +84,11 @@ export function readImageHeader(bytes: Uint8Array): ImageHeader {
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const reader = new HeaderReader(view, format);
-  const { width, height, orientation = 1 } = SIZE_READERS[format](reader);
+  const { width, height, orientation = 1, components } = SIZE_READERS[format](reader);
   if (!(width > 0 && height > 0)) {
     throw new CorruptImageError(`${format} header declares a ${width}×${height} image`);
   }
-  return { format, width, height, orientation };
+  return components === undefined ? { format, width, height, orientation } : { format, width, height, orientation, components };
 }
 
 /** Bounds-checked reads: a short file becomes a CorruptImageError, not a RangeError. */
@@ -137,7 +152,7 @@ class HeaderReader {
   }
 }
 
-type Size = { width: number; height: number; orientation?: Orientation };
+type Size = { width: number; height: number; orientation?: Orientation; components?: Sampling[] };
 
 const SIZE_READERS: Record<ImageFormat, (r: HeaderReader) => Size> = {
   png: pngSize,
@@ -171,10 +186,35 @@ function isStartOfFrame(marker: number): boolean {
   return marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc;
 }
 
+/** Baseline, extended and progressive Huffman-coded frames; jpeg-js cannot decode lossless, hierarchical or arithmetic ones. */
+const DECODABLE_FRAMES = [0xc0, 0xc1, 0xc2];
+/** Greyscale, YCbCr/RGB and CMYK/YCCK: what cameras, phones and editors write. */
+const COMPONENT_COUNTS = [1, 3, 4];
+/** 2 is 4:2:0 chroma, what phones and libjpeg write; the standard allows 4, which no common encoder uses. */
+const MAX_SAMPLING = 2;
+/**
+ * jpeg-js walks every block of a scan's components for each scan, so the
+ * scan count multiplies the decode's cost. libjpeg's progressive script has
+ * 10 scans for colour and 2 + 4 per component (18 for CMYK) otherwise, and
+ * mozjpeg's searched scripts stay in that range; libjpeg-turbo's own fuzzers
+ * allow 500 on images of at most 1 MP, where ours may have 16 MP.
+ */
+export const MAX_JPEG_SCANS = 100;
+const SOS = 0xda;
+const EOI = 0xd9;
+
+/**
+ * The whole marker structure is walked, not just up to the frame header: a
+ * second frame header or thousands of scans later in the file would be work
+ * the decoder does before noticing anything wrong. A file that ends early
+ * stops the walk, as it stops the decoder, which makes what it can of it.
+ */
 function jpegSize(r: HeaderReader): Size {
   let offset = 2;
   let orientation: Orientation = 1;
-  for (;;) {
+  let frame: Size | undefined;
+  let scans = 0;
+  while (!(frame && offset >= r.length)) {
     if (r.u8(offset) !== 0xff) throw r.corrupt(`expected a marker at byte ${offset}`);
     let marker = r.u8(offset + 1);
     // Any number of 0xFF fill bytes may precede a marker.
@@ -182,16 +222,65 @@ function jpegSize(r: HeaderReader): Size {
     offset += 2;
     const standalone = marker === 0x01 || (marker >= 0xd0 && marker <= 0xd8);
     if (standalone) continue;
-    if (marker === 0xd9 || marker === 0xda) throw r.corrupt('no frame header before the image data');
+    if (marker === EOI && frame) break;
+    if (marker === EOI || (marker === SOS && !frame)) throw r.corrupt('no frame header before the image data');
     const length = r.u16be(offset);
     if (length < 2) throw r.corrupt(`segment length ${length} at byte ${offset}`);
     if (isStartOfFrame(marker)) {
-      // A zero height would be defined later by a DNL marker, which the decoder does not support.
-      return { height: r.u16be(offset + 3), width: r.u16be(offset + 5), orientation };
+      if (frame) throw r.corrupt('more than one frame header');
+      frame = jpegFrame(r, marker, offset, length);
+    }
+    if (marker === SOS) {
+      if (++scans > MAX_JPEG_SCANS) throw new ImageTooComplexError(`the jpeg image has more than ${MAX_JPEG_SCANS} scans`);
+      offset = afterEntropyCodedData(r, offset + length);
+      continue;
     }
     if (marker === APP1) orientation = exifOrientation(r, offset + 2, offset + length) ?? orientation;
     offset += length;
   }
+  // The loop ends only once there is a frame.
+  return { ...frame!, orientation };
+}
+
+/** Dimensions and sampling factors from a frame header, refusing what jpeg-js cannot decode or would decode at great cost. */
+function jpegFrame(r: HeaderReader, marker: number, offset: number, length: number): Size {
+  if (!DECODABLE_FRAMES.includes(marker)) {
+    const kind = `SOF${marker - 0xc0} (lossless, hierarchical or arithmetic-coded)`;
+    throw new UnsupportedImageError(`jpeg: ${kind} is not supported: send baseline or progressive`);
+  }
+  const count = r.u8(offset + 7);
+  if (length !== 8 + 3 * count) throw r.corrupt(`a ${length}-byte frame header for ${count} components`);
+  if (!COMPONENT_COUNTS.includes(count)) {
+    throw new UnsupportedImageError(`jpeg: ${count} colour components are not supported: send ${COMPONENT_COUNTS.join(', ')}`);
+  }
+  const components: Sampling[] = [];
+  for (let i = 0; i < count; i++) {
+    const factors = r.u8(offset + 9 + 3 * i);
+    const sampling = { h: factors >> 4, v: factors & 0x0f };
+    if (sampling.h < 1 || sampling.v < 1) throw r.corrupt(`sampling factors ${sampling.h}×${sampling.v}`);
+    if (sampling.h > MAX_SAMPLING || sampling.v > MAX_SAMPLING) {
+      const limit = `${MAX_SAMPLING}×${MAX_SAMPLING}`;
+      throw new UnsupportedImageError(`jpeg: sampling factors ${sampling.h}×${sampling.v} are not supported: at most ${limit}`);
+    }
+    components.push(sampling);
+  }
+  // A zero height would be defined later by a DNL marker, which the decoder does not support.
+  return { height: r.u16be(offset + 3), width: r.u16be(offset + 5), components };
+}
+
+/**
+ * Where the entropy-coded data that starts at `start` ends: at the first
+ * marker that is not a restart. Inside the data an 0xFF byte is always
+ * followed by a stuffed 0x00, so 0xFF and anything else is a marker.
+ */
+function afterEntropyCodedData(r: HeaderReader, start: number): number {
+  const bytes = new Uint8Array(r.view.buffer, r.view.byteOffset, r.view.byteLength);
+  for (let at = bytes.indexOf(0xff, start); at !== -1; at = bytes.indexOf(0xff, at + 1)) {
+    const next = bytes[at + 1];
+    if (next === undefined) break;
+    if (next !== 0x00 && next !== 0xff && !(next >= 0xd0 && next <= 0xd7)) return at;
+  }
+  return r.length;
 }
 
 const APP1 = 0xe1;

@@ -13,16 +13,19 @@
 import { BadRequestError, PayloadTooLargeError } from './errors.ts';
 import { checkGifCodes } from './gif-codes.ts';
 import { decodePng, PngFormatError } from './png.ts';
+import { BudgetExceededError, runWithin } from './time-budget.ts';
 import {
   CorruptImageError,
+  ImageTooComplexError,
   UnsupportedImageError,
   readImageHeader,
   type ImageFormat,
   type ImageHeader,
   type Orientation,
+  type Sampling,
 } from './image-header.ts';
 
-export { CorruptImageError, UnsupportedImageError, readImageHeader } from './image-header.ts';
+export { CorruptImageError, ImageTooComplexError, UnsupportedImageError, readImageHeader } from './image-header.ts';
 export type { ImageFormat, ImageHeader, Orientation } from './image-header.ts';
 
 export const MAX_IMAGE_BYTES = 1024 * 1024;
@@ -30,6 +33,51 @@ export const MAX_IMAGE_BYTES = 1024 * 1024;
 export const MAX_IMAGE_SIDE = 4096;
 export const MNIST_SIDE = 28;
 export const MNIST_PIXELS = MNIST_SIDE * MNIST_SIDE;
+
+/**
+ * What jpeg-js counts against its memory cap to decode a frame: a 256-byte
+ * block of coefficients per 8×8 block of each component (padded to whole
+ * MCUs), a byte per sample of each component's output lines, the
+ * interleaved samples, and the RGBA result.
+ */
+export function jpegDecodeBytes(width: number, height: number, components: readonly Sampling[]): number {
+  const maxH = Math.max(...components.map(({ h }) => h));
+  const maxV = Math.max(...components.map(({ v }) => v));
+  const mcusAcross = Math.ceil(width / 8 / maxH);
+  const mcusDown = Math.ceil(height / 8 / maxV);
+  let bytes = width * height * (components.length + 4);
+  for (const { h, v } of components) {
+    bytes += mcusAcross * h * mcusDown * v * 256;
+    bytes += Math.ceil((Math.ceil(width / 8) * h) / maxH) * 8 * Math.ceil((Math.ceil(height / 8) * v) / maxV) * 8;
+  }
+  return bytes;
+}
+
+/**
+ * The most a JPEG decode may take: what the largest image phones and libjpeg
+ * write at our side limit needs, colour with 4:2:0 chroma. A full-resolution
+ * chroma (4:4:4) or CMYK image of that size would need up to twice as much,
+ * and is refused; at 11 MP or less it fits.
+ */
+export const MAX_JPEG_DECODE_BYTES = jpegDecodeBytes(MAX_IMAGE_SIDE, MAX_IMAGE_SIDE, [
+  { h: 2, v: 2 },
+  { h: 1, v: 1 },
+  { h: 1, v: 1 },
+]);
+
+/** jpeg-js also counts 256 bytes for each 65-byte quantisation table, however many the file repeats. */
+const JPEG_TABLE_BYTES = 4 * MAX_IMAGE_BYTES;
+
+/**
+ * How long, in wall-clock time, a decode may run before it is stopped: a
+ * second, and more for a larger image, since jpeg-js takes 1.6–3.4 s of CPU
+ * (warm to cold) for a legitimate 4096×4096 photo, and up to twice that in
+ * wall-clock time on a busy host. The header checks keep legal files within
+ * that; the budget is for what they do not foresee, such as a decoder bug
+ * that loops, so no upload holds a worker for longer.
+ */
+export const DECODE_BUDGET_MS = 1000;
+export const DECODE_MS_PER_MEGAPIXEL = 500;
 
 /** Over MAX_IMAGE_BYTES, or declares more than MAX_IMAGE_SIDE pixels on a side. */
 export class ImageTooLargeError extends PayloadTooLargeError {
@@ -76,6 +124,11 @@ export function checkImage(bytes: Uint8Array): ImageHeader & { format: Decodable
   if (width > MAX_IMAGE_SIDE || height > MAX_IMAGE_SIDE) {
     throw new ImageTooLargeError(`the image is ${width}×${height}; the limit is ${MAX_IMAGE_SIDE}×${MAX_IMAGE_SIDE}`);
   }
+  const decodeBytes = header.components ? jpegDecodeBytes(width, height, header.components) : 0;
+  if (decodeBytes > MAX_JPEG_DECODE_BYTES) {
+    const mb = (bytes: number) => `${Math.ceil(bytes / 2 ** 20)} MB`;
+    throw new ImageTooLargeError(`the ${width}×${height} jpeg image needs ${mb(decodeBytes)} to decode; the limit is ${mb(MAX_JPEG_DECODE_BYTES)}`);
+  }
   return { ...header, format };
 }
 
@@ -91,22 +144,28 @@ export interface RawImage {
 }
 
 type Bitmap = { data: Buffer; width: number; height: number };
-type Decoder = (bytes: Buffer) => Bitmap | Promise<Bitmap>;
+type Decoder = (bytes: Buffer) => Bitmap;
 
 /**
- * jimp's decoders for each format, loaded on first use and from their own
- * packages rather than jimp's: evaluating all of jimp took ~100 ms, a third
- * of a cold start, and most requests are PNGs that never need them.
+ * jimp's decoders for JPEG, GIF and BMP, loaded on first use and from their
+ * own packages rather than jimp's: evaluating all of jimp took ~100 ms, a
+ * third of a cold start, and most requests are PNGs that never need them.
  */
 async function loadJimpDecoders(): Promise<Map<DecodableFormat, Decoder>> {
-  const [jpeg, gif, bmp, png] = await Promise.all([import('@jimp/js-jpeg'), import('@jimp/js-gif'), import('@jimp/js-bmp'), import('@jimp/js-png')]);
+  const [jpeg, gif, bmp] = await Promise.all([import('@jimp/js-jpeg'), import('@jimp/js-gif'), import('@jimp/js-bmp')]);
   const jpegFormat = jpeg.default();
   const gifFormat = gif.default();
   const bmpFormat = bmp.default();
-  const pngFormat = png.default();
   return new Map<DecodableFormat, Decoder>([
-    // The cap covers a frame header later in the file than the one checked.
-    ['jpeg', (bytes) => jpegFormat.decode(bytes, { maxResolutionInMP: MAX_IMAGE_SIDE ** 2 / 1e6 })],
+    [
+      'jpeg',
+      (bytes) =>
+        jpegFormat.decode(bytes, {
+          // Both caps also cover a frame header the header reader did not see.
+          maxResolutionInMP: MAX_IMAGE_SIDE ** 2 / 1e6,
+          maxMemoryUsageInMB: (MAX_JPEG_DECODE_BYTES + JPEG_TABLE_BYTES) / 2 ** 20,
+        }),
+    ],
     [
       'gif',
       (bytes) => {
@@ -116,40 +175,42 @@ async function loadJimpDecoders(): Promise<Map<DecodableFormat, Decoder>> {
       },
     ],
     ['bmp', (bytes) => bmpFormat.decode(bytes)],
-    ['png', (bytes) => pngFormat.decode(bytes)],
   ]);
 }
 
 let jimpDecoders: Promise<Map<DecodableFormat, Decoder>> | undefined;
 
-async function jimpDecoder(format: DecodableFormat): Promise<Decoder> {
+async function loadDecoder(format: DecodableFormat): Promise<Decoder> {
+  if (format === 'png') return decodePng;
   jimpDecoders ??= loadJimpDecoders();
   return (await jimpDecoders).get(format)!;
 }
 
-async function decodeOrReject<T>(format: DecodableFormat, run: () => T | Promise<T>): Promise<T> {
-  try {
-    return await run();
-  } catch (error) {
-    const detail = error instanceof PngFormatError ? `: ${error.message}` : '';
-    throw new CorruptImageError(`the ${format} image could not be decoded${detail}`, { cause: error });
-  }
+export interface DecodeOptions {
+  /** Milliseconds the decode may run, instead of the budget for the image's size: for a test that needs it to run out. */
+  budgetMs?: number;
 }
 
 /**
- * The project's PNG decoder where it applies (non-interlaced), else jimp's,
- * called directly: `Jimp.fromBuffer` would sniff the format again and parse
- * EXIF to rotate the full-size pixels, which together cost more than decoding
- * a small PNG. The header reader has the orientation already, and it is
- * applied to the much smaller working image. A decoder that fails to load is
- * the server's fault, so only the decoding itself becomes a CorruptImageError.
+ * The project's PNG decoder, or jimp's for the other formats, called
+ * directly: `Jimp.fromBuffer` would sniff the format again and parse EXIF to
+ * rotate the full-size pixels, which together cost more than decoding a small
+ * PNG. The header reader has the orientation already, and it is applied to
+ * the much smaller working image. A decoder that fails to load is the
+ * server's fault, so only the decoding itself becomes a CorruptImageError,
+ * or an ImageTooComplexError when it runs out of time.
  */
-async function decode(bytes: Buffer, header: ImageHeader & { format: DecodableFormat }): Promise<RawImage> {
+async function decode(bytes: Buffer, header: ImageHeader & { format: DecodableFormat }, options: DecodeOptions): Promise<RawImage> {
   const { format, orientation } = header;
-  let bitmap = format === 'png' ? await decodeOrReject(format, () => decodePng(bytes)) : undefined;
-  if (!bitmap) {
-    const decoder = await jimpDecoder(format);
-    bitmap = await decodeOrReject(format, () => decoder(bytes));
+  const budgetMs = options.budgetMs ?? Math.ceil(DECODE_BUDGET_MS + (DECODE_MS_PER_MEGAPIXEL * header.width * header.height) / 1e6);
+  const decoder = await loadDecoder(format);
+  let bitmap: Bitmap;
+  try {
+    bitmap = runWithin(budgetMs, () => decoder(bytes));
+  } catch (error) {
+    if (error instanceof BudgetExceededError) throw new ImageTooComplexError(`the ${format} image took too long to decode`);
+    const detail = error instanceof PngFormatError ? `: ${error.message}` : '';
+    throw new CorruptImageError(`the ${format} image could not be decoded${detail}`, { cause: error });
   }
   const { data, width, height } = bitmap;
   if (width !== header.width || height !== header.height || width * height * 4 !== data.length) {
@@ -169,12 +230,12 @@ export interface PreprocessedImage {
 
 /**
  * Encoded image bytes → model input. Throws ImageTooLargeError,
- * UnsupportedImageError or CorruptImageError before or during the decode, and
- * EmptyImageError when there is no digit to find.
+ * ImageTooComplexError, UnsupportedImageError or CorruptImageError before or
+ * during the decode, and EmptyImageError when there is no digit to find.
  */
-export async function preprocessImage(bytes: Buffer): Promise<PreprocessedImage> {
+export async function preprocessImage(bytes: Buffer, options: DecodeOptions = {}): Promise<PreprocessedImage> {
   const header = checkImage(bytes);
-  const image = await decode(bytes, header);
+  const image = await decode(bytes, header, options);
   const turned = header.orientation >= 5;
   return { input: toMnistInput(image), width: turned ? image.height : image.width, height: turned ? image.width : image.height, format: header.format };
 }
