@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { PNG, type ColorType } from 'pngjs';
-import { decodePng, PngFormatError } from '#lib/png';
+import { decodePng, PngFormatError } from '#lib/image/png';
 import { chunk, encodePng as encode, scanlinesOf, unfilteredRows, type Samples } from './support/png.ts';
 
 function pixel(data: Uint8Array, width: number, x: number, y: number): number[] {

@@ -6,26 +6,12 @@ import fc from 'fast-check';
 import { Jimp } from 'jimp';
 import { AppError } from '#lib/errors';
 import { seededRandom } from '#lib/batches';
-import {
-  CorruptImageError,
-  EmptyImageError,
-  ImageTooComplexError,
-  ImageTooLargeError,
-  InvalidPixelsError,
-  MAX_IMAGE_BYTES,
-  MAX_IMAGE_SIDE,
-  MAX_JPEG_DECODE_BYTES,
-  MNIST_PIXELS,
-  jpegDecodeBytes,
-  UnsupportedImageError,
-  checkImage,
-  preprocessImage,
-  preprocessPixels,
-  readImageHeader,
-  toMnistInput,
-  type RawImage,
-} from '#lib/preprocess';
-import { MAX_JPEG_SCANS } from '#lib/image-header';
+import { ImageTooLargeError, MAX_IMAGE_BYTES, MAX_IMAGE_SIDE, MAX_JPEG_DECODE_BYTES, jpegDecodeBytes, checkImage } from '#lib/image/decode';
+import { CorruptImageError, ImageTooComplexError, UnsupportedImageError, readImageHeader } from '#lib/image/header';
+import { EmptyImageError, toMnistInput, type RawImage } from '#lib/image/mnist-transform';
+import { InvalidPixelsError, preprocessImage, preprocessPixels } from '#lib/image/preprocess';
+import { MNIST_PIXELS } from '#lib/mnist-shape';
+import { MAX_JPEG_SCANS } from '#lib/image/header';
 import { frameHeader, progressiveJpeg } from './support/jpeg.ts';
 
 // The test does its own tiny IDX parse so it does not depend on #lib/mnist.

@@ -1,7 +1,7 @@
 /**
  * What a caller may send to POST /predict, parsed and bounded before any heavy
  * work: sizes are checked on the encoded text before base64 decoding, image
- * headers before pixel decoding (in preprocess.ts).
+ * headers before pixel decoding (in image/decode.ts).
  *
  *   {"image": "<base64 or data: URL>"}         one image
  *   {"images": ["...", ...]}                   up to MAX_BATCH images
@@ -12,7 +12,7 @@
  * `"includeInput": true` adds the 28×28 input the model saw to each answer.
  */
 import { BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError } from './errors.ts';
-import { checkImage, MAX_IMAGE_BYTES, MAX_IMAGE_SIDE } from './preprocess.ts';
+import { checkImage, MAX_IMAGE_BYTES, MAX_IMAGE_SIDE } from './image/decode.ts';
 
 export const MAX_BATCH = 32;
 /**

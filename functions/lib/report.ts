@@ -5,7 +5,7 @@
  * everything inline (CSS, SVG charts, the digits as PNG data URLs), runs no
  * script, and its Content-Security-Policy blocks any request it might make.
  */
-import { encodeGreyPng } from './png-encode.ts';
+import { encodeGreyPng } from './image/png-encode.ts';
 import { MNIST_PIXELS, MNIST_SIDE } from './mnist-shape.ts';
 import type { EpochResult } from './train-loop.ts';
 import type { ModelMetrics } from './store.ts';

@@ -10,7 +10,7 @@ import { json, MethodNotAllowedError, serve, type Handler, type Result } from '#
 import type { Logger } from '#lib/log';
 import type { ModelCache, ServingModel } from '#lib/model-cache';
 import { parsePredictRequest, type PredictInput } from '#lib/predict-request';
-import { preprocessImage, preprocessPixels } from '#lib/preprocess';
+import { preprocessImage, preprocessPixels } from '#lib/image/preprocess';
 
 export type { Handler, Result };
 

@@ -18,7 +18,7 @@ import { evaluateModel } from '#lib/evaluate';
 import { MNIST_PIXELS } from '#lib/mnist-shape';
 import { createModel, isArch } from '#lib/model';
 import { trainModel, TRAINING_DEFAULTS } from '#lib/train-loop';
-import { preprocessImage } from '#lib/preprocess';
+import { preprocessImage } from '#lib/image/preprocess';
 import { canvasDrawing, paperPhoto } from './rerender.ts';
 import { machine, round } from './stats.ts';
 

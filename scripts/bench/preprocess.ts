@@ -9,7 +9,8 @@
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { Jimp } from 'jimp';
-import { preprocessImage, toMnistInput, type RawImage } from '#lib/preprocess';
+import { toMnistInput, type RawImage } from '#lib/image/mnist-transform';
+import { preprocessImage } from '#lib/image/preprocess';
 
 const WARMUP = 20;
 // argv[2] is the bench's name (`npm run bench -- preprocess --runs 200`).

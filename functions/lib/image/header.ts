@@ -3,7 +3,7 @@
  * decoding: the size limits must hold before a decoder allocates anything,
  * because a few hundred bytes of PNG can claim 100000×100000 pixels.
  */
-import { BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError } from './errors.ts';
+import { BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError } from '../errors.ts';
 
 export type ImageFormat = 'png' | 'jpeg' | 'gif' | 'bmp' | 'webp';
 

@@ -7,7 +7,7 @@
  * Valid encoders never emit such a code; rejecting it is the rule of the
  * original LZW decoders (a code may be at most the next free one).
  */
-import { CorruptImageError } from './image-header.ts';
+import { CorruptImageError } from './header.ts';
 
 const corrupt = (message: string) => new CorruptImageError(`gif: ${message}`);
 const MAX_CODES = 4096;

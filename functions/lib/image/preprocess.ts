@@ -1,0 +1,65 @@
+/**
+ * What a request hands the model: an uploaded image, checked, decoded and
+ * made MNIST-style; or MNIST-style pixels sent as numbers, validated.
+ */
+import { BadRequestError } from '../errors.ts';
+import { MNIST_PIXELS } from '../mnist-shape.ts';
+import { checkImage, decodeImage, type DecodableFormat, type DecodeOptions } from './decode.ts';
+import { toMnistInput } from './mnist-transform.ts';
+
+/** A `pixels` input that is not 784 numbers in 0–255. */
+export class InvalidPixelsError extends BadRequestError {
+  constructor(message: string) {
+    super(message, 'invalid_pixels');
+  }
+}
+
+export interface PreprocessedImage {
+  /** 784 values in 0–1, row-major: the model's input. */
+  input: Float32Array;
+  /** As displayed, after any EXIF orientation. */
+  width: number;
+  height: number;
+  format: DecodableFormat;
+}
+
+/**
+ * Encoded image bytes → model input. Throws ImageTooLargeError,
+ * ImageTooComplexError, UnsupportedImageError or CorruptImageError before or
+ * during the decode, and EmptyImageError when there is no digit to find.
+ */
+export async function preprocessImage(bytes: Buffer, options: DecodeOptions = {}): Promise<PreprocessedImage> {
+  const header = checkImage(bytes);
+  const image = await decodeImage(bytes, header, options);
+  const turned = header.orientation >= 5;
+  return { input: toMnistInput(image), width: turned ? image.height : image.width, height: turned ? image.width : image.height, format: header.format };
+}
+
+/**
+ * For callers that already send MNIST-style input: 784 numbers in 0–255,
+ * row-major, ink bright on black. Only scaled to 0–1, not re-centred.
+ */
+export function preprocessPixels(pixels: unknown): Float32Array {
+  const isArrayLike = Array.isArray(pixels) || (ArrayBuffer.isView(pixels) && !(pixels instanceof DataView));
+  if (!isArrayLike) throw new InvalidPixelsError(`pixels must be an array of ${MNIST_PIXELS} numbers`);
+  const values = pixels as ArrayLike<unknown>;
+  if (values.length !== MNIST_PIXELS) {
+    throw new InvalidPixelsError(`pixels must have ${MNIST_PIXELS} values (28×28); got ${values.length}`);
+  }
+  const input = new Float32Array(MNIST_PIXELS);
+  for (let i = 0; i < MNIST_PIXELS; i++) {
+    const value = values[i];
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > 255) {
+      throw new InvalidPixelsError(`pixels[${i}] is ${describe(value)}; each value must be a number from 0 to 255`);
+    }
+    input[i] = value / 255;
+  }
+  return input;
+}
+
+/** Enough of a rejected value to recognise it; echoing all of it could make the error larger than Lambda may return. */
+function describe(value: unknown): string {
+  if (typeof value === 'number') return String(value);
+  if (typeof value === 'string') return value.length > 32 ? `${JSON.stringify(value.slice(0, 32))}… (${value.length} characters)` : JSON.stringify(value);
+  return `a ${typeof value}`;
+}
