@@ -23,7 +23,7 @@ const pagePath = bundled ? path.join(here, 'web', 'index.html') : path.join(here
 
 const config = readConfig();
 if (!config.bucket) throw new ConfigError('BUCKET must be set for the predict function');
-const store = new ModelStore(new S3ObjectStore(createS3Client({ bucket: config.bucket, endpoint: config.s3Endpoint, region: config.region }), config.bucket));
+const store = new ModelStore(new S3ObjectStore(createS3Client({ bucket: config.bucket, endpoint: config.s3Endpoint, region: config.region, timeouts: config.s3Timeouts }), config.bucket));
 const log = logger.child({ function: 'predict' });
 let page: Promise<string> | undefined;
 
