@@ -13,20 +13,23 @@ before(async () => {
   bucket = await testBucket();
 });
 
+/** What createModel({ arch: 'mlp' }) has; a version's metrics must record its real parameter count. */
+const MLP_PARAMS = 269_322;
+
 let clock = Date.UTC(2026, 0, 1);
 function nextVersion(arch: Arch = 'mlp'): string {
   clock += 1000;
   return versionName(arch, new Date(clock));
 }
 
-function metricsFor(version: string, accuracy: number, arch: Arch = 'mlp'): MetricsInput {
+function metricsFor(version: string, accuracy: number, arch: Arch = 'mlp', params = MLP_PARAMS): MetricsInput {
   const confusion = Array.from({ length: 10 }, (_, i) => Array.from({ length: 10 }, (_, j) => (i === j ? 1 : 0)));
   return {
     version,
     arch,
     createdAt: new Date(clock).toISOString(),
     backend: 'wasm',
-    params: 0,
+    params,
     training: { epochs: 1, batchSize: 1, learningRate: 0.001, schedule: 'cosine', seed: 1, history: [], secondsPerEpoch: 0, trainCount: 0, validationCount: 0 },
     test: { ...summarise(confusion, 0.1), accuracy },
   };
