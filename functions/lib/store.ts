@@ -279,13 +279,20 @@ export class ModelStore {
     const { metrics, artifacts } = await this.verify(version);
     await beforeBuild?.();
     const existing = variableNames();
+    let weights: tf.NamedTensorMap = {};
     try {
-      const model = await tfl.loadLayersModel(tf.io.fromMemory(artifacts));
+      // Topology first, weights set here rather than by tfjs: on a failure it would leave the decoded weights allocated.
+      const { weightData, weightSpecs, ...topology } = artifacts;
+      const model = await tfl.loadLayersModel(tf.io.fromMemory(topology));
+      weights = tf.io.decodeWeights(weightData!, weightSpecs!);
+      model.loadWeights(weights);
       return { model, metrics };
     } catch (error) {
       const registered = tf.engine().registeredVariables;
       for (const name of Object.keys(registered)) if (!existing.has(name)) registered[name]!.dispose();
       throw new ModelIntegrityError(`version ${version} could not be built: ${(error as Error).message}`);
+    } finally {
+      tf.dispose(weights);
     }
   }
 
