@@ -61,9 +61,12 @@ export interface S3Timeouts {
 /**
  * Without these the SDK waits forever on a stalled (not refused) connection:
  * a cold Lambda would spend its whole timeout, a server's background refresh
- * would never end. One model file is a few MB, so seconds are plenty.
+ * would never end. With the SDK's three attempts a stalled read gives up in
+ * about 8 s, inside the predict function's 10 s; a model file is at most a
+ * few MB. A slow uplink uploading MNIST to a remote bucket may need more
+ * (S3_REQUEST_TIMEOUT_MS).
  */
-export const S3_TIMEOUT_DEFAULTS: S3Timeouts = { connectMs: 3_000, requestMs: 10_000 };
+export const S3_TIMEOUT_DEFAULTS: S3Timeouts = { connectMs: 1_000, requestMs: 2_500 };
 
 /** Builds the one S3 client a process uses, with what s3rver needs when an endpoint is set. */
 export function createS3Client(settings: S3Settings): S3Client {
