@@ -62,11 +62,19 @@ export interface S3Timeouts {
  * Without these the SDK waits forever on a stalled (not refused) connection:
  * a cold Lambda would spend its whole timeout, a server's background refresh
  * would never end. With the SDK's three attempts a stalled read gives up in
- * about 8 s, inside the predict function's 10 s; a model file is at most a
- * few MB. A slow uplink uploading MNIST to a remote bucket may need more
+ * under 10 s, the predict function's timeout; a model file is at most a few
+ * MB. A slow uplink uploading MNIST to a remote bucket may need more
  * (S3_REQUEST_TIMEOUT_MS).
  */
-export const S3_TIMEOUT_DEFAULTS: S3Timeouts = { connectMs: 1_000, requestMs: 2_500 };
+export const S3_TIMEOUT_DEFAULTS: S3Timeouts = { connectMs: 1_000, requestMs: 3_000 };
+
+/**
+ * For the embedded S3, which runs inside the calling process: it answers only
+ * when that process's event loop is free, and a training batch or a test's
+ * hashing can hold it for seconds. There a short timeout guards against no
+ * real stall and only fails healthy requests.
+ */
+export const IN_PROCESS_S3_TIMEOUTS: S3Timeouts = { connectMs: 5_000, requestMs: 60_000 };
 
 /** Builds the one S3 client a process uses, with what s3rver needs when an endpoint is set. */
 export function createS3Client(settings: S3Settings): S3Client {

@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import type { Config } from './config.ts';
-import { createS3Client, S3ObjectStore, type ObjectStore } from './objects.ts';
+import { createS3Client, IN_PROCESS_S3_TIMEOUTS, S3ObjectStore, type ObjectStore } from './objects.ts';
 
 export interface Storage {
   objects: ObjectStore;
@@ -30,7 +30,7 @@ export async function openStorage(config: Config): Promise<Storage> {
   // Imported only here: s3rver is a devDependency and never part of a Lambda bundle or the training image.
   const { startEmbeddedS3 } = await import('./embedded-s3.ts');
   const server = await startEmbeddedS3({ directory: path.join(config.dataDir, 's3') });
-  const client = createS3Client({ bucket: server.bucket, endpoint: server.endpoint, region: config.region, timeouts: config.s3Timeouts });
+  const client = createS3Client({ bucket: server.bucket, endpoint: server.endpoint, region: config.region, timeouts: IN_PROCESS_S3_TIMEOUTS });
   return {
     objects: new S3ObjectStore(client, server.bucket),
     bucket: server.bucket,

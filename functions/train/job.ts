@@ -231,7 +231,7 @@ export async function runTraining(
         if (!(error instanceof PointerChangedError)) throw error;
         promoted = false;
         notPromoted = await pointerMoved(store, version, latest?.version, forced);
-        log.warn(`not promoted: ${notPromoted}`, { version, decidedAgainst: latest?.version });
+        log.warn('passed the gate but not promoted: the serving pointer changed while it trained', { version, reason: notPromoted });
       }
     } else {
       log.warn('quality gate refused the new version; the serving model is unchanged', { version, reasons: gate.reasons, serving: latest?.version });
