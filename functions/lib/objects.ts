@@ -62,11 +62,11 @@ export interface S3Timeouts {
  * Without these the SDK waits forever on a stalled (not refused) connection:
  * a cold Lambda would spend its whole timeout, a server's background refresh
  * would never end. With the SDK's three attempts a stalled read gives up in
- * under 10 s, the predict function's timeout; a model file is at most a few
- * MB. A slow uplink uploading MNIST to a remote bucket may need more
+ * about 8 s, inside the predict function's 10 s; a model file is at most a
+ * few MB. A slow uplink uploading MNIST to a remote bucket may need more
  * (S3_REQUEST_TIMEOUT_MS).
  */
-export const S3_TIMEOUT_DEFAULTS: S3Timeouts = { connectMs: 1_000, requestMs: 3_000 };
+export const S3_TIMEOUT_DEFAULTS: S3Timeouts = { connectMs: 1_000, requestMs: 2_500 };
 
 /**
  * For the embedded S3, which runs inside the calling process: it answers only
