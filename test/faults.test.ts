@@ -20,7 +20,7 @@ import { createLogger } from '#lib/log';
 import { MNIST_FILES, MNIST_PREFIX } from '#lib/mnist';
 import { ModelCache } from '#lib/model-cache';
 import { createModel } from '#lib/model';
-import { createS3Client, S3ObjectStore } from '#lib/objects';
+import { createS3Client, IN_PROCESS_S3_TIMEOUTS, S3ObjectStore } from '#lib/objects';
 import { LATEST_KEY, ModelStore, type LatestPointer } from '#lib/store';
 import { makeHandler } from '../functions/predict/app.ts';
 import { serveHandler } from '../scripts/local/http-adapter.ts';
@@ -48,7 +48,7 @@ async function s3At(directory: string, port = 0): Promise<EmbeddedS3 & { port: n
 }
 
 function bucketStore(s3: { endpoint: string; bucket: string }) {
-  const client = createS3Client({ bucket: s3.bucket, endpoint: s3.endpoint });
+  const client = createS3Client({ bucket: s3.bucket, endpoint: s3.endpoint, timeouts: IN_PROCESS_S3_TIMEOUTS });
   closers.push(async () => client.destroy());
   const objects = new S3ObjectStore(client, s3.bucket);
   return { objects, store: new ModelStore(objects) };
