@@ -12,7 +12,7 @@ import { Hash } from '@smithy/hash-node';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, S3ServiceException, type S3Client } from '@aws-sdk/client-s3';
 import { CREDENTIALS_FILE, startEmbeddedS3 } from '#lib/embedded-s3';
-import { createS3Client } from '#lib/objects';
+import { createS3Client, IN_PROCESS_S3_TIMEOUTS } from '#lib/objects';
 import { LATEST_KEY } from '#lib/store';
 import { tempDir, testBucket, type TestBucket } from './support/env.ts';
 
@@ -58,7 +58,7 @@ async function signedRaw(bucket: TestBucket, method: string, target: string, hea
 
 /** An S3 client with its own key pair; closed when the test ends. */
 function clientFor(t: { after(fn: () => void): void }, bucket: TestBucket, credentials = bucket.credentials): S3Client {
-  const client = createS3Client({ bucket: bucket.bucket, endpoint: bucket.endpoint, credentials });
+  const client = createS3Client({ bucket: bucket.bucket, endpoint: bucket.endpoint, credentials, timeouts: IN_PROCESS_S3_TIMEOUTS });
   t.after(() => client.destroy());
   return client;
 }
@@ -175,7 +175,7 @@ describe('embedded S3: who may call it', () => {
 
   test('refuses a request signed more than 15 minutes ago', async (t) => {
     const bucket = await testBucket();
-    const client = createS3Client({ bucket: bucket.bucket, endpoint: bucket.endpoint, credentials: bucket.credentials });
+    const client = createS3Client({ bucket: bucket.bucket, endpoint: bucket.endpoint, credentials: bucket.credentials, timeouts: IN_PROCESS_S3_TIMEOUTS });
     t.after(() => client.destroy());
     // One attempt: the SDK would otherwise correct its clock from the answer and retry.
     client.config.systemClockOffset = -20 * 60_000;

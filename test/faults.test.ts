@@ -20,7 +20,7 @@ import { createLogger } from '#lib/log';
 import { MNIST_FILES, MNIST_PREFIX } from '#lib/mnist';
 import { ModelCache } from '#lib/model-cache';
 import { createModel } from '#lib/model';
-import { createS3Client, S3ObjectStore } from '#lib/objects';
+import { createS3Client, IN_PROCESS_S3_TIMEOUTS, S3ObjectStore } from '#lib/objects';
 import { storageEnv } from '#lib/storage';
 import { LATEST_KEY, ModelStore, type LatestPointer } from '#lib/store';
 import { makeHandler } from '../functions/predict/app.ts';
@@ -49,7 +49,7 @@ async function s3At(directory: string, port = 0): Promise<EmbeddedS3 & { port: n
 }
 
 function bucketStore(s3: EmbeddedS3) {
-  const client = createS3Client(s3);
+  const client = createS3Client({ ...s3, timeouts: IN_PROCESS_S3_TIMEOUTS });
   closers.push(async () => client.destroy());
   const objects = new S3ObjectStore(client, s3.bucket);
   return { objects, store: new ModelStore(objects) };

@@ -25,7 +25,7 @@ import {
   type MnistFiles,
 } from '#lib/mnist';
 import { MNIST_PIXELS } from '#lib/mnist-shape';
-import { S3ObjectStore, createS3Client, type ObjectStore } from '#lib/objects';
+import { IN_PROCESS_S3_TIMEOUTS, S3ObjectStore, createS3Client, type ObjectStore } from '#lib/objects';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const mnistDir = path.resolve(repoRoot, process.env.MNIST_DIR ?? '../shared/mnist');
@@ -229,7 +229,7 @@ async function startMirror(reply: (file: string, index: number) => Reply = () =>
 
 async function startBucket(): Promise<{ store: ObjectStore; close(): Promise<void> }> {
   const s3 = await startEmbeddedS3({ directory: await tempDir(), port: 0 });
-  const client = createS3Client(s3);
+  const client = createS3Client({ ...s3, timeouts: IN_PROCESS_S3_TIMEOUTS });
   return {
     store: new S3ObjectStore(client, s3.bucket),
     close: async () => {

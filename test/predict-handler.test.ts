@@ -12,7 +12,7 @@ import { ModelStore } from '#lib/store';
 import { makeHandler, type Result } from '../functions/predict/app.ts';
 import { mnistDir, testBucket } from './support/env.ts';
 import { apiEvent, postJson } from './support/events.ts';
-import { startService, type TestService } from './support/service.ts';
+import { startService, storeTrainedModel, type TestService } from './support/service.ts';
 
 let service: TestService;
 before(async () => {
@@ -189,6 +189,36 @@ describe('without a model', () => {
     for (const event of [apiEvent('GET', '/health'), postJson('/predict', { pixels: digitPixels(0) })]) {
       assertError(await handler(event), 503, 'no_model', /npm run train/);
     }
+  });
+
+  test('a cold start whose promoted version will not load serves the previous one, and /health and /model both say so', async () => {
+    await initBackend();
+    const bucket = await testBucket();
+    const store = new ModelStore(bucket.objects);
+    const good = await storeTrainedModel(store);
+    const bad = await storeTrainedModel(store);
+    await store.promote(good);
+    await store.promote(bad);
+    await bucket.objects.put(`models/${bad}/weights.bin`, Buffer.from('broken'));
+    const logger = createLogger({}, () => {});
+    const handler = makeHandler({
+      cache: new ModelCache({ store, refreshSeconds: 60, logger }),
+      logger,
+      backendReady: async () => {},
+      page: async () => '',
+    });
+    const health = await handler(apiEvent('GET', '/health'));
+    assert.equal(health.statusCode, 200);
+    const body = JSON.parse(String(health.body));
+    assert.deepEqual({ ...body, fallback: { ...body.fallback, reason: typeof body.fallback?.reason } }, {
+      status: 'degraded',
+      modelVersion: good,
+      fallback: { from: bad, reason: 'string' },
+    });
+    assert.match(body.fallback.reason, /weights\.bin/);
+    const model = JSON.parse(String((await handler(apiEvent('GET', '/model'))).body));
+    assert.equal(model.modelVersion, good);
+    assert.deepEqual(model.fallback, body.fallback);
   });
 
   test('an unexpected error is a 500 with a generic body and the details only in the log', async () => {

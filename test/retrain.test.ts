@@ -5,6 +5,7 @@ import { BatchClient, DescribeJobsCommand, SubmitJobCommand, type JobDetail, typ
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { initBackend } from '#lib/backend';
+import { PointerChangedError } from '#lib/errors';
 import { createLogger } from '#lib/log';
 import { summarise } from '#lib/evaluate';
 import { createModel } from '#lib/model';
@@ -386,6 +387,22 @@ describe('POST /promote on the embedded S3', () => {
     assert.equal(result.statusCode, 404);
     assert.equal(parse(result.body).error.code, 'version_not_found');
     assert.deepEqual(await store.latest(), before);
+  });
+
+  test('returns 409 pointer_changed when the pointer keeps changing under the promotion', async () => {
+    const version = await saveVersion(0.98);
+    const racing: RetrainDeps['store'] = {
+      list: () => store.list(),
+      metrics: (v) => store.metrics(v),
+      promote: async () => {
+        throw new PointerChangedError(`the serving pointer changed after it was read; ${version} was not promoted`);
+      },
+    };
+    const result = await handlerWith(racing)(request('POST', '/promote', { version }));
+    assert.equal(result.statusCode, 409);
+    const { error } = parse(result.body);
+    assert.equal(error.code, 'pointer_changed');
+    assert.match(error.message, /changed after it was read/);
   });
 
   test('returns 409 for a version whose weights no longer match, leaving the pointer alone', async () => {

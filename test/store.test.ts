@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { before, describe, test } from 'node:test';
 import { initBackend, tf } from '#lib/backend';
-import { ModelIntegrityError } from '#lib/errors';
+import { ModelIntegrityError, PointerChangedError, PointerInvalidError } from '#lib/errors';
 import { summarise } from '#lib/evaluate';
 import { createModel, type Arch } from '#lib/model';
 import type { ObjectStore } from '#lib/objects';
-import { LATEST_KEY, ModelStore, isVersionName, qualityGate, versionName, type MetricsInput } from '#lib/store';
+import { LATEST_KEY, ModelStore, WEIGHTS_MAX_BYTES, isVersionName, qualityGate, versionName, type MetricsInput } from '#lib/store';
 import { testBucket, type TestBucket } from './support/env.ts';
+import { MemoryObjects } from './support/memory-objects.ts';
 
 let bucket: TestBucket;
 before(async () => {
@@ -14,20 +16,23 @@ before(async () => {
   bucket = await testBucket();
 });
 
+/** What createModel({ arch: 'mlp' }) has; a version's metrics must record its real parameter count. */
+const MLP_PARAMS = 269_322;
+
 let clock = Date.UTC(2026, 0, 1);
 function nextVersion(arch: Arch = 'mlp'): string {
   clock += 1000;
   return versionName(arch, new Date(clock));
 }
 
-function metricsFor(version: string, accuracy: number, arch: Arch = 'mlp'): MetricsInput {
+function metricsFor(version: string, accuracy: number, arch: Arch = 'mlp', params = MLP_PARAMS): MetricsInput {
   const confusion = Array.from({ length: 10 }, (_, i) => Array.from({ length: 10 }, (_, j) => (i === j ? 1 : 0)));
   return {
     version,
     arch,
     createdAt: new Date(clock).toISOString(),
     backend: 'wasm',
-    params: 0,
+    params,
     training: { epochs: 1, batchSize: 1, learningRate: 0.001, schedule: 'cosine', seed: 1, history: [], secondsPerEpoch: 0, trainCount: 0, validationCount: 0 },
     test: { ...summarise(confusion, 0.1), accuracy },
   };
@@ -45,15 +50,31 @@ async function saveVersion(store: ModelStore, accuracy = 0.98, seed = 1): Promis
 /** An ObjectStore that fails the n-th put, as a crash or network fault mid-upload would. */
 function failingOnPut(inner: ObjectStore, failAt: (key: string) => boolean): ObjectStore {
   return {
-    get: (key) => inner.get(key),
-    getIfChanged: (key, etag) => inner.getIfChanged(key, etag),
+    get: (key, options) => inner.get(key, options),
+    getIfChanged: (key, etag, options) => inner.getIfChanged(key, etag, options),
     exists: (key) => inner.exists(key),
     list: (prefix) => inner.list(prefix),
-    put: async (key, body, type) => {
+    put: async (key, body, type, condition) => {
       if (failAt(key)) throw new Error(`injected failure writing ${key}`);
-      return inner.put(key, body, type);
+      return inner.put(key, body, type, condition);
     },
   };
+}
+
+const sha256 = (bytes: Buffer | string) => createHash('sha256').update(bytes).digest('hex');
+
+/** Rewrites a version's model.json and/or metrics and records matching checksums, as a forger with write access could. */
+async function forge(version: string, edit: { modelJson?: (json: any) => void; metrics?: (metrics: any) => void }) {
+  const modelKey = `models/${version}/model.json`;
+  const metricsKey = `models/${version}/metrics.json`;
+  const modelJson = JSON.parse((await bucket.objects.get(modelKey))!.body.toString());
+  edit.modelJson?.(modelJson);
+  const text = JSON.stringify(modelJson);
+  const metrics = JSON.parse((await bucket.objects.get(metricsKey))!.body.toString());
+  metrics.artifacts.modelJsonSha256 = sha256(text);
+  edit.metrics?.(metrics);
+  await bucket.objects.put(modelKey, text);
+  await bucket.objects.put(metricsKey, JSON.stringify(metrics));
 }
 
 describe('ModelStore on the embedded S3', () => {
@@ -164,7 +185,9 @@ describe('ModelStore on the embedded S3', () => {
     const store = new ModelStore(bucket.objects);
     const a = await saveVersion(store);
     const b = await saveVersion(store);
-    await Promise.all([store.promote(a), store.promote(b), store.promote(a), store.promote(b)]);
+    const results = await Promise.allSettled([store.promote(a), store.promote(b), store.promote(a), store.promote(b)]);
+    // With conditional writes a promotion may lose every retry; then it says so instead of overwriting.
+    for (const result of results) if (result.status === 'rejected') assert.ok(result.reason instanceof PointerChangedError, String(result.reason));
     const latest = await store.latest();
     assert.ok(latest && [a, b].includes(latest.version));
     await store.verify(latest.version);
@@ -181,6 +204,147 @@ describe('ModelStore on the embedded S3', () => {
     await store.promote(b);
     const second = await store.latestIfChanged(first.etag);
     assert.ok(second && second !== 'unchanged' && second.pointer.version === b);
+  });
+});
+
+describe('the serving pointer is validated by every reader', () => {
+  const valid = { version: '20260101T000000Z-mlp', promotedAt: '2026-01-01T00:00:00.000Z', accuracy: 0.98, arch: 'mlp' };
+  for (const [what, body] of [
+    ['null', 'null'],
+    ['a number', '42'],
+    ['an array', '[]'],
+    ['an empty object', '{}'],
+    ['not JSON', '{"version": '],
+    ['a version that is a path', JSON.stringify({ ...valid, version: '../x' })],
+    ['an unknown arch', JSON.stringify({ ...valid, arch: 'rnn' })],
+    ['a string accuracy', JSON.stringify({ ...valid, accuracy: '0.98' })],
+    ['a previous that is not a version', JSON.stringify({ ...valid, previous: 7 })],
+    ['over the size cap', JSON.stringify({ ...valid, forced: { reason: 'x'.repeat(20_000) } })],
+  ] as const) {
+    test(`${what} is a PointerInvalidError from latest() and latestIfChanged()`, async () => {
+      const objects = new MemoryObjects();
+      await objects.put(LATEST_KEY, body);
+      const store = new ModelStore(objects);
+      await assert.rejects(store.latest(), PointerInvalidError);
+      await assert.rejects(store.latestIfChanged(undefined), PointerInvalidError);
+    });
+  }
+
+  test('an operator promotion replaces an invalid pointer', async () => {
+    const store = new ModelStore(bucket.objects);
+    const version = await saveVersion(store);
+    await bucket.objects.put(LATEST_KEY, 'null');
+    const pointer = await store.promote(version);
+    assert.equal(pointer.previous, undefined);
+    assert.deepEqual(await store.latest(), pointer);
+  });
+});
+
+describe('loading refuses oversized or inconsistent versions before building anything', () => {
+  test('metrics recording more parameters than served are refused before the weights are read', async () => {
+    const store = new ModelStore(bucket.objects);
+    const version = await saveVersion(store);
+    const huge = WEIGHTS_MAX_BYTES / 4 + 1;
+    await forge(version, { metrics: (m) => Object.assign(m, { params: huge, artifacts: { ...m.artifacts, weightsBytes: huge * 4 } }) });
+    await assert.rejects(store.load(version), /records \d+ parameters; at most \d+ are served/);
+  });
+
+  test('a weights object larger than its metrics record is refused from its size, not its checksum', async () => {
+    const store = new ModelStore(bucket.objects);
+    const version = await saveVersion(store);
+    const key = `models/${version}/weights.bin`;
+    const weights = (await bucket.objects.get(key))!.body;
+    await bucket.objects.put(key, Buffer.concat([weights, Buffer.alloc(4096)]));
+    await assert.rejects(store.load(version), /weights\.bin is \d+ bytes, over the \d+-byte limit/);
+  });
+
+  test('a topology that disagrees with the recorded parameters is refused before building, and allocates nothing', async () => {
+    const store = new ModelStore(bucket.objects);
+    const version = await saveVersion(store);
+    await forge(version, { modelJson: (json) => (json.modelTopology.config.layers[1].config.units = 300) });
+    const tensors = tf.memory().numTensors;
+    await assert.rejects(store.load(version), /describes \d+ parameters; its metrics record 269322/);
+    assert.equal(tf.memory().numTensors, tensors);
+  });
+
+  test('both architectures pass the topology check and load', async () => {
+    const store = new ModelStore(bucket.objects);
+    for (const arch of ['mlp', 'cnn'] as const) {
+      const version = nextVersion(arch);
+      const model = createModel({ arch });
+      await store.save(model, metricsFor(version, 0.99, arch, model.countParams()));
+      model.dispose();
+      const loaded = await store.load(version);
+      assert.equal(loaded.model.countParams(), loaded.metrics.params);
+      loaded.model.dispose();
+    }
+  });
+
+  test('a build that fails after verification disposes every tensor it allocated', async () => {
+    const store = new ModelStore(bucket.objects);
+    const version = await saveVersion(store);
+    await forge(version, { modelJson: (json) => (json.weightsManifest[0].weights[0].name = 'not/a/layer/weight') });
+    const tensors = tf.memory().numTensors;
+    await assert.rejects(store.load(version), /could not be built/);
+    assert.equal(tf.memory().numTensors, tensors);
+  });
+});
+
+describe('promotion is conditional on the pointer its decision was based on', () => {
+  async function memoryStore() {
+    const store = new ModelStore(new MemoryObjects());
+    return { store, a: await saveVersion(store), b: await saveVersion(store), c: await saveVersion(store) };
+  }
+
+  test('a promotion based on a pointer that has since changed is refused and changes nothing', async () => {
+    const { store, a, b, c } = await memoryStore();
+    await store.promote(a);
+    const basis = await store.pointerState();
+    await store.promote(b);
+    const before = await store.latest();
+    await assert.rejects(store.promote(c, { basedOn: basis }), PointerChangedError);
+    assert.deepEqual(await store.latest(), before);
+  });
+
+  test('a first promotion based on "no pointer yet" is refused once another one exists', async () => {
+    const { store, a, b } = await memoryStore();
+    const basis = await store.pointerState();
+    await store.promote(a);
+    await assert.rejects(store.promote(b, { basedOn: basis }), (error: unknown) => error instanceof PointerChangedError && error.status === 409);
+    assert.equal((await store.latest())?.version, a);
+  });
+
+  test('previous names the pointer the decision was based on', async () => {
+    const { store, a, b } = await memoryStore();
+    await store.promote(a);
+    const pointer = await store.promote(b, { basedOn: await store.pointerState() });
+    assert.equal(pointer.previous, a);
+  });
+
+  test('an operator promotion retries a lost race and names the version it really replaced', async () => {
+    const objects = new MemoryObjects();
+    const store = new ModelStore(objects);
+    const [a, b, c] = [await saveVersion(store), await saveVersion(store), await saveVersion(store)];
+    await store.promote(a);
+    // Another writer lands between this promotion's read of the pointer and its write, once.
+    let raced = false;
+    const racing = new ModelStore({
+      get: (key, options) => objects.get(key, options),
+      getIfChanged: async (key, etag, options) => {
+        const read = await objects.getIfChanged(key, etag, options);
+        if (key === LATEST_KEY && !raced) {
+          raced = true;
+          await store.promote(b);
+        }
+        return read;
+      },
+      exists: (key) => objects.exists(key),
+      list: (prefix) => objects.list(prefix),
+      put: (key, body, type, condition) => objects.put(key, body, type, condition),
+    });
+    const pointer = await racing.promote(c);
+    assert.equal(pointer.previous, b);
+    assert.equal((await store.latest())?.version, c);
   });
 });
 

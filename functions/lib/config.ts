@@ -3,6 +3,7 @@
  * process before it serves or trains anything.
  */
 import { ConfigError } from './errors.ts';
+import { S3_TIMEOUT_DEFAULTS, type S3Timeouts } from './objects.ts';
 
 /** The key pair requests to S3_ENDPOINT are signed with (the embedded S3 accepts only its own). */
 export interface S3Credentials {
@@ -21,6 +22,8 @@ export interface Config {
   mnistDir?: string;
   mnistBaseUrl?: string;
   modelRefreshSeconds: number;
+  /** S3_CONNECT_TIMEOUT_MS, S3_REQUEST_TIMEOUT_MS. */
+  s3Timeouts: S3Timeouts;
   /** Overrides the per-architecture minimum of the quality gate. */
   minAccuracy?: number;
   /** Where local state (the embedded S3's files, the dataset cache) lives. */
@@ -77,6 +80,10 @@ export function readConfig(env: Env = process.env): Config {
     mnistDir: optional(env, 'MNIST_DIR'),
     mnistBaseUrl: url(env, 'MNIST_BASE_URL'),
     modelRefreshSeconds: numberFrom(env, 'MODEL_REFRESH_SECONDS', 60, 0, 86_400),
+    s3Timeouts: {
+      connectMs: numberFrom(env, 'S3_CONNECT_TIMEOUT_MS', S3_TIMEOUT_DEFAULTS.connectMs, 100, 120_000),
+      requestMs: numberFrom(env, 'S3_REQUEST_TIMEOUT_MS', S3_TIMEOUT_DEFAULTS.requestMs, 100, 600_000),
+    },
     minAccuracy: numberFrom(env, 'MIN_ACCURACY', undefined, 0, 1),
     dataDir: optional(env, 'DATA_DIR') ?? '.data',
   };

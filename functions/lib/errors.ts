@@ -67,6 +67,38 @@ export class ModelIntegrityError extends Error {
   override name = 'ModelIntegrityError';
 }
 
+/** The serving pointer (models/latest.json) is not a pointer: wrong shape, bad version name, not JSON, too big. */
+export class PointerInvalidError extends ModelIntegrityError {
+  override name = 'PointerInvalidError';
+}
+
+/** The serving pointer changed between the read a decision was based on and the write that acts on it. */
+export class PointerChangedError extends ConflictError {
+  constructor(message: string) {
+    super(message, 'pointer_changed');
+  }
+}
+
+/** A conditional write found the object changed (S3's 412 PreconditionFailed, or 409 ConditionalRequestConflict). */
+export class WriteConflictError extends Error {
+  override name = 'WriteConflictError';
+  constructor(readonly key: string) {
+    super(`${key} changed since it was read; the conditional write was refused`);
+  }
+}
+
+/** An object is larger than the reader allows; nothing past the limit was read. */
+export class ObjectTooLargeError extends Error {
+  override name = 'ObjectTooLargeError';
+  constructor(
+    readonly key: string,
+    readonly maxBytes: number,
+    size?: number,
+  ) {
+    super(`${key} is ${size === undefined ? 'over' : `${size} bytes, over`} the ${maxBytes}-byte limit for it`);
+  }
+}
+
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }

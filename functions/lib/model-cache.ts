@@ -4,18 +4,22 @@
  * that arrive meanwhile share that one load. Afterwards the pointer is
  * re-checked (by ETag) at most every `refreshSeconds`, in the background, and
  * a newly promoted version replaces the old one only once it has loaded and
- * verified. A version that fails to load never replaces a working one.
+ * verified. A version that fails to load never replaces a working one; a
+ * cold process whose promoted version fails serves the pointer's `previous`
+ * instead, if that one verifies, and says so (`fallback`).
  */
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { UnavailableError } from './errors.ts';
+import { PointerInvalidError, UnavailableError } from './errors.ts';
 import type { Logger } from './log.ts';
-import type { LatestPointer, ModelMetrics, ModelStore } from './store.ts';
+import { LATEST_KEY, type LatestPointer, type LoadedModel, type ModelMetrics, type ModelStore } from './store.ts';
 
 export interface ServingModel {
   version: string;
   model: tfl.LayersModel;
   metrics: ModelMetrics;
   pointer: LatestPointer;
+  /** Set when this is the pointer's `previous`, served because the promoted version would not load. */
+  fallback?: { from: string; reason: string };
 }
 
 export interface ModelCacheOptions {
@@ -31,6 +35,9 @@ export interface ModelCacheOptions {
 
 export const NO_MODEL_MESSAGE =
   'no model has been promoted yet: train one with `npm run train` (locally) or `npm run retrain` (deployed), then try again';
+
+const unloadable = (version: string) =>
+  new UnavailableError(`the promoted model ${version} could not be loaded; promote a working version`, 'model_unloadable', 30);
 
 export class ModelCache {
   private serving: ServingModel | undefined;
@@ -48,7 +55,8 @@ export class ModelCache {
   /** The serving model, loading it first if needed; throws UnavailableError when there is none. */
   async get(): Promise<ServingModel> {
     if (this.serving) {
-      if (this.refreshDue()) void this.refresh();
+      // Nobody awaits a background refresh, so its failure must end here, never as an unhandled rejection.
+      if (this.refreshDue()) this.refresh().catch((error: unknown) => this.options.logger.error('background model refresh failed', { error }));
       return this.serving;
     }
     await this.refresh();
@@ -79,36 +87,67 @@ export class ModelCache {
     try {
       latest = await store.latestIfChanged(this.serving ? this.etag : undefined);
     } catch (error) {
-      logger.error('could not read the model pointer', { error });
+      const invalid = error instanceof PointerInvalidError;
+      logger.error(invalid ? 'the model pointer is invalid' : 'could not read the model pointer', { error, modelVersion: this.serving?.version });
       if (this.serving) return;
+      if (invalid) throw new UnavailableError(`${LATEST_KEY} is invalid (${error.message}); promote a version to repair it`, 'pointer_invalid', 30);
       throw new UnavailableError('model storage is unreachable; try again shortly', 'storage_unavailable', this.options.retryAfterSeconds ?? 5);
     }
     this.lastCheck = this.now();
     if (latest === undefined || latest === 'unchanged') return;
     const { pointer, etag } = latest;
-    if (pointer.version === this.serving?.version || pointer.version === this.rejected) {
-      this.etag = etag;
+    this.etag = etag;
+    if (this.serving && pointer.version === this.serving.version) {
+      // Re-promoted (e.g. a rollback to the version a fallback is serving): it is now served as promoted.
+      const { fallback: _, ...serving } = this.serving;
+      this.serving = { ...serving, pointer };
+      return;
+    }
+    if (pointer.version === this.rejected) {
+      if (!this.serving) throw unloadable(pointer.version);
       return;
     }
     try {
-      const { model, metrics } = await store.load(pointer.version, this.options.backendReady);
-      const previous = this.serving;
-      this.serving = { version: pointer.version, model, metrics, pointer };
-      this.etag = etag;
-      this.rejected = undefined;
-      previous?.model.dispose();
-      logger.info('model loaded', { modelVersion: pointer.version, previous: previous?.version, accuracy: metrics.test.accuracy });
+      this.replace(pointer, await store.load(pointer.version, this.options.backendReady));
     } catch (error) {
-      this.etag = etag;
       this.rejected = pointer.version;
-      logger.error('promoted model failed to load; keeping the current one', {
-        error,
-        failedVersion: pointer.version,
-        modelVersion: this.serving?.version,
-      });
-      if (!this.serving) {
-        throw new UnavailableError(`the promoted model ${pointer.version} could not be loaded; promote a working version`, 'model_unloadable', 30);
+      if (this.serving) {
+        logger.error('promoted model failed to load; keeping the current one', { error, failedVersion: pointer.version, modelVersion: this.serving.version });
+      } else if (!(await this.fallBack(pointer, error))) {
+        throw unloadable(pointer.version);
       }
     }
+  }
+
+  private replace(pointer: LatestPointer, loaded: LoadedModel, fallback?: ServingModel['fallback']): void {
+    const previous = this.serving;
+    this.serving = { version: loaded.metrics.version, ...loaded, pointer, ...(fallback ? { fallback } : {}) };
+    this.rejected = fallback?.from;
+    previous?.model.dispose();
+    this.options.logger.info('model loaded', { modelVersion: loaded.metrics.version, previous: previous?.version, accuracy: loaded.metrics.test.accuracy });
+  }
+
+  /** Cold, with a promoted version that will not load: serve the pointer's `previous` if it verifies. */
+  private async fallBack(pointer: LatestPointer, failure: unknown): Promise<boolean> {
+    const { store, logger } = this.options;
+    const reason = (failure as Error).message;
+    const previous = pointer.previous;
+    if (previous === undefined || previous === pointer.version) {
+      logger.error('promoted model failed to load and there is no previous version to fall back to', { error: failure, failedVersion: pointer.version });
+      return false;
+    }
+    try {
+      this.replace(pointer, await store.load(previous, this.options.backendReady), { from: pointer.version, reason });
+    } catch (error) {
+      logger.error('promoted model failed to load, and so did the previous version', { error: failure, failedVersion: pointer.version, previous, previousError: error });
+      return false;
+    }
+    logger.error('promoted model failed to load; SERVING THE PREVIOUS VERSION instead', {
+      error: failure,
+      failedVersion: pointer.version,
+      modelVersion: previous,
+      fallback: true,
+    });
+    return true;
   }
 }

@@ -12,18 +12,32 @@ import {
   S3ServiceException,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
+import { ObjectTooLargeError, WriteConflictError } from './errors.ts';
 
 export interface StoredObject {
   body: Buffer;
   etag?: string;
 }
 
+export interface ReadOptions {
+  /**
+   * Larger objects fail with ObjectTooLargeError before their body is read. A
+   * promise is awaited once the object's size is known, so a cap that depends
+   * on another read does not cost a second round trip.
+   */
+  maxBytes?: number | Promise<number>;
+}
+
+/** A put that only succeeds if the key still has this ETag, or (`ifNoneMatch: '*'`) does not exist yet. */
+export type WriteCondition = { ifMatch: string } | { ifNoneMatch: '*' };
+
 export interface ObjectStore {
   /** The object, or undefined when the key does not exist. */
-  get(key: string): Promise<StoredObject | undefined>;
+  get(key: string, options?: ReadOptions): Promise<StoredObject | undefined>;
   /** 'unchanged' when the object still has `etag`; undefined when the key does not exist. */
-  getIfChanged(key: string, etag: string | undefined): Promise<StoredObject | 'unchanged' | undefined>;
-  put(key: string, body: Buffer | string, contentType?: string): Promise<void>;
+  getIfChanged(key: string, etag: string | undefined, options?: ReadOptions): Promise<StoredObject | 'unchanged' | undefined>;
+  /** Throws WriteConflictError when `condition` no longer holds. */
+  put(key: string, body: Buffer | string, contentType?: string, condition?: WriteCondition): Promise<void>;
   exists(key: string): Promise<boolean>;
   /** Every key under the prefix, in lexical order. */
   list(prefix: string): Promise<string[]>;
@@ -36,11 +50,42 @@ export interface S3Settings {
   region?: string;
   /** Used only with `endpoint`. */
   credentials?: { accessKeyId: string; secretAccessKey: string };
+  timeouts?: S3Timeouts;
 }
+
+export interface S3Timeouts {
+  /** To establish a connection. */
+  connectMs: number;
+  /** For the response to start, and then the longest silence while it is read. */
+  requestMs: number;
+}
+
+/**
+ * Without these the SDK waits forever on a stalled (not refused) connection:
+ * a cold Lambda would spend its whole timeout, a server's background refresh
+ * would never end. With the SDK's three attempts a stalled read gives up in
+ * about 8 s, inside the predict function's 10 s; a model file is at most a
+ * few MB. A slow uplink uploading MNIST to a remote bucket may need more
+ * (S3_REQUEST_TIMEOUT_MS).
+ */
+export const S3_TIMEOUT_DEFAULTS: S3Timeouts = { connectMs: 1_000, requestMs: 2_500 };
+
+/**
+ * For the embedded S3, which runs inside the calling process: it answers only
+ * when that process's event loop is free, and a training batch or a test's
+ * hashing can hold it for seconds. There a short timeout guards against no
+ * real stall and only fails healthy requests.
+ */
+export const IN_PROCESS_S3_TIMEOUTS: S3Timeouts = { connectMs: 5_000, requestMs: 60_000 };
 
 /** Builds the one S3 client a process uses, with what s3rver needs when an endpoint is set. */
 export function createS3Client(settings: S3Settings): S3Client {
-  const config: S3ClientConfig = { region: settings.region ?? process.env.AWS_REGION ?? 'us-east-1' };
+  const { connectMs, requestMs } = settings.timeouts ?? S3_TIMEOUT_DEFAULTS;
+  const config: S3ClientConfig = {
+    region: settings.region ?? process.env.AWS_REGION ?? 'us-east-1',
+    // throwOnRequestTimeout: otherwise the SDK only logs a warning and keeps waiting.
+    requestHandler: { connectionTimeout: connectMs, requestTimeout: requestMs, socketTimeout: requestMs, throwOnRequestTimeout: true },
+  };
   if (settings.endpoint) {
     config.endpoint = settings.endpoint;
     // s3rver serves path-style only, and mis-stores bodies sent with the SDK's default flexible checksums.
@@ -61,31 +106,75 @@ function isNotModified(error: unknown): boolean {
   return error instanceof S3ServiceException && error.$metadata.httpStatusCode === 304;
 }
 
+/** 412: the condition failed; 409: S3 saw a concurrent conditional write to the same key. */
+function isConflict(error: unknown): boolean {
+  if (!(error instanceof S3ServiceException)) return false;
+  return error.name === 'PreconditionFailed' || error.name === 'ConditionalRequestConflict' || error.$metadata.httpStatusCode === 412;
+}
+
+/** Reads a body, failing as soon as it passes `maxBytes` whatever its Content-Length claimed. */
+async function readCapped(body: AsyncIterable<Uint8Array>, key: string, maxBytes: number): Promise<Buffer> {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of body) {
+    total += chunk.byteLength;
+    if (total > maxBytes) throw new ObjectTooLargeError(key, maxBytes);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, total);
+}
+
 export class S3ObjectStore implements ObjectStore {
   constructor(
     private readonly client: S3Client,
     private readonly bucket: string,
   ) {}
 
-  async get(key: string): Promise<StoredObject | undefined> {
-    const result = await this.getIfChanged(key, undefined);
+  async get(key: string, options: ReadOptions = {}): Promise<StoredObject | undefined> {
+    const result = await this.getIfChanged(key, undefined, options);
     return result === 'unchanged' ? undefined : result;
   }
 
-  async getIfChanged(key: string, etag: string | undefined): Promise<StoredObject | 'unchanged' | undefined> {
+  async getIfChanged(key: string, etag: string | undefined, options: ReadOptions = {}): Promise<StoredObject | 'unchanged' | undefined> {
+    let out;
     try {
-      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, IfNoneMatch: etag }));
-      const bytes = await out.Body!.transformToByteArray();
-      return { body: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), etag: out.ETag };
+      out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, IfNoneMatch: etag }));
     } catch (error) {
       if (isNotModified(error)) return 'unchanged';
       if (isMissing(error)) return undefined;
       throw error;
     }
+    const body = out.Body as unknown as AsyncIterable<Uint8Array> & { destroy(): void };
+    let maxBytes = Number.POSITIVE_INFINITY;
+    try {
+      maxBytes = (await options.maxBytes) ?? maxBytes;
+    } catch (error) {
+      body.destroy();
+      throw error;
+    }
+    if ((out.ContentLength ?? 0) > maxBytes) {
+      body.destroy();
+      throw new ObjectTooLargeError(key, maxBytes, out.ContentLength);
+    }
+    return { body: await readCapped(body, key, maxBytes), etag: out.ETag };
   }
 
-  async put(key: string, body: Buffer | string, contentType = 'application/octet-stream'): Promise<void> {
-    await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentType: contentType }));
+  async put(key: string, body: Buffer | string, contentType = 'application/octet-stream', condition?: WriteCondition): Promise<void> {
+    const command = new PutObjectCommand({
+      Bucket: this.bucket,
+      Key: key,
+      Body: body,
+      ContentType: contentType,
+      ...(condition && 'ifMatch' in condition ? { IfMatch: condition.ifMatch } : {}),
+      ...(condition && 'ifNoneMatch' in condition ? { IfNoneMatch: condition.ifNoneMatch } : {}),
+    });
+    try {
+      await this.client.send(command);
+    } catch (error) {
+      // S3 answers If-Match on a key that no longer exists with 404: the object changed all the same.
+      if (condition && (isConflict(error) || ('ifMatch' in condition && isMissing(error)))) throw new WriteConflictError(key);
+      throw error;
+    }
   }
 
   async exists(key: string): Promise<boolean> {

@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import type { Config, S3Credentials } from './config.ts';
-import { createS3Client, S3ObjectStore, type ObjectStore } from './objects.ts';
+import { createS3Client, IN_PROCESS_S3_TIMEOUTS, S3ObjectStore, type ObjectStore } from './objects.ts';
 
 export interface Storage {
   objects: ObjectStore;
@@ -20,7 +20,13 @@ export interface Storage {
 export async function openStorage(config: Config): Promise<Storage> {
   if (config.bucket || config.s3Endpoint) {
     if (!config.bucket) throw new Error('S3_ENDPOINT is set but BUCKET is not: set both, or neither to use the embedded S3');
-    const client = createS3Client({ bucket: config.bucket, endpoint: config.s3Endpoint, region: config.region, credentials: config.s3Credentials });
+    const client = createS3Client({
+      bucket: config.bucket,
+      endpoint: config.s3Endpoint,
+      region: config.region,
+      credentials: config.s3Credentials,
+      timeouts: config.s3Timeouts,
+    });
     return {
       objects: new S3ObjectStore(client, config.bucket),
       bucket: config.bucket,
@@ -33,7 +39,7 @@ export async function openStorage(config: Config): Promise<Storage> {
   // Imported only here: s3rver is a devDependency and never part of a Lambda bundle or the training image.
   const { startEmbeddedS3 } = await import('./embedded-s3.ts');
   const server = await startEmbeddedS3({ directory: path.join(config.dataDir, 's3') });
-  const client = createS3Client({ bucket: server.bucket, endpoint: server.endpoint, region: config.region, credentials: server.credentials });
+  const client = createS3Client({ bucket: server.bucket, endpoint: server.endpoint, region: config.region, credentials: server.credentials, timeouts: IN_PROCESS_S3_TIMEOUTS });
   return {
     objects: new S3ObjectStore(client, server.bucket),
     bucket: server.bucket,

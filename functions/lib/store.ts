@@ -8,21 +8,38 @@
  * a version is complete exactly when its metrics.json exists and matches.
  * Promotion is one write of latest.json, made only after the version has been
  * read back and verified; rollback is the same write with an older version.
+ * That write is conditional on the pointer its caller's decision was based on
+ * (If-Match on its ETag), so a promotion never silently undoes another one.
+ *
+ * Every read has a size cap checked before the body is read, and nothing is
+ * built before the files match their checksums and the topology matches the
+ * recorded parameter count.
  */
 import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { ModelIntegrityError } from './errors.ts';
+import { ModelIntegrityError, ObjectTooLargeError, PointerChangedError, PointerInvalidError, WriteConflictError } from './errors.ts';
 import type { Evaluation } from './evaluate.ts';
-import type { Arch } from './model.ts';
+import { isArch, type Arch } from './model.ts';
+import type { ObjectStore, ReadOptions, StoredObject } from './objects.ts';
+import { topologyParams } from './topology.ts';
 import type { Schedule, TrainResult } from './train-loop.ts';
-import type { ObjectStore } from './objects.ts';
 
 export const MODELS_PREFIX = 'models/';
 export const LATEST_KEY = 'models/latest.json';
 const WEIGHTS_FILE = 'weights.bin';
 const MODEL_FILE = 'model.json';
 const METRICS_FILE = 'metrics.json';
+
+/** Far above what these files hold (a pointer is ~200 bytes, a CNN's model.json ~4 KB, metrics ~20 KB). */
+const POINTER_MAX_BYTES = 16 * 1024;
+const MODEL_JSON_MAX_BYTES = 256 * 1024;
+const METRICS_MAX_BYTES = 1024 * 1024;
+/** Whatever a version's metrics claim, no weights file larger than this is read (the CNN's is 150 KB, the MLP's 1 MB). */
+export const WEIGHTS_MAX_BYTES = 64 * 1024 * 1024;
+const BYTES_PER_PARAM = 4;
+/** A promotion that did not base its decision on a pointer re-reads it and tries again this many times on a race. */
+const PROMOTE_ATTEMPTS = 3;
 
 /** e.g. 20261125T220000Z-mlp: sorts by time and names its architecture. */
 const VERSION_PATTERN = /^\d{8}T\d{6}Z-[a-z0-9]+$/;
@@ -69,6 +86,15 @@ export interface LatestPointer {
   previous?: string;
 }
 
+/** The pointer as read, with the ETag a conditional write of it must match. */
+export interface PointerState {
+  pointer?: LatestPointer;
+  /** Unset when there is no pointer yet (then a write requires that there still is none). */
+  etag?: string;
+  /** Why the stored pointer is not a pointer; a promotion based on this state replaces it. */
+  invalid?: string;
+}
+
 export interface VersionSummary {
   version: string;
   arch: Arch;
@@ -91,13 +117,60 @@ function versionKey(version: string, file: string): string {
   return `${MODELS_PREFIX}${version}/${file}`;
 }
 
-function parseJson<T>(bytes: Buffer, what: string): T {
+function parseJson<T>(bytes: Buffer, what: string, Invalid = ModelIntegrityError): T {
   try {
     return JSON.parse(bytes.toString('utf8')) as T;
   } catch {
-    throw new ModelIntegrityError(`${what} is not valid JSON`);
+    throw new Invalid(`${what} is not valid JSON`);
   }
 }
+
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/** The one reader of the pointer's bytes: anything but a well-formed pointer is a PointerInvalidError. */
+export function parsePointer(bytes: Buffer): LatestPointer {
+  const value = parseJson<unknown>(bytes, LATEST_KEY, PointerInvalidError);
+  const invalid = (why: string) => new PointerInvalidError(`${LATEST_KEY} ${why}`);
+  if (!isObject(value)) throw invalid(`must be a JSON object; it is ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value}`);
+  if (!isVersionName(value.version)) throw invalid(`names no model version (version: ${JSON.stringify(value.version) ?? 'missing'})`);
+  if (typeof value.promotedAt !== 'string') throw invalid('has no promotedAt time');
+  if (typeof value.accuracy !== 'number' || !Number.isFinite(value.accuracy)) throw invalid('has no numeric accuracy');
+  if (!isArch(value.arch)) throw invalid(`has an unknown arch ${JSON.stringify(value.arch)}`);
+  if (value.previous !== undefined && !isVersionName(value.previous)) throw invalid('has a previous that is not a version name');
+  if (value.forced !== undefined && !(isObject(value.forced) && typeof value.forced.reason === 'string')) throw invalid('has a malformed forced');
+  return value as unknown as LatestPointer;
+}
+
+/** Checks the fields the loader relies on before trusting any of them. */
+function parseMetrics(bytes: Buffer, version: string): ModelMetrics {
+  const value = parseJson<Record<string, unknown>>(bytes, `metrics of ${version}`);
+  const artifacts = isObject(value) && isObject(value.artifacts) ? value.artifacts : undefined;
+  const count = (n: unknown) => typeof n === 'number' && Number.isSafeInteger(n) && n >= 0;
+  if (!artifacts || value.version !== version || !count(value.params) || !count(artifacts.weightsBytes)) {
+    throw new ModelIntegrityError(`metrics of ${version} are malformed (version, params or artifacts)`);
+  }
+  if (typeof artifacts.weightsSha256 !== 'string' || typeof artifacts.modelJsonSha256 !== 'string') {
+    throw new ModelIntegrityError(`metrics of ${version} record no checksums`);
+  }
+  return value as unknown as ModelMetrics;
+}
+
+/** The weights' size a version's metrics allow: float32, one per recorded parameter, and under the global cap. */
+function weightsLimit(metrics: ModelMetrics): number {
+  const expected = metrics.params * BYTES_PER_PARAM;
+  if (expected > WEIGHTS_MAX_BYTES) {
+    throw new ModelIntegrityError(`version ${metrics.version} records ${metrics.params} parameters; at most ${WEIGHTS_MAX_BYTES / BYTES_PER_PARAM} are served`);
+  }
+  if (metrics.artifacts.weightsBytes !== expected) {
+    throw new ModelIntegrityError(
+      `version ${metrics.version} records ${metrics.artifacts.weightsBytes} bytes of weights for ${metrics.params} float32 parameters (${expected} bytes)`,
+    );
+  }
+  return expected;
+}
+
+/** Every tfjs variable a build registers, so one that fails half-way can be undone. */
+const variableNames = () => new Set(Object.keys(tf.engine().registeredVariables));
 
 export class ModelStore {
   constructor(private readonly objects: ObjectStore) {}
@@ -145,9 +218,21 @@ export class ModelStore {
     return (await this.objects.get(versionKey(version, file)))?.body;
   }
 
+  /** A capped read whose size failure is an integrity failure (of the pointer, or of a version). */
+  private async read(key: string, maxBytes: ReadOptions['maxBytes']): Promise<StoredObject | undefined>;
+  private async read(key: string, maxBytes: ReadOptions['maxBytes'], etag: string | undefined): Promise<StoredObject | 'unchanged' | undefined>;
+  private async read(key: string, maxBytes: ReadOptions['maxBytes'], etag?: string): Promise<StoredObject | 'unchanged' | undefined> {
+    try {
+      return await this.objects.getIfChanged(key, etag, { maxBytes });
+    } catch (error) {
+      if (!(error instanceof ObjectTooLargeError)) throw error;
+      throw key === LATEST_KEY ? new PointerInvalidError(error.message) : new ModelIntegrityError(error.message);
+    }
+  }
+
   async metrics(version: string): Promise<ModelMetrics | undefined> {
-    const stored = await this.objects.get(versionKey(version, METRICS_FILE));
-    return stored && parseJson<ModelMetrics>(stored.body, `metrics of ${version}`);
+    const stored = await this.read(versionKey(version, METRICS_FILE), METRICS_MAX_BYTES);
+    return stored && parseMetrics(stored.body, version);
   }
 
   /** Reads a version's artifacts and checks them against the checksums in its metrics. */
@@ -155,9 +240,15 @@ export class ModelStore {
     // Keys first: a bad version name throws before any request is in flight.
     const modelKey = versionKey(version, MODEL_FILE);
     const weightsKey = versionKey(version, WEIGHTS_FILE);
-    // All three at once: a cold start waits for one round trip to storage instead of two.
-    const [metrics, modelJson, weights] = await Promise.all([this.metrics(version), this.objects.get(modelKey), this.objects.get(weightsKey)]);
-    if (!metrics) throw new ModelIntegrityError(`version ${version} is missing or incomplete (no ${METRICS_FILE})`);
+    const incomplete = () => new ModelIntegrityError(`version ${version} is missing or incomplete (no ${METRICS_FILE})`);
+    const reading = this.metrics(version);
+    // The weights' cap comes from the metrics, but is only awaited once the weights' size is known:
+    // a cold start still waits for one round trip to storage, not two.
+    const weightsCap = reading.then((m) => (m ? weightsLimit(m) : Promise.reject(incomplete())));
+    // Awaited only once the weights' response arrives (if ever): until then a rejection is not unhandled, just early.
+    weightsCap.catch(() => {});
+    const [metrics, modelJson, weights] = await Promise.all([reading, this.read(modelKey, MODEL_JSON_MAX_BYTES), this.read(weightsKey, weightsCap)]);
+    if (!metrics) throw incomplete();
     if (!modelJson || !weights) throw new ModelIntegrityError(`version ${version} is missing ${!modelJson ? MODEL_FILE : WEIGHTS_FILE}`);
     if (sha256(modelJson.body) !== metrics.artifacts.modelJsonSha256) {
       throw new ModelIntegrityError(`${MODEL_FILE} of ${version} does not match its recorded checksum`);
@@ -168,6 +259,10 @@ export class ModelStore {
       );
     }
     const json = parseJson<tf.io.ModelJSON>(modelJson.body, `${MODEL_FILE} of ${version}`);
+    const described = topologyParams(json.modelTopology);
+    if (described !== metrics.params) {
+      throw new ModelIntegrityError(`${MODEL_FILE} of ${version} describes ${described} parameters; its metrics record ${metrics.params}`);
+    }
     const weightSpecs = json.weightsManifest?.flatMap((group) => group.weights) ?? [];
     const weightData = weights.body.buffer.slice(weights.body.byteOffset, weights.body.byteOffset + weights.body.byteLength) as ArrayBuffer;
     return {
@@ -185,24 +280,55 @@ export class ModelStore {
   async load(version: string, beforeBuild?: () => Promise<unknown>): Promise<LoadedModel> {
     const { metrics, artifacts } = await this.verify(version);
     await beforeBuild?.();
+    const existing = variableNames();
+    let weights: tf.NamedTensorMap = {};
     try {
-      const model = await tfl.loadLayersModel(tf.io.fromMemory(artifacts));
+      // Topology first, weights set here rather than by tfjs: on a failure it would leave the decoded weights allocated.
+      const { weightData, weightSpecs, ...topology } = artifacts;
+      const model = await tfl.loadLayersModel(tf.io.fromMemory(topology));
+      weights = tf.io.decodeWeights(weightData!, weightSpecs!);
+      model.loadWeights(weights);
       return { model, metrics };
     } catch (error) {
+      const registered = tf.engine().registeredVariables;
+      for (const name of Object.keys(registered)) if (!existing.has(name)) registered[name]!.dispose();
       throw new ModelIntegrityError(`version ${version} could not be built: ${(error as Error).message}`);
+    } finally {
+      tf.dispose(weights);
     }
   }
 
+  /** The serving pointer; throws PointerInvalidError when the stored one is malformed. */
   async latest(): Promise<LatestPointer | undefined> {
-    const stored = await this.objects.get(LATEST_KEY);
-    return stored && parseJson<LatestPointer>(stored.body, LATEST_KEY);
+    const stored = await this.readPointer(undefined);
+    return stored === 'unchanged' ? undefined : stored?.pointer;
+  }
+
+  /**
+   * The pointer and its ETag: what a decision to promote is based on (see
+   * `promote`'s `basedOn`). A malformed pointer is reported, not thrown, so a
+   * promotion can replace it.
+   */
+  async pointerState(): Promise<PointerState> {
+    const stored = await this.read(LATEST_KEY, POINTER_MAX_BYTES);
+    if (!stored) return {};
+    try {
+      return { pointer: parsePointer(stored.body), etag: stored.etag };
+    } catch (error) {
+      if (!(error instanceof PointerInvalidError)) throw error;
+      return { etag: stored.etag, invalid: error.message };
+    }
   }
 
   /** The pointer unless it still has `etag` — a cheap re-check for long-running servers. */
   async latestIfChanged(etag: string | undefined): Promise<{ pointer: LatestPointer; etag?: string } | 'unchanged' | undefined> {
-    const stored = await this.objects.getIfChanged(LATEST_KEY, etag);
+    return this.readPointer(etag);
+  }
+
+  private async readPointer(etag: string | undefined): Promise<{ pointer: LatestPointer; etag?: string } | 'unchanged' | undefined> {
+    const stored = await this.read(LATEST_KEY, POINTER_MAX_BYTES, etag);
     if (stored === undefined || stored === 'unchanged') return stored;
-    return { pointer: parseJson<LatestPointer>(stored.body, LATEST_KEY), etag: stored.etag };
+    return { pointer: parsePointer(stored.body), etag: stored.etag };
   }
 
   /** The metrics of every complete version, oldest first. */
@@ -232,11 +358,25 @@ export class ModelStore {
 
   /**
    * Points `models/latest.json` at a verified version (promotion or rollback).
-   * The pointer is the only thing written, and only after verification.
+   * The pointer is the only thing written, and only after verification, and
+   * only if it is still the one `basedOn` read: otherwise PointerChangedError.
+   * Without `basedOn` (an operator naming the version to serve) it reads the
+   * pointer itself and retries a few times if another write lands in between.
    */
-  async promote(version: string, options: { forcedReason?: string; now?: Date } = {}): Promise<LatestPointer> {
+  async promote(version: string, options: { basedOn?: PointerState; forcedReason?: string; now?: Date } = {}): Promise<LatestPointer> {
     const { metrics } = await this.verify(version);
-    const current = await this.latest();
+    if (options.basedOn) return this.writePointer(version, metrics, options.basedOn, options);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.writePointer(version, metrics, await this.pointerState(), options);
+      } catch (error) {
+        if (!(error instanceof PointerChangedError) || attempt >= PROMOTE_ATTEMPTS) throw error;
+      }
+    }
+  }
+
+  private async writePointer(version: string, metrics: ModelMetrics, basis: PointerState, options: { forcedReason?: string; now?: Date }) {
+    const current = basis.pointer;
     const pointer: LatestPointer = {
       version,
       promotedAt: (options.now ?? new Date()).toISOString(),
@@ -245,7 +385,13 @@ export class ModelStore {
       ...(options.forcedReason ? { forced: { reason: options.forcedReason } } : {}),
       ...(current && current.version !== version ? { previous: current.version } : {}),
     };
-    await this.objects.put(LATEST_KEY, JSON.stringify(pointer), 'application/json');
+    try {
+      await this.objects.put(LATEST_KEY, JSON.stringify(pointer), 'application/json', basis.etag ? { ifMatch: basis.etag } : { ifNoneMatch: '*' });
+    } catch (error) {
+      if (!(error instanceof WriteConflictError)) throw error;
+      const was = current ? `it pointed at ${current.version}` : 'there was none';
+      throw new PointerChangedError(`the serving pointer changed after it was read (${was}); ${version} was not promoted`);
+    }
     return pointer;
   }
 }

@@ -35,10 +35,14 @@ async function toModelInput(input: PredictInput): Promise<Float32Array> {
 
 const toBytes = (input: Float32Array) => Array.from(input, (v) => Math.round(v * 255));
 
+/** Both /health and /model say when the promoted version would not load and its predecessor serves instead. */
+const fallbackOf = (serving: ServingModel) => (serving.fallback ? { fallback: serving.fallback } : {});
+
 function modelSummary(serving: ServingModel) {
   const { metrics, pointer } = serving;
   return {
     modelVersion: serving.version,
+    ...fallbackOf(serving),
     arch: metrics.arch,
     params: metrics.params,
     createdAt: metrics.createdAt,
@@ -84,7 +88,7 @@ export function makeHandler(deps: AppDeps): Handler {
 
   async function health(): Promise<Result> {
     const serving = await servingModel();
-    return json(200, { status: 'ok', modelVersion: serving.version });
+    return json(200, { status: serving.fallback ? 'degraded' : 'ok', modelVersion: serving.version, ...fallbackOf(serving) });
   }
 
   async function report(): Promise<Result> {

@@ -23,7 +23,13 @@ const pagePath = bundled ? path.join(here, 'web', 'index.html') : path.join(here
 
 const config = readConfig();
 if (!config.bucket) throw new ConfigError('BUCKET must be set for the predict function');
-const s3 = createS3Client({ bucket: config.bucket, endpoint: config.s3Endpoint, region: config.region, credentials: config.s3Credentials });
+const s3 = createS3Client({
+  bucket: config.bucket,
+  endpoint: config.s3Endpoint,
+  region: config.region,
+  credentials: config.s3Credentials,
+  timeouts: config.s3Timeouts,
+});
 const store = new ModelStore(new S3ObjectStore(s3, config.bucket));
 const log = logger.child({ function: 'predict' });
 let page: Promise<string> | undefined;

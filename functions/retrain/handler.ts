@@ -14,7 +14,13 @@ import { makeHandler, readRetrainEnv } from './app.ts';
 const config = readConfig();
 if (!config.bucket) throw new ConfigError('BUCKET must be set for the retrain function');
 const env = readRetrainEnv(process.env);
-const s3 = createS3Client({ bucket: config.bucket, endpoint: config.s3Endpoint, region: config.region, credentials: config.s3Credentials });
+const s3 = createS3Client({
+  bucket: config.bucket,
+  endpoint: config.s3Endpoint,
+  region: config.region,
+  credentials: config.s3Credentials,
+  timeouts: config.s3Timeouts,
+});
 
 export const handler = makeHandler({
   batch: new BatchClient({ region: config.region }),

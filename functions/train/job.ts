@@ -15,7 +15,8 @@ import { ARCHS, countParams, createModel, isArch, type Arch } from '#lib/model';
 import { SCHEDULES, TRAINING_DEFAULTS, trainModel, type Schedule } from '#lib/train-loop';
 import type { ProgressSink } from '#lib/progress';
 import { renderReport } from '#lib/report';
-import { openStorage } from '#lib/storage';
+import { PointerChangedError } from '#lib/errors';
+import { openStorage, type Storage } from '#lib/storage';
 import { ModelStore, qualityGate, versionName, type ModelMetrics } from '#lib/store';
 
 export const USAGE = `Usage: npm run train -- [options]
@@ -132,12 +133,29 @@ export interface TrainOutcome {
   secondsPerEpoch: number;
   promoted: boolean;
   gate: { passed: boolean; reasons: string[]; forced: boolean };
+  /** Why a version the gate passed (or --force) was still not promoted. */
+  notPromoted?: string;
   bucket: string;
 }
 
-export async function runTraining(args: TrainArgs, config: Config, progress: ProgressSink): Promise<TrainOutcome> {
+/** Says why a promotion that lost the race was dropped: the gate judged it against a model that no longer serves. */
+async function pointerMoved(store: ModelStore, version: string, decidedAgainst: string | undefined, forced: boolean): Promise<string> {
+  const now = await store.latest().then((p) => p?.version ?? 'nothing', () => 'an invalid pointer');
+  const was = decidedAgainst ?? 'no model';
+  return (
+    `${version} ${forced ? 'was forced past' : 'passed'} the gate but was not promoted: the serving pointer changed while it trained ` +
+    `(it was ${was}, now ${now}); promote it with \`npm run promote -- ${version}\` if it should serve`
+  );
+}
+
+export async function runTraining(
+  args: TrainArgs,
+  config: Config,
+  progress: ProgressSink,
+  open: (config: Config) => Promise<Storage> = openStorage,
+): Promise<TrainOutcome> {
   const backend = await initBackend();
-  const storage = await openStorage(config);
+  const storage = await open(config);
   try {
     const log = logger.child({ job: 'train', arch: args.arch });
     const data = await loadMnist({
@@ -149,6 +167,11 @@ export async function runTraining(args: TrainArgs, config: Config, progress: Pro
       onProgress: (p) => progress.update(p.loaded / p.total, 'downloading MNIST', { file: p.file }),
     });
     log.info('dataset ready', { source: data.source, train: data.train.count, test: data.test.count });
+    const store = new ModelStore(storage.objects);
+    // Read before training and promoted against with If-Match: a promotion or rollback made while this job
+    // trains is never overwritten by it, and the gate compares against the model that was serving.
+    const basis = await store.pointerState();
+    if (basis.invalid) log.warn('the serving pointer is invalid; a promotion will replace it', { problem: basis.invalid });
 
     const model = createModel({ arch: args.arch, seed: args.seed });
     const training = await trainModel(model, firstN(data.train, args.trainLimit), {
@@ -172,8 +195,7 @@ export async function runTraining(args: TrainArgs, config: Config, progress: Pro
     });
     progress.done();
     const test = await evaluateModel(model, data.test);
-    const store = new ModelStore(storage.objects);
-    const latest = await store.latest();
+    const latest = basis.pointer;
     const current = latest && (await store.metrics(latest.version));
     // Decided before saving so the version records why it was or was not promoted.
     const gate = qualityGate(
@@ -200,12 +222,20 @@ export async function runTraining(args: TrainArgs, config: Config, progress: Pro
     log.info('model stored', { version, testAccuracy: test.accuracy, tensors: tf.memory().numTensors });
 
     const forced = !gate.passed && args.force;
-    const promoted = gate.passed || args.force;
+    let promoted = gate.passed || args.force;
+    let notPromoted: string | undefined;
     if (promoted) {
       const reason = forced ? (args.reason ?? 'forced from the command line') : undefined;
-      await store.promote(version, { forcedReason: reason });
-      if (forced) log.warn('quality gate overridden', { version, reasons: gate.reasons, reason });
-      log.info('model promoted', { version, previous: latest?.version });
+      try {
+        await store.promote(version, { basedOn: basis, forcedReason: reason });
+        if (forced) log.warn('quality gate overridden', { version, reasons: gate.reasons, reason });
+        log.info('model promoted', { version, previous: latest?.version });
+      } catch (error) {
+        if (!(error instanceof PointerChangedError)) throw error;
+        promoted = false;
+        notPromoted = await pointerMoved(store, version, latest?.version, forced);
+        log.warn('passed the gate but not promoted: the serving pointer changed while it trained', { version, reason: notPromoted });
+      }
     } else {
       log.warn('quality gate refused the new version; the serving model is unchanged', { version, reasons: gate.reasons, serving: latest?.version });
     }
@@ -220,6 +250,7 @@ export async function runTraining(args: TrainArgs, config: Config, progress: Pro
       secondsPerEpoch: training.secondsPerEpoch,
       promoted,
       gate: { ...gate, forced },
+      ...(notPromoted ? { notPromoted } : {}),
       bucket: storage.bucket,
     };
   } finally {

@@ -24,7 +24,7 @@ import { ModelCache } from '#lib/model-cache';
 import { evaluateModel } from '#lib/evaluate';
 import { ARCHS, createModel } from '#lib/model';
 import { trainModel } from '#lib/train-loop';
-import { createS3Client, S3ObjectStore } from '#lib/objects';
+import { createS3Client, IN_PROCESS_S3_TIMEOUTS, S3ObjectStore } from '#lib/objects';
 import { storageEnv } from '#lib/storage';
 import { ModelStore, versionName } from '#lib/store';
 import { makeHandler } from '../../functions/predict/app.ts';
@@ -108,7 +108,7 @@ export async function benchPredict(): Promise<void> {
   const backend = await initBackend(['wasm', 'cpu']);
   const dir = await (await import('node:fs/promises')).mkdtemp(path.join(os.tmpdir(), 'digitnet-bench-'));
   const s3 = await startEmbeddedS3({ directory: path.join(dir, 's3'), port: 0 });
-  const objects = new S3ObjectStore(createS3Client(s3), s3.bucket);
+  const objects = new S3ObjectStore(createS3Client({ ...s3, timeouts: IN_PROCESS_S3_TIMEOUTS }), s3.bucket);
   const store = new ModelStore(objects);
   const mnist = await loadMnist({ dir: process.env.MNIST_DIR && path.resolve(process.env.MNIST_DIR), bucket: objects, cacheDir: path.join(dir, 'mnist') });
   const model = createModel({ arch: 'mlp' });

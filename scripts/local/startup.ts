@@ -9,6 +9,7 @@
  * (planStartup) so its rules are tested without training anything.
  */
 import type { Config } from '#lib/config';
+import { PointerChangedError } from '#lib/errors';
 import type { Arch } from '#lib/model';
 import type { ProgressSink } from '#lib/progress';
 import { qualityGate, type ModelStore } from '#lib/store';
@@ -61,7 +62,8 @@ async function storedModels(store: ModelStore, arch: Arch | undefined): Promise<
 export async function prepareModel(request: { arch?: Arch; epochs?: string }, store: ModelStore, config: Config, progress: ProgressSink): Promise<void> {
   const trainArgs = parseTrainArgs([...(request.arch ? ['--arch', request.arch] : []), ...(request.epochs ? ['--epochs', request.epochs] : [])], {});
   if (trainArgs === 'help') return;
-  const serving = await store.latest();
+  const basis = await store.pointerState();
+  const serving = basis.pointer;
   const plan = planStartup(
     { arch: request.arch, epochs: trainArgs.epochs },
     serving && { version: serving.version, arch: serving.arch, accuracy: serving.accuracy },
@@ -75,7 +77,13 @@ export async function prepareModel(request: { arch?: Arch; epochs?: string }, st
       say(`Serving the promoted model ${plan.version} (test accuracy ${pct(serving!.accuracy)}).`);
       return;
     case 'promote':
-      await store.promote(plan.version);
+      try {
+        await store.promote(plan.version, { basedOn: basis });
+      } catch (error) {
+        if (!(error instanceof PointerChangedError)) throw error;
+        say(`Did not promote ${plan.version}: the serving pointer changed while this start-up was deciding (${error.message}).`);
+        return;
+      }
       say(`Serving ${plan.version}, a stored ${request.arch} version that passes the quality gate (it replaces ${serving!.version}).`);
       return;
     case 'keep':
@@ -94,7 +102,9 @@ export async function prepareModel(request: { arch?: Arch; epochs?: string }, st
       const reason = plan.force ? 'first model for the local stack' : undefined;
       const outcome = await runTraining({ ...trainArgs, arch: plan.arch, force: plan.force, reason }, config, progress);
       say(`Trained ${outcome.version}: test accuracy ${pct(outcome.testAccuracy)}.`);
-      if (!outcome.promoted) {
+      if (outcome.notPromoted) {
+        say(`Not serving it: ${outcome.notPromoted}.`);
+      } else if (!outcome.promoted) {
         say(`The quality gate refused it (${outcome.gate.reasons.join('; ')}); still serving ${serving!.version}. Serve it anyway with \`npm run promote -- ${outcome.version}\`.`);
       }
     }

@@ -6,7 +6,7 @@ import { after } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { startEmbeddedS3, type EmbeddedS3 } from '#lib/embedded-s3';
 import { loadMnist, type Mnist } from '#lib/mnist';
-import { createS3Client, S3ObjectStore } from '#lib/objects';
+import { createS3Client, IN_PROCESS_S3_TIMEOUTS, S3ObjectStore } from '#lib/objects';
 import { storageEnv } from '#lib/storage';
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
@@ -43,7 +43,7 @@ export interface TestBucket extends EmbeddedS3 {
 /** The embedded S3 (s3rver) on a free loopback port, fresh unless given a directory; closed when the suite ends. */
 export async function testBucket(directory?: string): Promise<TestBucket> {
   const server = await startEmbeddedS3({ directory: directory ?? (await tempDir('digitnet-s3-')), port: 0 });
-  const client = createS3Client(server);
+  const client = createS3Client({ ...server, timeouts: IN_PROCESS_S3_TIMEOUTS });
   closers.push(async () => {
     client.destroy();
     await server.close();
