@@ -6,7 +6,8 @@ import { ModelIntegrityError, PointerChangedError, PointerInvalidError } from '#
 import { summarise } from '#lib/evaluate';
 import { createModel, type Arch } from '#lib/model';
 import type { ObjectStore } from '#lib/objects';
-import { LATEST_KEY, ModelStore, WEIGHTS_MAX_BYTES, isVersionName, qualityGate, versionName, type MetricsInput } from '#lib/store';
+import { qualityGate } from '#lib/quality-gate';
+import { LATEST_KEY, ModelStore, WEIGHTS_MAX_BYTES, isVersionName, versionName, type MetricsInput } from '#lib/store';
 import { testBucket, type TestBucket } from './support/env.ts';
 import { MemoryObjects } from './support/memory-objects.ts';
 

@@ -22,6 +22,7 @@ import { ModelIntegrityError, ObjectTooLargeError, PointerChangedError, PointerI
 import type { Evaluation } from './evaluate.ts';
 import { isArch, type Arch } from './model.ts';
 import type { ObjectStore, ReadOptions, StoredObject } from './objects.ts';
+import type { GateDecision } from './quality-gate.ts';
 import { topologyParams } from './topology.ts';
 import type { Schedule, TrainResult } from './train-loop.ts';
 
@@ -44,8 +45,13 @@ const PROMOTE_ATTEMPTS = 3;
 /** e.g. 20261125T220000Z-mlp: sorts by time and names its architecture. */
 const VERSION_PATTERN = /^\d{8}T\d{6}Z-[a-z0-9]+$/;
 
+/** A UTC time as 20261125T220000Z: compact, sortable, safe in keys and job names. */
+export function compactTimestamp(at: Date): string {
+  return at.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
+}
+
 export function versionName(arch: Arch, at: Date): string {
-  return at.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z') + '-' + arch;
+  return compactTimestamp(at) + '-' + arch;
 }
 
 export function isVersionName(value: unknown): value is string {
@@ -394,33 +400,4 @@ export class ModelStore {
     }
     return pointer;
   }
-}
-
-/** Default minimum test accuracy per architecture (DESIGN.md, "Quality gate"). */
-export const MIN_ACCURACY: Record<Arch, number> = { mlp: 0.975, cnn: 0.99 };
-/** A candidate may be at most this much (0.2 points) below the serving model. */
-export const MAX_REGRESSION = 0.002;
-
-export interface GateDecision {
-  passed: boolean;
-  reasons: string[];
-}
-
-/** The quality gate as a pure function: every rule that fails is named. */
-export function qualityGate(
-  candidate: { arch: Arch; accuracy: number },
-  current: { accuracy: number; version: string } | undefined,
-  minAccuracy: number = MIN_ACCURACY[candidate.arch],
-): GateDecision {
-  const reasons: string[] = [];
-  const pct = (x: number) => (x * 100).toFixed(2) + '%';
-  if (!(candidate.accuracy >= minAccuracy)) {
-    reasons.push(`test accuracy ${pct(candidate.accuracy)} is below the minimum ${pct(minAccuracy)} for ${candidate.arch}`);
-  }
-  if (current && candidate.accuracy < current.accuracy - MAX_REGRESSION - 1e-12) {
-    reasons.push(
-      `test accuracy ${pct(candidate.accuracy)} is more than 0.2 points below the serving model ${current.version} (${pct(current.accuracy)})`,
-    );
-  }
-  return { passed: reasons.length === 0, reasons };
 }

@@ -14,7 +14,7 @@ import { AppError, BadRequestError, ConfigError, ConflictError, ModelIntegrityEr
 import { json, MethodNotAllowedError, serve, type Handler, type Result } from '#lib/http';
 import type { Logger } from '#lib/log';
 import { ARCHS, isArch, type Arch } from '#lib/model';
-import { isVersionName, type LatestPointer, type ModelStore, type VersionSummary } from '#lib/store';
+import { compactTimestamp, isVersionName, type LatestPointer, type ModelStore, type VersionSummary } from '#lib/store';
 
 /** What POST /train accepts; anything outside these is a 400 before Batch is called. */
 export const TRAIN_LIMITS = {
@@ -108,7 +108,6 @@ export function parseTrainRequest(body: Record<string, unknown>): TrainRequest {
 }
 
 /** e.g. 20261125T220000Z: job names sort by submission time, like model versions. */
-const stamp = (at: Date) => at.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
 
 const iso = (epochMs: number | undefined) => (epochMs === undefined ? undefined : new Date(epochMs).toISOString());
 
@@ -163,7 +162,7 @@ export function makeHandler(deps: RetrainDeps): Handler {
       { name: 'EPOCHS', value: String(request.epochs) },
       ...(request.batchSize === undefined ? [] : [{ name: 'BATCH_SIZE', value: String(request.batchSize) }]),
     ];
-    const jobName = `digitnet-train-${request.arch}-${stamp(now())}`;
+    const jobName = `digitnet-train-${request.arch}-${compactTimestamp(now())}`;
     let jobId: string | undefined;
     try {
       const out = await batch.send(

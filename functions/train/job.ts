@@ -17,7 +17,8 @@ import type { ProgressSink } from '#lib/progress';
 import { renderReport } from '#lib/report';
 import { PointerChangedError } from '#lib/errors';
 import { openStorage, type Storage } from '#lib/storage';
-import { ModelStore, qualityGate, versionName, type ModelMetrics } from '#lib/store';
+import { qualityGate } from '#lib/quality-gate';
+import { ModelStore, versionName, type ModelMetrics } from '#lib/store';
 
 export const USAGE = `Usage: npm run train -- [options]
 

@@ -12,7 +12,8 @@ import type { Config } from '#lib/config';
 import { PointerChangedError } from '#lib/errors';
 import type { Arch } from '#lib/model';
 import type { ProgressSink } from '#lib/progress';
-import { qualityGate, type ModelStore } from '#lib/store';
+import { qualityGate } from '#lib/quality-gate';
+import type { ModelStore } from '#lib/store';
 import { parseTrainArgs, runTraining } from '../../functions/train/job.ts';
 
 export interface StoredModel {
