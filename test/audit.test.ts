@@ -55,7 +55,7 @@ function audit(): Promise<ScriptResult> {
 let advisoryId = Date.now();
 
 /** A fresh id each time: npm caches what it computed for an advisory id. */
-function advisory(severity: string, name = 'jimp', ghsa = 'GHSA-test-0000-0000') {
+function advisory(severity: string, name = 'jpeg-js', ghsa = 'GHSA-test-0000-0000') {
   const url = `https://github.com/advisories/${ghsa}`;
   return { [name]: [{ id: ++advisoryId, url, title: 'Test advisory', severity, vulnerable_versions: '<99.0.0', cwe: [], cvss: {} }] };
 }
@@ -68,7 +68,7 @@ describe('npm run audit:runtime', () => {
     const result = await audit();
     assert.equal(result.code, 0, result.stderr);
     const [runtime, all] = asked;
-    assert.ok(runtime?.jimp, 'jimp is a runtime dependency');
+    assert.ok(runtime?.['jpeg-js'], 'jpeg-js is a runtime dependency');
     assert.equal(runtime.typescript, undefined, 'typescript is a dev dependency');
     assert.ok(all?.s3rver && all.dicer && all.tsx, 's3rver, its dependencies and tsx are asked about');
     assert.match(result.stdout, /no high or critical advisories in runtime dependencies \(0 of lower severity\)/);
@@ -94,7 +94,7 @@ describe('npm run audit:runtime', () => {
     answer = { status: 200, body: advisory('high') };
     const result = await audit();
     assert.equal(result.code, 1);
-    const line = /npm audit \(runtime dependencies\): high: jimp .*Test advisory https:\/\/github\.com\/advisories\/GHSA-test-0000-0000/;
+    const line = /npm audit \(runtime dependencies\): high: jpeg-js .*Test advisory https:\/\/github\.com\/advisories\/GHSA-test-0000-0000/;
     assert.match(result.stderr, line);
   });
 
