@@ -149,8 +149,7 @@ describe('npm run retrain --wait on the local stack, when the job cannot get the
     const bucket = await testBucket();
     const batch = new LocalBatch({
       env: {
-        BUCKET: bucket.bucket,
-        S3_ENDPOINT: bucket.endpoint,
+        ...bucket.env,
         MNIST_DIR: undefined,
         MNIST_BASE_URL: `http://127.0.0.1:${(mirror.address() as AddressInfo).port}/`,
         DATA_DIR: await tempDir('digitnet-job-data-'),
