@@ -5,7 +5,7 @@
  * are parsed from either form.
  */
 import type { Node } from 'constructs';
-import { ARCHS, isArch, type Arch } from '#lib/model';
+import { ARCHS, isArch, type Arch } from '#lib/training/model';
 
 export const STAGES = ['local', 'dev', 'prod'] as const;
 export type Stage = (typeof STAGES)[number];

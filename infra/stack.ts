@@ -12,7 +12,7 @@ import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
-import { LATEST_KEY } from '#lib/store';
+import { LATEST_KEY } from '#lib/storage/store';
 import type { Reservation, StackConfig } from './config.ts';
 import { DigitFunction, WASM_FILES } from './function.ts';
 import { acknowledge } from './nag.ts';

@@ -5,8 +5,8 @@
  */
 import { parseArgs } from 'node:util';
 import { readConfig } from '#lib/config';
-import { openStorage } from '#lib/storage';
-import { ModelStore, type VersionSummary } from '#lib/store';
+import { openStorage } from '#lib/storage/storage';
+import { ModelStore, type VersionSummary } from '#lib/storage/store';
 import { stackOutput } from './cli/outputs.ts';
 import { runCli } from './cli/run.ts';
 

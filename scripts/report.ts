@@ -8,10 +8,10 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { readConfig } from '#lib/config';
-import { loadMnist } from '#lib/mnist';
+import { loadMnist } from '#lib/training/mnist';
 import { renderReport } from '#lib/report';
-import { openStorage } from '#lib/storage';
-import { isVersionName, ModelStore } from '#lib/store';
+import { openStorage } from '#lib/storage/storage';
+import { isVersionName, ModelStore } from '#lib/storage/store';
 import { CliError, runCli, USAGE_EXIT } from './cli/run.ts';
 
 const USAGE = `Usage: npm run report -- <version | latest> [options]

@@ -8,7 +8,7 @@ import { gunzipSync } from 'node:zlib';
 import { readFileSync } from 'node:fs';
 import JPEG from 'jpeg-js';
 import { PNG } from 'pngjs';
-import { ModelStore } from '#lib/store';
+import { ModelStore } from '#lib/storage/store';
 import { buildPredict } from '../scripts/build.ts';
 import { mnistDir, tempDir, testBucket, type TestBucket } from './support/env.ts';
 import { storeTrainedModel } from './support/service.ts';

@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { initBackend, tf } from '#lib/backend';
-import { seededRandom, toTensors } from '#lib/batches';
-import { evaluateModel } from '#lib/evaluate';
-import { createModel } from '#lib/model';
-import { trainModel, TRAINING_DEFAULTS, type TrainResult } from '#lib/train-loop';
-import type { Mnist } from '#lib/mnist';
+import { seededRandom, toTensors } from '#lib/training/batches';
+import { evaluateModel } from '#lib/training/evaluate';
+import { createModel } from '#lib/training/model';
+import { trainModel, TRAINING_DEFAULTS, type TrainResult } from '#lib/training/train-loop';
+import type { Mnist } from '#lib/training/mnist';
 import { testMnist } from './support/env.ts';
 
 let mnist: Mnist;

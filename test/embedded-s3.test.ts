@@ -11,9 +11,9 @@ import { describe, test } from 'node:test';
 import { Hash } from '@smithy/hash-node';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, S3ServiceException, type S3Client } from '@aws-sdk/client-s3';
-import { CREDENTIALS_FILE, startEmbeddedS3 } from '#lib/embedded-s3';
-import { createS3Client, IN_PROCESS_S3_TIMEOUTS } from '#lib/objects';
-import { LATEST_KEY } from '#lib/store';
+import { CREDENTIALS_FILE, startEmbeddedS3 } from '#lib/storage/embedded-s3';
+import { createS3Client, IN_PROCESS_S3_TIMEOUTS } from '#lib/storage/objects';
+import { LATEST_KEY } from '#lib/storage/store';
 import { tempDir, testBucket, type TestBucket } from './support/env.ts';
 
 interface RawAnswer {

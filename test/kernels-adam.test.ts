@@ -1,13 +1,13 @@
 /**
- * HeapAdam (functions/lib/kernels/adam.ts) against tf.train.adam: bit for bit
+ * HeapAdam (functions/lib/training/kernels/adam.ts) against tf.train.adam: bit for bit
  * on wasm, and within float rounding of the cpu backend, over a changing
  * learning rate and variables of several shapes.
  */
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import { initBackend, tf } from '#lib/backend';
-import { HeapAdam, adam } from '#lib/kernels/adam';
-import { seededRandom } from '#lib/batches';
+import { HeapAdam, adam } from '#lib/training/kernels/adam';
+import { seededRandom } from '#lib/training/batches';
 
 before(async () => {
   assert.equal(await initBackend(['wasm'], 'wasm'), 'wasm');

@@ -1,13 +1,13 @@
 /**
- * The project's wasm kernels (functions/lib/kernels) against the reference
+ * The project's wasm kernels (functions/lib/training/kernels) against the reference
  * cpu backend, on seeded random shapes, and the training paths that use them.
  */
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { initBackend, tf } from '#lib/backend';
-import { registerTrainingKernels } from '#lib/kernels/index';
-import { seededRandom } from '#lib/batches';
+import { registerTrainingKernels } from '#lib/training/kernels/index';
+import { seededRandom } from '#lib/training/batches';
 
 type Shape = number[];
 type Padding = 'same' | 'valid' | number[][];

@@ -15,7 +15,7 @@ import { after, describe, test } from 'node:test';
 import { DescribeJobsCommand, SubmitJobCommand, type JobDetail } from '@aws-sdk/client-batch';
 import fc from 'fast-check';
 import { createLogger } from '#lib/log';
-import { ModelStore } from '#lib/store';
+import { ModelStore } from '#lib/storage/store';
 import { makeHandler as makeOperatorHandler } from '../functions/retrain/app.ts';
 import { LOCAL_JOB_DEFINITION, LOCAL_QUEUE, LocalBatch } from '../scripts/local/batch.ts';
 import { serveHandler } from '../scripts/local/http-adapter.ts';

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import { startEmbeddedS3 } from '#lib/embedded-s3';
+import { startEmbeddedS3 } from '#lib/storage/embedded-s3';
 import { createLogger } from '#lib/log';
 import {
   DatasetError,
@@ -23,9 +23,9 @@ import {
   type Mnist,
   type MnistFileName,
   type MnistFiles,
-} from '#lib/mnist';
+} from '#lib/training/mnist';
 import { MNIST_PIXELS } from '#lib/mnist-shape';
-import { IN_PROCESS_S3_TIMEOUTS, S3ObjectStore, createS3Client, type ObjectStore } from '#lib/objects';
+import { IN_PROCESS_S3_TIMEOUTS, S3ObjectStore, createS3Client, type ObjectStore } from '#lib/storage/objects';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const mnistDir = path.resolve(repoRoot, process.env.MNIST_DIR ?? '../shared/mnist');

@@ -5,8 +5,8 @@ import { initBackend } from '#lib/backend';
 import { UnavailableError } from '#lib/errors';
 import { createLogger } from '#lib/log';
 import { ModelCache } from '#lib/model-cache';
-import { createS3Client, S3ObjectStore, type ObjectStore } from '#lib/objects';
-import { LATEST_KEY, ModelStore } from '#lib/store';
+import { createS3Client, S3ObjectStore, type ObjectStore } from '#lib/storage/objects';
+import { LATEST_KEY, ModelStore } from '#lib/storage/store';
 import { testBucket, type TestBucket } from './support/env.ts';
 import { storeTrainedModel } from './support/service.ts';
 

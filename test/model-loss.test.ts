@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import { initBackend, tf } from '#lib/backend';
-import { seededRandom } from '#lib/batches';
-import { crossEntropy, trainingLoss, type BatchScore } from '#lib/loss';
+import { seededRandom } from '#lib/training/batches';
+import { crossEntropy, trainingLoss, type BatchScore } from '#lib/training/loss';
 import { MNIST_CLASSES } from '#lib/mnist-shape';
 
 before(async () => {

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import { initBackend, tf } from '#lib/backend';
-import { seededRandom, toTensors } from '#lib/batches';
-import { evaluateModel, summarise } from '#lib/evaluate';
-import { createModel } from '#lib/model';
-import { learningRateAt, trainModel, type ProgressEvent } from '#lib/train-loop';
-import type { Mnist } from '#lib/mnist';
+import { seededRandom, toTensors } from '#lib/training/batches';
+import { evaluateModel, summarise } from '#lib/training/evaluate';
+import { createModel } from '#lib/training/model';
+import { learningRateAt, trainModel, type ProgressEvent } from '#lib/training/train-loop';
+import type { Mnist } from '#lib/training/mnist';
 import { testMnist } from './support/env.ts';
 
 let mnist: Mnist;

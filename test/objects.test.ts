@@ -3,7 +3,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, describe, test } from 'node:test';
 import { ObjectTooLargeError, WriteConflictError } from '#lib/errors';
-import { createS3Client, S3ObjectStore } from '#lib/objects';
+import { createS3Client, S3ObjectStore } from '#lib/storage/objects';
 
 /** A stand-in for S3 on 127.0.0.1 that answers every request with `respond`, recording what it was sent. */
 async function fakeS3(respond: (req: http.IncomingMessage, res: http.ServerResponse) => void) {

@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, describe, test } from 'node:test';
-import { LATEST_KEY, ModelStore } from '#lib/store';
+import { LATEST_KEY, ModelStore } from '#lib/storage/store';
 import { repoRoot, testBucket } from './support/env.ts';
 import { storeTrainedModel } from './support/service.ts';
 

@@ -8,7 +8,7 @@ import { initBackend } from '#lib/backend';
 import { createLogger } from '#lib/log';
 import { ModelCache } from '#lib/model-cache';
 import { MAX_BATCH } from '#lib/predict-request';
-import { ModelStore } from '#lib/store';
+import { ModelStore } from '#lib/storage/store';
 import { makeHandler, type Result } from '../functions/predict/app.ts';
 import { mnistDir, testBucket } from './support/env.ts';
 import { apiEvent, postJson } from './support/events.ts';

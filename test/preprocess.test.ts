@@ -5,7 +5,7 @@ import { gunzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { Jimp } from 'jimp';
 import { AppError } from '#lib/errors';
-import { seededRandom } from '#lib/batches';
+import { seededRandom } from '#lib/training/batches';
 import { ImageTooLargeError, MAX_IMAGE_BYTES, MAX_IMAGE_SIDE, MAX_JPEG_DECODE_BYTES, jpegDecodeBytes, checkImage } from '#lib/image/decode';
 import { CorruptImageError, ImageTooComplexError, UnsupportedImageError, readImageHeader } from '#lib/image/header';
 import { EmptyImageError, toMnistInput, type RawImage } from '#lib/image/mnist-transform';

@@ -7,9 +7,9 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { initBackend } from '#lib/backend';
 import { PointerChangedError } from '#lib/errors';
 import { createLogger } from '#lib/log';
-import { summarise } from '#lib/evaluate';
-import { createModel } from '#lib/model';
-import { ModelStore, versionName, type VersionSummary } from '#lib/store';
+import { summarise } from '#lib/training/evaluate';
+import { createModel } from '#lib/training/model';
+import { ModelStore, versionName, type VersionSummary } from '#lib/storage/store';
 import { makeHandler, MAX_BODY_BYTES, readRetrainEnv, type RetrainDeps, type RetrainEnv } from '../functions/retrain/app.ts';
 import { repoRoot, testBucket, type TestBucket } from './support/env.ts';
 

@@ -3,11 +3,11 @@ import { createHash } from 'node:crypto';
 import { before, describe, test } from 'node:test';
 import { initBackend, tf } from '#lib/backend';
 import { ModelIntegrityError, PointerChangedError, PointerInvalidError } from '#lib/errors';
-import { summarise } from '#lib/evaluate';
-import { createModel, type Arch } from '#lib/model';
-import type { ObjectStore } from '#lib/objects';
-import { qualityGate } from '#lib/quality-gate';
-import { LATEST_KEY, ModelStore, WEIGHTS_MAX_BYTES, isVersionName, versionName, type MetricsInput } from '#lib/store';
+import { summarise } from '#lib/training/evaluate';
+import { createModel, type Arch } from '#lib/training/model';
+import type { ObjectStore } from '#lib/storage/objects';
+import { qualityGate } from '#lib/training/quality-gate';
+import { LATEST_KEY, ModelStore, WEIGHTS_MAX_BYTES, isVersionName, versionName, type MetricsInput } from '#lib/storage/store';
 import { testBucket, type TestBucket } from './support/env.ts';
 import { MemoryObjects } from './support/memory-objects.ts';
 

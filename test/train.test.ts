@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { parseTrainArgs, UsageError } from '../functions/train/job.ts';
-import { ModelStore } from '#lib/store';
+import { ModelStore } from '#lib/storage/store';
 import { runScript, type ScriptResult } from './support/cli.ts';
 import { mnistDir, tempDir, testBucket } from './support/env.ts';
 

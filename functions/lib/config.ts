@@ -3,7 +3,7 @@
  * process before it serves or trains anything.
  */
 import { ConfigError } from './errors.ts';
-import { S3_TIMEOUT_DEFAULTS, type S3Timeouts } from './objects.ts';
+import { S3_TIMEOUT_DEFAULTS, type S3Timeouts } from './storage/objects.ts';
 
 /** The key pair requests to S3_ENDPOINT are signed with (the embedded S3 accepts only its own). */
 export interface S3Credentials {

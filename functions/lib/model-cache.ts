@@ -11,7 +11,7 @@
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { PointerInvalidError, UnavailableError } from './errors.ts';
 import type { Logger } from './log.ts';
-import { LATEST_KEY, type LatestPointer, type LoadedModel, type ModelMetrics, type ModelStore } from './store.ts';
+import { LATEST_KEY, type LatestPointer, type LoadedModel, type ModelMetrics, type ModelStore } from './storage/store.ts';
 
 export interface ServingModel {
   version: string;

@@ -7,8 +7,8 @@
  */
 import { encodeGreyPng } from './image/png-encode.ts';
 import { MNIST_PIXELS, MNIST_SIDE } from './mnist-shape.ts';
-import type { EpochResult } from './train-loop.ts';
-import type { ModelMetrics } from './store.ts';
+import type { EpochResult } from './training/train-loop.ts';
+import type { ModelMetrics } from './storage/store.ts';
 
 /** Markup that is already safe; everything else interpolated into `html` is escaped. */
 class Html {

@@ -11,8 +11,8 @@ import { readConfig } from '#lib/config';
 import { ConfigError } from '#lib/errors';
 import { logger } from '#lib/log';
 import { ModelCache } from '#lib/model-cache';
-import { createS3Client, S3ObjectStore } from '#lib/objects';
-import { ModelStore } from '#lib/store';
+import { createS3Client, S3ObjectStore } from '#lib/storage/objects';
+import { ModelStore } from '#lib/storage/store';
 import { makeHandler } from './app.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));

@@ -13,8 +13,8 @@ import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { AppError, BadRequestError, ConfigError, ConflictError, ModelIntegrityError, NotFoundError, PayloadTooLargeError, UpstreamError } from '#lib/errors';
 import { json, MethodNotAllowedError, serve, type Handler, type Result } from '#lib/http';
 import type { Logger } from '#lib/log';
-import { ARCHS, isArch, type Arch } from '#lib/model';
-import { compactTimestamp, isVersionName, type LatestPointer, type ModelStore, type VersionSummary } from '#lib/store';
+import { ARCHS, isArch, type Arch } from '#lib/training/model';
+import { compactTimestamp, isVersionName, type LatestPointer, type ModelStore, type VersionSummary } from '#lib/storage/store';
 
 /** What POST /train accepts; anything outside these is a 400 before Batch is called. */
 export const TRAIN_LIMITS = {

@@ -7,8 +7,8 @@ import { BatchClient } from '@aws-sdk/client-batch';
 import { readConfig } from '#lib/config';
 import { ConfigError } from '#lib/errors';
 import { logger } from '#lib/log';
-import { createS3Client, S3ObjectStore } from '#lib/objects';
-import { ModelStore } from '#lib/store';
+import { createS3Client, S3ObjectStore } from '#lib/storage/objects';
+import { ModelStore } from '#lib/storage/store';
 import { makeHandler, readRetrainEnv } from './app.ts';
 
 const config = readConfig();

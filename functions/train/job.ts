@@ -8,17 +8,17 @@ import { parseArgs } from 'node:util';
 import { initBackend, tf } from '#lib/backend';
 import type { Config } from '#lib/config';
 import { logger } from '#lib/log';
-import { loadMnist, type MnistSplit } from '#lib/mnist';
-import { AUGMENTATION } from '#lib/batches';
-import { evaluateModel } from '#lib/evaluate';
-import { ARCHS, countParams, createModel, isArch, type Arch } from '#lib/model';
-import { SCHEDULES, TRAINING_DEFAULTS, trainModel, type Schedule } from '#lib/train-loop';
+import { loadMnist, type MnistSplit } from '#lib/training/mnist';
+import { AUGMENTATION } from '#lib/training/batches';
+import { evaluateModel } from '#lib/training/evaluate';
+import { ARCHS, countParams, createModel, isArch, type Arch } from '#lib/training/model';
+import { SCHEDULES, TRAINING_DEFAULTS, trainModel, type Schedule } from '#lib/training/train-loop';
 import type { ProgressSink } from '#lib/progress';
 import { renderReport } from '#lib/report';
 import { PointerChangedError } from '#lib/errors';
-import { openStorage, type Storage } from '#lib/storage';
-import { qualityGate } from '#lib/quality-gate';
-import { ModelStore, versionName, type ModelMetrics } from '#lib/store';
+import { openStorage, type Storage } from '#lib/storage/storage';
+import { qualityGate } from '#lib/training/quality-gate';
+import { ModelStore, versionName, type ModelMetrics } from '#lib/storage/store';
 
 export const USAGE = `Usage: npm run train -- [options]
 

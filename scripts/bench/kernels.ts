@@ -1,5 +1,5 @@
 /**
- * Stock tfjs-wasm kernels against the project's (functions/lib/kernels), at
+ * Stock tfjs-wasm kernels against the project's (functions/lib/training/kernels), at
  * the shapes a batch-128 step of the Keras MNIST convnet and MLP produces:
  *   npm run bench -- kernels [--runs 5]
  * Prints the fastest of `runs` calls of each kernel in milliseconds (the
@@ -13,7 +13,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, NamedAttrMap, NamedTensorMap } from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
 import { initBackend } from '#lib/backend';
-import { createModel, type Arch } from '#lib/model';
+import { createModel, type Arch } from '#lib/training/model';
 
 const PROJECT_KERNELS = ['BatchMatMul', '_FusedMatMul', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'MaxPoolGrad', 'Sum', 'Mean', 'Identity'];
 const BATCH = 128;

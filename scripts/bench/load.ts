@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { Jimp } from 'jimp';
-import { loadMnist } from '#lib/mnist';
+import { loadMnist } from '#lib/training/mnist';
 import { MAX_BATCH } from '#lib/predict-request';
 import { stackRssMiB, startStack } from './local-stack.ts';
 import { canvasDrawing } from './rerender.ts';

@@ -4,7 +4,7 @@
  * photo of dark ink on grey, noisy, unevenly lit paper saved as JPEG.
  */
 import { Jimp } from 'jimp';
-import { seededRandom } from '#lib/batches';
+import { seededRandom } from '#lib/training/batches';
 
 /** Bilinear sample of a 28×28 digit at fractional coordinates; 0 outside. */
 function sample(digit: Uint8Array, x: number, y: number): number {

@@ -7,10 +7,10 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { initBackend, tf } from '#lib/backend';
 import { readConfig } from '#lib/config';
-import { loadMnist } from '#lib/mnist';
-import { evaluateModel } from '#lib/evaluate';
-import { ARCHS, createModel, type Arch } from '#lib/model';
-import { TRAINING_DEFAULTS, trainModel } from '#lib/train-loop';
+import { loadMnist } from '#lib/training/mnist';
+import { evaluateModel } from '#lib/training/evaluate';
+import { ARCHS, createModel, type Arch } from '#lib/training/model';
+import { TRAINING_DEFAULTS, trainModel } from '#lib/training/train-loop';
 import { machine, round } from './stats.ts';
 
 export async function benchTrain(argv: string[]): Promise<void> {

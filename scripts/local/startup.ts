@@ -10,10 +10,10 @@
  */
 import type { Config } from '#lib/config';
 import { PointerChangedError } from '#lib/errors';
-import type { Arch } from '#lib/model';
+import type { Arch } from '#lib/training/model';
 import type { ProgressSink } from '#lib/progress';
-import { qualityGate } from '#lib/quality-gate';
-import type { ModelStore } from '#lib/store';
+import { qualityGate } from '#lib/training/quality-gate';
+import type { ModelStore } from '#lib/storage/store';
 import { parseTrainArgs, runTraining } from '../../functions/train/job.ts';
 
 export interface StoredModel {

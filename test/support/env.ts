@@ -4,10 +4,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { after } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { startEmbeddedS3, type EmbeddedS3 } from '#lib/embedded-s3';
-import { loadMnist, type Mnist } from '#lib/mnist';
-import { createS3Client, IN_PROCESS_S3_TIMEOUTS, S3ObjectStore } from '#lib/objects';
-import { storageEnv } from '#lib/storage';
+import { startEmbeddedS3, type EmbeddedS3 } from '#lib/storage/embedded-s3';
+import { loadMnist, type Mnist } from '#lib/training/mnist';
+import { createS3Client, IN_PROCESS_S3_TIMEOUTS, S3ObjectStore } from '#lib/storage/objects';
+import { storageEnv } from '#lib/storage/storage';
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 export const mnistDir = path.resolve(repoRoot, process.env.MNIST_DIR ?? '../shared/mnist');

@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { ObjectTooLargeError, WriteConflictError } from '#lib/errors';
-import type { ObjectStore, ReadOptions, StoredObject, WriteCondition } from '#lib/objects';
+import type { ObjectStore, ReadOptions, StoredObject, WriteCondition } from '#lib/storage/objects';
 
 export class MemoryObjects implements ObjectStore {
   readonly objects = new Map<string, StoredObject>();

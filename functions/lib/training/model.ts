@@ -4,7 +4,7 @@
  * evaluate.ts.
  */
 import * as tfl from '@tensorflow/tfjs-layers';
-import { MNIST_CLASSES, MNIST_SIDE } from './mnist-shape.ts';
+import { MNIST_CLASSES, MNIST_SIDE } from '../mnist-shape.ts';
 
 export const ARCHS = ['mlp', 'cnn'] as const;
 export type Arch = (typeof ARCHS)[number];

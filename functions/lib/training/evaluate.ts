@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { range, toTensors, type LabelledImages } from './batches.ts';
 import { crossEntropy } from './loss.ts';
-import { MNIST_CLASSES, argmax } from './mnist-shape.ts';
+import { MNIST_CLASSES, argmax } from '../mnist-shape.ts';
 
 export interface ClassMetrics {
   digit: number;

@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 // For its side effect: tfjs-core's node build registers no gradients; tfjs-layers' registers them all.
 import '@tensorflow/tfjs-layers';
-import { argmax } from './mnist-shape.ts';
+import { argmax } from '../mnist-shape.ts';
 
 const EPSILON = 1e-7;
 

@@ -4,7 +4,7 @@
  * `--augment`.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { MNIST_CLASSES, MNIST_PIXELS, MNIST_SIDE } from './mnist-shape.ts';
+import { MNIST_CLASSES, MNIST_PIXELS, MNIST_SIDE } from '../mnist-shape.ts';
 
 /** A labelled split as raw bytes: scaling to 0–1 happens here, batch by batch. */
 export interface LabelledImages {

@@ -6,7 +6,7 @@
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import type { S3Credentials } from './config.ts';
+import type { S3Credentials } from '../config.ts';
 
 export interface RequestHead {
   method: string;

@@ -14,8 +14,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { createRequire } from 'node:module';
-import type { S3Credentials } from './config.ts';
-import { writeOwnerOnly } from './owner-only.ts';
+import type { S3Credentials } from '../config.ts';
+import { writeOwnerOnly } from '../owner-only.ts';
 import { browserRefusal, errorXml, signatureRefusal, type Refusal, type RequestHead } from './s3-request-guard.ts';
 
 export interface EmbeddedS3 {

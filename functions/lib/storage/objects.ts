@@ -12,7 +12,7 @@ import {
   S3ServiceException,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
-import { ObjectTooLargeError, WriteConflictError } from './errors.ts';
+import { ObjectTooLargeError, WriteConflictError } from '../errors.ts';
 
 export interface StoredObject {
   body: Buffer;

@@ -4,7 +4,7 @@
  * under the data directory, so `npm run train` works on a laptop as is.
  */
 import path from 'node:path';
-import type { Config, S3Credentials } from './config.ts';
+import type { Config, S3Credentials } from '../config.ts';
 import { createS3Client, IN_PROCESS_S3_TIMEOUTS, S3ObjectStore, type ObjectStore } from './objects.ts';
 
 export interface Storage {

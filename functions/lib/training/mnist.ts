@@ -9,9 +9,9 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { gunzipSync } from 'node:zlib';
-import { MNIST_CLASSES, MNIST_PIXELS, MNIST_SIDE } from './mnist-shape.ts';
-import { logger as defaultLogger, type Logger } from './log.ts';
-import type { ObjectStore } from './objects.ts';
+import { MNIST_CLASSES, MNIST_PIXELS, MNIST_SIDE } from '../mnist-shape.ts';
+import { logger as defaultLogger, type Logger } from '../log.ts';
+import type { ObjectStore } from '../storage/objects.ts';
 
 export const IMAGES_MAGIC = 2051;
 export const LABELS_MAGIC = 2049;

@@ -18,13 +18,13 @@
 import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { ModelIntegrityError, ObjectTooLargeError, PointerChangedError, PointerInvalidError, WriteConflictError } from './errors.ts';
-import type { Evaluation } from './evaluate.ts';
-import { isArch, type Arch } from './model.ts';
+import { ModelIntegrityError, ObjectTooLargeError, PointerChangedError, PointerInvalidError, WriteConflictError } from '../errors.ts';
+import type { Evaluation } from '../training/evaluate.ts';
+import { isArch, type Arch } from '../training/model.ts';
 import type { ObjectStore, ReadOptions, StoredObject } from './objects.ts';
-import type { GateDecision } from './quality-gate.ts';
+import type { GateDecision } from '../training/quality-gate.ts';
 import { topologyParams } from './topology.ts';
-import type { Schedule, TrainResult } from './train-loop.ts';
+import type { Schedule, TrainResult } from '../training/train-loop.ts';
 
 export const MODELS_PREFIX = 'models/';
 export const LATEST_KEY = 'models/latest.json';

@@ -125,7 +125,7 @@ export function assertWasmInternals(backend: BackendWasm): void {
   if (missing.length > 0) {
     throw new Error(
       `this @tensorflow/tfjs-backend-wasm no longer has ${missing.join(' and ')}, which the project's training kernels use: ` +
-        'keep tfjs at the version package.json pins, or update functions/lib/kernels/wasm-module.ts',
+        'keep tfjs at the version package.json pins, or update functions/lib/training/kernels/wasm-module.ts',
     );
   }
 }

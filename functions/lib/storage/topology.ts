@@ -6,7 +6,7 @@
  * that a refusal instead. Only the layers our architectures use are known;
  * anything else is refused rather than guessed at.
  */
-import { ModelIntegrityError } from './errors.ts';
+import { ModelIntegrityError } from '../errors.ts';
 
 type Shape = number[];
 type LayerConfig = Record<string, unknown>;
