@@ -65,7 +65,7 @@ export const PREDICT_ASSET: LambdaAsset = {
 };
 
 /** The name NodejsFunction gives an ESM bundle, and so the handler's module. */
-export const BUNDLE_FILE = 'index.mjs';
+const BUNDLE_FILE = 'index.mjs';
 
 /** esbuild's options for bundling `asset` into `outDir`, as the CDK bundles it. */
 export function esbuildOptions(asset: LambdaAsset, outDir: string): BuildOptions {
