@@ -12,28 +12,14 @@ import { NodejsFunction, OutputFormat, type ICommandHooks } from 'aws-cdk-lib/aw
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
+import { LAMBDA_ESBUILD, REPO_ROOT, type LambdaAsset } from './lambda-bundle.ts';
 import { acknowledge, arnFinding } from './nag.ts';
 
-export const REPO_ROOT = path.resolve(import.meta.dirname, '..');
-
-/** tfjs-backend-wasm picks one of these at run time (plain, SIMD, threaded SIMD), so all three ship. */
-export const WASM_FILES = ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'tfjs-backend-wasm-threaded-simd.wasm'];
-
-export interface DigitFunctionProps {
-  /** Entry file, relative to the repository root. */
-  entry: string;
+export interface DigitFunctionProps extends LambdaAsset {
   memoryMiB: number;
   timeout: Duration;
   logRetention: logs.RetentionDays;
   removalPolicy: RemovalPolicy;
-  /** Files copied into the asset after bundling: repository-relative source → asset-relative destination. */
-  extraFiles?: Record<string, string>;
-  /**
-   * Ship a source map and have Node apply it to stack traces. Loading the map
-   * costs ~25 ms of every cold start, so a function whose cold start matters
-   * goes without; `keepNames` still names each function in its traces.
-   */
-  sourceMaps: boolean;
   /** Concurrent executions set aside for (and the most allowed to) this function; none when absent. */
   reservedConcurrency?: number;
   description?: string;
@@ -73,32 +59,21 @@ export class DigitFunction extends NodejsFunction {
       logGroup,
       // Stack traces point at the TypeScript source instead of minified output.
       environment: props.sourceMaps ? { NODE_OPTIONS: '--enable-source-maps' } : {},
+      // LAMBDA_ESBUILD's settings as NodejsFunction's options; test/infra.test.ts checks the
+      // asset comes out byte for byte as `npm run build` makes it.
       bundling: {
-        // The same tsconfig as the editor and the tests, so the bundle compiles what was type-checked.
-        tsconfig: path.join(REPO_ROOT, 'tsconfig.json'),
-        target: 'node22',
-        // ESM matches the source ("type": "module") and lets the code use import.meta.url to find its files.
-        format: OutputFormat.ESM,
-        // tfjs-backend-wasm's Emscripten glue uses require() and __dirname, which ESM output lacks.
-        banner: [
-          "import { createRequire } from 'module'; import { fileURLToPath } from 'url'; import { dirname } from 'path';",
-          'const require = createRequire(import.meta.url); const __filename = fileURLToPath(import.meta.url); const __dirname = dirname(__filename);',
-        ].join(' '),
-        // Prefer packages' ESM builds, which tree-shake better than their CommonJS ones.
-        mainFields: ['module', 'main'],
-        // Smaller asset, faster cold start; the source map keeps traces readable.
-        minify: true,
-        // Minified class names would turn "BadRequestError" into "Pf" in the logs.
-        keepNames: true,
+        tsconfig: path.join(REPO_ROOT, LAMBDA_ESBUILD.tsconfig),
+        target: LAMBDA_ESBUILD.target,
+        format: { esm: OutputFormat.ESM }[LAMBDA_ESBUILD.format],
+        banner: LAMBDA_ESBUILD.banner,
+        mainFields: [...LAMBDA_ESBUILD.mainFields],
+        minify: LAMBDA_ESBUILD.minify,
+        keepNames: LAMBDA_ESBUILD.keepNames,
         sourceMap: props.sourceMaps,
-        // Keeps the map small: traces need line numbers, not the source text.
-        sourcesContent: false,
-        // Bundles our pinned AWS SDK instead of the runtime's, so the tested version is the one that runs.
-        bundleAwsSDK: true,
-        // tfjs-core's fetch fallback for runtimes without a global fetch, which Node 22 has: leaving it
-        // out saves parsing its 280 KB of Unicode tables at every cold start (same as scripts/build.ts).
-        externalModules: ['node-fetch'],
-        commandHooks: props.extraFiles ? copyHooks(props.extraFiles) : undefined,
+        sourcesContent: LAMBDA_ESBUILD.sourcesContent,
+        // Replaces CDK's default externals (the AWS SDK), so the SDK is bundled too.
+        externalModules: [...LAMBDA_ESBUILD.external],
+        commandHooks: props.files ? copyHooks(props.files) : undefined,
       },
     });
     logGroup.grantWrite(role);

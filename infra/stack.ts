@@ -14,7 +14,8 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
 import { LATEST_KEY } from '#lib/storage/store';
 import type { Reservation, StackConfig } from './config.ts';
-import { DigitFunction, WASM_FILES } from './function.ts';
+import { DigitFunction } from './function.ts';
+import { PREDICT_ASSET } from './lambda-bundle.ts';
 import { acknowledge } from './nag.ts';
 import { Training } from './training.ts';
 
@@ -82,19 +83,13 @@ export class DigitnetStack extends Stack {
     });
 
     this.predictFunction = new DigitFunction(this, 'PredictFunction', {
-      entry: 'functions/predict/handler.ts',
+      ...PREDICT_ASSET,
       description: 'digitnet: classify digits, report the serving model, serve the page',
       memoryMiB: config.predictMemoryMiB,
-      // Every visitor after a quiet spell waits for a cold start; errors here are rare.
-      sourceMaps: false,
       timeout: Duration.seconds(config.predictTimeoutSeconds),
       reservedConcurrency: reserved(config.predictReservedConcurrency),
       logRetention,
       removalPolicy,
-      extraFiles: {
-        ...Object.fromEntries(WASM_FILES.map((file) => [`node_modules/@tensorflow/tfjs-backend-wasm/dist/${file}`, file])),
-        'web/index.html': 'web/index.html',
-      },
     });
     this.predictFunction.addEnvironment('MODEL_REFRESH_SECONDS', String(config.modelRefreshSeconds));
     this.predictFunction.bindModelsReadOnly(this.bucket);

@@ -13,7 +13,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
-import { REPO_ROOT } from './function.ts';
+import { REPO_ROOT } from './lambda-bundle.ts';
 import { acknowledge, arnFinding } from './nag.ts';
 
 export const TRAIN_DOCKERFILE = 'infra/train.Dockerfile';

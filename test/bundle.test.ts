@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import JPEG from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { ModelStore } from '#lib/storage/store';
+import { LAMBDA_ESBUILD } from '../infra/lambda-bundle.ts';
 import { buildPredict } from '../scripts/build.ts';
 import { mnistDir, tempDir, testBucket, type TestBucket } from './support/env.ts';
 import { storeTrainedModel } from './support/service.ts';
@@ -30,8 +31,19 @@ before(async () => {
   await store.promote(version);
 });
 
-/** Imports the bundle from its folder in a fresh node process and calls the handler with each event. */
-async function invoke(events: unknown[], env: Record<string, string>): Promise<{ results: { statusCode: number; body: string }[]; logs: string }> {
+/**
+ * The Node the Lambda runs (LAMBDA_ESBUILD's target), which may not be the one
+ * running the tests: .ci/lambda-node fetches one and CI passes its path here.
+ */
+const lambdaNode = process.env.LAMBDA_NODE;
+const lambdaMajor = LAMBDA_ESBUILD.target.replace(/^node/, '');
+
+/** Imports the bundle from its folder in a fresh `node` process and calls the handler with each event. */
+async function invoke(
+  node: string,
+  events: unknown[],
+  env: Record<string, string>,
+): Promise<{ results: { statusCode: number; body: string }[]; logs: string }> {
   const script = path.join(bundleDir, '..', 'invoke.mjs');
   await writeFile(
     script,
@@ -41,7 +53,7 @@ async function invoke(events: unknown[], env: Record<string, string>): Promise<{
      for (const e of events) out.push(await handler(e, { awsRequestId: 'bundle-test' }));
      process.stdout.write(JSON.stringify(out));`,
   );
-  const { stdout, stderr } = await run(process.execPath, [script, JSON.stringify(events)], {
+  const { stdout, stderr } = await run(node, [script, JSON.stringify(events)], {
     cwd: path.dirname(bundleDir),
     env: { PATH: process.env.PATH!, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...env },
     maxBuffer: 8 * 1024 * 1024,
@@ -71,11 +83,23 @@ describe('npm run build', () => {
     for (const name of ['s3rver', 'busboy', 'dicer', 'embedded S3']) assert.ok(!code.includes(name), `the Lambda bundle mentions ${name}`);
   });
 
+  test('carries no training code: no training kernels, no training loop, no optimiser', async () => {
+    const code = readFileSync(path.join(bundleDir, 'index.mjs'), 'utf8');
+    // keepNames keeps function names in the bundle, so a name absent here is code absent.
+    for (const name of ['registerConv2DBackpropFilter', 'registerMaxPoolGrad', 'registerMatMulKernels', 'trainModel', 'HeapAdam']) {
+      assert.ok(!code.includes(name), `the predict bundle contains ${name}`);
+    }
+  });
+});
+
+/** What the bundle must do under each Node it may run on. */
+function answersUnder(node: string): void {
   test('the bundle answers from its own folder against the embedded S3, on the wasm backend', async () => {
     const images = gunzipSync(readFileSync(path.join(mnistDir, 't10k-images-idx3-ubyte.gz'))).subarray(16);
     const labels = gunzipSync(readFileSync(path.join(mnistDir, 't10k-labels-idx1-ubyte.gz'))).subarray(8);
     const pixels = Array.from(images.subarray(0, 784));
     const { results, logs } = await invoke(
+      node,
       [event('GET', '/health'), event('POST', '/predict', JSON.stringify({ pixels })), event('GET', '/')],
       bucket.env,
     );
@@ -88,14 +112,6 @@ describe('npm run build', () => {
     assert.match(page!.body, /<html/i);
   });
 
-  test('carries no training code: no training kernels, no training loop, no optimiser', async () => {
-    const code = readFileSync(path.join(bundleDir, 'index.mjs'), 'utf8');
-    // keepNames keeps function names in the bundle, so a name absent here is code absent.
-    for (const name of ['registerConv2DBackpropFilter', 'registerMaxPoolGrad', 'registerMatMulKernels', 'trainModel', 'HeapAdam']) {
-      assert.ok(!code.includes(name), `the predict bundle contains ${name}`);
-    }
-  });
-
   test('the bundle decodes PNG and JPEG uploads, each under its time budget', async () => {
     const images = gunzipSync(readFileSync(path.join(mnistDir, 't10k-images-idx3-ubyte.gz'))).subarray(16);
     const labels = gunzipSync(readFileSync(path.join(mnistDir, 't10k-labels-idx1-ubyte.gz'))).subarray(8);
@@ -104,6 +120,7 @@ describe('npm run build', () => {
     const png = PNG.sync.write(digit);
     const jpeg = JPEG.encode({ data: digit.data, width: 28, height: 28 }, 95).data;
     const { results } = await invoke(
+      node,
       [png, jpeg].map((bytes) => event('POST', '/predict', JSON.stringify({ image: Buffer.from(bytes).toString('base64') }))),
       bucket.env,
     );
@@ -114,6 +131,17 @@ describe('npm run build', () => {
   });
 
   test('the bundle fails at cold start when BUCKET is missing', async () => {
-    await assert.rejects(invoke([event('GET', '/health')], {}), /BUCKET must be set/);
+    await assert.rejects(invoke(node, [event('GET', '/health')], {}), /BUCKET must be set/);
   });
+}
+
+describe(`the bundle under this Node (${process.version})`, () => answersUnder(process.execPath));
+
+describe(`the bundle under the Lambda's Node ${lambdaMajor}`, { skip: !lambdaNode && 'LAMBDA_NODE is not set (.ci/lambda-node fetches one)' }, () => {
+  test(`LAMBDA_NODE is Node ${lambdaMajor}`, async () => {
+    const { stdout } = await run(lambdaNode!, ['-p', 'process.versions.node']);
+    assert.equal(stdout.split('.')[0], lambdaMajor);
+  });
+
+  answersUnder(lambdaNode!);
 });

@@ -13,9 +13,10 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { buildApp } from '../infra/app.ts';
-import { WASM_FILES } from '../infra/function.ts';
+import { LAMBDA_ESBUILD, WASM_FILES } from '../infra/lambda-bundle.ts';
 import type { DigitnetStack } from '../infra/stack.ts';
 import { TRAIN_DOCKERFILE } from '../infra/training.ts';
+import { buildPredict } from '../scripts/build.ts';
 import { repoRoot, tempDir, testBucket } from './support/env.ts';
 
 const run = promisify(execFile);
@@ -396,6 +397,15 @@ describe('synthesized assets', () => {
     assert.ok(!existsSync(path.join(predictDir, 'index.mjs.map')), 'a source map would be loaded for nothing');
   });
 
+  test('the predict asset is what `npm run build` makes, byte for byte, file for file', async () => {
+    const { outDir } = await buildPredict(path.join(await tempDir('digitnet-build-'), 'predict'));
+    const files = (dir: string) => readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => statSync(path.join(dir, f)).isFile()).sort();
+    assert.deepEqual(files(predictDir), files(outDir));
+    for (const file of files(outDir)) {
+      assert.ok(readFileSync(path.join(predictDir, file)).equals(readFileSync(path.join(outDir, file))), `${file} differs between the CDK asset and npm run build`);
+    }
+  });
+
   test('the predict asset answers from its own folder against the embedded S3', async () => {
     const bucket = await testBucket();
     const script = `
@@ -430,9 +440,19 @@ describe('synthesized assets', () => {
     assert.deepEqual(files.filter((f) => /^(node_modules|\.data|cdk\.out|dist|\.git|test|scripts|web)\//.test(f) || f.includes('/node_modules/')), []);
   });
 
+  /** The esbuild arguments of the Dockerfile's bundle step. */
+  const trainBundleCommand = () =>
+    /RUN npx esbuild (.*?) &&/.exec(readFileSync(path.join(repoRoot, TRAIN_DOCKERFILE), 'utf8').replace(/\\\n\s*/g, ' '))?.[1];
+
+  test('the Dockerfile bundles for the same Node, platform and module format as the Lambda', () => {
+    const command = trainBundleCommand() ?? '';
+    for (const setting of ['target', 'platform', 'format'] as const) {
+      assert.match(command, new RegExp(`--${setting}=${LAMBDA_ESBUILD[setting]}\\b`), `the training bundle's --${setting}`);
+    }
+  });
+
   test('the Dockerfile’s bundle step produces a training entry that runs', async () => {
-    const dockerfile = readFileSync(path.join(repoRoot, TRAIN_DOCKERFILE), 'utf8').replace(/\\\n\s*/g, ' ');
-    const command = /RUN npx esbuild (.*?) &&/.exec(dockerfile)?.[1];
+    const command = trainBundleCommand();
     assert.ok(command, 'the Dockerfile should bundle with esbuild');
     const out = await tempDir('digitnet-train-bundle-');
     const args = command.trim().split(/\s+/).map((a) => (a.startsWith('--outfile=') ? `--outfile=${path.join(out, 'dist', 'train.mjs')}` : a));
