@@ -34,7 +34,7 @@ const store = new ModelStore(new S3ObjectStore(s3, config.bucket));
 const log = logger.child({ function: 'predict' });
 let page: Promise<string> | undefined;
 
-const backendReady = () => initBackend(['wasm', 'cpu']);
+const backendReady = () => initBackend(['wasm', 'cpu'], config.tfjsBackend);
 
 export const handler = makeHandler({
   cache: new ModelCache({ store, refreshSeconds: config.modelRefreshSeconds, logger: log, backendReady }),
