@@ -6,11 +6,12 @@
  * everyone, retrain/promote (with training jobs run as child processes) for
  * whoever holds the token printed at start-up. Ctrl-C stops everything.
  */
+import '#lib/exit-on-bad-config';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { portFrom, readConfig } from '#lib/config';
+import { loggableConfig, portFrom, readConfig } from '#lib/config';
 import { ConfigError } from '#lib/errors';
 import { logger } from '#lib/log';
 import { writeOwnerOnly } from '#lib/owner-only';
@@ -87,6 +88,7 @@ async function main(): Promise<void> {
   // Locally a promotion should show up within seconds, not Lambda's default minute.
   process.env.MODEL_REFRESH_SECONDS ??= '5';
   const localConfig = readConfig();
+  logger.debug('configuration', loggableConfig(localConfig));
 
   await prepareModel({ arch: args.arch, epochs: args.epochs }, store, localConfig, createProgress());
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { portFrom, readConfig, readLogLevel, readRegion, type Config } from '#lib/config';
+import { loggableConfig, portFrom, readConfig, readLogLevel, readRegion, type Config } from '#lib/config';
 import { ConfigError } from '#lib/errors';
 import { S3_TIMEOUT_DEFAULTS } from '#lib/objects';
 
@@ -98,5 +98,12 @@ describe('readConfig: every variable, its default, what it accepts and what it r
     assert.equal(readRegion({ AWS_DEFAULT_REGION: 'eu-central-1' }), 'eu-central-1');
     assert.equal(portFrom('--port', '8080'), 8080);
     assert.throws(() => portFrom('--port', '99999'), /--port must be a whole number from 0 to 65535; got "99999"/);
+  });
+
+  test('the configuration a debug line shows leaves out the S3 secret key', () => {
+    const config = readConfig({ S3_ENDPOINT: ENDPOINT, S3_ACCESS_KEY_ID: 'LOCALKEY', S3_SECRET_ACCESS_KEY: 'the-secret' });
+    const shown = JSON.stringify(loggableConfig(config));
+    assert.ok(shown.includes('"s3AccessKeyId":"LOCALKEY"'), shown);
+    assert.ok(!shown.includes('the-secret'), shown);
   });
 });

@@ -143,3 +143,9 @@ export function readConfig(env: Env = process.env): Config {
     dataDir: optional(env, 'DATA_DIR') ?? '.data',
   };
 }
+
+/** The configuration as a debug line may show it: the S3 secret key left out. */
+export function loggableConfig(config: Config): Record<string, unknown> {
+  const { s3Credentials, ...rest } = config;
+  return s3Credentials ? { ...rest, s3AccessKeyId: s3Credentials.accessKeyId } : rest;
+}
