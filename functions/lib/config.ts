@@ -1,8 +1,11 @@
 /**
  * Environment read and validated once, at start-up: a bad value fails the
  * process before it serves or trains anything. Every variable the runtime
- * reads is decided here; the variables of the libraries it uses (the AWS SDK's
- * credential chain, NODE_OPTIONS) are theirs.
+ * reads is decided here but two kinds: what one entry point alone needs and
+ * checks at its start (the retrain function's JOB_QUEUE and JOB_DEFINITION,
+ * the training job's ARCH, EPOCHS and BATCH_SIZE, defaults of its flags), and
+ * the variables of the libraries it uses (the AWS SDK's credential chain,
+ * NODE_OPTIONS), which are theirs.
  */
 import { ConfigError } from './errors.ts';
 import { S3_TIMEOUT_DEFAULTS, type S3Timeouts } from './objects.ts';
