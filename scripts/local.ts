@@ -6,11 +6,13 @@
  * everyone, retrain/promote (with training jobs run as child processes) for
  * whoever holds the token printed at start-up. Ctrl-C stops everything.
  */
+import '#lib/exit-on-bad-config';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { readConfig } from '#lib/config';
+import { loggableConfig, portFrom, readConfig } from '#lib/config';
+import { ConfigError } from '#lib/errors';
 import { logger } from '#lib/log';
 import { writeOwnerOnly } from '#lib/owner-only';
 import { createProgress } from '#lib/progress';
@@ -37,7 +39,8 @@ const USAGE = `Usage: npm start -- [options]
   -h, --help      this text`;
 
 interface LocalArgs {
-  port: number;
+  /** Unset, PORT decides (config.ts). */
+  port?: number;
   host: string;
   arch?: Arch;
   epochs?: string;
@@ -58,8 +61,7 @@ function parseLocalArgs(argv: string[]): LocalArgs | 'help' {
     strict: true,
   });
   if (values.help) return 'help';
-  const port = Number(values.port ?? process.env.PORT ?? 3000);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port must be 0–65535; got "${values.port ?? process.env.PORT}"`);
+  const port = values.port === undefined ? undefined : portFrom('--port', values.port);
   if (values.arch !== undefined && !isArch(values.arch)) throw new Error(`--arch must be mlp or cnn; got "${values.arch}"`);
   const workers = Number(values.workers ?? os.availableParallelism());
   if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new Error(`--workers must be 1–64; got "${values.workers}"`);
@@ -73,11 +75,12 @@ async function main(): Promise<void> {
     return;
   }
   const config = readConfig();
+  const port = args.port ?? config.port;
   // Said before anything else, so it is not lost above a minute of training output.
   const warning = exposureWarning(args.host);
   if (warning) process.stderr.write(`WARNING: ${warning}\n`);
   await claimDataDir(config.dataDir);
-  await assertPortFree(args.host, args.port);
+  await assertPortFree(args.host, port);
   const storage = await openStorage(config);
   const store = new ModelStore(storage.objects);
   // The handler reads its configuration from the environment at import, exactly as in Lambda; server workers inherit it.
@@ -85,6 +88,7 @@ async function main(): Promise<void> {
   // Locally a promotion should show up within seconds, not Lambda's default minute.
   process.env.MODEL_REFRESH_SECONDS ??= '5';
   const localConfig = readConfig();
+  logger.debug('configuration', loggableConfig(localConfig));
 
   await prepareModel({ arch: args.arch, epochs: args.epochs }, store, localConfig, createProgress());
 
@@ -96,7 +100,7 @@ async function main(): Promise<void> {
   const token = randomBytes(24).toString('base64url');
   // claimDataDir made the folder. A token file left by an older version may be readable by others: tightened too.
   await writeOwnerOnly(path.join(config.dataDir, TOKEN_FILE), token + '\n');
-  const served = await startWorkers({ count: args.workers, settings: { host: args.host, port: args.port, token }, operator, logger });
+  const served = await startWorkers({ count: args.workers, settings: { host: args.host, port, token }, operator, logger });
   process.stderr.write(`digitnet is up: ${served.url}  (${args.workers} server process${args.workers === 1 ? '' : 'es'}; Ctrl-C to stop)\n`);
   process.stderr.write(`operator token for /train and /promote: ${token}  (also in ${path.join(config.dataDir, TOKEN_FILE)})\n`);
   process.stdout.write(JSON.stringify({ event: 'ready', url: served.url, workers: args.workers, s3: storage.endpoint, bucket: storage.bucket }) + '\n');
@@ -117,7 +121,7 @@ async function main(): Promise<void> {
 
 main().catch((error: unknown) => {
   process.stderr.write(`npm start failed: ${(error as Error).message}\n`);
-  // A preflight refusal is fully said in that line; anything else gets its stack in the log.
-  if (!(error instanceof PreflightError)) logger.error('local stack failed', { error });
+  // A preflight refusal or a bad setting is fully said in that line; anything else gets its stack in the log.
+  if (!(error instanceof PreflightError || error instanceof ConfigError)) logger.error('local stack failed', { error });
   process.exit(1);
 });

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { readConfig } from '#lib/config';
+import { loggableConfig, portFrom, readConfig, readLogLevel, readRegion, type Config } from '#lib/config';
 import { ConfigError } from '#lib/errors';
+import { S3_TIMEOUT_DEFAULTS } from '#lib/objects';
 
 const ENDPOINT = 'http://127.0.0.1:4569';
 
@@ -22,5 +23,87 @@ describe('readConfig: the key pair for S3_ENDPOINT', () => {
     refused({ S3_ENDPOINT: ENDPOINT, S3_ACCESS_KEY_ID: 'LOCALKEY' }, /go together/);
     refused({ S3_ENDPOINT: ENDPOINT, S3_SECRET_ACCESS_KEY: 'secret' }, /go together/);
     refused({ S3_ACCESS_KEY_ID: 'LOCALKEY', S3_SECRET_ACCESS_KEY: 'secret' }, /set S3_ENDPOINT too/);
+  });
+});
+
+type Env = Record<string, string>;
+
+/** What readConfig makes of each variable, alone in an otherwise empty environment. */
+const accepted: { env: Env; expect: Partial<Config> }[] = [
+  { env: {}, expect: { region: 'us-east-1', logLevel: 'info', tfjsBackend: undefined, port: 3000, batchJobId: undefined } },
+  { env: {}, expect: { bucket: undefined, s3Endpoint: undefined, mnistDir: undefined, mnistBaseUrl: undefined } },
+  { env: {}, expect: { modelRefreshSeconds: 60, s3Timeouts: S3_TIMEOUT_DEFAULTS, minAccuracy: undefined, dataDir: '.data' } },
+  { env: { BUCKET: 'digitnet-models' }, expect: { bucket: 'digitnet-models' } },
+  { env: { S3_ENDPOINT: 'http://127.0.0.1:4569' }, expect: { s3Endpoint: 'http://127.0.0.1:4569' } },
+  { env: { AWS_REGION: 'eu-west-1' }, expect: { region: 'eu-west-1' } },
+  { env: { AWS_DEFAULT_REGION: 'ap-southeast-2' }, expect: { region: 'ap-southeast-2' } },
+  { env: { AWS_REGION: 'eu-west-1', AWS_DEFAULT_REGION: 'us-west-2' }, expect: { region: 'eu-west-1' } },
+  { env: { AWS_REGION: 'us-gov-west-1' }, expect: { region: 'us-gov-west-1' } },
+  { env: { LOG_LEVEL: 'debug' }, expect: { logLevel: 'debug' } },
+  { env: { LOG_LEVEL: 'DEBUG' }, expect: { logLevel: 'debug' } },
+  { env: { LOG_LEVEL: ' Warn ' }, expect: { logLevel: 'warn' } },
+  { env: { LOG_LEVEL: 'error' }, expect: { logLevel: 'error' } },
+  { env: { LOG_LEVEL: '' }, expect: { logLevel: 'info' } },
+  { env: { TFJS_BACKEND: 'node' }, expect: { tfjsBackend: 'node' } },
+  { env: { TFJS_BACKEND: 'WASM' }, expect: { tfjsBackend: 'wasm' } },
+  { env: { TFJS_BACKEND: 'cpu' }, expect: { tfjsBackend: 'cpu' } },
+  { env: { PORT: '0' }, expect: { port: 0 } },
+  { env: { PORT: '65535' }, expect: { port: 65_535 } },
+  { env: { AWS_BATCH_JOB_ID: '5c7a3e1f-0b1d-4d6e-9f3a-2b8c1d0e4f5a' }, expect: { batchJobId: '5c7a3e1f-0b1d-4d6e-9f3a-2b8c1d0e4f5a' } },
+  { env: { MNIST_DIR: '/data/mnist' }, expect: { mnistDir: '/data/mnist' } },
+  { env: { MNIST_BASE_URL: 'https://example.org/mnist/' }, expect: { mnistBaseUrl: 'https://example.org/mnist/' } },
+  { env: { MODEL_REFRESH_SECONDS: '0' }, expect: { modelRefreshSeconds: 0 } },
+  { env: { S3_CONNECT_TIMEOUT_MS: '500', S3_REQUEST_TIMEOUT_MS: '9000' }, expect: { s3Timeouts: { connectMs: 500, requestMs: 9000 } } },
+  { env: { MIN_ACCURACY: '0.95' }, expect: { minAccuracy: 0.95 } },
+  { env: { DATA_DIR: '/var/digitnet' }, expect: { dataDir: '/var/digitnet' } },
+];
+
+const refused: { env: Env; message: string }[] = [
+  { env: { LOG_LEVEL: 'verbose' }, message: 'LOG_LEVEL must be one of debug, info, warn, error; got "verbose"' },
+  { env: { LOG_LEVEL: 'trace' }, message: 'LOG_LEVEL must be one of debug, info, warn, error; got "trace"' },
+  { env: { TFJS_BACKEND: 'webgl' }, message: 'TFJS_BACKEND must be one of node, wasm, cpu; got "webgl"' },
+  { env: { PORT: '65536' }, message: 'PORT must be a whole number from 0 to 65535; got "65536"' },
+  { env: { PORT: '-1' }, message: 'PORT must be a whole number from 0 to 65535; got "-1"' },
+  { env: { PORT: '3000.5' }, message: 'PORT must be a whole number from 0 to 65535; got "3000.5"' },
+  { env: { PORT: '0x10' }, message: 'PORT must be a whole number from 0 to 65535; got "0x10"' },
+  { env: { PORT: 'http' }, message: 'PORT must be a whole number from 0 to 65535; got "http"' },
+  { env: { AWS_REGION: 'Frankfurt' }, message: 'AWS_REGION must be an AWS region like us-east-1; got "Frankfurt"' },
+  { env: { AWS_DEFAULT_REGION: 'eu_west_1' }, message: 'AWS_DEFAULT_REGION must be an AWS region like us-east-1; got "eu_west_1"' },
+  { env: { S3_ENDPOINT: 'ftp://127.0.0.1' }, message: 'S3_ENDPOINT must be an http(s) URL; got "ftp://127.0.0.1"' },
+  { env: { MNIST_BASE_URL: 'mnist.example' }, message: 'MNIST_BASE_URL must be an http(s) URL; got "mnist.example"' },
+  { env: { MODEL_REFRESH_SECONDS: 'soon' }, message: 'MODEL_REFRESH_SECONDS must be a number from 0 to 86400; got "soon"' },
+  { env: { S3_CONNECT_TIMEOUT_MS: '50' }, message: 'S3_CONNECT_TIMEOUT_MS must be a number from 100 to 120000; got "50"' },
+  { env: { S3_REQUEST_TIMEOUT_MS: '600001' }, message: 'S3_REQUEST_TIMEOUT_MS must be a number from 100 to 600000; got "600001"' },
+  { env: { MIN_ACCURACY: '98' }, message: 'MIN_ACCURACY must be a number from 0 to 1; got "98"' },
+];
+
+describe('readConfig: every variable, its default, what it accepts and what it refuses', () => {
+  for (const { env, expect } of accepted) {
+    test(`${JSON.stringify(env)} gives ${JSON.stringify(expect)}`, () => {
+      const config = readConfig(env);
+      assert.deepEqual(Object.fromEntries(Object.keys(expect).map((key) => [key, config[key as keyof Config]])), expect);
+    });
+  }
+
+  for (const { env, message } of refused) {
+    test(`${JSON.stringify(env)} fails with a ConfigError naming what is allowed`, () => {
+      assert.throws(() => readConfig(env), (error: Error) => error instanceof ConfigError && error.message === message);
+    });
+  }
+
+  test('the readers the logger and the CLIs use decide exactly as readConfig does', () => {
+    assert.equal(readLogLevel({ LOG_LEVEL: 'ERROR' }), 'error');
+    assert.throws(() => readLogLevel({ LOG_LEVEL: 'verbose' }), ConfigError);
+    assert.equal(readRegion({}), undefined, 'unset, so the operator CLI can take the region from the API host');
+    assert.equal(readRegion({ AWS_DEFAULT_REGION: 'eu-central-1' }), 'eu-central-1');
+    assert.equal(portFrom('--port', '8080'), 8080);
+    assert.throws(() => portFrom('--port', '99999'), /--port must be a whole number from 0 to 65535; got "99999"/);
+  });
+
+  test('the configuration a debug line shows leaves out the S3 secret key', () => {
+    const config = readConfig({ S3_ENDPOINT: ENDPOINT, S3_ACCESS_KEY_ID: 'LOCALKEY', S3_SECRET_ACCESS_KEY: 'the-secret' });
+    const shown = JSON.stringify(loggableConfig(config));
+    assert.ok(shown.includes('"s3AccessKeyId":"LOCALKEY"'), shown);
+    assert.ok(!shown.includes('the-secret'), shown);
   });
 });

@@ -1,15 +1,13 @@
 /**
  * Picks the tfjs backend once per process: native TensorFlow (tfjs-node) where
  * its optional install succeeded, else WebAssembly, else the pure-JS cpu
- * backend. `TFJS_BACKEND=node|wasm|cpu` forces one.
+ * backend. The caller may force one (`TFJS_BACKEND`, read by config.ts).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { BACKEND_NAMES, type BackendName } from './config.ts';
 import { logger } from './log.ts';
-
-export type BackendName = 'node' | 'wasm' | 'cpu';
-export const BACKEND_NAMES: readonly BackendName[] = ['node', 'wasm', 'cpu'];
 
 /** tfjs-core's own name for each backend. */
 const TF_NAME: Record<BackendName, string> = { node: 'tensorflow', wasm: 'wasm', cpu: 'cpu' };
@@ -46,12 +44,6 @@ async function activate(name: BackendName): Promise<boolean> {
   return tf.setBackend(TF_NAME[name]);
 }
 
-function parseForced(value: string | undefined): BackendName | undefined {
-  if (value === undefined || value === '') return undefined;
-  if ((BACKEND_NAMES as readonly string[]).includes(value)) return value as BackendName;
-  throw new BackendUnavailableError(`TFJS_BACKEND must be one of ${BACKEND_NAMES.join(', ')}; got "${value}"`);
-}
-
 async function choose(preferred: readonly BackendName[], forced: BackendName | undefined): Promise<BackendName> {
   const order = forced ? [forced] : preferred;
   for (const name of order) {
@@ -71,11 +63,8 @@ async function choose(preferred: readonly BackendName[], forced: BackendName | u
  * TensorFlow; prediction passes `['wasm', 'cpu']` because tfjs-node does not fit
  * a zip Lambda and wasm answers a single image in well under a millisecond.
  */
-export function initBackend(
-  preferred: readonly BackendName[] = BACKEND_NAMES,
-  forcedValue: string | undefined = process.env.TFJS_BACKEND,
-): Promise<BackendName> {
-  active ??= choose(preferred, parseForced(forcedValue));
+export function initBackend(preferred: readonly BackendName[] = BACKEND_NAMES, forced?: BackendName): Promise<BackendName> {
+  active ??= choose(preferred, forced);
   return active;
 }
 

@@ -1,9 +1,20 @@
 /**
  * Environment read and validated once, at start-up: a bad value fails the
- * process before it serves or trains anything.
+ * process before it serves or trains anything. Every variable the runtime
+ * reads is decided here but two kinds: what one entry point alone needs and
+ * checks at its start (the retrain function's JOB_QUEUE and JOB_DEFINITION,
+ * the training job's ARCH, EPOCHS and BATCH_SIZE, defaults of its flags), and
+ * the variables of the libraries it uses (the AWS SDK's credential chain,
+ * NODE_OPTIONS), which are theirs.
  */
 import { ConfigError } from './errors.ts';
 import { S3_TIMEOUT_DEFAULTS, type S3Timeouts } from './storage/objects.ts';
+
+export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export const BACKEND_NAMES = ['node', 'wasm', 'cpu'] as const;
+export type BackendName = (typeof BACKEND_NAMES)[number];
 
 /** The key pair requests to S3_ENDPOINT are signed with (the embedded S3 accepts only its own). */
 export interface S3Credentials {
@@ -18,7 +29,15 @@ export interface Config {
   s3Endpoint?: string;
   /** Set with S3_ENDPOINT; unset on AWS, where the SDK finds the role's credentials itself. */
   s3Credentials?: S3Credentials;
+  /** AWS_REGION, else AWS_DEFAULT_REGION. */
   region: string;
+  logLevel: LogLevel;
+  /** Forces one tfjs backend; unset, the first that loads is used. */
+  tfjsBackend?: BackendName;
+  /** `npm start`'s HTTP port, and where the CLIs look for the local stack. */
+  port: number;
+  /** Set by AWS Batch (and the local stack) in a training job's container. */
+  batchJobId?: string;
   mnistDir?: string;
   mnistBaseUrl?: string;
   modelRefreshSeconds: number;
@@ -49,6 +68,41 @@ export function numberFrom(env: Env, name: string, fallback: number | undefined,
   return value;
 }
 
+function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[]): T | undefined {
+  const raw = optional(env, name);
+  if (raw === undefined) return undefined;
+  const value = raw.toLowerCase();
+  if ((allowed as readonly string[]).includes(value)) return value as T;
+  throw new ConfigError(`${name} must be one of ${allowed.join(', ')}; got "${raw}"`);
+}
+
+/** Whole numbers only: "3000.5" or "0x10" as a port is a mistake, not a port. */
+export function portFrom(name: string, raw: string): number {
+  if (!/^\d{1,5}$/.test(raw) || Number(raw) > 65_535) {
+    throw new ConfigError(`${name} must be a whole number from 0 to 65535; got "${raw}"`);
+  }
+  return Number(raw);
+}
+
+/** For the logger, which is built at import, before any entry point can hand it a Config. */
+export function readLogLevel(env: Env = process.env): LogLevel {
+  return oneOf(env, 'LOG_LEVEL', LOG_LEVELS) ?? 'info';
+}
+
+/**
+ * AWS_REGION, which Lambda and Batch set, else AWS_DEFAULT_REGION; unset if
+ * neither is, so a caller can fall back on what it knows (an API's host name).
+ */
+export function readRegion(env: Env = process.env): string | undefined {
+  for (const name of ['AWS_REGION', 'AWS_DEFAULT_REGION']) {
+    const raw = optional(env, name);
+    if (raw === undefined) continue;
+    if (!/^[a-z]{2}(-[a-z]+)+-\d+$/.test(raw)) throw new ConfigError(`${name} must be an AWS region like us-east-1; got "${raw}"`);
+    return raw;
+  }
+  return undefined;
+}
+
 function url(env: Env, name: string): string | undefined {
   const raw = optional(env, name);
   if (raw === undefined) return undefined;
@@ -76,7 +130,11 @@ export function readConfig(env: Env = process.env): Config {
     bucket: optional(env, 'BUCKET'),
     s3Endpoint,
     s3Credentials: s3Credentials(env, s3Endpoint),
-    region: optional(env, 'AWS_REGION') ?? optional(env, 'AWS_DEFAULT_REGION') ?? 'us-east-1',
+    region: readRegion(env) ?? 'us-east-1',
+    logLevel: readLogLevel(env),
+    tfjsBackend: oneOf(env, 'TFJS_BACKEND', BACKEND_NAMES),
+    port: portFrom('PORT', optional(env, 'PORT') ?? '3000'),
+    batchJobId: optional(env, 'AWS_BATCH_JOB_ID'),
     mnistDir: optional(env, 'MNIST_DIR'),
     mnistBaseUrl: url(env, 'MNIST_BASE_URL'),
     modelRefreshSeconds: numberFrom(env, 'MODEL_REFRESH_SECONDS', 60, 0, 86_400),
@@ -87,4 +145,10 @@ export function readConfig(env: Env = process.env): Config {
     minAccuracy: numberFrom(env, 'MIN_ACCURACY', undefined, 0, 1),
     dataDir: optional(env, 'DATA_DIR') ?? '.data',
   };
+}
+
+/** The configuration as a debug line may show it: the S3 secret key left out. */
+export function loggableConfig(config: Config): Record<string, unknown> {
+  const { s3Credentials, ...rest } = config;
+  return s3Credentials ? { ...rest, s3AccessKeyId: s3Credentials.accessKeyId } : rest;
 }

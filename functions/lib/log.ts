@@ -2,7 +2,8 @@
  * One structured JSON logger. Each line is a single JSON object on stderr so
  * stdout stays free for a command's result (train prints its JSON line there).
  */
-export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+import { readLogLevel, type LogLevel } from './config.ts';
+
 export type LogFields = Record<string, unknown>;
 
 const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
@@ -25,9 +26,9 @@ function serialise(value: unknown): unknown {
 export function createLogger(
   base: LogFields = { service: 'digitnet' },
   write: (line: string) => void = (line) => process.stderr.write(line + '\n'),
-  minLevel: LogLevel = (process.env.LOG_LEVEL as LogLevel | undefined) ?? 'info',
+  minLevel: LogLevel = readLogLevel(),
 ): Logger {
-  const threshold = LEVELS[minLevel] ?? LEVELS.info;
+  const threshold = LEVELS[minLevel];
   const emit = (level: LogLevel, message: string, fields: LogFields = {}): void => {
     if (LEVELS[level] < threshold) return;
     const entry: LogFields = { level, time: new Date().toISOString(), ...base, message };
@@ -43,4 +44,5 @@ export function createLogger(
   };
 }
 
+/** A bad LOG_LEVEL throws a ConfigError here, at import: before anything runs. */
 export const logger = createLogger();

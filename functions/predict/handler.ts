@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initBackend, useWasmFilesFrom } from '#lib/backend';
-import { readConfig } from '#lib/config';
+import { loggableConfig, readConfig } from '#lib/config';
 import { ConfigError } from '#lib/errors';
 import { logger } from '#lib/log';
 import { ModelCache } from '#lib/model-cache';
@@ -32,9 +32,10 @@ const s3 = createS3Client({
 });
 const store = new ModelStore(new S3ObjectStore(s3, config.bucket));
 const log = logger.child({ function: 'predict' });
+log.debug('configuration', loggableConfig(config));
 let page: Promise<string> | undefined;
 
-const backendReady = () => initBackend(['wasm', 'cpu']);
+const backendReady = () => initBackend(['wasm', 'cpu'], config.tfjsBackend);
 
 export const handler = makeHandler({
   cache: new ModelCache({ store, refreshSeconds: config.modelRefreshSeconds, logger: log, backendReady }),

@@ -4,7 +4,7 @@
  * everything else is in app.ts and functions/lib.
  */
 import { BatchClient } from '@aws-sdk/client-batch';
-import { readConfig } from '#lib/config';
+import { loggableConfig, readConfig } from '#lib/config';
 import { ConfigError } from '#lib/errors';
 import { logger } from '#lib/log';
 import { createS3Client, S3ObjectStore } from '#lib/storage/objects';
@@ -22,9 +22,12 @@ const s3 = createS3Client({
   timeouts: config.s3Timeouts,
 });
 
+const log = logger.child({ function: 'retrain' });
+log.debug('configuration', loggableConfig(config));
+
 export const handler = makeHandler({
   batch: new BatchClient({ region: config.region }),
   store: new ModelStore(new S3ObjectStore(s3, config.bucket)),
   env,
-  logger: logger.child({ function: 'retrain' }),
+  logger: log,
 });

@@ -155,7 +155,7 @@ export async function runTraining(
   progress: ProgressSink,
   open: (config: Config) => Promise<Storage> = openStorage,
 ): Promise<TrainOutcome> {
-  const backend = await initBackend();
+  const backend = await initBackend(undefined, config.tfjsBackend);
   const storage = await open(config);
   try {
     const log = logger.child({ job: 'train', arch: args.arch });
@@ -208,8 +208,7 @@ export async function runTraining(
     const metrics: Omit<ModelMetrics, 'artifacts'> = {
       version,
       arch: args.arch,
-      // Batch sets AWS_BATCH_JOB_ID in every job's container (the local stack does too).
-      ...(process.env.AWS_BATCH_JOB_ID ? { jobId: process.env.AWS_BATCH_JOB_ID } : {}),
+      ...(config.batchJobId ? { jobId: config.batchJobId } : {}),
       createdAt: new Date().toISOString(),
       backend,
       params: countParams(model),

@@ -2,7 +2,8 @@
  * Entry point of `npm run train` and of the Batch training container. The last
  * stdout line is one JSON object with the result.
  */
-import { readConfig } from '#lib/config';
+import '#lib/exit-on-bad-config';
+import { loggableConfig, readConfig } from '#lib/config';
 import { logger } from '#lib/log';
 import { createProgress } from '#lib/progress';
 import { parseTrainArgs, runTraining, USAGE, type TrainArgs } from './job.ts';
@@ -20,7 +21,9 @@ async function main(): Promise<void> {
     process.stdout.write(USAGE + '\n');
     return;
   }
-  const outcome = await runTraining(args, readConfig(), createProgress());
+  const config = readConfig();
+  logger.debug('configuration', loggableConfig(config));
+  const outcome = await runTraining(args, config, createProgress());
   process.stdout.write(JSON.stringify(outcome) + '\n');
 }
 

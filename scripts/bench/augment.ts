@@ -60,8 +60,8 @@ export async function benchAugment(argv: string[]): Promise<void> {
   const epochs = wholeNumber('--epochs', values.epochs!, 1, 200);
   const perKind = wholeNumber('--per-kind', values['per-kind']!, 1, 10_000);
 
-  const backend = await initBackend();
   const config = readConfig();
+  const backend = await initBackend(undefined, config.tfjsBackend);
   const data = await loadMnist({ dir: config.mnistDir && path.resolve(config.mnistDir), cacheDir: path.join(config.dataDir, 'mnist') });
   emit({ bench: 'augment', machine: machine(), backend, arch, epochs, perKind });
   const kinds = { canvas: await uploads(data.test, canvasDrawing, perKind), photo: await uploads(data.test, paperPhoto, perKind) };

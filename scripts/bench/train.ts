@@ -17,8 +17,8 @@ export async function benchTrain(argv: string[]): Promise<void> {
   const { values } = parseArgs({ args: argv, options: { arch: { type: 'string', default: 'all' }, epochs: { type: 'string', default: '1' }, 'batch-size': { type: 'string' } } });
   const archs: Arch[] = values.arch === 'all' ? [...ARCHS] : [values.arch as Arch];
   const epochs = Number(values.epochs);
-  const backend = await initBackend();
   const config = readConfig();
+  const backend = await initBackend(undefined, config.tfjsBackend);
   const data = await loadMnist({ dir: config.mnistDir && path.resolve(config.mnistDir), cacheDir: path.join(config.dataDir, 'mnist') });
   process.stdout.write(JSON.stringify({ bench: 'train', machine: machine(), backend }) + '\n');
   for (const arch of archs) {

@@ -3,6 +3,7 @@
  * with --deployed the API URL `npm run deploy` wrote to cdk.outputs.json,
  * else the local stack on 127.0.0.1.
  */
+import { readConfig } from '#lib/config';
 import { OUTPUTS_FILE, stackOutput } from './outputs.ts';
 import { CliError } from './run.ts';
 
@@ -37,7 +38,7 @@ export async function resolveEndpoint(flags: EndpointFlags, sources: EndpointSou
   if (flags.url) return serviceUrl(flags.url, '--url');
   if (env.DIGITNET_URL) return serviceUrl(env.DIGITNET_URL, 'DIGITNET_URL');
   if (flags.deployed) return serviceUrl(await (sources.deployedUrl ?? deployedApiUrl)(), `the ApiUrl in ${OUTPUTS_FILE}`);
-  return `http://127.0.0.1:${env.PORT ?? 3000}`;
+  return `http://127.0.0.1:${readConfig(env).port}`;
 }
 
 /**

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { defaultProvider } from '@aws-sdk/credential-provider-node';
 import { Hash } from '@smithy/hash-node';
 import { SignatureV4 } from '@smithy/signature-v4';
-import { readConfig } from '#lib/config';
+import { readConfig, readRegion } from '#lib/config';
 import { isLocalUrl, resolveEndpoint, type EndpointFlags, type EndpointSources } from './endpoint.ts';
 import { readLocalToken, TOKEN_FILE } from './local-token.ts';
 import { CliError } from './run.ts';
@@ -29,7 +29,7 @@ export async function operatorTarget(flags: EndpointFlags, sources: EndpointSour
 
 function regionOf(url: URL): string {
   const fromHost = /\.execute-api\.([a-z0-9-]+)\.amazonaws\.com$/.exec(url.hostname)?.[1];
-  const region = process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION ?? fromHost;
+  const region = readRegion() ?? fromHost;
   if (!region) throw new CliError(`cannot tell the AWS region of ${url.host}: set AWS_REGION`);
   return region;
 }
@@ -43,6 +43,7 @@ async function signedHeaders(
   const signer = new SignatureV4({
     service: 'execute-api',
     region: regionOf(url),
+    // The SDK's own chain (AWS_PROFILE, AWS_ACCESS_KEY_ID, SSO...) reads its variables; they are not ours.
     credentials: defaultProvider(),
     sha256: Hash.bind(null, 'sha256'),
   });

@@ -47,6 +47,7 @@ export interface S3Settings {
   bucket: string;
   /** Set for an S3-compatible server (the embedded s3rver); unset on AWS. */
   endpoint?: string;
+  /** Config's region; a test's client against the embedded S3 may leave it out. */
   region?: string;
   /** Used only with `endpoint`. */
   credentials?: { accessKeyId: string; secretAccessKey: string };
@@ -82,7 +83,7 @@ export const IN_PROCESS_S3_TIMEOUTS: S3Timeouts = { connectMs: 5_000, requestMs:
 export function createS3Client(settings: S3Settings): S3Client {
   const { connectMs, requestMs } = settings.timeouts ?? S3_TIMEOUT_DEFAULTS;
   const config: S3ClientConfig = {
-    region: settings.region ?? process.env.AWS_REGION ?? 'us-east-1',
+    region: settings.region ?? 'us-east-1',
     // throwOnRequestTimeout: otherwise the SDK only logs a warning and keeps waiting.
     requestHandler: { connectionTimeout: connectMs, requestTimeout: requestMs, socketTimeout: requestMs, throwOnRequestTimeout: true },
   };
