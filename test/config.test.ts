@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { loggableConfig, portFrom, readConfig, readLogLevel, readRegion, type Config } from '#lib/config';
 import { ConfigError } from '#lib/errors';
-import { S3_TIMEOUT_DEFAULTS } from '#lib/objects';
+import { S3_TIMEOUT_DEFAULTS } from '#lib/storage/objects';
 
 const ENDPOINT = 'http://127.0.0.1:4569';
 
