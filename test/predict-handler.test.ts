@@ -100,10 +100,10 @@ describe('POST /predict', () => {
   const cases: [string, () => Promise<ReturnType<typeof postJson>> | ReturnType<typeof postJson>, number, string, RegExp?][] = [
     ['an empty body', () => apiEvent('POST', '/predict'), 400, 'empty_body'],
     ['bad JSON', () => postJson('/predict', '{"image": '), 400, 'invalid_json'],
-    ['a JSON array', () => postJson('/predict', [1, 2]), 400, 'invalid_request'],
-    ['no image field', () => postJson('/predict', {}), 400, 'invalid_request', /exactly one of/],
+    ['a JSON array', () => postJson('/predict', [1, 2]), 400, 'invalid_body'],
+    ['no image field', () => postJson('/predict', {}), 400, 'missing_field', /exactly one of/],
     ['two input fields', () => postJson('/predict', { image: 'AAAA', pixels: [] }), 400, 'invalid_request'],
-    ['an unknown field', () => postJson('/predict', { image: 'AAAA', colour: 'red' }), 400, 'invalid_request', /colour/],
+    ['an unknown field', () => postJson('/predict', { image: 'AAAA', colour: 'red' }), 400, 'unknown_field', /colour/],
     ['a number as image', () => postJson('/predict', { image: 42 }), 400, 'invalid_image'],
     ['bad base64', () => postJson('/predict', { image: 'not base64!!' }), 400, 'invalid_base64'],
     ['base64 of text, not an image', () => postJson('/predict', { image: Buffer.from('hello world').toString('base64') }), 415, 'unsupported_image'],
@@ -112,8 +112,8 @@ describe('POST /predict', () => {
     ['an image over 1 MB', () => postJson('/predict', { image: Buffer.alloc(1024 * 1024 + 10).toString('base64') }), 413, 'image_too_large'],
     ['a body over 6 MB', () => postJson('/predict', { images: ['A'.repeat(7 * 1024 * 1024)] }), 413, 'body_too_large'],
     ['too many images', () => postJson('/predict', { images: new Array(MAX_BATCH + 1).fill('AAAA') }), 413, 'batch_too_large'],
-    ['an empty batch', () => postJson('/predict', { images: [] }), 400, 'invalid_request'],
-    ['images not an array', () => postJson('/predict', { images: 'AAAA' }), 400, 'invalid_request'],
+    ['an empty batch', () => postJson('/predict', { images: [] }), 400, 'invalid_images'],
+    ['images not an array', () => postJson('/predict', { images: 'AAAA' }), 400, 'invalid_images'],
     ['783 pixels', () => postJson('/predict', { pixels: new Array(783).fill(0) }), 400, 'invalid_pixels'],
     ['a pixel over 255', () => postJson('/predict', { pixels: [...new Array(783).fill(0), 256] }), 400, 'invalid_pixels'],
     ['a string pixel', () => postJson('/predict', { pixels: [...new Array(783).fill(0), '1'] }), 400, 'invalid_pixels'],
@@ -121,7 +121,7 @@ describe('POST /predict', () => {
       const blank = await new Jimp({ width: 50, height: 50, color: 0xffffffff }).getBuffer('image/png');
       return postJson('/predict', { image: blank.toString('base64') });
     }, 400, 'no_digit_found'],
-    ['includeInput not a boolean', () => postJson('/predict', { pixels: digitPixels(0), includeInput: 'yes' }), 400, 'invalid_request'],
+    ['includeInput not a boolean', () => postJson('/predict', { pixels: digitPixels(0), includeInput: 'yes' }), 400, 'invalid_include_input'],
     ['an XML content type', () => apiEvent('POST', '/predict', { body: '<image/>', contentType: 'application/xml' }), 415, 'unsupported_media_type'],
     ['a raw image/png body that is not a PNG', () => apiEvent('POST', '/predict', { body: Buffer.from('GIF89a...'), contentType: 'image/png' }), 400, 'corrupt_image'],
   ];

@@ -97,18 +97,18 @@ describe('POST /train', () => {
   });
 
   const rejected: [string, unknown, string][] = [
-    ['no body', undefined, 'missing_body'],
+    ['no body', undefined, 'empty_body'],
     ['a body that is not JSON', '{"arch": "mlp", ', 'invalid_json'],
     ['a JSON array', '[]', 'invalid_body'],
     ['JSON null', 'null', 'invalid_body'],
     ['an unknown architecture', { arch: 'resnet', epochs: 3 }, 'invalid_arch'],
-    ['a missing architecture', { epochs: 3 }, 'invalid_arch'],
+    ['a missing architecture', { epochs: 3 }, 'missing_field'],
     ['an architecture that is not a string', { arch: 1, epochs: 3 }, 'invalid_arch'],
     ['zero epochs', { arch: 'mlp', epochs: 0 }, 'invalid_epochs'],
     ['51 epochs', { arch: 'mlp', epochs: 51 }, 'invalid_epochs'],
     ['fractional epochs', { arch: 'mlp', epochs: 2.5 }, 'invalid_epochs'],
     ['epochs as a string', { arch: 'mlp', epochs: '10' }, 'invalid_epochs'],
-    ['missing epochs', { arch: 'mlp' }, 'invalid_epochs'],
+    ['missing epochs', { arch: 'mlp' }, 'missing_field'],
     ['a batch size of 8', { arch: 'mlp', epochs: 1, batchSize: 8 }, 'invalid_batch_size'],
     ['a batch size of 2048', { arch: 'mlp', epochs: 1, batchSize: 2048 }, 'invalid_batch_size'],
     ['a batch size as a string', { arch: 'mlp', epochs: 1, batchSize: '128' }, 'invalid_batch_size'],
@@ -362,16 +362,16 @@ describe('POST /promote on the embedded S3', () => {
     assert.equal(pointer.previous, newer);
   });
 
-  for (const [what, body] of [
-    ['a path', { version: '../datasets/mnist' }],
-    ['the pointer itself', { version: 'latest' }],
-    ['a number', { version: 20261125 }],
-    ['no version', {}],
+  for (const [what, body, code] of [
+    ['a path', { version: '../datasets/mnist' }, 'invalid_version'],
+    ['the pointer itself', { version: 'latest' }, 'invalid_version'],
+    ['a number', { version: 20261125 }, 'invalid_version'],
+    ['no version', {}, 'missing_field'],
   ] as const) {
-    test(`returns 400 invalid_version for ${what}`, async () => {
+    test(`returns 400 ${code} for ${what}`, async () => {
       const result = await handlerWith(store)(request('POST', '/promote', body));
       assert.equal(result.statusCode, 400);
-      assert.equal(parse(result.body).error.code, 'invalid_version');
+      assert.equal(parse(result.body).error.code, code);
     });
   }
 

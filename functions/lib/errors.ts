@@ -1,7 +1,7 @@
 /**
  * Typed errors. Each carries the HTTP status and a stable machine-readable
- * code; `toErrorResponse` in the predict handler is the one place they become
- * responses, and anything else is a 500 with a generic body.
+ * code; `errorResult` in http.ts is the one place they become responses, and
+ * anything else is a 500 with a generic body.
  */
 export class AppError extends Error {
   constructor(
@@ -17,6 +17,16 @@ export class AppError extends Error {
 export class BadRequestError extends AppError {
   constructor(message: string, code = 'bad_request') {
     super(400, code, message);
+  }
+}
+
+/** No credentials, or not the right ones; `scheme` is the one the caller should use (WWW-Authenticate). */
+export class UnauthorizedError extends AppError {
+  constructor(
+    message: string,
+    readonly scheme = 'Bearer',
+  ) {
+    super(401, 'unauthorized', message);
   }
 }
 

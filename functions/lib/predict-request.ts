@@ -12,6 +12,7 @@
  * `"includeInput": true` adds the 28×28 input the model saw to each answer.
  */
 import { BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError } from './errors.ts';
+import { base64Bytes, checkBody, fieldError, readJsonObject, type JsonBodyRules } from './http.ts';
 import { checkImage, MAX_IMAGE_BYTES, MAX_IMAGE_SIDE } from './image/decode.ts';
 
 export const MAX_BATCH = 32;
@@ -51,12 +52,11 @@ const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 const DATA_URL = /^data:([\w.+-]+\/[\w.+-]+)?(;[\w-]+=[\w.-]+)*;base64,/;
 /** `curl -d` sends form-urlencoded by default; its body is still the JSON the caller typed. */
 const JSON_TYPES = new Set(['application/json', 'text/plain', 'application/x-www-form-urlencoded']);
-const ALLOWED_FIELDS = new Set(['image', 'images', 'pixels', 'includeInput']);
-
-function decodedLength(base64: string): number {
-  const padding = base64.endsWith('==') ? 2 : base64.endsWith('=') ? 1 : 0;
-  return Math.floor((base64.length * 3) / 4) - padding;
-}
+const JSON_BODY: JsonBodyRules = {
+  maxBytes: MAX_BODY_BYTES,
+  fields: ['image', 'images', 'pixels', 'includeInput'],
+  example: '{"image": "<base64>"}',
+};
 
 /** A base64 string or data: URL → bytes, refusing oversize input before decoding it. */
 export function decodeImageString(value: unknown, where: string): Buffer {
@@ -71,7 +71,7 @@ export function decodeImageString(value: unknown, where: string): Buffer {
   text = text.replace(/\s+/g, '');
   if (text.length === 0) throw new BadRequestError(`${where} is empty`, 'invalid_image');
   if (text.length % 4 === 1 || !BASE64.test(text)) throw new BadRequestError(`${where} is not valid base64`, 'invalid_base64');
-  if (decodedLength(text) > MAX_IMAGE_BYTES) throw new PayloadTooLargeError(`${where} is over ${MAX_IMAGE_BYTES} bytes`, 'image_too_large');
+  if (base64Bytes(text) > MAX_IMAGE_BYTES) throw new PayloadTooLargeError(`${where} is over ${MAX_IMAGE_BYTES} bytes`, 'image_too_large');
   return Buffer.from(text, 'base64');
 }
 
@@ -79,14 +79,8 @@ function mediaType(contentType: string | undefined): string | undefined {
   return contentType?.split(';')[0]?.trim().toLowerCase() || undefined;
 }
 
-function bodyBytes(raw: RawRequest): number {
-  if (raw.body === undefined) return 0;
-  return raw.isBase64Encoded ? decodedLength(raw.body) : Buffer.byteLength(raw.body);
-}
-
 export function parsePredictRequest(raw: RawRequest): PredictRequest {
-  if (!raw.body) throw new BadRequestError('the request body is empty: send {"image": "<base64>"}', 'empty_body');
-  if (bodyBytes(raw) > MAX_BODY_BYTES) throw new PayloadTooLargeError(`the request body is over ${MAX_BODY_BYTES} bytes`, 'body_too_large');
+  checkBody(raw, JSON_BODY);
   const type = mediaType(raw.contentType);
   if (type?.startsWith('image/') || type === 'application/octet-stream') {
     const bytes = raw.isBase64Encoded ? decodeImageString(raw.body, 'the body') : Buffer.from(raw.body, 'latin1');
@@ -96,33 +90,17 @@ export function parsePredictRequest(raw: RawRequest): PredictRequest {
   if (type !== undefined && !JSON_TYPES.has(type)) {
     throw new UnsupportedMediaTypeError(`Content-Type ${type} is not accepted: send application/json or an image/* body`);
   }
-  const text = raw.isBase64Encoded ? Buffer.from(raw.body, 'base64').toString('utf8') : raw.body;
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new BadRequestError('the body is not valid JSON', 'invalid_json');
-  }
-  return parsePredictJson(json);
+  return parsePredictJson(readJsonObject(raw, JSON_BODY));
 }
 
-export function parsePredictJson(json: unknown): PredictRequest {
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) {
-    throw new BadRequestError('the body must be a JSON object such as {"image": "<base64>"}', 'invalid_request');
-  }
-  const body = json as Record<string, unknown>;
-  const unknown = Object.keys(body).filter((key) => !ALLOWED_FIELDS.has(key));
-  if (unknown.length > 0) {
-    // Names are cut short: a caller's field name is not worth a megabyte of error message.
-    const names = unknown.slice(0, 5).map((key) => (key.length > 32 ? `${key.slice(0, 32)}…` : key));
-    throw new BadRequestError(`unknown field(s): ${names.join(', ')}`, 'invalid_request');
-  }
+function parsePredictJson(body: Record<string, unknown>): PredictRequest {
   const given = ['image', 'images', 'pixels'].filter((key) => body[key] !== undefined);
   if (given.length !== 1) {
-    throw new BadRequestError('send exactly one of "image", "images" or "pixels"', 'invalid_request');
+    const message = 'send exactly one of "image", "images" or "pixels"';
+    throw new BadRequestError(message, given.length === 0 ? 'missing_field' : 'invalid_request');
   }
   if (body.includeInput !== undefined && typeof body.includeInput !== 'boolean') {
-    throw new BadRequestError('"includeInput" must be true or false', 'invalid_request');
+    throw fieldError('includeInput', 'true or false', body.includeInput);
   }
   const includeInput = body.includeInput === true;
   if (body.pixels !== undefined) return { inputs: [{ kind: 'pixels', pixels: body.pixels }], batch: false, includeInput };
@@ -130,8 +108,7 @@ export function parsePredictJson(json: unknown): PredictRequest {
     return { inputs: [{ kind: 'image', bytes: decodeImageString(body.image, '"image"') }], batch: false, includeInput };
   }
   const images = body.images;
-  if (!Array.isArray(images)) throw new BadRequestError('"images" must be an array of base64 strings', 'invalid_request');
-  if (images.length === 0) throw new BadRequestError('"images" is empty', 'invalid_request');
+  if (!Array.isArray(images) || images.length === 0) throw fieldError('images', 'a non-empty array of base64 strings', images);
   if (images.length > MAX_BATCH) {
     throw new PayloadTooLargeError(`"images" holds ${images.length} images; the limit is ${MAX_BATCH} per request`, 'batch_too_large');
   }

@@ -6,7 +6,7 @@
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { classify } from '#lib/classify';
 import { NotFoundError } from '#lib/errors';
-import { json, MethodNotAllowedError, serve, type Handler, type Result } from '#lib/http';
+import { json, router, serve, type Handler, type Result, type Routes } from '#lib/http';
 import type { Logger } from '#lib/log';
 import type { ModelCache, ServingModel } from '#lib/model-cache';
 import { parsePredictRequest, type PredictInput } from '#lib/predict-request';
@@ -98,7 +98,7 @@ export function makeHandler(deps: AppDeps): Handler {
     return { statusCode: 200, headers: { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-cache' }, body: html.toString('utf8') };
   }
 
-  const routes: Record<string, Record<string, (event: APIGatewayProxyEventV2) => Promise<Result>>> = {
+  const routes: Routes = {
     '/predict': { POST: predict },
     '/model': { GET: async () => json(200, modelSummary(await servingModel())) },
     '/model/report': { GET: report },
@@ -108,17 +108,5 @@ export function makeHandler(deps: AppDeps): Handler {
     },
   };
 
-  return serve(
-    logger,
-    async (event) => {
-      const method = event.requestContext?.http?.method?.toUpperCase() ?? 'GET';
-      const path = event.rawPath || '/';
-      const route = routes[path];
-      if (!route) throw new NotFoundError(`no route for ${method} ${path}`, 'route_not_found');
-      const run = route[method];
-      if (!run) throw new MethodNotAllowedError(Object.keys(route).join(', '));
-      return run(event);
-    },
-    () => ({ modelVersion: cache.peek()?.version }),
-  );
+  return serve(logger, router(routes), () => ({ modelVersion: cache.peek()?.version }));
 }

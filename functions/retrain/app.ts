@@ -10,11 +10,12 @@
  */
 import { DescribeJobsCommand, SubmitJobCommand, type BatchClient, type JobDetail, type KeyValuePair } from '@aws-sdk/client-batch';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
-import { AppError, BadRequestError, ConfigError, ConflictError, ModelIntegrityError, NotFoundError, PayloadTooLargeError, UpstreamError } from '#lib/errors';
-import { json, MethodNotAllowedError, serve, type Handler, type Result } from '#lib/http';
+import { AppError, BadRequestError, ConfigError, ConflictError, ModelIntegrityError, NotFoundError, UpstreamError } from '#lib/errors';
+import { fieldError, json, readJsonObject, router, serve, type Handler, type JsonBodyRules, type RawBody, type Methods, type Result } from '#lib/http';
 import type { Logger } from '#lib/log';
 import { ARCHS, isArch, type Arch } from '#lib/training/model';
 import { compactTimestamp, isVersionName, type LatestPointer, type ModelStore, type VersionSummary } from '#lib/storage/store';
+import type { OperatorPath } from './paths.ts';
 
 /** What POST /train accepts; anything outside these is a 400 before Batch is called. */
 export const TRAIN_LIMITS = {
@@ -24,6 +25,13 @@ export const TRAIN_LIMITS = {
 
 /** The few fields these routes take fit in far less; a larger body is not a training request. */
 export const MAX_BODY_BYTES = 4096;
+
+const TRAIN_BODY: JsonBodyRules = {
+  maxBytes: MAX_BODY_BYTES,
+  fields: ['arch', 'epochs', 'batchSize'],
+  example: '{"arch": "mlp", "epochs": 5}',
+};
+const PROMOTE_BODY: JsonBodyRules = { maxBytes: MAX_BODY_BYTES, fields: ['version'], example: '{"version": "20261125T220000Z-mlp"}' };
 
 /** AWS Batch job ids are UUIDs. */
 const JOB_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -58,38 +66,13 @@ export interface RetrainDeps {
   now?: () => Date;
 }
 
-function parseBody(event: APIGatewayProxyEventV2): Record<string, unknown> {
-  if (!event.body) throw new BadRequestError('the request needs a JSON object body', 'missing_body');
-  const text = event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
-  if (Buffer.byteLength(text) > MAX_BODY_BYTES) throw new PayloadTooLargeError(`the body is over ${MAX_BODY_BYTES} bytes`);
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw new BadRequestError('the body is not valid JSON', 'invalid_json');
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new BadRequestError('the body must be a JSON object', 'invalid_body');
-  }
-  return value as Record<string, unknown>;
-}
-
-function onlyFields(body: Record<string, unknown>, allowed: readonly string[]): void {
-  const unknown = Object.keys(body).filter((key) => !allowed.includes(key));
-  if (unknown.length > 0) {
-    throw new BadRequestError(`unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')}; allowed: ${allowed.join(', ')}`, 'unknown_field');
-  }
-}
-
 function integerField(body: Record<string, unknown>, name: string, limits: { min: number; max: number }): number {
   const value = body[name];
   if (typeof value !== 'number' || !Number.isInteger(value) || value < limits.min || value > limits.max) {
-    throw new BadRequestError(`"${name}" must be a whole number from ${limits.min} to ${limits.max}; got ${JSON.stringify(value) ?? 'nothing'}`, `invalid_${snake(name)}`);
+    throw fieldError(name, `a whole number from ${limits.min} to ${limits.max}`, value);
   }
   return value;
 }
-
-const snake = (name: string) => name.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase());
 
 export interface TrainRequest {
   arch: Arch;
@@ -97,11 +80,9 @@ export interface TrainRequest {
   batchSize?: number;
 }
 
-export function parseTrainRequest(body: Record<string, unknown>): TrainRequest {
-  onlyFields(body, ['arch', 'epochs', 'batchSize']);
-  if (!isArch(body.arch)) {
-    throw new BadRequestError(`"arch" must be one of ${ARCHS.join(', ')}; got ${JSON.stringify(body.arch) ?? 'nothing'}`, 'invalid_arch');
-  }
+export function parseTrainRequest(raw: RawBody): TrainRequest {
+  const body = readJsonObject(raw, TRAIN_BODY);
+  if (!isArch(body.arch)) throw fieldError('arch', `one of ${ARCHS.join(', ')}`, body.arch);
   const request: TrainRequest = { arch: body.arch, epochs: integerField(body, 'epochs', TRAIN_LIMITS.epochs) };
   if (body.batchSize !== undefined) request.batchSize = integerField(body, 'batchSize', TRAIN_LIMITS.batchSize);
   return request;
@@ -156,7 +137,7 @@ export function makeHandler(deps: RetrainDeps): Handler {
   }
 
   async function submit(event: APIGatewayProxyEventV2, log: Logger): Promise<Result> {
-    const request = parseTrainRequest(parseBody(event));
+    const request = parseTrainRequest(event);
     const environment = [
       { name: 'ARCH', value: request.arch },
       { name: 'EPOCHS', value: String(request.epochs) },
@@ -225,12 +206,8 @@ export function makeHandler(deps: RetrainDeps): Handler {
   }
 
   async function promote(event: APIGatewayProxyEventV2, log: Logger): Promise<Result> {
-    const body = parseBody(event);
-    onlyFields(body, ['version']);
-    const { version } = body;
-    if (!isVersionName(version)) {
-      throw new BadRequestError(`"version" must be a model version name like 20261125T220000Z-mlp; got ${JSON.stringify(version) ?? 'nothing'}`, 'invalid_version');
-    }
+    const { version } = readJsonObject(event, PROMOTE_BODY);
+    if (!isVersionName(version)) throw fieldError('version', 'a model version name like 20261125T220000Z-mlp', version);
     let pointer: LatestPointer;
     try {
       const metrics = await fromStorage('read the version', () => store.metrics(version));
@@ -244,22 +221,10 @@ export function makeHandler(deps: RetrainDeps): Handler {
     return json(200, pointer);
   }
 
-  type Route = (event: APIGatewayProxyEventV2, log: Logger) => Promise<Result>;
-  function route(method: string, path: string): Route {
-    const job = /^\/train\/([^/]+)$/.exec(path);
-    const routes: Record<string, Record<string, Route>> = {
-      '/train': { POST: submit },
-      '/promote': { POST: promote },
-    };
-    const match: Record<string, Route> | undefined = job ? { GET: (_event, log) => status(job[1]!, log) } : routes[path];
-    if (!match) throw new NotFoundError(`no route for ${method} ${path}`, 'route_not_found');
-    const run = match[method];
-    if (!run) throw new MethodNotAllowedError(Object.keys(match).join(', '));
-    return run;
-  }
-
-  return serve(logger, (event, log) => {
-    const method = event.requestContext?.http?.method?.toUpperCase() ?? 'GET';
-    return route(method, event.rawPath || '/')(event, log);
-  });
+  const routes: Record<OperatorPath, Methods> = {
+    '/train': { POST: submit },
+    '/train/{jobId}': { GET: (_event, log, { jobId }) => status(jobId!, log) },
+    '/promote': { POST: promote },
+  };
+  return serve(logger, router(routes));
 }

@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { bodyTooLarge, errorResult, internalError } from '#lib/http';
 import { MAX_BODY_BYTES } from '#lib/predict-request';
 
 export type LambdaLike = (event: APIGatewayProxyEventV2, context: { awsRequestId: string }) => Promise<APIGatewayProxyStructuredResultV2>;
@@ -107,12 +108,8 @@ function readBody(req: http.IncomingMessage): Promise<BodyRead> {
  * the kernel reset the connection, losing the 413 for a client still sending.
  */
 function refuseTooLarge(req: http.IncomingMessage, res: http.ServerResponse, received: number): void {
-  const body = JSON.stringify({ error: { code: 'body_too_large', message: `the request body is over ${MAX_REQUEST_BYTES} bytes` } });
-  res.writeHead(413, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(body),
-    connection: 'close',
-  });
+  const { statusCode, headers, body } = errorResult(bodyTooLarge(MAX_REQUEST_BYTES));
+  res.writeHead(statusCode, { ...headers, 'content-length': Buffer.byteLength(body), connection: 'close' });
   res.write(body);
   let discarded = received;
   const cut = () => {
@@ -156,7 +153,7 @@ export function httpListener(handler: LambdaLike, onError: (error: unknown) => v
     } catch (error) {
       onError(error);
       if (!res.headersSent) {
-        send(res, { statusCode: 500, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ error: { code: 'internal_error', message: `internal error (request ${requestId})` } }) });
+        send(res, internalError(requestId));
       } else res.destroy();
     }
   };

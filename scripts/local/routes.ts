@@ -4,9 +4,12 @@
  * for — and everything else goes to the predict handler.
  */
 import { timingSafeEqual } from 'node:crypto';
+import { UnauthorizedError } from '#lib/errors';
+import { errorResult, pathMatcher } from '#lib/http';
+import { OPERATOR_PATHS } from '../../functions/retrain/paths.ts';
 import type { LambdaLike } from './http-adapter.ts';
 
-export const OPERATOR_PATHS = /^\/(train(\/[^/]*)?|promote)$/;
+const isOperatorPath = pathMatcher(OPERATOR_PATHS);
 
 function tokenMatches(header: string | undefined, token: string): boolean {
   const match = /^Bearer (.+)$/.exec(header ?? '');
@@ -18,15 +21,11 @@ function tokenMatches(header: string | undefined, token: string): boolean {
 
 export function localHandler(options: { predict: LambdaLike; operator: LambdaLike; token: string }): LambdaLike {
   return async (event, context) => {
-    if (!OPERATOR_PATHS.test(event.rawPath)) return options.predict(event, context);
+    if (!isOperatorPath(event.rawPath)) return options.predict(event, context);
     if (!tokenMatches(event.headers?.authorization, options.token)) {
-      return {
-        statusCode: 401,
-        headers: { 'content-type': 'application/json; charset=utf-8', 'www-authenticate': 'Bearer' },
-        body: JSON.stringify({
-          error: { code: 'unauthorized', message: 'operator routes need "Authorization: Bearer <token>"; npm start prints the token and writes it to .data/local-token' },
-        }),
-      };
+      return errorResult(
+        new UnauthorizedError('operator routes need "Authorization: Bearer <token>"; npm start prints the token and writes it to .data/local-token'),
+      );
     }
     return options.operator(event, context);
   };

@@ -10,6 +10,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { internalError } from '#lib/http';
 import type { Logger } from '#lib/log';
 import type { LambdaLike } from './http-adapter.ts';
 
@@ -41,7 +42,7 @@ function answerOperator(worker: Worker, operator: LambdaLike, logger: Logger): v
     operator(message.event, message.context)
       .catch((error: unknown) => {
         logger.error('operator request failed', { error });
-        return { statusCode: 500, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ error: { code: 'internal_error', message: `internal error (request ${message.context.awsRequestId})` } }) };
+        return internalError(message.context.awsRequestId);
       })
       .then((result) => {
         if (worker.isConnected()) worker.send({ type: 'operator-result', id: message.id, result } satisfies PrimaryMessage);
