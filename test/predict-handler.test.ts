@@ -110,7 +110,7 @@ describe('POST /predict', () => {
     ['a truncated PNG', () => postJson('/predict', { image: png1x1.subarray(0, 40).toString('base64') }), 400, 'corrupt_image'],
     ['a PNG header claiming 100000×100000', () => postJson('/predict', { image: pngClaiming(100_000, 100_000).toString('base64') }), 413, 'image_too_large'],
     ['an image over 1 MB', () => postJson('/predict', { image: Buffer.alloc(1024 * 1024 + 10).toString('base64') }), 413, 'image_too_large'],
-    ['a body over 6 MB', () => postJson('/predict', { images: ['A'.repeat(7 * 1024 * 1024)] }), 413, 'body_too_large'],
+    ['a body over the 4 MiB limit', () => postJson('/predict', { images: ['A'.repeat(7 * 1024 * 1024)] }), 413, 'body_too_large'],
     ['too many images', () => postJson('/predict', { images: new Array(MAX_BATCH + 1).fill('AAAA') }), 413, 'batch_too_large'],
     ['an empty batch', () => postJson('/predict', { images: [] }), 400, 'invalid_images'],
     ['images not an array', () => postJson('/predict', { images: 'AAAA' }), 400, 'invalid_images'],
@@ -258,7 +258,7 @@ describe('over HTTP', () => {
     assert.equal((await response.json()).error.code, 'route_not_found');
   });
 
-  test('a body over 10 MB is refused with 413 before it is read', async () => {
+  test('a body over the 4 MiB limit is refused with 413 while it is still arriving', async () => {
     const response = await fetch(`${service.url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: 'x'.repeat(11 * 1024 * 1024) });
     assert.equal(response.status, 413);
     assert.equal((await response.json()).error.code, 'body_too_large');
