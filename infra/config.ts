@@ -73,7 +73,9 @@ const FARGATE_MEMORY_GIB: Record<number, [number, number]> = {
 };
 
 /** CloudWatch Logs accepts only these retention periods. */
-const LOG_RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
+const LOG_RETENTION_DAYS = [
+  1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+];
 
 export class StackConfigError extends Error {
   override name = 'StackConfigError';
@@ -81,12 +83,27 @@ export class StackConfigError extends Error {
 
 type Lookup = (key: string) => unknown;
 
-function number(get: Lookup, key: keyof StackConfig, fallback: number, min: number, max: number, integer = true): number {
+function number(
+  get: Lookup,
+  key: keyof StackConfig,
+  fallback: number,
+  min: number,
+  max: number,
+  integer = true,
+): number {
   const raw = get(key);
   if (raw === undefined) return fallback;
   const value = typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : raw;
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) {
-    throw new StackConfigError(`context "${key}" must be ${integer ? 'a whole number' : 'a number'} from ${min} to ${max}; got ${JSON.stringify(raw)}`);
+  if (
+    typeof value !== 'number' ||
+    !Number.isFinite(value) ||
+    value < min ||
+    value > max ||
+    (integer && !Number.isInteger(value))
+  ) {
+    throw new StackConfigError(
+      `context "${key}" must be ${integer ? 'a whole number' : 'a number'} from ${min} to ${max}; got ${JSON.stringify(raw)}`,
+    );
   }
   return value;
 }
@@ -110,8 +127,14 @@ function origins(get: Lookup, fallback: string[]): string[] {
   const raw = get('corsOrigins');
   if (raw === undefined) return fallback;
   const list = typeof raw === 'string' ? raw.split(',').map((s) => s.trim()) : raw;
-  if (!Array.isArray(list) || list.length === 0 || !list.every((o) => typeof o === 'string' && (o === '*' || /^https?:\/\/[^\s/]+$/.test(o)))) {
-    throw new StackConfigError(`context "corsOrigins" must be "*" or comma-separated origins like https://example.com; got ${JSON.stringify(raw)}`);
+  if (
+    !Array.isArray(list) ||
+    list.length === 0 ||
+    !list.every((o) => typeof o === 'string' && (o === '*' || /^https?:\/\/[^\s/]+$/.test(o)))
+  ) {
+    throw new StackConfigError(
+      `context "corsOrigins" must be "*" or comma-separated origins like https://example.com; got ${JSON.stringify(raw)}`,
+    );
   }
   return list as string[];
 }
@@ -125,31 +148,64 @@ export function readStackConfig(node: Pick<Node, 'tryGetContext'>): StackConfig 
   const trainVcpu = number(get, 'trainVcpu', STACK_DEFAULTS.trainVcpu, 0.25, 16, false);
   const memoryRange = FARGATE_MEMORY_GIB[trainVcpu];
   if (!memoryRange) {
-    throw new StackConfigError(`context "trainVcpu" must be a Fargate size (${Object.keys(FARGATE_MEMORY_GIB).join(', ')}); got ${trainVcpu}`);
+    throw new StackConfigError(
+      `context "trainVcpu" must be a Fargate size (${Object.keys(FARGATE_MEMORY_GIB).join(', ')}); got ${trainVcpu}`,
+    );
   }
-  const trainMemoryGiB = number(get, 'trainMemoryGiB', Math.max(STACK_DEFAULTS.trainMemoryGiB, memoryRange[0]), memoryRange[0], memoryRange[1], false);
+  const trainMemoryGiB = number(
+    get,
+    'trainMemoryGiB',
+    Math.max(STACK_DEFAULTS.trainMemoryGiB, memoryRange[0]),
+    memoryRange[0],
+    memoryRange[1],
+    false,
+  );
   const logRetentionDays = number(get, 'logRetentionDays', STACK_DEFAULTS.logRetentionDays, 1, 3653);
   if (!LOG_RETENTION_DAYS.includes(logRetentionDays)) {
-    throw new StackConfigError(`context "logRetentionDays" must be one of ${LOG_RETENTION_DAYS.join(', ')}; got ${logRetentionDays}`);
+    throw new StackConfigError(
+      `context "logRetentionDays" must be one of ${LOG_RETENTION_DAYS.join(', ')}; got ${logRetentionDays}`,
+    );
   }
   const trainArch = get('trainArch') ?? STACK_DEFAULTS.trainArch;
   if (!isArch(trainArch)) {
-    throw new StackConfigError(`context "trainArch" must be one of ${ARCHS.join(', ')}; got ${JSON.stringify(trainArch)}`);
+    throw new StackConfigError(
+      `context "trainArch" must be one of ${ARCHS.join(', ')}; got ${JSON.stringify(trainArch)}`,
+    );
   }
   const throttleRateLimit = number(get, 'throttleRateLimit', STACK_DEFAULTS.throttleRateLimit, 1, 10_000);
   return {
     stage: stage as Stage,
     predictMemoryMiB: number(get, 'predictMemoryMiB', STACK_DEFAULTS.predictMemoryMiB, 256, 10_240),
     predictTimeoutSeconds: number(get, 'predictTimeoutSeconds', STACK_DEFAULTS.predictTimeoutSeconds, 3, 29),
-    predictReservedConcurrency: reservation(get, 'predictReservedConcurrency', STACK_DEFAULTS.predictReservedConcurrency),
-    retrainReservedConcurrency: reservation(get, 'retrainReservedConcurrency', STACK_DEFAULTS.retrainReservedConcurrency),
+    predictReservedConcurrency: reservation(
+      get,
+      'predictReservedConcurrency',
+      STACK_DEFAULTS.predictReservedConcurrency,
+    ),
+    retrainReservedConcurrency: reservation(
+      get,
+      'retrainReservedConcurrency',
+      STACK_DEFAULTS.retrainReservedConcurrency,
+    ),
     modelRefreshSeconds: number(get, 'modelRefreshSeconds', STACK_DEFAULTS.modelRefreshSeconds, 0, 86_400),
     throttleRateLimit,
-    throttleBurstLimit: number(get, 'throttleBurstLimit', Math.max(STACK_DEFAULTS.throttleBurstLimit, throttleRateLimit), 1, 5_000),
+    throttleBurstLimit: number(
+      get,
+      'throttleBurstLimit',
+      Math.max(STACK_DEFAULTS.throttleBurstLimit, throttleRateLimit),
+      1,
+      5_000,
+    ),
     trainVcpu,
     trainMemoryGiB,
     trainTimeoutMinutes: number(get, 'trainTimeoutMinutes', STACK_DEFAULTS.trainTimeoutMinutes, 10, 24 * 60),
-    noncurrentVersionExpiryDays: number(get, 'noncurrentVersionExpiryDays', STACK_DEFAULTS.noncurrentVersionExpiryDays, 1, 3650),
+    noncurrentVersionExpiryDays: number(
+      get,
+      'noncurrentVersionExpiryDays',
+      STACK_DEFAULTS.noncurrentVersionExpiryDays,
+      1,
+      3650,
+    ),
     logRetentionDays,
     trainArch,
     trainEpochs: number(get, 'trainEpochs', STACK_DEFAULTS.trainEpochs, 1, 50),

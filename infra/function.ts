@@ -39,7 +39,10 @@ function copyHooks(files: Record<string, string>): ICommandHooks {
 
 export class DigitFunction extends NodejsFunction {
   constructor(scope: Construct, id: string, props: DigitFunctionProps) {
-    const logGroup = new logs.LogGroup(scope, `${id}Logs`, { retention: props.logRetention, removalPolicy: props.removalPolicy });
+    const logGroup = new logs.LogGroup(scope, `${id}Logs`, {
+      retention: props.logRetention,
+      removalPolicy: props.removalPolicy,
+    });
     // Our own role with write access to this one log group, instead of the managed
     // AWSLambdaBasicExecutionRole, which may create and write any log group in the account.
     const role = new iam.Role(scope, `${id}Role`, { assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com') });
@@ -93,7 +96,9 @@ export class DigitFunction extends NodejsFunction {
    */
   bindModelsReadOnly(bucket: s3.IBucket): void {
     this.addEnvironment('BUCKET', bucket.bucketName);
-    this.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: [bucket.arnForObjects('models/*')] }));
+    this.addToRolePolicy(
+      new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: [bucket.arnForObjects('models/*')] }),
+    );
     this.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [bucket.bucketArn] }));
     this.acknowledgeModelsPrefix(bucket);
   }
@@ -105,8 +110,12 @@ export class DigitFunction extends NodejsFunction {
    */
   bindModelsPromoter(bucket: s3.IBucket, latestKey: string): void {
     this.addEnvironment('BUCKET', bucket.bucketName);
-    this.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: [bucket.arnForObjects('models/*')] }));
-    this.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:PutObject'], resources: [bucket.arnForObjects(latestKey)] }));
+    this.addToRolePolicy(
+      new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: [bucket.arnForObjects('models/*')] }),
+    );
+    this.addToRolePolicy(
+      new iam.PolicyStatement({ actions: ['s3:PutObject'], resources: [bucket.arnForObjects(latestKey)] }),
+    );
     this.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [bucket.bucketArn] }));
     this.acknowledgeModelsPrefix(bucket);
   }
@@ -116,7 +125,10 @@ export class DigitFunction extends NodejsFunction {
     this.addEnvironment('JOB_QUEUE', queue.jobQueueArn);
     this.addEnvironment('JOB_DEFINITION', jobDefinition.jobDefinitionArn);
     this.addToRolePolicy(
-      new iam.PolicyStatement({ actions: ['batch:SubmitJob'], resources: [queue.jobQueueArn, jobDefinition.jobDefinitionArn] }),
+      new iam.PolicyStatement({
+        actions: ['batch:SubmitJob'],
+        resources: [queue.jobQueueArn, jobDefinition.jobDefinitionArn],
+      }),
     );
     this.addToRolePolicy(new iam.PolicyStatement({ actions: ['batch:DescribeJobs'], resources: ['*'] }));
     acknowledge(

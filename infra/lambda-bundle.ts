@@ -52,7 +52,11 @@ export interface LambdaAsset {
 }
 
 /** tfjs-backend-wasm picks one of these at run time (plain, SIMD, threaded SIMD), so all three ship. */
-export const WASM_FILES = ['tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', 'tfjs-backend-wasm-threaded-simd.wasm'];
+export const WASM_FILES = [
+  'tfjs-backend-wasm.wasm',
+  'tfjs-backend-wasm-simd.wasm',
+  'tfjs-backend-wasm-threaded-simd.wasm',
+];
 
 export const PREDICT_ASSET: LambdaAsset = {
   entry: 'functions/predict/handler.ts',

@@ -126,10 +126,22 @@ export class DigitnetStack extends Stack {
       );
     }
 
-    new CfnOutput(this, 'ApiUrl', { value: this.api.apiEndpoint + '/', description: 'Base URL of the HTTP API (the page is at /)' });
-    new CfnOutput(this, 'BucketName', { value: this.bucket.bucketName, description: 'Bucket with datasets/ and models/' });
-    new CfnOutput(this, 'JobQueueArn', { value: this.training.queue.jobQueueArn, description: 'Batch job queue for training' });
-    new CfnOutput(this, 'JobDefinitionArn', { value: this.training.jobDefinition.jobDefinitionArn, description: 'Batch job definition for training' });
+    new CfnOutput(this, 'ApiUrl', {
+      value: `${this.api.apiEndpoint}/`,
+      description: 'Base URL of the HTTP API (the page is at /)',
+    });
+    new CfnOutput(this, 'BucketName', {
+      value: this.bucket.bucketName,
+      description: 'Bucket with datasets/ and models/',
+    });
+    new CfnOutput(this, 'JobQueueArn', {
+      value: this.training.queue.jobQueueArn,
+      description: 'Batch job queue for training',
+    });
+    new CfnOutput(this, 'JobDefinitionArn', {
+      value: this.training.jobDefinition.jobDefinitionArn,
+      description: 'Batch job definition for training',
+    });
   }
 
   private httpApi(config: StackConfig, logRetention: logs.RetentionDays, removalPolicy: RemovalPolicy): apigw.HttpApi {
@@ -188,7 +200,12 @@ export class DigitnetStack extends Stack {
     const retrain = new HttpLambdaIntegration('Retrain', this.retrainFunction);
     const operator = new HttpIamAuthorizer();
     api.addRoutes({ path: '/train', methods: [apigw.HttpMethod.POST], integration: retrain, authorizer: operator });
-    api.addRoutes({ path: '/train/{jobId}', methods: [apigw.HttpMethod.GET], integration: retrain, authorizer: operator });
+    api.addRoutes({
+      path: '/train/{jobId}',
+      methods: [apigw.HttpMethod.GET],
+      integration: retrain,
+      authorizer: operator,
+    });
     api.addRoutes({ path: '/promote', methods: [apigw.HttpMethod.POST], integration: retrain, authorizer: operator });
     return api;
   }

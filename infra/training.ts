@@ -66,7 +66,8 @@ export class Training extends Construct {
 
     this.jobRole = new iam.Role(this, 'JobRole', {
       assumedBy: new iam.ServicePrincipal('ecs-tasks.amazonaws.com'),
-      description: 'digitnet training job: reads the MNIST dataset, writes model versions and the serving pointer; deletes nothing',
+      description:
+        'digitnet training job: reads the MNIST dataset, writes model versions and the serving pointer; deletes nothing',
     });
     const { bucket } = props;
     this.jobRole.addToPolicy(
@@ -99,7 +100,10 @@ export class Training extends Construct {
       'The four MNIST files live under datasets/mnist/; the grant is limited to that prefix.',
     );
 
-    const logGroup = new logs.LogGroup(this, 'Logs', { retention: props.logRetention, removalPolicy: props.removalPolicy });
+    const logGroup = new logs.LogGroup(this, 'Logs', {
+      retention: props.logRetention,
+      removalPolicy: props.removalPolicy,
+    });
     const container = new batch.EcsFargateContainerDefinition(this, 'Container', {
       image: ecs.ContainerImage.fromAsset(REPO_ROOT, {
         file: TRAIN_DOCKERFILE,

@@ -128,10 +128,12 @@ function judgeAudit(text: string, set: AuditSet): AuditVerdict {
     }
   }
   const serious = [...advisories.values()].filter((a) => SERIOUS.has(a.severity));
-  const allowance = (a: Advisory) => set.allowed.find((allow) => allow.name === a.name && allow.advisory === idOf(a.url));
+  const allowance = (a: Advisory) =>
+    set.allowed.find((allow) => allow.name === a.name && allow.advisory === idOf(a.url));
   const describe = (a: Advisory) => `${a.severity}: ${a.name} ${a.range} ${a.title} ${a.url}`;
   const failing = serious.filter((a) => !allowance(a));
-  if (failing.length > 0) return { outcome: 'findings', lines: failing.map((a) => `npm audit (${set.label}): ${describe(a)}`) };
+  if (failing.length > 0)
+    return { outcome: 'findings', lines: failing.map((a) => `npm audit (${set.label}): ${describe(a)}`) };
   const lines = serious.map((a) => `npm audit (${set.label}): allowed ${describe(a)}: ${allowance(a)!.why}`);
   const lower = advisories.size - serious.length;
   const beyond = serious.length ? ' beyond the allowed ones' : '';
@@ -151,7 +153,10 @@ async function npmAudit(args: string[]): Promise<string> {
 async function main(): Promise<number> {
   const lockFile = await readFile(path.join(ROOT, 'package-lock.json'), 'utf8');
   const { packages } = JSON.parse(lockFile) as { packages: Record<string, LockPackage> };
-  const runtime = dependencyClosure(packages, Object.keys({ ...packages['']!.dependencies, ...packages['']!.optionalDependencies }));
+  const runtime = dependencyClosure(
+    packages,
+    Object.keys({ ...packages['']!.dependencies, ...packages['']!.optionalDependencies }),
+  );
   const localStack = dependencyClosure(packages, LOCAL_STACK_ROOTS);
   const sets: AuditSet[] = [
     { label: 'runtime dependencies', npmArgs: ['--omit=dev'], allowed: [] },
@@ -166,7 +171,7 @@ async function main(): Promise<number> {
   for (const set of sets) {
     const verdict = judgeAudit(await npmAudit([...set.npmArgs, ...process.argv.slice(2)]), set);
     failed ||= verdict.outcome === 'findings';
-    (verdict.outcome === 'findings' ? process.stderr : process.stdout).write(verdict.lines.join('\n') + '\n');
+    (verdict.outcome === 'findings' ? process.stderr : process.stdout).write(`${verdict.lines.join('\n')}\n`);
   }
   return failed ? 1 : 0;
 }

@@ -14,7 +14,9 @@ import { runCli } from './cli/run.ts';
  * Builds the predict function's asset as the CDK does (infra/lambda-bundle.ts
  * holds the settings both use): the bundle, then the files beside it.
  */
-export async function buildPredict(outDir = path.join(REPO_ROOT, 'dist', 'predict')): Promise<{ outDir: string; bytes: Record<string, number> }> {
+export async function buildPredict(
+  outDir = path.join(REPO_ROOT, 'dist', 'predict'),
+): Promise<{ outDir: string; bytes: Record<string, number> }> {
   await rm(outDir, { recursive: true, force: true });
   await build({ ...esbuildOptions(PREDICT_ASSET, outDir), logLevel: 'warning' });
   for (const [from, to] of Object.entries(PREDICT_ASSET.files ?? {})) {
@@ -33,7 +35,10 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.a
   runCli(async () => {
     const { outDir, bytes } = await buildPredict();
     const total = Object.values(bytes).reduce((a, b) => a + b, 0);
-    for (const [file, size] of Object.entries(bytes).sort()) process.stdout.write(`${(size / 1024).toFixed(0).padStart(8)} KiB  ${file}\n`);
-    process.stdout.write(`${(total / 1024).toFixed(0).padStart(8)} KiB  total in ${path.relative(REPO_ROOT, outDir)}\n`);
+    for (const [file, size] of Object.entries(bytes).sort())
+      process.stdout.write(`${(size / 1024).toFixed(0).padStart(8)} KiB  ${file}\n`);
+    process.stdout.write(
+      `${(total / 1024).toFixed(0).padStart(8)} KiB  total in ${path.relative(REPO_ROOT, outDir)}\n`,
+    );
   });
 }

@@ -45,12 +45,12 @@ function dockerProblem(): string | undefined {
 function main(): number {
   const args = process.argv.slice(2);
   if (args.includes('--help') || args.includes('-h')) {
-    process.stdout.write(USAGE + '\n');
+    process.stdout.write(`${USAGE}\n`);
     return 0;
   }
   const problem = dockerProblem();
   if (problem) {
-    process.stderr.write(problem + '\n');
+    process.stderr.write(`${problem}\n`);
     return 1;
   }
   // Ask before widening permissions or exposure, unless the caller chose otherwise.
@@ -58,7 +58,12 @@ function main(): number {
   const cdk = spawnSync('cdk', ['deploy', ...approval, '--outputs-file', OUTPUTS_FILE, ...args], {
     stdio: 'inherit',
     // After PATH, so `npm run deploy` (which puts it first) and a caller's own cdk keep precedence.
-    env: { ...process.env, PATH: [process.env.PATH, path.resolve(import.meta.dirname, '..', 'node_modules', '.bin')].filter(Boolean).join(path.delimiter) },
+    env: {
+      ...process.env,
+      PATH: [process.env.PATH, path.resolve(import.meta.dirname, '..', 'node_modules', '.bin')]
+        .filter(Boolean)
+        .join(path.delimiter),
+    },
   });
   if (cdk.error) {
     process.stderr.write(`cannot run cdk: ${cdk.error.message}; run npm install first\n`);

@@ -62,16 +62,18 @@ function parseLocalArgs(argv: string[]): LocalArgs | 'help' {
   });
   if (values.help) return 'help';
   const port = values.port === undefined ? undefined : portFrom('--port', values.port);
-  if (values.arch !== undefined && !isArch(values.arch)) throw new Error(`--arch must be mlp or cnn; got "${values.arch}"`);
+  if (values.arch !== undefined && !isArch(values.arch))
+    throw new Error(`--arch must be mlp or cnn; got "${values.arch}"`);
   const workers = Number(values.workers ?? os.availableParallelism());
-  if (!Number.isInteger(workers) || workers < 1 || workers > 64) throw new Error(`--workers must be 1–64; got "${values.workers}"`);
+  if (!Number.isInteger(workers) || workers < 1 || workers > 64)
+    throw new Error(`--workers must be 1–64; got "${values.workers}"`);
   return { port, host: values.host!, arch: values.arch, epochs: values.epochs, workers };
 }
 
 async function main(): Promise<void> {
   const args = parseLocalArgs(process.argv.slice(2));
   if (args === 'help') {
-    process.stdout.write(USAGE + '\n');
+    process.stdout.write(`${USAGE}\n`);
     return;
   }
   const config = readConfig();
@@ -93,17 +95,43 @@ async function main(): Promise<void> {
   await prepareModel({ arch: args.arch, epochs: args.epochs }, store, localConfig, createProgress());
 
   const batch = new LocalBatch({
-    env: { ...storageEnv(storage), MNIST_DIR: config.mnistDir && path.resolve(config.mnistDir), DATA_DIR: path.resolve(config.dataDir) },
+    env: {
+      ...storageEnv(storage),
+      MNIST_DIR: config.mnistDir && path.resolve(config.mnistDir),
+      DATA_DIR: path.resolve(config.dataDir),
+    },
     logger,
   });
-  const operator = makeOperatorHandler({ batch, store, env: { jobQueue: LOCAL_QUEUE, jobDefinition: LOCAL_JOB_DEFINITION }, logger: logger.child({ function: 'retrain' }) });
+  const operator = makeOperatorHandler({
+    batch,
+    store,
+    env: { jobQueue: LOCAL_QUEUE, jobDefinition: LOCAL_JOB_DEFINITION },
+    logger: logger.child({ function: 'retrain' }),
+  });
   const token = randomBytes(24).toString('base64url');
   // claimDataDir made the folder. A token file left by an older version may be readable by others: tightened too.
-  await writeOwnerOnly(path.join(config.dataDir, TOKEN_FILE), token + '\n');
-  const served = await startWorkers({ count: args.workers, settings: { host: args.host, port, token }, operator, logger });
-  process.stderr.write(`digitnet is up: ${served.url}  (${args.workers} server process${args.workers === 1 ? '' : 'es'}; Ctrl-C to stop)\n`);
-  process.stderr.write(`operator token for /train and /promote: ${token}  (also in ${path.join(config.dataDir, TOKEN_FILE)})\n`);
-  process.stdout.write(JSON.stringify({ event: 'ready', url: served.url, workers: args.workers, s3: storage.endpoint, bucket: storage.bucket }) + '\n');
+  await writeOwnerOnly(path.join(config.dataDir, TOKEN_FILE), `${token}\n`);
+  const served = await startWorkers({
+    count: args.workers,
+    settings: { host: args.host, port, token },
+    operator,
+    logger,
+  });
+  process.stderr.write(
+    `digitnet is up: ${served.url}  (${args.workers} server process${args.workers === 1 ? '' : 'es'}; Ctrl-C to stop)\n`,
+  );
+  process.stderr.write(
+    `operator token for /train and /promote: ${token}  (also in ${path.join(config.dataDir, TOKEN_FILE)})\n`,
+  );
+  process.stdout.write(
+    `${JSON.stringify({
+      event: 'ready',
+      url: served.url,
+      workers: args.workers,
+      s3: storage.endpoint,
+      bucket: storage.bucket,
+    })}\n`,
+  );
 
   let stopping = false;
   const stop = async () => {

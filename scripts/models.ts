@@ -19,23 +19,31 @@ with --json).`;
 function table(versions: VersionSummary[]): string {
   if (versions.length === 0) return 'no model versions yet: train one with `npm run train`';
   const verdict = (v: VersionSummary) => (v.gate ? (v.gate.passed ? 'passed' : 'refused') : '');
-  const rows = versions.map(
-    (v) => `${v.serving ? '*' : ' '} ${v.version.padEnd(24)} ${v.arch.padEnd(4)} ${(v.accuracy * 100).toFixed(2).padStart(6)}%  ${v.createdAt}  ${verdict(v)}`.trimEnd(),
+  const rows = versions.map((v) =>
+    `${v.serving ? '*' : ' '} ${v.version.padEnd(24)} ${v.arch.padEnd(4)} ${(v.accuracy * 100).toFixed(2).padStart(6)}%  ${v.createdAt}  ${verdict(v)}`.trimEnd(),
   );
   return ['  version                  arch  test acc  created                   gate', ...rows].join('\n');
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { deployed: { type: 'boolean', default: false }, json: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } } });
+  const { values } = parseArgs({
+    options: {
+      deployed: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
   if (values.help) {
-    process.stdout.write(USAGE + '\n');
+    process.stdout.write(`${USAGE}\n`);
     return 0;
   }
   const config = readConfig();
-  const storage = await openStorage(values.deployed ? { ...config, bucket: await stackOutput('BucketName'), s3Endpoint: undefined } : config);
+  const storage = await openStorage(
+    values.deployed ? { ...config, bucket: await stackOutput('BucketName'), s3Endpoint: undefined } : config,
+  );
   try {
     const versions = await new ModelStore(storage.objects).list();
-    process.stdout.write((values.json ? JSON.stringify(versions) : table(versions)) + '\n');
+    process.stdout.write(`${values.json ? JSON.stringify(versions) : table(versions)}\n`);
     return 0;
   } finally {
     await storage.close();

@@ -28,7 +28,9 @@ export function chart(file: string, answer: Answer): string {
   const lines = [`${file}: ${answer.digit}  (${(answer.confidence * 100).toFixed(1)}%, model ${answer.modelVersion})`];
   answer.probabilities.forEach((p, digit) => {
     const bar = '█'.repeat(Math.round(p * 40));
-    lines.push(`  ${digit} ${bar.padEnd(40)} ${(p * 100).toFixed(1).padStart(5)}%${digit === answer.digit ? '  ◀' : ''}`);
+    lines.push(
+      `  ${digit} ${bar.padEnd(40)} ${(p * 100).toFixed(1).padStart(5)}%${digit === answer.digit ? '  ◀' : ''}`,
+    );
   });
   return lines.join('\n');
 }
@@ -43,7 +45,9 @@ async function predictFile(endpoint: string, file: string): Promise<Answer> {
       body: JSON.stringify({ image: bytes.toString('base64') }),
     });
   } catch (error) {
-    throw new Error(`cannot reach ${endpoint}: ${(error as Error).cause ?? (error as Error).message}. Is \`npm start\` running?`);
+    throw new Error(
+      `cannot reach ${endpoint}: ${(error as Error).cause ?? (error as Error).message}. Is \`npm start\` running?`,
+    );
   }
   const body = (await response.json().catch(() => ({}))) as Answer & { error?: { message: string } };
   if (!response.ok) throw new Error(`${response.status}: ${body.error?.message ?? response.statusText}`);
@@ -61,7 +65,7 @@ async function main(): Promise<number> {
     allowPositionals: true,
   });
   if (values.help || positionals.length === 0) {
-    (values.help ? process.stdout : process.stderr).write(USAGE + '\n');
+    (values.help ? process.stdout : process.stderr).write(`${USAGE}\n`);
     return values.help ? 0 : 2;
   }
   const endpoint = await resolveEndpoint({ url: values.url, deployed: values.deployed });
@@ -69,11 +73,11 @@ async function main(): Promise<number> {
   for (const file of positionals) {
     try {
       const answer = await predictFile(endpoint, file);
-      process.stdout.write((values.json ? JSON.stringify({ file, ...answer }) : chart(file, answer)) + '\n');
+      process.stdout.write(`${values.json ? JSON.stringify({ file, ...answer }) : chart(file, answer)}\n`);
     } catch (error) {
       failures++;
       const message = (error as Error).message;
-      if (values.json) process.stdout.write(JSON.stringify({ file, error: message }) + '\n');
+      if (values.json) process.stdout.write(`${JSON.stringify({ file, error: message })}\n`);
       else process.stderr.write(`${file}: ${message}\n`);
     }
   }

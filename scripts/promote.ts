@@ -17,11 +17,15 @@ credentials.`;
 
 async function main(): Promise<number> {
   const { values, positionals } = parseArgs({
-    options: { url: { type: 'string' }, deployed: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } },
+    options: {
+      url: { type: 'string' },
+      deployed: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
     allowPositionals: true,
   });
   if (values.help || positionals.length !== 1) {
-    (values.help ? process.stdout : process.stderr).write(USAGE + '\n');
+    (values.help ? process.stdout : process.stderr).write(`${USAGE}\n`);
     return values.help ? 0 : 2;
   }
   const target = await operatorTarget({ url: values.url, deployed: values.deployed });
@@ -30,8 +34,10 @@ async function main(): Promise<number> {
     process.stderr.write(`not promoted: ${errorText(result)}\n`);
     return 1;
   }
-  process.stdout.write(JSON.stringify(result.json) + '\n');
-  process.stderr.write(`${positionals[0]} is now serving${result.json.previous ? ` (was ${result.json.previous})` : ''}\n`);
+  process.stdout.write(`${JSON.stringify(result.json)}\n`);
+  process.stderr.write(
+    `${positionals[0]} is now serving${result.json.previous ? ` (was ${result.json.previous})` : ''}\n`,
+  );
   return 0;
 }
 

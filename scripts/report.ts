@@ -33,7 +33,10 @@ const LISTED_VERSIONS = 5;
 
 async function unknownVersion(store: ModelStore, version: string): Promise<CliError> {
   const versions = await store.list();
-  if (versions.length === 0) return new CliError(`no model version "${version}": the bucket holds no versions yet; train one with \`npm run train\``);
+  if (versions.length === 0)
+    return new CliError(
+      `no model version "${version}": the bucket holds no versions yet; train one with \`npm run train\``,
+    );
   const recent = versions
     .slice(-LISTED_VERSIONS)
     .reverse()
@@ -59,10 +62,14 @@ function parseReportArgs(): { values: { out?: string; help?: boolean }; position
 async function main(): Promise<void> {
   const { values, positionals } = parseReportArgs();
   if (values.help) {
-    process.stdout.write(USAGE + '\n');
+    process.stdout.write(`${USAGE}\n`);
     return;
   }
-  if (positionals.length !== 1) throw new CliError(`${positionals.length === 0 ? 'no version given' : 'give exactly one version'}\n\n${USAGE}`, USAGE_EXIT);
+  if (positionals.length !== 1)
+    throw new CliError(
+      `${positionals.length === 0 ? 'no version given' : 'give exactly one version'}\n\n${USAGE}`,
+      USAGE_EXIT,
+    );
 
   const config = readConfig();
   const storage = await openStorage(config);
@@ -71,7 +78,10 @@ async function main(): Promise<void> {
     let version = positionals[0]!;
     if (version === 'latest') {
       const latest = await store.latest();
-      if (!latest) throw new CliError('no model is serving yet, so there is no `latest`; give a version name or train one with `npm run train`');
+      if (!latest)
+        throw new CliError(
+          'no model is serving yet, so there is no `latest`; give a version name or train one with `npm run train`',
+        );
       version = latest.version;
     }
     const metrics = isVersionName(version) ? await store.metrics(version) : undefined;

@@ -36,7 +36,8 @@ interface TrainedModel {
 function verdict(model: TrainedModel, where: string): string {
   if (model.serving) return 'promoted and serving';
   const anyway = `\`npm run promote -- ${model.version}${where}\` serves it anyway`;
-  if (model.gate && !model.gate.passed) return `stored but NOT promoted, because ${model.gate.reasons.join('; ')}; ${anyway}`;
+  if (model.gate && !model.gate.passed)
+    return `stored but NOT promoted, because ${model.gate.reasons.join('; ')}; ${anyway}`;
   return `stored but not serving (see the job's log); ${anyway}`;
 }
 
@@ -60,7 +61,7 @@ async function main(): Promise<number> {
     },
   });
   if (values.help) {
-    process.stdout.write(USAGE + '\n');
+    process.stdout.write(`${USAGE}\n`);
     return 0;
   }
   const target = await operatorTarget({ url: values.url, deployed: values.deployed });
@@ -74,7 +75,7 @@ async function main(): Promise<number> {
   const jobId = String(submitted.json.jobId);
   process.stderr.write(`training job ${jobId} started (${values.arch}, ${values.epochs} epochs)\n`);
   if (!values.wait) {
-    process.stdout.write(JSON.stringify(submitted.json) + '\n');
+    process.stdout.write(`${JSON.stringify(submitted.json)}\n`);
     return 0;
   }
   const interval = target.auth === 'sigv4' ? 15_000 : 2_000;
@@ -86,10 +87,10 @@ async function main(): Promise<number> {
       return 1;
     }
     const line = `${status.json.status}${status.json.statusReason ? ` — ${status.json.statusReason}` : ''}`;
-    if (line !== last) process.stderr.write(line + '\n');
+    if (line !== last) process.stderr.write(`${line}\n`);
     last = line;
     if (status.json.done) {
-      process.stdout.write(JSON.stringify(status.json) + '\n');
+      process.stdout.write(`${JSON.stringify(status.json)}\n`);
       if (status.json.status !== 'SUCCEEDED') {
         const log = jobLog(status.json);
         if (log) process.stderr.write(`the job's log: ${log}\n`);
@@ -97,7 +98,10 @@ async function main(): Promise<number> {
       }
       const model = status.json.model as TrainedModel | undefined;
       const where = values.deployed ? ' --deployed' : values.url ? ` --url ${values.url}` : '';
-      if (model) process.stderr.write(`${model.version}: test accuracy ${(model.accuracy * 100).toFixed(2)}% — ${verdict(model, where)}\n`);
+      if (model)
+        process.stderr.write(
+          `${model.version}: test accuracy ${(model.accuracy * 100).toFixed(2)}% — ${verdict(model, where)}\n`,
+        );
       return 0;
     }
     await sleep(interval);

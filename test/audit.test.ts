@@ -32,14 +32,20 @@ before(async () => {
     if (request.method === 'GET') {
       // npm reads the flagged package's metadata to tell which installed versions the advisory covers.
       const name = decodeURIComponent(request.url!.slice(1));
-      const version = JSON.parse(await readFile(path.join(repoRoot, 'node_modules', name, 'package.json'), 'utf8')).version;
-      response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ name, versions: { [version]: { name, version } } }));
+      const version = JSON.parse(
+        await readFile(path.join(repoRoot, 'node_modules', name, 'package.json'), 'utf8'),
+      ).version;
+      response
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ name, versions: { [version]: { name, version } } }));
       return;
     }
     if (request.url === '/-/npm/v1/security/advisories/bulk') {
       asked.push(JSON.parse((request.headers['content-encoding'] === 'gzip' ? gunzipSync(body) : body).toString()));
     }
-    response.writeHead(answer.status, { 'content-type': 'application/json' }).end(answer.status === 200 ? JSON.stringify(answer.body) : '');
+    response
+      .writeHead(answer.status, { 'content-type': 'application/json' })
+      .end(answer.status === 200 ? JSON.stringify(answer.body) : '');
   });
   registry.listen(0, '127.0.0.1');
   await once(registry, 'listening');
@@ -57,7 +63,11 @@ let advisoryId = Date.now();
 /** A fresh id each time: npm caches what it computed for an advisory id. */
 function advisory(severity: string, name = 'jpeg-js', ghsa = 'GHSA-test-0000-0000') {
   const url = `https://github.com/advisories/${ghsa}`;
-  return { [name]: [{ id: ++advisoryId, url, title: 'Test advisory', severity, vulnerable_versions: '<99.0.0', cwe: [], cvss: {} }] };
+  return {
+    [name]: [
+      { id: ++advisoryId, url, title: 'Test advisory', severity, vulnerable_versions: '<99.0.0', cwe: [], cvss: {} },
+    ],
+  };
 }
 
 const LOCAL_STACK = /the local stack \(npm start: tsx, s3rver and their dependencies\)/;
@@ -72,13 +82,19 @@ describe('npm run audit:runtime', () => {
     assert.equal(runtime.typescript, undefined, 'typescript is a dev dependency');
     assert.ok(all?.s3rver && all.dicer && all.tsx, 's3rver, its dependencies and tsx are asked about');
     assert.match(result.stdout, /no high or critical advisories in runtime dependencies \(0 of lower severity\)/);
-    assert.match(result.stdout, new RegExp(`no high or critical advisories in ${LOCAL_STACK.source} \\(0 of lower severity\\)`));
+    assert.match(
+      result.stdout,
+      new RegExp(`no high or critical advisories in ${LOCAL_STACK.source} \\(0 of lower severity\\)`),
+    );
   });
 
   test('every dev dependency that npm start runs or loads is in the audited local stack', async () => {
     const pkg = JSON.parse(await readFile(path.join(repoRoot, 'package.json'), 'utf8'));
-    const under = async (dir: string) => (await readdir(path.join(repoRoot, dir), { recursive: true })).map((file) => path.join(dir, file));
-    const sources = [...(await under('functions')), ...(await under('scripts/local')), 'scripts/local.ts'].filter((file) => file.endsWith('.ts'));
+    const under = async (dir: string) =>
+      (await readdir(path.join(repoRoot, dir), { recursive: true })).map((file) => path.join(dir, file));
+    const sources = [...(await under('functions')), ...(await under('scripts/local')), 'scripts/local.ts'].filter(
+      (file) => file.endsWith('.ts'),
+    );
     const code = (await Promise.all(sources.map((file) => readFile(path.join(repoRoot, file), 'utf8')))).join('\n');
     const runner = pkg.scripts.start.split(' ')[0];
     const quoted = (name: string) => new RegExp(`['"]${name.replace(/[/.]/g, '\\$&')}(/[^'"]*)?['"]`).test(code);
@@ -94,7 +110,8 @@ describe('npm run audit:runtime', () => {
     answer = { status: 200, body: advisory('high') };
     const result = await audit();
     assert.equal(result.code, 1);
-    const line = /npm audit \(runtime dependencies\): high: jpeg-js .*Test advisory https:\/\/github\.com\/advisories\/GHSA-test-0000-0000/;
+    const line =
+      /npm audit \(runtime dependencies\): high: jpeg-js .*Test advisory https:\/\/github\.com\/advisories\/GHSA-test-0000-0000/;
     assert.match(result.stderr, line);
   });
 
@@ -102,21 +119,28 @@ describe('npm run audit:runtime', () => {
     answer = { status: 200, body: advisory('moderate') };
     const result = await audit();
     assert.equal(result.code, 0, result.stderr);
-    assert.match(result.stdout, /no high or critical advisories in runtime dependencies \([1-9]\d* of lower severity\)/);
+    assert.match(
+      result.stdout,
+      /no high or critical advisories in runtime dependencies \([1-9]\d* of lower severity\)/,
+    );
   });
 
-  test('a high advisory in what npm start runs (s3rver\'s tree) fails it', async () => {
+  test("a high advisory in what npm start runs (s3rver's tree) fails it", async () => {
     answer = { status: 200, body: advisory('high', 'busboy') };
     const result = await audit();
     assert.equal(result.code, 1);
-    assert.match(result.stderr, new RegExp(`npm audit \\(${LOCAL_STACK.source}\\): high: busboy .*GHSA-test-0000-0000`));
+    assert.match(
+      result.stderr,
+      new RegExp(`npm audit \\(${LOCAL_STACK.source}\\): high: busboy .*GHSA-test-0000-0000`),
+    );
   });
 
-  test('an allow-listed advisory in s3rver\'s tree is printed with its reason and does not fail it', async () => {
+  test("an allow-listed advisory in s3rver's tree is printed with its reason and does not fail it", async () => {
     answer = { status: 200, body: advisory('high', 'dicer', 'GHSA-wm7h-9275-46v2') };
     const result = await audit();
     assert.equal(result.code, 0, result.stderr);
-    const line = /allowed high: dicer .*GHSA-wm7h-9275-46v2: s3rver parses multipart form POSTs .* the local S3 refuses those/;
+    const line =
+      /allowed high: dicer .*GHSA-wm7h-9275-46v2: s3rver parses multipart form POSTs .* the local S3 refuses those/;
     assert.match(result.stdout, line);
   });
 

@@ -73,20 +73,32 @@ const event = (method: string, rawPath: string, body?: string) => ({
 describe('npm run build', () => {
   test('puts the handler, its .wasm files and the page in one folder', async () => {
     const files = await readdir(bundleDir, { recursive: true });
-    for (const file of ['index.mjs', 'tfjs-backend-wasm.wasm', 'tfjs-backend-wasm-simd.wasm', path.join('web', 'index.html')]) {
+    for (const file of [
+      'index.mjs',
+      'tfjs-backend-wasm.wasm',
+      'tfjs-backend-wasm-simd.wasm',
+      path.join('web', 'index.html'),
+    ]) {
       assert.ok(files.includes(file), `bundle has ${file}`);
     }
   });
 
   test('holds nothing of the embedded S3: no s3rver, busboy, dicer or its guard', async () => {
     const code = readFileSync(path.join(bundleDir, 'index.mjs'), 'utf8');
-    for (const name of ['s3rver', 'busboy', 'dicer', 'embedded S3']) assert.ok(!code.includes(name), `the Lambda bundle mentions ${name}`);
+    for (const name of ['s3rver', 'busboy', 'dicer', 'embedded S3'])
+      assert.ok(!code.includes(name), `the Lambda bundle mentions ${name}`);
   });
 
   test('carries no training code: no training kernels, no training loop, no optimiser', async () => {
     const code = readFileSync(path.join(bundleDir, 'index.mjs'), 'utf8');
     // keepNames keeps function names in the bundle, so a name absent here is code absent.
-    for (const name of ['registerConv2DBackpropFilter', 'registerMaxPoolGrad', 'registerMatMulKernels', 'trainModel', 'HeapAdam']) {
+    for (const name of [
+      'registerConv2DBackpropFilter',
+      'registerMaxPoolGrad',
+      'registerMatMulKernels',
+      'trainModel',
+      'HeapAdam',
+    ]) {
       assert.ok(!code.includes(name), `the predict bundle contains ${name}`);
     }
   });
@@ -121,7 +133,9 @@ function answersUnder(node: string): void {
     const jpeg = JPEG.encode({ data: digit.data, width: 28, height: 28 }, 95).data;
     const { results } = await invoke(
       node,
-      [png, jpeg].map((bytes) => event('POST', '/predict', JSON.stringify({ image: Buffer.from(bytes).toString('base64') }))),
+      [png, jpeg].map((bytes) =>
+        event('POST', '/predict', JSON.stringify({ image: Buffer.from(bytes).toString('base64') })),
+      ),
       bucket.env,
     );
     for (const result of results) {
@@ -137,7 +151,9 @@ function answersUnder(node: string): void {
 
 describe(`the bundle under this Node (${process.version})`, () => answersUnder(process.execPath));
 
-describe(`the bundle under the Lambda's Node ${lambdaMajor}`, { skip: !lambdaNode && 'LAMBDA_NODE is not set (.ci/lambda-node fetches one)' }, () => {
+describe(`the bundle under the Lambda's Node ${lambdaMajor}`, {
+  skip: !lambdaNode && 'LAMBDA_NODE is not set (.ci/lambda-node fetches one)',
+}, () => {
   test(`LAMBDA_NODE is Node ${lambdaMajor}`, async () => {
     const { stdout } = await run(lambdaNode!, ['-p', 'process.versions.node']);
     assert.equal(stdout.split('.')[0], lambdaMajor);

@@ -31,7 +31,9 @@ interface Finding {
   Filename: string;
 }
 
-const cdkJson = JSON.parse(readFileSync(path.join(repoRoot, 'cdk.json'), 'utf8')) as { context: Record<string, unknown> };
+const cdkJson = JSON.parse(readFileSync(path.join(repoRoot, 'cdk.json'), 'utf8')) as {
+  context: Record<string, unknown>;
+};
 
 async function writeTemplate(dir: string, name: string, context: Record<string, unknown>): Promise<string> {
   const { stack } = buildApp({ context: { ...cdkJson.context, 'aws:cdk:bundling-stacks': [], ...context } });
@@ -48,7 +50,8 @@ async function cfnLint(files: string[]): Promise<Finding[]> {
   } catch (error) {
     const failed = error as NodeJS.ErrnoException & { stdout?: string };
     // cfn-lint's exit code is a bit mask of what it found; the findings are on stdout either way.
-    if (typeof failed.stdout === 'string' && failed.stdout.trim().startsWith('[')) return JSON.parse(failed.stdout) as Finding[];
+    if (typeof failed.stdout === 'string' && failed.stdout.trim().startsWith('['))
+      return JSON.parse(failed.stdout) as Finding[];
     throw error;
   }
 }
@@ -70,7 +73,10 @@ test('cfn-lint: the dev and prod templates have no errors, only explained warnin
     return;
   }
   const dir = await tempDir('digitnet-cfn-');
-  const files = [await writeTemplate(dir, 'dev', {}), await writeTemplate(dir, 'prod', { stage: 'prod', weeklyRetrain: true })];
+  const files = [
+    await writeTemplate(dir, 'dev', {}),
+    await writeTemplate(dir, 'prod', { stage: 'prod', weeklyRetrain: true }),
+  ];
   const findings = await cfnLint(files);
   const unexplained = findings.filter((f) => f.Level === 'Error' || !EXPLAINED_WARNINGS.has(f.Rule.Id));
   assert.deepEqual(

@@ -143,7 +143,10 @@ describe('operatorTarget', () => {
   ];
   for (const [what, flags, env, message] of refused) {
     test(`refuses ${what}, naming where it came from`, async () => {
-      await assert.rejects(operatorTarget(flags, { env }), (error: unknown) => error instanceof CliError && message.test(error.message));
+      await assert.rejects(
+        operatorTarget(flags, { env }),
+        (error: unknown) => error instanceof CliError && message.test(error.message),
+      );
     });
   }
 });
@@ -157,7 +160,10 @@ describe('stackOutput', () => {
 
   test('reads each output from the first stack that has it', async () => {
     const file = await outputsFile(
-      JSON.stringify({ 'Digitnet-dev': { BucketName: 'digitnet-dev-bucket' }, 'Digitnet-prod': { ApiUrl: `${API}/`, BucketName: 'p' } }),
+      JSON.stringify({
+        'Digitnet-dev': { BucketName: 'digitnet-dev-bucket' },
+        'Digitnet-prod': { ApiUrl: `${API}/`, BucketName: 'p' },
+      }),
     );
     assert.equal(await stackOutput('ApiUrl', { file }), `${API}/`);
     assert.equal(await stackOutput('BucketName', { file }), 'digitnet-dev-bucket');
@@ -186,10 +192,13 @@ describe('stackOutput', () => {
 
 describe('describeFailure', () => {
   test('an error the user can act on is its message alone, with its exit code (1 unless a usage error)', () => {
-    assert.deepEqual(describeFailure(new CliError('cannot reach http://127.0.0.1:3000: ECONNREFUSED. Is `npm start` running?')), {
-      text: 'cannot reach http://127.0.0.1:3000: ECONNREFUSED. Is `npm start` running?',
-      exitCode: 1,
-    });
+    assert.deepEqual(
+      describeFailure(new CliError('cannot reach http://127.0.0.1:3000: ECONNREFUSED. Is `npm start` running?')),
+      {
+        text: 'cannot reach http://127.0.0.1:3000: ECONNREFUSED. Is `npm start` running?',
+        exitCode: 1,
+      },
+    );
     assert.deepEqual(describeFailure(new CliError('no version given', 2)), { text: 'no version given', exitCode: 2 });
     const config = 'S3_ENDPOINT must be an http(s) URL; got "x"';
     assert.deepEqual(describeFailure(new ConfigError(config)), { text: config, exitCode: 1 });

@@ -31,7 +31,10 @@ describe('the CNN', () => {
     );
     assert.deepEqual(model.layers[5]!.outputShape, [null, 3, 3, 64]);
     const conv = (filters: number, size: number, inChannels: number) => size * size * inChannels * filters + filters;
-    assert.equal(model.countParams(), conv(16, 5, 1) + conv(32, 3, 16) + conv(32, 3, 32) + conv(64, 3, 32) + 3 * 3 * 64 * 10 + 10);
+    assert.equal(
+      model.countParams(),
+      conv(16, 5, 1) + conv(32, 3, 16) + conv(32, 3, 32) + conv(64, 3, 32) + 3 * 3 * 64 * 10 + 10,
+    );
     assert.equal(model.countParams(), 38_570);
     assert.deepEqual(model.outputs[0]!.shape, [null, 10]);
     model.dispose();
@@ -99,7 +102,9 @@ describe('the CNN', () => {
       const out = model.predict(x) as tf.Tensor;
       const onWasm = await out.data();
       const pixels = await x.data();
-      const weights = await Promise.all(model.getWeights().map(async (w) => ({ values: await w.data(), shape: w.shape })));
+      const weights = await Promise.all(
+        model.getWeights().map(async (w) => ({ values: await w.data(), shape: w.shape })),
+      );
       tf.dispose([x, y, out]);
 
       await tf.setBackend('cpu');
@@ -150,7 +155,10 @@ describe('augmentation (toTensors with a random stream)', () => {
   });
 
   test('with every draw at the middle of its range (no distortion), image i is exactly image i', () => {
-    assert.deepEqual(pixelsOf(() => 0.5), pixelsOf());
+    assert.deepEqual(
+      pixelsOf(() => 0.5),
+      pixelsOf(),
+    );
   });
 
   test('shifts, rotates and scales about the centre as drawn', () => {
@@ -208,7 +216,12 @@ describe('augmentation (toTensors with a random stream)', () => {
   test('trainModel with augment records it and leaves no tensors behind', async () => {
     const before = tf.memory().numTensors;
     const model = createModel({ arch: 'cnn' });
-    const result = await trainModel(model, subset(mnist.train, 320), { epochs: 1, batchSize: 32, augment: true, validationSplit: 0 });
+    const result = await trainModel(model, subset(mnist.train, 320), {
+      epochs: 1,
+      batchSize: 32,
+      augment: true,
+      validationSplit: 0,
+    });
     assert.equal(result.augment, true);
     assert.ok(Number.isFinite(result.history[0]!.loss));
     model.dispose();

@@ -12,14 +12,34 @@ import { runScript } from './support/cli.ts';
 import { repoRoot } from './support/env.ts';
 
 /** Only what the test sets: nothing of the caller's environment leaks in. */
-const env = (extra: Record<string, string>) => ({ PATH: process.env.PATH, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...extra });
+const env = (extra: Record<string, string>) => ({
+  PATH: process.env.PATH,
+  AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+  ...extra,
+});
 
 describe('command-line entry points refuse a bad setting in one line', () => {
   const cases: { script: string; set: Record<string, string>; line: string }[] = [
-    { script: 'functions/train/main.ts', set: { LOG_LEVEL: 'verbose' }, line: 'LOG_LEVEL must be one of debug, info, warn, error; got "verbose"' },
-    { script: 'scripts/local.ts', set: { LOG_LEVEL: 'verbose' }, line: 'LOG_LEVEL must be one of debug, info, warn, error; got "verbose"' },
-    { script: 'functions/train/main.ts', set: { TFJS_BACKEND: 'webgl' }, line: 'TFJS_BACKEND must be one of node, wasm, cpu; got "webgl"' },
-    { script: 'scripts/local.ts', set: { PORT: '70000' }, line: 'PORT must be a whole number from 0 to 65535; got "70000"' },
+    {
+      script: 'functions/train/main.ts',
+      set: { LOG_LEVEL: 'verbose' },
+      line: 'LOG_LEVEL must be one of debug, info, warn, error; got "verbose"',
+    },
+    {
+      script: 'scripts/local.ts',
+      set: { LOG_LEVEL: 'verbose' },
+      line: 'LOG_LEVEL must be one of debug, info, warn, error; got "verbose"',
+    },
+    {
+      script: 'functions/train/main.ts',
+      set: { TFJS_BACKEND: 'webgl' },
+      line: 'TFJS_BACKEND must be one of node, wasm, cpu; got "webgl"',
+    },
+    {
+      script: 'scripts/local.ts',
+      set: { PORT: '70000' },
+      line: 'PORT must be a whole number from 0 to 65535; got "70000"',
+    },
   ];
   for (const { script, set, line } of cases) {
     // --help would print the usage and exit 0: the setting is refused before the arguments are even read.
@@ -31,12 +51,18 @@ describe('command-line entry points refuse a bad setting in one line', () => {
 
   test('npm start refuses a bad --port in one line too, without a stack', async () => {
     const result = await runScript('scripts/local.ts', ['--port', '3000.5'], { env: env({}) });
-    assert.deepEqual(result, { code: 1, stdout: '', stderr: 'npm start failed: --port must be a whole number from 0 to 65535; got "3000.5"\n' });
+    assert.deepEqual(result, {
+      code: 1,
+      stdout: '',
+      stderr: 'npm start failed: --port must be a whole number from 0 to 65535; got "3000.5"\n',
+    });
   });
 });
 
 /** The predict handler's process (test/support/predict-process.ts) until it listens or exits. */
-async function predictProcess(extra: Record<string, string>): Promise<{ listening: boolean; code: number | null; stderr: string }> {
+async function predictProcess(
+  extra: Record<string, string>,
+): Promise<{ listening: boolean; code: number | null; stderr: string }> {
   const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), 'test/support/predict-process.ts'], {
     cwd: repoRoot,
     // Nothing is fetched before the first request: the endpoint is never contacted.
@@ -61,7 +87,11 @@ const debugLines = (stderr: string) =>
 
 describe('LOG_LEVEL in the predict function', () => {
   test('LOG_LEVEL=DEBUG logs debug lines: the configuration read at cold start, without the S3 secret', async () => {
-    const cold = await predictProcess({ LOG_LEVEL: 'DEBUG', S3_ACCESS_KEY_ID: 'LOCALKEY', S3_SECRET_ACCESS_KEY: 'the-secret' });
+    const cold = await predictProcess({
+      LOG_LEVEL: 'DEBUG',
+      S3_ACCESS_KEY_ID: 'LOCALKEY',
+      S3_SECRET_ACCESS_KEY: 'the-secret',
+    });
     assert.equal(cold.listening, true, cold.stderr);
     assert.deepEqual(
       debugLines(cold.stderr).map((entry) => entry.message),

@@ -8,7 +8,12 @@ const ENDPOINT = 'http://127.0.0.1:4569';
 
 describe('readConfig: the key pair for S3_ENDPOINT', () => {
   test('reads S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY set with S3_ENDPOINT', () => {
-    const config = readConfig({ BUCKET: 'b', S3_ENDPOINT: ENDPOINT, S3_ACCESS_KEY_ID: 'LOCALKEY', S3_SECRET_ACCESS_KEY: 'secret' });
+    const config = readConfig({
+      BUCKET: 'b',
+      S3_ENDPOINT: ENDPOINT,
+      S3_ACCESS_KEY_ID: 'LOCALKEY',
+      S3_SECRET_ACCESS_KEY: 'secret',
+    });
     assert.deepEqual(config.s3Credentials, { accessKeyId: 'LOCALKEY', secretAccessKey: 'secret' });
   });
 
@@ -19,7 +24,10 @@ describe('readConfig: the key pair for S3_ENDPOINT', () => {
 
   test('refuses half a pair, and a pair without S3_ENDPOINT', () => {
     const refused = (env: Record<string, string>, message: RegExp) =>
-      assert.throws(() => readConfig({ BUCKET: 'b', ...env }), (error: Error) => error instanceof ConfigError && message.test(error.message));
+      assert.throws(
+        () => readConfig({ BUCKET: 'b', ...env }),
+        (error: Error) => error instanceof ConfigError && message.test(error.message),
+      );
     refused({ S3_ENDPOINT: ENDPOINT, S3_ACCESS_KEY_ID: 'LOCALKEY' }, /go together/);
     refused({ S3_ENDPOINT: ENDPOINT, S3_SECRET_ACCESS_KEY: 'secret' }, /go together/);
     refused({ S3_ACCESS_KEY_ID: 'LOCALKEY', S3_SECRET_ACCESS_KEY: 'secret' }, /set S3_ENDPOINT too/);
@@ -30,9 +38,15 @@ type Env = Record<string, string>;
 
 /** What readConfig makes of each variable, alone in an otherwise empty environment. */
 const accepted: { env: Env; expect: Partial<Config> }[] = [
-  { env: {}, expect: { region: 'us-east-1', logLevel: 'info', tfjsBackend: undefined, port: 3000, batchJobId: undefined } },
+  {
+    env: {},
+    expect: { region: 'us-east-1', logLevel: 'info', tfjsBackend: undefined, port: 3000, batchJobId: undefined },
+  },
   { env: {}, expect: { bucket: undefined, s3Endpoint: undefined, mnistDir: undefined, mnistBaseUrl: undefined } },
-  { env: {}, expect: { modelRefreshSeconds: 60, s3Timeouts: S3_TIMEOUT_DEFAULTS, minAccuracy: undefined, dataDir: '.data' } },
+  {
+    env: {},
+    expect: { modelRefreshSeconds: 60, s3Timeouts: S3_TIMEOUT_DEFAULTS, minAccuracy: undefined, dataDir: '.data' },
+  },
   { env: { BUCKET: 'digitnet-models' }, expect: { bucket: 'digitnet-models' } },
   { env: { S3_ENDPOINT: 'http://127.0.0.1:4569' }, expect: { s3Endpoint: 'http://127.0.0.1:4569' } },
   { env: { AWS_REGION: 'eu-west-1' }, expect: { region: 'eu-west-1' } },
@@ -49,11 +63,17 @@ const accepted: { env: Env; expect: Partial<Config> }[] = [
   { env: { TFJS_BACKEND: 'cpu' }, expect: { tfjsBackend: 'cpu' } },
   { env: { PORT: '0' }, expect: { port: 0 } },
   { env: { PORT: '65535' }, expect: { port: 65_535 } },
-  { env: { AWS_BATCH_JOB_ID: '5c7a3e1f-0b1d-4d6e-9f3a-2b8c1d0e4f5a' }, expect: { batchJobId: '5c7a3e1f-0b1d-4d6e-9f3a-2b8c1d0e4f5a' } },
+  {
+    env: { AWS_BATCH_JOB_ID: '5c7a3e1f-0b1d-4d6e-9f3a-2b8c1d0e4f5a' },
+    expect: { batchJobId: '5c7a3e1f-0b1d-4d6e-9f3a-2b8c1d0e4f5a' },
+  },
   { env: { MNIST_DIR: '/data/mnist' }, expect: { mnistDir: '/data/mnist' } },
   { env: { MNIST_BASE_URL: 'https://example.org/mnist/' }, expect: { mnistBaseUrl: 'https://example.org/mnist/' } },
   { env: { MODEL_REFRESH_SECONDS: '0' }, expect: { modelRefreshSeconds: 0 } },
-  { env: { S3_CONNECT_TIMEOUT_MS: '500', S3_REQUEST_TIMEOUT_MS: '9000' }, expect: { s3Timeouts: { connectMs: 500, requestMs: 9000 } } },
+  {
+    env: { S3_CONNECT_TIMEOUT_MS: '500', S3_REQUEST_TIMEOUT_MS: '9000' },
+    expect: { s3Timeouts: { connectMs: 500, requestMs: 9000 } },
+  },
   { env: { MIN_ACCURACY: '0.95' }, expect: { minAccuracy: 0.95 } },
   { env: { DATA_DIR: '/var/digitnet' }, expect: { dataDir: '/var/digitnet' } },
 ];
@@ -68,12 +88,24 @@ const refused: { env: Env; message: string }[] = [
   { env: { PORT: '0x10' }, message: 'PORT must be a whole number from 0 to 65535; got "0x10"' },
   { env: { PORT: 'http' }, message: 'PORT must be a whole number from 0 to 65535; got "http"' },
   { env: { AWS_REGION: 'Frankfurt' }, message: 'AWS_REGION must be an AWS region like us-east-1; got "Frankfurt"' },
-  { env: { AWS_DEFAULT_REGION: 'eu_west_1' }, message: 'AWS_DEFAULT_REGION must be an AWS region like us-east-1; got "eu_west_1"' },
+  {
+    env: { AWS_DEFAULT_REGION: 'eu_west_1' },
+    message: 'AWS_DEFAULT_REGION must be an AWS region like us-east-1; got "eu_west_1"',
+  },
   { env: { S3_ENDPOINT: 'ftp://127.0.0.1' }, message: 'S3_ENDPOINT must be an http(s) URL; got "ftp://127.0.0.1"' },
   { env: { MNIST_BASE_URL: 'mnist.example' }, message: 'MNIST_BASE_URL must be an http(s) URL; got "mnist.example"' },
-  { env: { MODEL_REFRESH_SECONDS: 'soon' }, message: 'MODEL_REFRESH_SECONDS must be a number from 0 to 86400; got "soon"' },
-  { env: { S3_CONNECT_TIMEOUT_MS: '50' }, message: 'S3_CONNECT_TIMEOUT_MS must be a number from 100 to 120000; got "50"' },
-  { env: { S3_REQUEST_TIMEOUT_MS: '600001' }, message: 'S3_REQUEST_TIMEOUT_MS must be a number from 100 to 600000; got "600001"' },
+  {
+    env: { MODEL_REFRESH_SECONDS: 'soon' },
+    message: 'MODEL_REFRESH_SECONDS must be a number from 0 to 86400; got "soon"',
+  },
+  {
+    env: { S3_CONNECT_TIMEOUT_MS: '50' },
+    message: 'S3_CONNECT_TIMEOUT_MS must be a number from 100 to 120000; got "50"',
+  },
+  {
+    env: { S3_REQUEST_TIMEOUT_MS: '600001' },
+    message: 'S3_REQUEST_TIMEOUT_MS must be a number from 100 to 600000; got "600001"',
+  },
   { env: { MIN_ACCURACY: '98' }, message: 'MIN_ACCURACY must be a number from 0 to 1; got "98"' },
 ];
 
@@ -81,13 +113,19 @@ describe('readConfig: every variable, its default, what it accepts and what it r
   for (const { env, expect } of accepted) {
     test(`${JSON.stringify(env)} gives ${JSON.stringify(expect)}`, () => {
       const config = readConfig(env);
-      assert.deepEqual(Object.fromEntries(Object.keys(expect).map((key) => [key, config[key as keyof Config]])), expect);
+      assert.deepEqual(
+        Object.fromEntries(Object.keys(expect).map((key) => [key, config[key as keyof Config]])),
+        expect,
+      );
     });
   }
 
   for (const { env, message } of refused) {
     test(`${JSON.stringify(env)} fails with a ConfigError naming what is allowed`, () => {
-      assert.throws(() => readConfig(env), (error: Error) => error instanceof ConfigError && error.message === message);
+      assert.throws(
+        () => readConfig(env),
+        (error: Error) => error instanceof ConfigError && error.message === message,
+      );
     });
   }
 
@@ -101,7 +139,11 @@ describe('readConfig: every variable, its default, what it accepts and what it r
   });
 
   test('the configuration a debug line shows leaves out the S3 secret key', () => {
-    const config = readConfig({ S3_ENDPOINT: ENDPOINT, S3_ACCESS_KEY_ID: 'LOCALKEY', S3_SECRET_ACCESS_KEY: 'the-secret' });
+    const config = readConfig({
+      S3_ENDPOINT: ENDPOINT,
+      S3_ACCESS_KEY_ID: 'LOCALKEY',
+      S3_SECRET_ACCESS_KEY: 'the-secret',
+    });
     const shown = JSON.stringify(loggableConfig(config));
     assert.ok(shown.includes('"s3AccessKeyId":"LOCALKEY"'), shown);
     assert.ok(!shown.includes('the-secret'), shown);

@@ -19,7 +19,11 @@ async function standIn(name: string): Promise<void> {
   await chmod(file, 0o755);
 }
 
-const calls = (name: string) => readFile(path.join(bin, `${name}.calls`), 'utf8').then((text) => text.trim().split('\n'), () => []);
+const calls = (name: string) =>
+  readFile(path.join(bin, `${name}.calls`), 'utf8').then(
+    (text) => text.trim().split('\n'),
+    () => [],
+  );
 
 async function deploy(args: string[], env: Record<string, string> = {}): Promise<ScriptResult> {
   const cwd = await tempDir('digitnet-deploy-');
@@ -37,7 +41,14 @@ describe('npm run deploy', () => {
     const callsBefore = (await calls('cdk')).length + (await calls('docker')).length;
     const result = await deploy(['--help']);
     assert.equal(result.code, 0, result.stderr);
-    const settings = ['stage=dev', 'predictMemoryMiB=1024', 'trainVcpu=4', 'trainMemoryGiB=8', 'weeklyRetrain=false', 'corsOrigins=*'];
+    const settings = [
+      'stage=dev',
+      'predictMemoryMiB=1024',
+      'trainVcpu=4',
+      'trainMemoryGiB=8',
+      'weeklyRetrain=false',
+      'corsOrigins=*',
+    ];
     for (const setting of [...settings, 'predictReservedConcurrency=50', 'retrainReservedConcurrency=2']) {
       assert.match(result.stdout, new RegExp(`-c ${setting.replace('*', '\\*')}\\n`));
     }
@@ -49,7 +60,10 @@ describe('npm run deploy', () => {
     const result = await deploy(['-c', 'stage=prod', '--profile', 'ops']);
     assert.equal(result.code, 0, result.stderr);
     assert.equal((await calls('docker')).at(-1), 'info');
-    assert.equal((await calls('cdk')).at(-1), 'deploy --require-approval broadening --outputs-file cdk.outputs.json -c stage=prod --profile ops');
+    assert.equal(
+      (await calls('cdk')).at(-1),
+      'deploy --require-approval broadening --outputs-file cdk.outputs.json -c stage=prod --profile ops',
+    );
     assert.match(result.stderr, /outputs are in cdk\.outputs\.json.*\n.*npm run retrain -- --deployed/);
   });
 

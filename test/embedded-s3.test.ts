@@ -10,7 +10,13 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import { Hash } from '@smithy/hash-node';
 import { SignatureV4 } from '@smithy/signature-v4';
-import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, S3ServiceException, type S3Client } from '@aws-sdk/client-s3';
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  PutObjectCommand,
+  S3ServiceException,
+  type S3Client,
+} from '@aws-sdk/client-s3';
 import { CREDENTIALS_FILE, startEmbeddedS3 } from '#lib/storage/embedded-s3';
 import { createS3Client, IN_PROCESS_S3_TIMEOUTS } from '#lib/storage/objects';
 import { LATEST_KEY } from '#lib/storage/store';
@@ -23,12 +29,24 @@ interface RawAnswer {
 }
 
 /** One request as any local program (or a browser) could send it: no SDK, no signature unless given. */
-function raw(endpoint: string, method: string, target: string, headers: Record<string, string> = {}, body?: Buffer | string): Promise<RawAnswer> {
+function raw(
+  endpoint: string,
+  method: string,
+  target: string,
+  headers: Record<string, string> = {},
+  body?: Buffer | string,
+): Promise<RawAnswer> {
   return new Promise((resolve, reject) => {
     const request = http.request(endpoint + target, { method, headers }, (response) => {
       const chunks: Buffer[] = [];
       response.on('data', (chunk: Buffer) => chunks.push(chunk));
-      response.on('end', () => resolve({ status: response.statusCode!, type: response.headers['content-type'], body: Buffer.concat(chunks).toString('utf8') }));
+      response.on('end', () =>
+        resolve({
+          status: response.statusCode!,
+          type: response.headers['content-type'],
+          body: Buffer.concat(chunks).toString('utf8'),
+        }),
+      );
     });
     request.on('error', reject);
     request.end(body);
@@ -37,11 +55,23 @@ function raw(endpoint: string, method: string, target: string, headers: Record<s
 
 /** Signs as the SDK does for S3: the path as sent, not escaped a second time. */
 function signerFor(bucket: TestBucket): SignatureV4 {
-  return new SignatureV4({ service: 's3', region: 'us-east-1', credentials: bucket.credentials, sha256: Hash.bind(null, 'sha256'), uriEscapePath: false });
+  return new SignatureV4({
+    service: 's3',
+    region: 'us-east-1',
+    credentials: bucket.credentials,
+    sha256: Hash.bind(null, 'sha256'),
+    uriEscapePath: false,
+  });
 }
 
 /** `raw`, signed with the bucket's key pair. */
-async function signedRaw(bucket: TestBucket, method: string, target: string, headers: Record<string, string> = {}, body?: string): Promise<RawAnswer> {
+async function signedRaw(
+  bucket: TestBucket,
+  method: string,
+  target: string,
+  headers: Record<string, string> = {},
+  body?: string,
+): Promise<RawAnswer> {
   const url = new URL(bucket.endpoint);
   const [path, query = ''] = target.split('?');
   const signed = await signerFor(bucket).sign({
@@ -58,7 +88,12 @@ async function signedRaw(bucket: TestBucket, method: string, target: string, hea
 
 /** An S3 client with its own key pair; closed when the test ends. */
 function clientFor(t: { after(fn: () => void): void }, bucket: TestBucket, credentials = bucket.credentials): S3Client {
-  const client = createS3Client({ bucket: bucket.bucket, endpoint: bucket.endpoint, credentials, timeouts: IN_PROCESS_S3_TIMEOUTS });
+  const client = createS3Client({
+    bucket: bucket.bucket,
+    endpoint: bucket.endpoint,
+    credentials,
+    timeouts: IN_PROCESS_S3_TIMEOUTS,
+  });
   t.after(() => client.destroy());
   return client;
 }
@@ -95,7 +130,13 @@ describe('embedded S3: who may call it', () => {
     assert.deepEqual([get.status, get.type], [403, 'application/xml']);
     assert.match(get.body, /<Code>AccessDenied<\/Code>/);
     assert.doesNotMatch(get.body, /kept/);
-    const put = await raw(bucket.endpoint, 'PUT', `/${bucket.bucket}/kept.txt`, { 'content-type': 'text/plain' }, 'overwritten');
+    const put = await raw(
+      bucket.endpoint,
+      'PUT',
+      `/${bucket.bucket}/kept.txt`,
+      { 'content-type': 'text/plain' },
+      'overwritten',
+    );
     assert.equal(put.status, 403);
     assert.equal((await bucket.objects.get('kept.txt'))!.body.toString(), 'kept');
   });
@@ -110,7 +151,13 @@ describe('embedded S3: who may call it', () => {
       '{"version":"attacker"}\r\n',
       `--${boundary}--\r\n`,
     ].join('');
-    const answer = await raw(bucket.endpoint, 'POST', `/${bucket.bucket}`, { 'content-type': `multipart/form-data; boundary=${boundary}` }, form);
+    const answer = await raw(
+      bucket.endpoint,
+      'POST',
+      `/${bucket.bucket}`,
+      { 'content-type': `multipart/form-data; boundary=${boundary}` },
+      form,
+    );
     assert.equal(answer.status, 403);
     assert.match(answer.body, /<Code>AccessDenied<\/Code>/);
     assert.equal((await bucket.objects.get(LATEST_KEY))!.body.toString(), POINTER);
@@ -119,10 +166,17 @@ describe('embedded S3: who may call it', () => {
   test('refuses a correctly signed request that carries an Origin header, or a browser’s Sec-Fetch-* headers', async (t) => {
     const bucket = await testBucket();
     await bucket.objects.put('kept.txt', 'kept');
-    const fromBrowsers: Record<string, string>[] = [{ origin: 'https://example.com' }, { 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'no-cors' }];
+    const fromBrowsers: Record<string, string>[] = [
+      { origin: 'https://example.com' },
+      { 'sec-fetch-site': 'cross-site', 'sec-fetch-mode': 'no-cors' },
+    ];
     for (const headers of fromBrowsers) {
       const client = withHeaders(clientFor(t, bucket), headers);
-      assert.deepEqual(await s3Error(client.send(new GetObjectCommand({ Bucket: bucket.bucket, Key: 'kept.txt' }))), [403, 'AccessDenied'], JSON.stringify(headers));
+      assert.deepEqual(
+        await s3Error(client.send(new GetObjectCommand({ Bucket: bucket.bucket, Key: 'kept.txt' }))),
+        [403, 'AccessDenied'],
+        JSON.stringify(headers),
+      );
       const put = client.send(new PutObjectCommand({ Bucket: bucket.bucket, Key: 'kept.txt', Body: 'overwritten' }));
       assert.deepEqual(await s3Error(put), [403, 'AccessDenied']);
     }
@@ -131,11 +185,23 @@ describe('embedded S3: who may call it', () => {
 
   test('refuses a form POST, and any POST Object upload, even when signed', async () => {
     const bucket = await testBucket();
-    const form = await signedRaw(bucket, 'POST', `/${bucket.bucket}`, { 'content-type': 'multipart/form-data; boundary=b' }, '--b--\r\n');
+    const form = await signedRaw(
+      bucket,
+      'POST',
+      `/${bucket.bucket}`,
+      { 'content-type': 'multipart/form-data; boundary=b' },
+      '--b--\r\n',
+    );
     assert.equal(form.status, 403);
     assert.match(form.body, /refuses form posts/);
     // Whatever its content type: POST Object is a browser upload, and s3rver hands it to busboy.
-    const octets = await signedRaw(bucket, 'POST', `/${bucket.bucket}`, { 'content-type': 'application/octet-stream' }, 'x');
+    const octets = await signedRaw(
+      bucket,
+      'POST',
+      `/${bucket.bucket}`,
+      { 'content-type': 'application/octet-stream' },
+      'x',
+    );
     assert.equal(octets.status, 403);
     assert.match(octets.body, /does not take POST Object/);
     const signedGet = await signedRaw(bucket, 'GET', `/${bucket.bucket}?list-type=2`);
@@ -147,8 +213,20 @@ describe('embedded S3: who may call it', () => {
     await bucket.objects.put('kept.txt', 'kept');
     const url = new URL(bucket.endpoint);
     const path = `/${bucket.bucket}/kept.txt`;
-    const presigned = await signerFor(bucket).presign({ method: 'GET', protocol: url.protocol, hostname: url.hostname, port: Number(url.port), path, query: {}, headers: { host: url.host } });
-    const answer = await raw(bucket.endpoint, 'GET', `${path}?${new URLSearchParams(presigned.query as Record<string, string>)}`);
+    const presigned = await signerFor(bucket).presign({
+      method: 'GET',
+      protocol: url.protocol,
+      hostname: url.hostname,
+      port: Number(url.port),
+      path,
+      query: {},
+      headers: { host: url.host },
+    });
+    const answer = await raw(
+      bucket.endpoint,
+      'GET',
+      `${path}?${new URLSearchParams(presigned.query as Record<string, string>)}`,
+    );
     assert.equal(answer.status, 403);
     assert.match(answer.body, /presigned/);
   });
@@ -165,7 +243,10 @@ describe('embedded S3: who may call it', () => {
   test('refuses a request signed with the wrong secret, another access key or S3RVER’s fixed pair', async (t) => {
     const bucket = await testBucket();
     const get = (client: S3Client) => client.send(new GetObjectCommand({ Bucket: bucket.bucket, Key: 'any.txt' }));
-    const wrongSecret = clientFor(t, bucket, { ...bucket.credentials, secretAccessKey: bucket.credentials.secretAccessKey + 'x' });
+    const wrongSecret = clientFor(t, bucket, {
+      ...bucket.credentials,
+      secretAccessKey: `${bucket.credentials.secretAccessKey}x`,
+    });
     assert.deepEqual(await s3Error(get(wrongSecret)), [403, 'SignatureDoesNotMatch']);
     const otherKey = clientFor(t, bucket, { ...bucket.credentials, accessKeyId: 'LOCAL0000000000000000' });
     assert.deepEqual(await s3Error(get(otherKey)), [403, 'InvalidAccessKeyId']);
@@ -175,12 +256,20 @@ describe('embedded S3: who may call it', () => {
 
   test('refuses a request signed more than 15 minutes ago', async (t) => {
     const bucket = await testBucket();
-    const client = createS3Client({ bucket: bucket.bucket, endpoint: bucket.endpoint, credentials: bucket.credentials, timeouts: IN_PROCESS_S3_TIMEOUTS });
+    const client = createS3Client({
+      bucket: bucket.bucket,
+      endpoint: bucket.endpoint,
+      credentials: bucket.credentials,
+      timeouts: IN_PROCESS_S3_TIMEOUTS,
+    });
     t.after(() => client.destroy());
     // One attempt: the SDK would otherwise correct its clock from the answer and retry.
     client.config.systemClockOffset = -20 * 60_000;
     client.config.maxAttempts = async () => 1;
-    assert.deepEqual(await s3Error(client.send(new GetObjectCommand({ Bucket: bucket.bucket, Key: 'any.txt' }))), [403, 'RequestTimeTooSkewed']);
+    assert.deepEqual(await s3Error(client.send(new GetObjectCommand({ Bucket: bucket.bucket, Key: 'any.txt' }))), [
+      403,
+      'RequestTimeTooSkewed',
+    ]);
   });
 
   test('the project’s own client gets, puts, lists, checks and conditionally gets, with keys that need encoding', async () => {
@@ -202,8 +291,12 @@ describe('embedded S3: who may call it', () => {
 });
 
 describe('embedded S3: conditional writes, as S3 answers them', () => {
-  const put = (client: S3Client, bucket: TestBucket, body: string, condition: { IfMatch?: string; IfNoneMatch?: string }) =>
-    client.send(new PutObjectCommand({ Bucket: bucket.bucket, Key: LATEST_KEY, Body: body, ...condition }));
+  const put = (
+    client: S3Client,
+    bucket: TestBucket,
+    body: string,
+    condition: { IfMatch?: string; IfNoneMatch?: string },
+  ) => client.send(new PutObjectCommand({ Bucket: bucket.bucket, Key: LATEST_KEY, Body: body, ...condition }));
   const pointer = async (bucket: TestBucket) => (await bucket.objects.get(LATEST_KEY))?.body.toString();
 
   test('If-None-Match: * creates a missing object, and is refused with 412 once it exists', async (t) => {
@@ -230,7 +323,10 @@ describe('embedded S3: conditional writes, as S3 answers them', () => {
   test('If-Match on a missing key is refused with 404 NoSuchKey and creates nothing', async (t) => {
     const bucket = await testBucket();
     const client = clientFor(t, bucket);
-    assert.deepEqual(await s3Error(put(client, bucket, 'first', { IfMatch: '"0123456789abcdef0123456789abcdef"' })), [404, 'NoSuchKey']);
+    assert.deepEqual(await s3Error(put(client, bucket, 'first', { IfMatch: '"0123456789abcdef0123456789abcdef"' })), [
+      404,
+      'NoSuchKey',
+    ]);
     assert.equal(await pointer(bucket), undefined);
   });
 
@@ -240,10 +336,13 @@ describe('embedded S3: conditional writes, as S3 answers them', () => {
     // Bodies differ from one race to the next: rewriting the same bytes keeps the ETag, and S3 lets that through.
     const race = async (round: string, condition: { IfMatch?: string; IfNoneMatch?: string }) => {
       const body = (i: number) => `${round}: writer ${i}`;
-      const outcomes = await Promise.allSettled(Array.from({ length: 8 }, (_, i) => put(client, bucket, body(i), condition)));
+      const outcomes = await Promise.allSettled(
+        Array.from({ length: 8 }, (_, i) => put(client, bucket, body(i), condition)),
+      );
       const winners = outcomes.flatMap((outcome, i) => (outcome.status === 'fulfilled' ? [body(i)] : []));
       for (const outcome of outcomes) {
-        if (outcome.status === 'rejected') assert.equal((outcome.reason as S3ServiceException).name, 'PreconditionFailed');
+        if (outcome.status === 'rejected')
+          assert.equal((outcome.reason as S3ServiceException).name, 'PreconditionFailed');
       }
       assert.equal(winners.length, 1, `winners: ${winners.join(', ')}`);
       assert.equal(await pointer(bucket), winners[0]);
@@ -257,7 +356,10 @@ describe('embedded S3: conditional writes, as S3 answers them', () => {
     const client = clientFor(t, bucket);
     await bucket.objects.put(LATEST_KEY, 'kept');
     const stale = '"0123456789abcdef0123456789abcdef"';
-    assert.deepEqual(await s3Error(client.send(new DeleteObjectCommand({ Bucket: bucket.bucket, Key: LATEST_KEY, IfMatch: stale }))), [501, 'NotImplemented']);
+    assert.deepEqual(
+      await s3Error(client.send(new DeleteObjectCommand({ Bucket: bucket.bucket, Key: LATEST_KEY, IfMatch: stale }))),
+      [501, 'NotImplemented'],
+    );
     assert.deepEqual(await s3Error(put(client, bucket, 'other', { IfNoneMatch: stale })), [501, 'NotImplemented']);
     assert.equal(await pointer(bucket), 'kept');
   });
@@ -293,7 +395,9 @@ describe('embedded S3: its folder and key pair', () => {
     const directory = await tempDir();
     const file = path.join(directory, CREDENTIALS_FILE);
     await writeFile(file, '{"accessKeyId":""}');
-    await assert.rejects(startEmbeddedS3({ directory }), (error: Error) => error.message.startsWith(`${file} is not a key pair`));
+    await assert.rejects(startEmbeddedS3({ directory }), (error: Error) =>
+      error.message.startsWith(`${file} is not a key pair`),
+    );
     assert.equal(await readFile(file, 'utf8'), '{"accessKeyId":""}');
   });
 });

@@ -61,14 +61,25 @@ async function startPredictService(s3: EmbeddedS3, refreshSeconds: number) {
   const logs: Record<string, unknown>[] = [];
   const logger = createLogger({ service: 'digitnet-faults' }, (line) => logs.push(JSON.parse(line)), 'debug');
   const cache = new ModelCache({ store, refreshSeconds, logger });
-  const handler = makeHandler({ cache, logger, backendReady: () => initBackend(), page: async () => '<!doctype html>' });
-  const served = await serveHandler(handler, { host: '127.0.0.1', port: 0, onError: (error) => logs.push({ level: 'error', message: 'adapter', error: String(error) }) });
+  const handler = makeHandler({
+    cache,
+    logger,
+    backendReady: () => initBackend(),
+    page: async () => '<!doctype html>',
+  });
+  const served = await serveHandler(handler, {
+    host: '127.0.0.1',
+    port: 0,
+    onError: (error) => logs.push({ level: 'error', message: 'adapter', error: String(error) }),
+  });
   closers.push(served.close);
   return { url: served.url, cache, logs };
 }
 
 /** A bright vertical bar: a valid MNIST-style input; which digit it reads as does not matter here. */
-const PIXELS = JSON.stringify({ pixels: Array.from({ length: 784 }, (_, i) => (i % 28 >= 12 && i % 28 <= 15 && i > 100 && i < 680 ? 255 : 0)) });
+const PIXELS = JSON.stringify({
+  pixels: Array.from({ length: 784 }, (_, i) => (i % 28 >= 12 && i % 28 <= 15 && i > 100 && i < 680 ? 255 : 0)),
+});
 
 interface Answer {
   status: number;
@@ -77,8 +88,15 @@ interface Answer {
 }
 
 async function call(url: string, method: 'GET' | 'POST', route: string): Promise<Answer> {
-  const response = await fetch(url + route, method === 'POST' ? { method, headers: { 'content-type': 'application/json' }, body: PIXELS } : { method });
-  return { status: response.status, retryAfter: response.headers.get('retry-after'), body: (await response.json()) as Answer['body'] };
+  const response = await fetch(
+    url + route,
+    method === 'POST' ? { method, headers: { 'content-type': 'application/json' }, body: PIXELS } : { method },
+  );
+  return {
+    status: response.status,
+    retryAfter: response.headers.get('retry-after'),
+    body: (await response.json()) as Answer['body'],
+  };
 }
 
 const predict = (url: string) => call(url, 'POST', '/predict');
@@ -103,7 +121,12 @@ async function until(condition: () => boolean, ms: number, what: string): Promis
 }
 
 const rejected = (logs: Record<string, unknown>[], version: string) =>
-  logs.some((line) => line.level === 'error' && line.message === 'promoted model failed to load; keeping the current one' && line.failedVersion === version);
+  logs.some(
+    (line) =>
+      line.level === 'error' &&
+      line.message === 'promoted model failed to load; keeping the current one' &&
+      line.failedVersion === version,
+  );
 
 /** A model trained from a different seed: same shapes and byte size as the test MLP, different weights. */
 async function storeOtherModel(store: ModelStore, like: string): Promise<string> {
@@ -154,7 +177,9 @@ describe('storage faults', () => {
       assert.equal(answer.body.modelVersion, version);
       await service.cache.refresh();
     }
-    assert.ok(service.logs.some((line) => line.level === 'error' && line.message === 'could not read the model pointer'));
+    assert.ok(
+      service.logs.some((line) => line.level === 'error' && line.message === 'could not read the model pointer'),
+    );
   });
 });
 
@@ -177,7 +202,11 @@ describe('a promoted version that cannot load is never served', () => {
     [
       'a model.json that is not JSON',
       async (objects, _store, _good, bad) => {
-        await objects.put(`models/${bad}/model.json`, '{"format": "layers-model", "modelTopology": ', 'application/json');
+        await objects.put(
+          `models/${bad}/model.json`,
+          '{"format": "layers-model", "modelTopology": ',
+          'application/json',
+        );
       },
     ],
   ];
@@ -224,7 +253,11 @@ describe('a promoted version that cannot load is never served', () => {
       while (!stop) {
         try {
           const answer = await predict(service.url);
-          answers.push({ status: answer.status, modelVersion: answer.body.modelVersion, afterRejection: seenRejection });
+          answers.push({
+            status: answer.status,
+            modelVersion: answer.body.modelVersion,
+            afterRejection: seenRejection,
+          });
         } catch (error) {
           answers.push({ status: 0, modelVersion: String(error), afterRejection: seenRejection });
         }
@@ -243,10 +276,15 @@ describe('a promoted version that cannot load is never served', () => {
     }
 
     const failed = answers.filter((answer) => answer.status !== 200);
-    t.diagnostic(`${answers.length} requests from 8 workers, ${answers.filter((answer) => answer.afterRejection).length} after the bad version was refused; ${failed.length} failed`);
+    t.diagnostic(
+      `${answers.length} requests from 8 workers, ${answers.filter((answer) => answer.afterRejection).length} after the bad version was refused; ${failed.length} failed`,
+    );
     assert.deepEqual(failed.slice(0, 5), [], `${failed.length} of ${answers.length} requests failed`);
     assert.deepEqual([...new Set(answers.map((answer) => answer.modelVersion))], [good]);
-    assert.ok(answers.filter((answer) => answer.afterRejection).length > 0, 'requests kept being answered after the bad version was tried');
+    assert.ok(
+      answers.filter((answer) => answer.afterRejection).length > 0,
+      'requests kept being answered after the bad version was tried',
+    );
   });
 });
 
@@ -270,10 +308,13 @@ async function holdingProxy(target: string, hold: RegExp) {
     }
     // `expect` is never signed; s3rver answers it by itself.
     const { expect: _, connection: __, ...headers } = req.headers;
-    const forward = http.request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers }, (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.headers);
-      answer.pipe(res);
-    });
+    const forward = http.request(
+      { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
     forward.on('error', () => res.destroy());
     req.pipe(forward);
   });
@@ -305,7 +346,9 @@ function train(args: string[], env: Record<string, string>): Training {
   let stderr = '';
   child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk));
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk));
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
   closers.push(async () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
@@ -313,7 +356,9 @@ function train(args: string[], env: Record<string, string>): Training {
 }
 
 describe('training faults', () => {
-  test('a training process killed mid-upload leaves models/latest.json unchanged and its partial version unlisted', { timeout: 180_000 }, async () => {
+  test('a training process killed mid-upload leaves models/latest.json unchanged and its partial version unlisted', {
+    timeout: 180_000,
+  }, async () => {
     const s3 = await s3At(await tempDir('digitnet-faults-s3-'));
     const { objects, store } = bucketStore(s3);
     const serving = await storeTrainedModel(store);
@@ -329,20 +374,33 @@ describe('training faults', () => {
       DATA_DIR: await tempDir(),
     });
     const outcome = await Promise.race([proxy.held, training.exit]);
-    assert.equal(typeof outcome, 'string', `training ended before uploading metrics.json: ${JSON.stringify(outcome)}\n${training.stderr()}`);
+    assert.equal(
+      typeof outcome,
+      'string',
+      `training ended before uploading metrics.json: ${JSON.stringify(outcome)}\n${training.stderr()}`,
+    );
     training.child.kill('SIGKILL');
     assert.equal((await training.exit).signal, 'SIGKILL');
     await proxy.close();
 
     const partial = /\/models\/([^/]+)\/metrics\.json$/.exec(outcome as string)![1]!;
     const keys = await objects.list(`models/${partial}/`);
-    assert.deepEqual(keys, [`models/${partial}/model.json`, `models/${partial}/weights.bin`], 'killed with the weights and topology written, before the metrics');
+    assert.deepEqual(
+      keys,
+      [`models/${partial}/model.json`, `models/${partial}/weights.bin`],
+      'killed with the weights and topology written, before the metrics',
+    );
     assert.equal((await objects.get(LATEST_KEY))!.body.toString('utf8'), pointerBefore);
-    assert.deepEqual((await store.list()).map((version) => version.version), [serving]);
+    assert.deepEqual(
+      (await store.list()).map((version) => version.version),
+      [serving],
+    );
     await assert.rejects(store.promote(partial), /missing or incomplete/);
   });
 
-  test('a corrupt dataset file in the bucket fails training before it starts, naming the file, and writes no version', { timeout: 120_000 }, async () => {
+  test('a corrupt dataset file in the bucket fails training before it starts, naming the file, and writes no version', {
+    timeout: 120_000,
+  }, async () => {
     const s3 = await s3At(await tempDir('digitnet-faults-s3-'));
     const { objects } = bucketStore(s3);
     const corrupt = 't10k-labels-idx1-ubyte.gz';

@@ -75,7 +75,9 @@ async function sampleImages(): Promise<Record<Format, Buffer>> {
   const height = 32;
   const image = new Jimp({ width, height, color: 0xffffffff });
   for (let y = 6; y < 26; y++) for (let x = 17; x < 22; x++) image.bitmap.data.set([0, 0, 0, 255], (y * width + x) * 4);
-  const entries = await Promise.all(FORMATS.map(async (format) => [format, Buffer.from(await image.getBuffer(`image/${format}`))] as const));
+  const entries = await Promise.all(
+    FORMATS.map(async (format) => [format, Buffer.from(await image.getBuffer(`image/${format}`))] as const),
+  );
   return Object.fromEntries(entries) as Record<Format, Buffer>;
 }
 
@@ -100,7 +102,8 @@ before(async () => {
   service = await startService();
   images = await sampleImages();
   // Warm every path once (backend, model, each decoder) so the RSS baseline is a running service, not a cold one.
-  for (const format of FORMATS) await service.handler(apiEvent('POST', '/predict', { body: images[format], contentType: `image/${format}` }));
+  for (const format of FORMATS)
+    await service.handler(apiEvent('POST', '/predict', { body: images[format], contentType: `image/${format}` }));
   memoryBefore = await settledMemory();
 });
 after(() => service.close());
@@ -111,11 +114,23 @@ afterEach(() => {
   assert.deepEqual(errors, [], 'no request was logged as failing inside the service');
 });
 
-const json = (value: unknown): Hostile => ({ method: 'POST', path: '/predict', body: JSON.stringify(value), contentType: 'application/json' });
-const jsonText = (text: string, contentType = 'application/json'): Hostile => ({ method: 'POST', path: '/predict', body: text, contentType });
+const json = (value: unknown): Hostile => ({
+  method: 'POST',
+  path: '/predict',
+  body: JSON.stringify(value),
+  contentType: 'application/json',
+});
+const jsonText = (text: string, contentType = 'application/json'): Hostile => ({
+  method: 'POST',
+  path: '/predict',
+  body: text,
+  contentType,
+});
 
 async function viaHandler(request: Hostile): Promise<Answer> {
-  const result = await service.handler(apiEvent(request.method, request.path, { body: request.body, contentType: request.contentType }));
+  const result = await service.handler(
+    apiEvent(request.method, request.path, { body: request.body, contentType: request.contentType }),
+  );
   return { status: result.statusCode, contentType: result.headers['content-type'], body: String(result.body ?? '') };
 }
 
@@ -126,11 +141,22 @@ async function viaHttp(request: Hostile): Promise<Answer> {
     // A Buffer body keeps fetch from adding a text/plain content type of its own.
     body: request.body === undefined || request.body.length === 0 ? undefined : Buffer.from(request.body),
   });
-  return { status: response.status, contentType: response.headers.get('content-type') ?? undefined, body: await response.text() };
+  return {
+    status: response.status,
+    contentType: response.headers.get('content-type') ?? undefined,
+    body: await response.text(),
+  };
 }
 
 /** Anything that would tell a caller about the server's insides. */
-const LEAKS = [/\n\s+at /, /\bat \S+ \(/, /node_modules/, /file:\/\//, new RegExp(repoRoot.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')), new RegExp(`${os.tmpdir()}/`)];
+const LEAKS = [
+  /\n\s+at /,
+  /\bat \S+ \(/,
+  /node_modules/,
+  /file:\/\//,
+  new RegExp(repoRoot.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')),
+  new RegExp(`${os.tmpdir()}/`),
+];
 /** An error answer explains; it does not echo megabytes of the request back. */
 const MAX_ERROR_BODY = 2048;
 
@@ -147,7 +173,10 @@ function check(request: Hostile, answer: Answer): void {
   if (request.status !== undefined) assert.equal(answer.status, request.status, shown);
   assert.match(answer.contentType ?? '', /^application\/json/, shown);
   if (request.code !== undefined) assert.equal(JSON.parse(answer.body).error.code, request.code, shown);
-  assert.ok(answer.body.length <= MAX_ERROR_BODY, `error body is ${answer.body.length} characters: ${answer.body.slice(0, 200)}…`);
+  assert.ok(
+    answer.body.length <= MAX_ERROR_BODY,
+    `error body is ${answer.body.length} characters: ${answer.body.slice(0, 200)}…`,
+  );
   const parsed = JSON.parse(answer.body);
   assert.deepEqual(Object.keys(parsed), ['error'], shown);
   assert.match(parsed.error.code, /^[a-z][a-z0-9_]*$/, shown);
@@ -156,7 +185,11 @@ function check(request: Hostile, answer: Answer): void {
   for (const leak of LEAKS) assert.doesNotMatch(answer.body, leak, `leaks ${leak}: ${shown}`);
 }
 
-function holds(arbitrary: fc.Arbitrary<Hostile>, numRuns: number, send: (request: Hostile) => Promise<Answer> = viaHandler) {
+function holds(
+  arbitrary: fc.Arbitrary<Hostile>,
+  numRuns: number,
+  send: (request: Hostile) => Promise<Answer> = viaHandler,
+) {
   return fc.assert(
     fc.asyncProperty(arbitrary, async (request) => check(request, await send(request))),
     { numRuns, seed: SEED, includeErrorInReport: true },
@@ -168,7 +201,17 @@ function holds(arbitrary: fc.Arbitrary<Hostile>, numRuns: number, send: (request
 
 const someBytes = (maxLength: number) => fc.uint8Array({ maxLength, size: 'max' }).map((bytes) => Buffer.from(bytes));
 
-const imageTypes = fc.constantFrom('image/png', 'image/jpeg', 'image/gif', 'image/bmp', 'image/webp', 'image/svg+xml', 'IMAGE/PNG', 'application/octet-stream', 'image/png; charset=binary');
+const imageTypes = fc.constantFrom(
+  'image/png',
+  'image/jpeg',
+  'image/gif',
+  'image/bmp',
+  'image/webp',
+  'image/svg+xml',
+  'IMAGE/PNG',
+  'application/octet-stream',
+  'image/png; charset=binary',
+);
 
 const randomRawImage: fc.Arbitrary<Hostile> = fc
   .record({ bytes: someBytes(4096), contentType: imageTypes })
@@ -224,7 +267,10 @@ const webpLooking: fc.Arbitrary<Hostile> = fc
 const GIF_WITH_UNDEFINED_CODES =
   'R0lGODlhKAAgAIAAAAAAAP///yH/C25FVFNDQVBFMi4wAwEAAAAh+QQICAAAACwAAAAAKAAgAAACPoyPqcvto6OctNqLs0ag9w15H+iIABmKaGOuTOsqcMypdO3d+KgHs/67BWnDSNF1XCVRS1IT9OxJp9SqtVcAADs=';
 
-const PNG_1X1 = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==', 'base64');
+const PNG_1X1 = Buffer.from(
+  'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==',
+  'base64',
+);
 
 /** Just the header of an image of the given size: what a decompression bomb looks like before it is decoded. */
 function headerClaiming(format: Format, width: number, height: number, withData: boolean): Buffer {
@@ -236,10 +282,15 @@ function headerClaiming(format: Format, width: number, height: number, withData:
       return png;
     }
     case 'jpeg': {
-      const sof = Buffer.from([0xff, 0xd8, 0xff, 0xc0, 0x00, 0x11, 0x08, 0, 0, 0, 0, 0x03, 0x01, 0x22, 0x00, 0x02, 0x11, 0x01, 0x03, 0x11, 0x01]);
+      const sof = Buffer.from([
+        0xff, 0xd8, 0xff, 0xc0, 0x00, 0x11, 0x08, 0, 0, 0, 0, 0x03, 0x01, 0x22, 0x00, 0x02, 0x11, 0x01, 0x03, 0x11,
+        0x01,
+      ]);
       sof.writeUInt16BE(height, 7);
       sof.writeUInt16BE(width, 9);
-      return withData ? Buffer.concat([sof, Buffer.from([0xff, 0xda, 0x00, 0x08, 0x01, 0x01, 0x00, 0x00, 0x3f, 0x00, 0xff, 0xd9])]) : sof;
+      return withData
+        ? Buffer.concat([sof, Buffer.from([0xff, 0xda, 0x00, 0x08, 0x01, 0x01, 0x00, 0x00, 0x3f, 0x00, 0xff, 0xd9])])
+        : sof;
     }
     case 'gif': {
       const gif = Buffer.alloc(23);
@@ -277,7 +328,9 @@ const hugeHeader: fc.Arbitrary<Hostile> = fc
   })
   .map(({ format, size: [width, height], bmpTopDown, withData, raw }): Hostile => {
     const bytes = headerClaiming(format, width, format === 'bmp' && bmpTopDown ? -height : height, withData);
-    const request = raw ? { method: 'POST', path: '/predict', body: bytes, contentType: `image/${format}` } : json({ image: bytes.toString('base64') });
+    const request = raw
+      ? { method: 'POST', path: '/predict', body: bytes, contentType: `image/${format}` }
+      : json({ image: bytes.toString('base64') });
     return { ...request, status: 413 };
   });
 
@@ -288,19 +341,42 @@ const hugeHeader: fc.Arbitrary<Hostile> = fc
  * full-size bitmap.
  */
 const pixelHeavyBatch: fc.Arbitrary<Hostile> = fc
-  .record({ count: fc.integer({ min: 2, max: MAX_BATCH }), format: fc.constantFrom('png', 'gif', 'bmp') as fc.Arbitrary<Format> })
+  .record({
+    count: fc.integer({ min: 2, max: MAX_BATCH }),
+    format: fc.constantFrom('png', 'gif', 'bmp') as fc.Arbitrary<Format>,
+  })
   .chain(({ count, format }) => {
     const minSide = Math.ceil(MAX_IMAGE_SIDE / Math.sqrt(count)) + 1;
-    return fc.array(fc.tuple(fc.integer({ min: minSide, max: MAX_IMAGE_SIDE }), fc.integer({ min: minSide, max: MAX_IMAGE_SIDE })), { minLength: count, maxLength: count }).map((sizes) => ({ format, sizes }));
+    return fc
+      .array(
+        fc.tuple(fc.integer({ min: minSide, max: MAX_IMAGE_SIDE }), fc.integer({ min: minSide, max: MAX_IMAGE_SIDE })),
+        { minLength: count, maxLength: count },
+      )
+      .map((sizes) => ({ format, sizes }));
   })
-  .map(({ format, sizes }) => ({ ...json({ images: sizes.map(([w, h]) => headerClaiming(format, w, h, false).toString('base64')) }), status: 413 }));
+  .map(({ format, sizes }) => ({
+    ...json({ images: sizes.map(([w, h]) => headerClaiming(format, w, h, false).toString('base64')) }),
+    status: 413,
+  }));
 
 const imageRequest = (bytes: Buffer, format: Format, raw: boolean): Hostile =>
-  raw ? { method: 'POST', path: '/predict', body: bytes, contentType: `image/${format}` } : json({ image: bytes.toString('base64') });
+  raw
+    ? { method: 'POST', path: '/predict', body: bytes, contentType: `image/${format}` }
+    : json({ image: bytes.toString('base64') });
 
-const PNG_DEPTHS: Record<number, number[]> = { 0: [1, 2, 4, 8, 16], 2: [8, 16], 3: [1, 2, 4, 8], 4: [8, 16], 6: [8, 16] };
+const PNG_DEPTHS: Record<number, number[]> = {
+  0: [1, 2, 4, 8, 16],
+  2: [8, 16],
+  3: [1, 2, 4, 8],
+  4: [8, 16],
+  6: [8, 16],
+};
 const PNG_CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
-const pngKind = fc.constantFrom(...Object.entries(PNG_DEPTHS).flatMap(([type, depths]) => depths.map((depth) => ({ colorType: Number(type), depth }))));
+const pngKind = fc.constantFrom(
+  ...Object.entries(PNG_DEPTHS).flatMap(([type, depths]) =>
+    depths.map((depth) => ({ colorType: Number(type), depth })),
+  ),
+);
 
 /**
  * Interlaced PNGs of a few pixels whose image data inflates to more than
@@ -317,14 +393,26 @@ const interlacedPngBomb: fc.Arbitrary<Hostile> = fc
     raw: fc.boolean(),
   })
   .map(({ width, height, kind: { colorType, depth }, payload, raw }) => {
-    const passes = scanlinesOf({ width, height, depth, channels: PNG_CHANNELS[colorType]!, sample: () => 0 }, true).length;
-    const data = typeof payload === 'number' ? deflateSync(Buffer.alloc(passes + payload)) : bombPayloads[payload === '32 MiB' ? 0 : 1]!;
+    const passes = scanlinesOf(
+      { width, height, depth, channels: PNG_CHANNELS[colorType]!, sample: () => 0 },
+      true,
+    ).length;
+    const data =
+      typeof payload === 'number'
+        ? deflateSync(Buffer.alloc(passes + payload))
+        : bombPayloads[payload === '32 MiB' ? 0 : 1]!;
     const header = Buffer.alloc(13);
     header.writeUInt32BE(width, 0);
     header.writeUInt32BE(height, 4);
     header.set([depth, colorType, 0, 0, 1], 8);
     const palette = colorType === 3 ? [chunk('PLTE', Buffer.alloc(3 << depth))] : [];
-    const bytes = Buffer.concat([PNG_SIGNATURE, chunk('IHDR', header), ...palette, chunk('IDAT', data), chunk('IEND', Buffer.alloc(0))]);
+    const bytes = Buffer.concat([
+      PNG_SIGNATURE,
+      chunk('IHDR', header),
+      ...palette,
+      chunk('IDAT', data),
+      chunk('IEND', Buffer.alloc(0)),
+    ]);
     return { ...imageRequest(bytes, 'png', raw), status: 400, code: 'corrupt_image' };
   });
 
@@ -352,18 +440,38 @@ const hostileJpegFrame: fc.Arbitrary<Hostile> = fc
       fc.array(fc.record({ h: samplingFactor, v: samplingFactor }), { minLength: 1, maxLength: 4 }),
       fc.array(fc.record({ h: samplingFactor, v: samplingFactor }), { maxLength: 255 }),
     ),
-    marker: fc.oneof(fc.constantFrom(0xc0, 0xc1, 0xc2), fc.constantFrom(0xc3, 0xc5, 0xc6, 0xc7, 0xc9, 0xca, 0xcb, 0xcd, 0xce, 0xcf)),
+    marker: fc.oneof(
+      fc.constantFrom(0xc0, 0xc1, 0xc2),
+      fc.constantFrom(0xc3, 0xc5, 0xc6, 0xc7, 0xc9, 0xca, 0xcb, 0xcd, 0xce, 0xcf),
+    ),
     withScan: fc.boolean(),
     raw: fc.boolean(),
   })
   .filter(({ width, height, components, marker }) => !allowedFrame(marker, width, height, components))
   .map(({ width, height, components, marker, withScan, raw }) => {
     const scan = withScan ? [0xff, 0xda, 0x00, 0x08, 0x01, 0x01, 0x00, 0x00, 0x3f, 0x00] : [];
-    const bytes = Buffer.concat([Buffer.from([0xff, 0xd8]), frameHeader({ width, height, components, marker }), Buffer.from([...scan, 0xff, 0xd9])]);
+    const bytes = Buffer.concat([
+      Buffer.from([0xff, 0xd8]),
+      frameHeader({ width, height, components, marker }),
+      Buffer.from([...scan, 0xff, 0xd9]),
+    ]);
     return imageRequest(bytes, 'jpeg', raw);
   });
 
-const legalSampling = fc.constantFrom<Sampling[]>([{ h: 1, v: 1 }], [{ h: 2, v: 2 }, { h: 1, v: 1 }, { h: 1, v: 1 }], [{ h: 2, v: 1 }, { h: 1, v: 1 }, { h: 1, v: 1 }], new Array(4).fill({ h: 1, v: 1 }));
+const legalSampling = fc.constantFrom<Sampling[]>(
+  [{ h: 1, v: 1 }],
+  [
+    { h: 2, v: 2 },
+    { h: 1, v: 1 },
+    { h: 1, v: 1 },
+  ],
+  [
+    { h: 2, v: 1 },
+    { h: 1, v: 1 },
+    { h: 1, v: 1 },
+  ],
+  new Array(4).fill({ h: 1, v: 1 }),
+);
 
 /**
  * Progressive JPEGs of legal frames and more scans than any encoder writes,
@@ -382,7 +490,9 @@ const manyScanJpeg: fc.Arbitrary<Hostile> = fc
   .map(({ width, height, components, scans, raw }) => {
     const bytes = progressiveJpeg({ width, height, components }, scans);
     const request = imageRequest(bytes, 'jpeg', raw);
-    return bytes.length > MAX_IMAGE_BYTES ? { ...request, status: 413 } : { ...request, status: 413, code: 'image_too_complex' };
+    return bytes.length > MAX_IMAGE_BYTES
+      ? { ...request, status: 413 }
+      : { ...request, status: 413, code: 'image_too_complex' };
   });
 
 const NESTING = {
@@ -401,11 +511,19 @@ const deepJson: fc.Arbitrary<Hostile> = fc
   })
   .map(({ depth, kind, closed, field }) => {
     const { open, close } = NESTING[kind];
-    const nested = open.repeat(depth) + (closed ? '1' + close.repeat(depth) : '');
+    const nested = open.repeat(depth) + (closed ? `1${close.repeat(depth)}` : '');
     return jsonText(field === undefined ? nested : `{"${field}":${nested}}`);
   });
 
-const HUGE = ['long image string', 'long pixels array', 'long images array', 'long field name', 'long pixel string', 'body over the limit', 'many fields'] as const;
+const HUGE = [
+  'long image string',
+  'long pixels array',
+  'long images array',
+  'long field name',
+  'long pixel string',
+  'body over the limit',
+  'many fields',
+] as const;
 const hugeJson: fc.Arbitrary<Hostile> = fc
   .record({ kind: fc.constantFrom(...HUGE), scale: fc.double({ min: 0.3, max: 1, noNaN: true }) })
   .map(({ kind, scale }): Hostile => {
@@ -430,16 +548,65 @@ const hugeJson: fc.Arbitrary<Hostile> = fc
 
 const FIELDS = ['image', 'images', 'pixels', 'includeInput'];
 const wrongTypes: fc.Arbitrary<Hostile> = fc.oneof(
-  fc.dictionary(fc.oneof(fc.constantFrom(...FIELDS, '__proto__', 'constructor', ''), fc.string()), fc.jsonValue({ maxDepth: 3 }), { maxKeys: 5, noNullPrototype: true }).map(json),
+  fc
+    .dictionary(
+      fc.oneof(fc.constantFrom(...FIELDS, '__proto__', 'constructor', ''), fc.string()),
+      fc.jsonValue({ maxDepth: 3 }),
+      { maxKeys: 5, noNullPrototype: true },
+    )
+    .map(json),
   fc.jsonValue({ maxDepth: 3 }).map(json),
   // One known field, of every type it must not be.
-  fc.record({ field: fc.constantFrom(...FIELDS), value: fc.oneof(fc.integer(), fc.double(), fc.boolean(), fc.constant(null), fc.object({ maxDepth: 2 }), fc.array(fc.oneof(fc.integer(), fc.boolean(), fc.constant(null)), { maxLength: 40 })) })
+  fc
+    .record({
+      field: fc.constantFrom(...FIELDS),
+      value: fc.oneof(
+        fc.integer(),
+        fc.double(),
+        fc.boolean(),
+        fc.constant(null),
+        fc.object({ maxDepth: 2 }),
+        fc.array(fc.oneof(fc.integer(), fc.boolean(), fc.constant(null)), { maxLength: 40 }),
+      ),
+    })
     .filter(({ field, value }) => !(field === 'includeInput' && typeof value === 'boolean'))
-    .map(({ field, value }) => json(field === 'includeInput' ? { pixels: 'x', includeInput: value } : { [field]: value })),
+    .map(({ field, value }) =>
+      json(field === 'includeInput' ? { pixels: 'x', includeInput: value } : { [field]: value }),
+    ),
 );
 
 /** JSON tokens a pixel must not be; some are not JSON at all, since JSON cannot carry NaN or Infinity. */
-const BAD_PIXELS = ['"NaN"', '"Infinity"', '"-Infinity"', '1e999', '-1e999', '1e400', '-1', '256', '255.0001', '-0.5', '1e3', 'null', 'true', 'false', '"12"', '"0x10"', '[]', '{}', '[1]', 'NaN', 'Infinity', '-Infinity', 'undefined', '0x10', '+1', '.5', '01', '1.', '--1'];
+const BAD_PIXELS = [
+  '"NaN"',
+  '"Infinity"',
+  '"-Infinity"',
+  '1e999',
+  '-1e999',
+  '1e400',
+  '-1',
+  '256',
+  '255.0001',
+  '-0.5',
+  '1e3',
+  'null',
+  'true',
+  'false',
+  '"12"',
+  '"0x10"',
+  '[]',
+  '{}',
+  '[1]',
+  'NaN',
+  'Infinity',
+  '-Infinity',
+  'undefined',
+  '0x10',
+  '+1',
+  '.5',
+  '01',
+  '1.',
+  '--1',
+];
 const badPixels: fc.Arbitrary<Hostile> = fc.oneof(
   fc
     .record({
@@ -458,18 +625,46 @@ const badPixels: fc.Arbitrary<Hostile> = fc.oneof(
 );
 
 const oversizedBatch: fc.Arbitrary<Hostile> = fc.oneof(
-  fc.integer({ min: MAX_BATCH + 1, max: 5000 }).map((n) => ({ ...json({ images: new Array(n).fill('AAAA') }), status: 413 })),
-  fc.array(fc.oneof(fc.constant('AAAA'), fc.string(), fc.integer(), fc.constant(null)), { minLength: 1, maxLength: MAX_BATCH }).map((entries) => json({ images: entries })),
+  fc
+    .integer({ min: MAX_BATCH + 1, max: 5000 })
+    .map((n) => ({ ...json({ images: new Array(n).fill('AAAA') }), status: 413 })),
+  fc
+    .array(fc.oneof(fc.constant('AAAA'), fc.string(), fc.integer(), fc.constant(null)), {
+      minLength: 1,
+      maxLength: MAX_BATCH,
+    })
+    .map((entries) => json({ images: entries })),
 );
 
-const ACCEPTED_TYPES = new Set(['application/json', 'text/plain', 'application/x-www-form-urlencoded', 'application/octet-stream']);
+const ACCEPTED_TYPES = new Set([
+  'application/json',
+  'text/plain',
+  'application/x-www-form-urlencoded',
+  'application/octet-stream',
+]);
 const wrongContentType: fc.Arbitrary<Hostile> = fc
   .record({
     contentType: fc.oneof(
-      fc.constantFrom('application/xml', 'text/html', 'multipart/form-data; boundary=x', 'application/json-patch+json', 'application/javascript', ';', '', ' ', '*/*', 'application/json;;;', 'text', 'video/mp4'),
+      fc.constantFrom(
+        'application/xml',
+        'text/html',
+        'multipart/form-data; boundary=x',
+        'application/json-patch+json',
+        'application/javascript',
+        ';',
+        '',
+        ' ',
+        '*/*',
+        'application/json;;;',
+        'text',
+        'video/mp4',
+      ),
       fc.stringMatching(/^[ -~]{0,80}$/),
     ),
-    body: fc.oneof(fc.jsonValue({ maxDepth: 2 }).map((value) => JSON.stringify(value)), someBytes(256)),
+    body: fc.oneof(
+      fc.jsonValue({ maxDepth: 2 }).map((value) => JSON.stringify(value)),
+      someBytes(256),
+    ),
   })
   .filter(({ contentType }) => {
     const type = contentType.split(';')[0]!.trim().toLowerCase();
@@ -479,13 +674,26 @@ const wrongContentType: fc.Arbitrary<Hostile> = fc
 
 const emptyBody: fc.Arbitrary<Hostile> = fc.oneof(
   fc
-    .record({ body: fc.constantFrom(undefined, '', Buffer.alloc(0)), contentType: fc.constantFrom(undefined, 'application/json', 'image/png', 'text/plain', 'application/xml') })
+    .record({
+      body: fc.constantFrom(undefined, '', Buffer.alloc(0)),
+      contentType: fc.constantFrom(undefined, 'application/json', 'image/png', 'text/plain', 'application/xml'),
+    })
     .map(({ body, contentType }) => ({ method: 'POST', path: '/predict', body, contentType, status: 400 })),
   fc.stringMatching(/^[ \t\r\n]{1,20}$/).map((blank) => ({ ...jsonText(blank), status: 400 })),
 );
 
 /** Byte sequences no UTF-8 decoder accepts: stray continuation bytes, overlong forms, surrogates, truncated sequences. */
-const INVALID_UTF8 = [[0xff], [0xfe], [0x80], [0xc0, 0x80], [0xe0, 0x80, 0x80], [0xed, 0xa0, 0x80], [0xf4, 0x90, 0x80, 0x80], [0xe2, 0x82], [0xf0, 0x9f]];
+const INVALID_UTF8 = [
+  [0xff],
+  [0xfe],
+  [0x80],
+  [0xc0, 0x80],
+  [0xe0, 0x80, 0x80],
+  [0xed, 0xa0, 0x80],
+  [0xf4, 0x90, 0x80, 0x80],
+  [0xe2, 0x82],
+  [0xf0, 0x9f],
+];
 const invalidUtf8: fc.Arbitrary<Hostile> = fc
   .record({
     shape: fc.constantFrom('{"image":"%"}', '{"pixels":[%]}', '{"%":1}', '%', '{"images":["%"]}'),
@@ -494,14 +702,32 @@ const invalidUtf8: fc.Arbitrary<Hostile> = fc
   })
   .map(({ shape, bad, contentType }) => {
     const [before, after] = shape.split('%') as [string, string];
-    return { method: 'POST', path: '/predict', body: Buffer.concat([Buffer.from(before), Buffer.from(bad.flat()), Buffer.from(after)]), contentType };
+    return {
+      method: 'POST',
+      path: '/predict',
+      body: Buffer.concat([Buffer.from(before), Buffer.from(bad.flat()), Buffer.from(after)]),
+      contentType,
+    };
   });
 
 const SERVED = new Set(['GET /', 'GET /model', 'GET /health', 'POST /predict']);
 const wrongRoute: fc.Arbitrary<Hostile> = fc
   .record({
     method: fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'),
-    path: fc.oneof(fc.constantFrom('/', '/predict', '/model', '/health', '/train', '/promote', '/predict/', '/PREDICT', '/model/report/x'), fc.stringMatching(/^\/[A-Za-z0-9._~%/-]{0,40}$/)),
+    path: fc.oneof(
+      fc.constantFrom(
+        '/',
+        '/predict',
+        '/model',
+        '/health',
+        '/train',
+        '/promote',
+        '/predict/',
+        '/PREDICT',
+        '/model/report/x',
+      ),
+      fc.stringMatching(/^\/[A-Za-z0-9._~%/-]{0,40}$/),
+    ),
     body: fc.option(fc.string({ maxLength: 40 }), { nil: undefined }),
   })
   // As fetch would send it: "/." is "/".
@@ -509,14 +735,20 @@ const wrongRoute: fc.Arbitrary<Hostile> = fc
   // Not "//…": the local adapter (scripts/local) parses that as a URL with a host; API Gateway never passes one on.
   .filter(({ path }) => !path.startsWith('//'))
   .filter(({ method, path }) => !SERVED.has(`${method} ${path}`) && !(method === 'GET' && path === '/model/report'))
-  .map(({ method, path, body }) => ({ method, path, body: method === 'GET' ? undefined : body, contentType: 'application/json' }));
+  .map(({ method, path, body }) => ({
+    method,
+    path,
+    body: method === 'GET' ? undefined : body,
+    contentType: 'application/json',
+  }));
 
 // ---------------------------------------------------------------------------
 
 describe('POST /predict under hostile input answers a 4xx JSON error, never a 5xx', () => {
   test('random bytes as a raw image/* body', () => holds(randomRawImage, 1500));
   test('random bytes as a base64 "image", data: URL or batch', () => holds(randomBase64Image, 1500));
-  test('truncated, bit-flipped and overwritten PNG, JPEG, GIF and BMP files (or a prediction when the damage still decodes)', () => holds(corruptedImage, 2000));
+  test('truncated, bit-flipped and overwritten PNG, JPEG, GIF and BMP files (or a prediction when the damage still decodes)', () =>
+    holds(corruptedImage, 2000));
   test('a GIF whose LZW codes name table entries not yet defined is refused as corrupt instead of hanging the decoder', async () => {
     const request = { ...json({ image: GIF_WITH_UNDEFINED_CODES }), status: 400 };
     const answer = await viaHandler(request);
@@ -524,8 +756,10 @@ describe('POST /predict under hostile input answers a 4xx JSON error, never a 5x
     assert.equal(JSON.parse(answer.body).error.code, 'corrupt_image');
   });
   test('WebP-looking headers are refused as unsupported or corrupt', () => holds(webpLooking, 300));
-  test('headers claiming more than 4096 pixels on a side are refused with 413 before decoding', () => holds(hugeHeader, 500));
-  test('a batch whose headers together claim more pixels than one maximal image is refused with 413 before decoding', () => holds(pixelHeavyBatch, 100));
+  test('headers claiming more than 4096 pixels on a side are refused with 413 before decoding', () =>
+    holds(hugeHeader, 500));
+  test('a batch whose headers together claim more pixels than one maximal image is refused with 413 before decoding', () =>
+    holds(pixelHeavyBatch, 100));
   test('JSON nested up to 10,000 levels deep', () => holds(deepJson, 200));
   test('huge JSON strings, arrays and field names within and over the body limit', () => holds(hugeJson, 30));
   test('wrong types for every field, unknown fields and non-object bodies', () => holds(wrongTypes, 1500));
@@ -546,9 +780,12 @@ describe('decoder bombs: small files that pass the size limits but would cost th
     assert.ok(peakGrowth < 300, `peak RSS grew by ${peakGrowth.toFixed(0)} MiB`);
   }
 
-  test('interlaced PNGs whose data inflates past their seven passes are refused as corrupt', () => holdsInBoundedMemory(interlacedPngBomb, 30));
-  test('JPEG frame headers with component counts, sampling factors, types or sizes the decoder refuses', () => holdsInBoundedMemory(hostileJpegFrame, 400));
-  test(`progressive JPEGs with more than ${MAX_JPEG_SCANS} scans are refused with 413 before decoding`, () => holdsInBoundedMemory(manyScanJpeg, 30));
+  test('interlaced PNGs whose data inflates past their seven passes are refused as corrupt', () =>
+    holdsInBoundedMemory(interlacedPngBomb, 30));
+  test('JPEG frame headers with component counts, sampling factors, types or sizes the decoder refuses', () =>
+    holdsInBoundedMemory(hostileJpegFrame, 400));
+  test(`progressive JPEGs with more than ${MAX_JPEG_SCANS} scans are refused with 413 before decoding`, () =>
+    holdsInBoundedMemory(manyScanJpeg, 30));
 });
 
 describe('the same hostile input over real HTTP', () => {

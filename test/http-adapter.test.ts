@@ -122,7 +122,8 @@ describe('a body over the limit', () => {
     let closed = false;
     socket.once('close', () => (closed = true));
     while (!closed) {
-      if (!socket.write(CHUNK_FRAME)) await new Promise((resolve) => socket.once('drain', resolve).once('close', resolve));
+      if (!socket.write(CHUNK_FRAME))
+        await new Promise((resolve) => socket.once('drain', resolve).once('close', resolve));
     }
     assert.equal(parseResponse(Buffer.concat(received).toString('latin1')).status, 413);
   });

@@ -25,7 +25,9 @@ const silent = createLogger({ service: 'test' }, () => {});
 const parse = (result: { body?: string }) => JSON.parse(result.body!);
 
 describe('router', () => {
-  const answer = (name: string) => async (_event: APIGatewayProxyEventV2, _log: unknown, params: Record<string, string>) => json(200, { name, params });
+  const answer =
+    (name: string) => async (_event: APIGatewayProxyEventV2, _log: unknown, params: Record<string, string>) =>
+      json(200, { name, params });
   const route = router({
     '/things': { GET: answer('list'), POST: answer('create') },
     '/things/{id}': { GET: answer('one') },
@@ -39,7 +41,11 @@ describe('router', () => {
 
   test('refuses an unknown path with 404 route_not_found naming the request', async () => {
     for (const path of ['/nope', '/things/', '/things/1/2', '/THINGS', '/things.']) {
-      await assert.rejects(call('GET', path), { status: 404, code: 'route_not_found', message: `no route for GET ${path}` });
+      await assert.rejects(call('GET', path), {
+        status: 404,
+        code: 'route_not_found',
+        message: `no route for GET ${path}`,
+      });
     }
   });
 
@@ -62,14 +68,20 @@ describe('readJsonObject', () => {
 
   test('returns the object when it is JSON, within the limit and has only allowed fields', () => {
     assert.deepEqual(readJsonObject({ body: '{"a": 1, "b": [2]}' }, rules), { a: 1, b: [2] });
-    assert.deepEqual(readJsonObject({ body: Buffer.from('{"b": "x"}').toString('base64'), isBase64Encoded: true }, rules), { b: 'x' });
+    assert.deepEqual(
+      readJsonObject({ body: Buffer.from('{"b": "x"}').toString('base64'), isBase64Encoded: true }, rules),
+      { b: 'x' },
+    );
   });
 
   test('counts a base64 body at its decoded size', () => {
     const body = JSON.stringify({ a: 'x'.repeat(rules.maxBytes - 10) });
     assert.ok(Buffer.from(body).toString('base64').length > rules.maxBytes);
     assert.ok(body.length <= rules.maxBytes);
-    assert.deepEqual(readJsonObject({ body: Buffer.from(body).toString('base64'), isBase64Encoded: true }, rules), JSON.parse(body));
+    assert.deepEqual(
+      readJsonObject({ body: Buffer.from(body).toString('base64'), isBase64Encoded: true }, rules),
+      JSON.parse(body),
+    );
   });
 
   test('names at most five unknown fields, each cut to 32 characters', () => {
@@ -89,13 +101,19 @@ describe('fieldError', () => {
       },
       { status: 400, code: 'missing_field', message: '"batchSize" is missing: it must be a number' },
     );
-    assert.equal(fieldError('batchSize', 'a number', 'x'.repeat(100)).message, `"batchSize" must be a number; got "${'x'.repeat(32)}…"`);
+    assert.equal(
+      fieldError('batchSize', 'a number', 'x'.repeat(100)).message,
+      `"batchSize" must be a number; got "${'x'.repeat(32)}…"`,
+    );
     assert.equal(fieldError('batchSize', 'a number', null).code, 'invalid_batch_size');
   });
 
   test('describes a value nested 100,000 deep without walking it (JSON.stringify overflows the stack on it)', () => {
     const deep = JSON.parse('['.repeat(100_000) + ']'.repeat(100_000));
-    assert.equal(fieldError('images', 'an array of strings', deep).message, '"images" must be an array of strings; got an array of 1');
+    assert.equal(
+      fieldError('images', 'an array of strings', deep).message,
+      '"images" must be an array of strings; got an array of 1',
+    );
     assert.equal(fieldError('arch', 'a name', { a: deep }).message, '"arch" must be a name; got an object');
   });
 });
@@ -105,8 +123,20 @@ describe('fieldError', () => {
  * mistakes: nothing about a route may make a body-level mistake look different.
  */
 const ROUTES = [
-  { path: '/predict', maxBytes: PREDICT_MAX_BYTES, missing: {}, wrongType: { pixels: new Array(784).fill(0), includeInput: 'yes' }, field: 'includeInput' },
-  { path: '/train', maxBytes: OPERATOR_MAX_BYTES, missing: { epochs: 3 }, wrongType: { arch: 'mlp', epochs: '10' }, field: 'epochs' },
+  {
+    path: '/predict',
+    maxBytes: PREDICT_MAX_BYTES,
+    missing: {},
+    wrongType: { pixels: new Array(784).fill(0), includeInput: 'yes' },
+    field: 'includeInput',
+  },
+  {
+    path: '/train',
+    maxBytes: OPERATOR_MAX_BYTES,
+    missing: { epochs: 3 },
+    wrongType: { arch: 'mlp', epochs: '10' },
+    field: 'epochs',
+  },
   { path: '/promote', maxBytes: OPERATOR_MAX_BYTES, missing: {}, wrongType: { version: 42 }, field: 'version' },
 ];
 type RouteCase = (typeof ROUTES)[number];
@@ -114,19 +144,48 @@ type RouteCase = (typeof ROUTES)[number];
 /** One byte over the route's limit, as a JSON object, so only the size is wrong with it. */
 const overLimit = (maxBytes: number) => JSON.stringify({ pad: 'x'.repeat(maxBytes - 10) });
 
-const MISTAKES: { what: string; body: (route: RouteCase) => string | undefined; status: number; code: (route: RouteCase) => string; message?: (route: RouteCase) => RegExp }[] = [
-  { what: 'no body', body: () => undefined, status: 400, code: () => 'empty_body', message: () => /^the request body is empty: send \{/ },
+const MISTAKES: {
+  what: string;
+  body: (route: RouteCase) => string | undefined;
+  status: number;
+  code: (route: RouteCase) => string;
+  message?: (route: RouteCase) => RegExp;
+}[] = [
+  {
+    what: 'no body',
+    body: () => undefined,
+    status: 400,
+    code: () => 'empty_body',
+    message: () => /^the request body is empty: send \{/,
+  },
   { what: 'text that is not JSON', body: () => '{"image": ', status: 400, code: () => 'invalid_json' },
-  { what: 'a JSON array', body: () => '[1, 2]', status: 400, code: () => 'invalid_body', message: () => /^the body must be a JSON object such as \{/ },
+  {
+    what: 'a JSON array',
+    body: () => '[1, 2]',
+    status: 400,
+    code: () => 'invalid_body',
+    message: () => /^the body must be a JSON object such as \{/,
+  },
   { what: 'JSON null', body: () => 'null', status: 400, code: () => 'invalid_body' },
   { what: 'a JSON string', body: () => '"hello"', status: 400, code: () => 'invalid_body' },
-  { what: 'an unknown field', body: () => '{"colour": "red"}', status: 400, code: () => 'unknown_field', message: () => /^unknown field "colour"; allowed: / },
-  { what: 'a required field left out', body: (r) => JSON.stringify(r.missing), status: 400, code: () => 'missing_field' },
+  {
+    what: 'an unknown field',
+    body: () => '{"colour": "red"}',
+    status: 400,
+    code: () => 'unknown_field',
+    message: () => /^unknown field "colour"; allowed: /,
+  },
+  {
+    what: 'a required field left out',
+    body: (r) => JSON.stringify(r.missing),
+    status: 400,
+    code: () => 'missing_field',
+  },
   {
     what: 'a field of the wrong type',
     body: (r) => JSON.stringify(r.wrongType),
     status: 400,
-    code: (r) => `invalid_${r.field.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase())}`,
+    code: (r) => `invalid_${r.field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`)}`,
     message: (r) => new RegExp(`^"${r.field}" must be .+; got `),
   },
   {
@@ -160,10 +219,17 @@ describe('the same mistake gets the same status and code on every route', () => 
         },
       },
       store,
-      env: { jobQueue: 'arn:aws:batch:eu-west-1:123456789012:job-queue/q', jobDefinition: 'arn:aws:batch:eu-west-1:123456789012:job-definition/d' },
+      env: {
+        jobQueue: 'arn:aws:batch:eu-west-1:123456789012:job-queue/q',
+        jobDefinition: 'arn:aws:batch:eu-west-1:123456789012:job-definition/d',
+      },
       logger: silent,
     });
-    served = await serveHandler(localHandler({ predict, operator, token }), { host: '127.0.0.1', port: 0, onError: (error) => assert.fail(String(error)) });
+    served = await serveHandler(localHandler({ predict, operator, token }), {
+      host: '127.0.0.1',
+      port: 0,
+      onError: (error) => assert.fail(String(error)),
+    });
   });
   after(() => served.close());
 
@@ -182,7 +248,11 @@ describe('the same mistake gets the same status and code on every route', () => 
 
       test(`${mistake.what} to POST ${route.path} is ${status} ${code} as a Lambda event`, async () => {
         const body = mistake.body(route);
-        check(await handlerFor(route.path)(apiEvent('POST', route.path, { body, contentType: 'application/json' }), { awsRequestId: 'r' }) as Result);
+        check(
+          (await handlerFor(route.path)(apiEvent('POST', route.path, { body, contentType: 'application/json' }), {
+            awsRequestId: 'r',
+          })) as Result,
+        );
       });
 
       test(`${mistake.what} to POST ${route.path} is ${status} ${code} over HTTP through the local stack`, async () => {
@@ -198,14 +268,23 @@ describe('the same mistake gets the same status and code on every route', () => 
   }
 
   test('an operator route without the token is 401 unauthorized with WWW-Authenticate, in the same error shape', async () => {
-    const response = await fetch(served.url + '/train', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    const response = await fetch(`${served.url}/train`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    });
     assert.equal(response.status, 401);
     assert.equal(response.headers.get('www-authenticate'), 'Bearer');
     assert.equal((await response.json()).error.code, 'unauthorized');
   });
 
   test('an unknown path and a wrong method are 404 and 405 with Allow on both APIs', async () => {
-    for (const [path, allow] of [['/predict', 'POST'], ['/train', 'POST'], ['/promote', 'POST'], ['/train/8c3c6f1e-2b7d-4d1a-9a55-1f2e3d4c5b6a', 'GET']] as const) {
+    for (const [path, allow] of [
+      ['/predict', 'POST'],
+      ['/train', 'POST'],
+      ['/promote', 'POST'],
+      ['/train/8c3c6f1e-2b7d-4d1a-9a55-1f2e3d4c5b6a', 'GET'],
+    ] as const) {
       const result = (await handlerFor(path)(apiEvent('DELETE', path), { awsRequestId: 'r' })) as Result;
       assert.equal(result.statusCode, 405);
       assert.equal(result.headers.allow, allow);

@@ -22,7 +22,10 @@ import { repoRoot, tempDir, testBucket } from './support/env.ts';
 const run = promisify(execFile);
 
 /** The feature flags the CLI passes from cdk.json, so tests synthesize what `cdk deploy` would. */
-const cdkJson = JSON.parse(readFileSync(path.join(repoRoot, 'cdk.json'), 'utf8')) as { app: string; context: Record<string, unknown> };
+const cdkJson = JSON.parse(readFileSync(path.join(repoRoot, 'cdk.json'), 'utf8')) as {
+  app: string;
+  context: Record<string, unknown>;
+};
 
 function synth(context: Record<string, unknown> = {}, { bundle = false } = {}) {
   const { app, stack } = buildApp({
@@ -55,12 +58,16 @@ function statementsOf(t: Template, role: IConstruct): Statement[] {
     .filter((p) => (p.Properties.Roles as unknown[]).some((r) => JSON.stringify(r) === JSON.stringify(ref)))
     .flatMap((p) => p.Properties.PolicyDocument.Statement as Statement[]);
   const roleProps = t.findResources('AWS::IAM::Role')[logicalId(role)]!.Properties;
-  const inline = ((roleProps.Policies ?? []) as { PolicyDocument: { Statement: Statement[] } }[]).flatMap((p) => p.PolicyDocument.Statement);
+  const inline = ((roleProps.Policies ?? []) as { PolicyDocument: { Statement: Statement[] } }[]).flatMap(
+    (p) => p.PolicyDocument.Statement,
+  );
   return [...attached, ...inline];
 }
 
-const actionsOf = (statements: Statement[]) => statements.flatMap((s) => (Array.isArray(s.Action) ? s.Action : [s.Action]));
-const s3Statements = (statements: Statement[]) => statements.filter((s) => actionsOf([s]).some((a) => a.startsWith('s3:')));
+const actionsOf = (statements: Statement[]) =>
+  statements.flatMap((s) => (Array.isArray(s.Action) ? s.Action : [s.Action]));
+const s3Statements = (statements: Statement[]) =>
+  statements.filter((s) => actionsOf([s]).some((a) => a.startsWith('s3:')));
 const roleOf = (fn: DigitnetStack['predictFunction']) => fn.role!;
 
 function managedPolicies(t: Template, role: IConstruct): unknown {
@@ -78,14 +85,21 @@ describe('bucket', () => {
   test('blocks every kind of public access', () => {
     template.hasResourceProperties('AWS::S3::Bucket', {
       VersioningConfiguration: Match.anyValue(),
-      PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
+      PublicAccessBlockConfiguration: {
+        BlockPublicAcls: true,
+        BlockPublicPolicy: true,
+        IgnorePublicAcls: true,
+        RestrictPublicBuckets: true,
+      },
     });
   });
 
   test('is encrypted with S3-managed keys', () => {
     template.hasResourceProperties('AWS::S3::Bucket', {
       VersioningConfiguration: Match.anyValue(),
-      BucketEncryption: { ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }],
+      },
     });
   });
 
@@ -109,14 +123,21 @@ describe('bucket', () => {
   test('expires noncurrent object versions after 30 days by default', () => {
     template.hasResourceProperties('AWS::S3::Bucket', {
       VersioningConfiguration: Match.anyValue(),
-      LifecycleConfiguration: { Rules: Match.arrayWith([Match.objectLike({ NoncurrentVersionExpiration: { NoncurrentDays: 30 }, Status: 'Enabled' })]) },
+      LifecycleConfiguration: {
+        Rules: Match.arrayWith([
+          Match.objectLike({ NoncurrentVersionExpiration: { NoncurrentDays: 30 }, Status: 'Enabled' }),
+        ]),
+      },
     });
   });
 
   test('writes server access logs to the log bucket', () => {
     template.hasResourceProperties('AWS::S3::Bucket', {
       VersioningConfiguration: Match.anyValue(),
-      LoggingConfiguration: { DestinationBucketName: { Ref: Match.stringLikeRegexp('^AccessLogs') }, LogFilePrefix: 'bucket/' },
+      LoggingConfiguration: {
+        DestinationBucketName: { Ref: Match.stringLikeRegexp('^AccessLogs') },
+        LogFilePrefix: 'bucket/',
+      },
     });
   });
 
@@ -142,7 +163,9 @@ describe('predict function', () => {
   test('gets the bucket name and the model refresh interval from its environment', () => {
     template.hasResourceProperties('AWS::Lambda::Function', {
       Role: arn(roleOf(stack.predictFunction)),
-      Environment: { Variables: Match.objectLike({ BUCKET: { Ref: logicalId(stack.bucket) }, MODEL_REFRESH_SECONDS: '60' }) },
+      Environment: {
+        Variables: Match.objectLike({ BUCKET: { Ref: logicalId(stack.bucket) }, MODEL_REFRESH_SECONDS: '60' }),
+      },
     });
   });
 
@@ -154,11 +177,18 @@ describe('predict function', () => {
   });
 
   test('has 1024 MB and a 10 s timeout by default', () => {
-    template.hasResourceProperties('AWS::Lambda::Function', { Role: arn(roleOf(stack.predictFunction)), MemorySize: 1024, Timeout: 10 });
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Role: arn(roleOf(stack.predictFunction)),
+      MemorySize: 1024,
+      Timeout: 10,
+    });
   });
 
   test('reserves 50 concurrent executions by default, so it can take no more of the account', () => {
-    template.hasResourceProperties('AWS::Lambda::Function', { Role: arn(roleOf(stack.predictFunction)), ReservedConcurrentExecutions: 50 });
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Role: arn(roleOf(stack.predictFunction)),
+      ReservedConcurrentExecutions: 50,
+    });
   });
 
   test('logs to its own log group, kept for 30 days by default', () => {
@@ -176,7 +206,10 @@ describe('predict function', () => {
 
   test('can neither write nor delete anything', () => {
     const actions = actionsOf(statementsOf(template, roleOf(stack.predictFunction)));
-    assert.deepEqual(actions.filter((a) => /put|delete|\*/i.test(a) && a !== 'logs:PutLogEvents'), []);
+    assert.deepEqual(
+      actions.filter((a) => /put|delete|\*/i.test(a) && a !== 'logs:PutLogEvents'),
+      [],
+    );
     assert.deepEqual(actions.sort(), ['logs:CreateLogStream', 'logs:PutLogEvents', 's3:GetObject', 's3:ListBucket']);
     assert.equal(managedPolicies(template, roleOf(stack.predictFunction)), undefined);
   });
@@ -184,12 +217,17 @@ describe('predict function', () => {
 
 describe('retrain function', () => {
   test('may submit jobs only to this queue with this job definition', () => {
-    const submit = statementsOf(template, roleOf(stack.retrainFunction)).filter((s) => actionsOf([s]).includes('batch:SubmitJob'));
+    const submit = statementsOf(template, roleOf(stack.retrainFunction)).filter((s) =>
+      actionsOf([s]).includes('batch:SubmitJob'),
+    );
     assert.deepEqual(submit, [
       {
         Effect: 'Allow',
         Action: 'batch:SubmitJob',
-        Resource: [{ 'Fn::GetAtt': [logicalId(stack.training.queue), 'JobQueueArn'] }, { Ref: logicalId(stack.training.jobDefinition) }],
+        Resource: [
+          { 'Fn::GetAtt': [logicalId(stack.training.queue), 'JobQueueArn'] },
+          { Ref: logicalId(stack.training.jobDefinition) },
+        ],
       },
     ]);
   });
@@ -216,7 +254,10 @@ describe('retrain function', () => {
   });
 
   test('reserves 2 concurrent executions by default, so a rollback runs however busy the account is', () => {
-    template.hasResourceProperties('AWS::Lambda::Function', { Role: arn(roleOf(stack.retrainFunction)), ReservedConcurrentExecutions: 2 });
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Role: arn(roleOf(stack.retrainFunction)),
+      ReservedConcurrentExecutions: 2,
+    });
   });
 
   test('maps stack traces to the TypeScript source', () => {
@@ -242,7 +283,16 @@ describe('HTTP API', () => {
 
   test('has no route beyond the ones listed', () => {
     const keys = Object.values(template.findResources('AWS::ApiGatewayV2::Route')).map((r) => r.Properties.RouteKey);
-    assert.deepEqual(keys.sort(), ['GET /', 'GET /health', 'GET /model', 'GET /model/report', 'GET /train/{jobId}', 'POST /predict', 'POST /promote', 'POST /train']);
+    assert.deepEqual(keys.sort(), [
+      'GET /',
+      'GET /health',
+      'GET /model',
+      'GET /model/report',
+      'GET /train/{jobId}',
+      'POST /predict',
+      'POST /promote',
+      'POST /train',
+    ]);
   });
 
   test('throttles the stage at 50 requests/s with bursts of 100 by default', () => {
@@ -254,13 +304,20 @@ describe('HTTP API', () => {
 
   test('writes access logs with the request id and caller', () => {
     template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
-      AccessLogSettings: { DestinationArn: Match.anyValue(), Format: Match.stringLikeRegexp('\\$context\\.requestId.*\\$context\\.identity\\.userArn') },
+      AccessLogSettings: {
+        DestinationArn: Match.anyValue(),
+        Format: Match.stringLikeRegexp('\\$context\\.requestId.*\\$context\\.identity\\.userArn'),
+      },
     });
   });
 
   test('answers CORS preflights for the page', () => {
     template.hasResourceProperties('AWS::ApiGatewayV2::Api', {
-      CorsConfiguration: Match.objectLike({ AllowOrigins: ['*'], AllowMethods: ['GET', 'POST'], AllowHeaders: Match.arrayWith(['content-type', 'authorization']) }),
+      CorsConfiguration: Match.objectLike({
+        AllowOrigins: ['*'],
+        AllowMethods: ['GET', 'POST'],
+        AllowHeaders: Match.arrayWith(['content-type', 'authorization']),
+      }),
     });
   });
 });
@@ -307,7 +364,10 @@ describe('training on Batch', () => {
   test('sends the job’s output to CloudWatch Logs', () => {
     template.hasResourceProperties('AWS::Batch::JobDefinition', {
       ContainerProperties: Match.objectLike({
-        LogConfiguration: { LogDriver: 'awslogs', Options: Match.objectLike({ 'awslogs-group': { Ref: Match.stringLikeRegexp('^TrainingLogs') } }) },
+        LogConfiguration: {
+          LogDriver: 'awslogs',
+          Options: Match.objectLike({ 'awslogs-group': { Ref: Match.stringLikeRegexp('^TrainingLogs') } }),
+        },
       }),
     });
   });
@@ -327,15 +387,24 @@ describe('training on Batch', () => {
 
   test('lets the job role read and write models and the dataset, and list the bucket', () => {
     assert.deepEqual(statementsOf(template, stack.training.jobRole), [
-      { Effect: 'Allow', Action: ['s3:GetObject', 's3:PutObject'], Resource: [objects(stack.bucket, 'datasets/mnist/*'), objects(stack.bucket, 'models/*')] },
+      {
+        Effect: 'Allow',
+        Action: ['s3:GetObject', 's3:PutObject'],
+        Resource: [objects(stack.bucket, 'datasets/mnist/*'), objects(stack.bucket, 'models/*')],
+      },
       { Effect: 'Allow', Action: 's3:ListBucket', Resource: arn(stack.bucket) },
     ]);
   });
 
   test('lets the job role delete nothing and write nothing outside models/ and datasets/mnist/', () => {
     const statements = statementsOf(template, stack.training.jobRole);
-    assert.deepEqual(actionsOf(statements).filter((a) => /delete|\*/i.test(a)), []);
-    const writable = statements.filter((s) => actionsOf([s]).includes('s3:PutObject')).flatMap((s) => s.Resource as unknown[]);
+    assert.deepEqual(
+      actionsOf(statements).filter((a) => /delete|\*/i.test(a)),
+      [],
+    );
+    const writable = statements
+      .filter((s) => actionsOf([s]).includes('s3:PutObject'))
+      .flatMap((s) => s.Resource as unknown[]);
     assert.deepEqual(writable, [objects(stack.bucket, 'datasets/mnist/*'), objects(stack.bucket, 'models/*')]);
     assert.equal(managedPolicies(template, stack.training.jobRole), undefined);
   });
@@ -346,7 +415,10 @@ describe('training on Batch', () => {
     assert.ok(bases.length > 0);
     for (const base of bases) assert.match(base!, /^[\w./-]+:[\w.-]+@sha256:[0-9a-f]{64}$/);
     const finalStage = dockerfile.slice(dockerfile.lastIndexOf('\nFROM '));
-    assert.deepEqual([...finalStage.matchAll(/^USER (\S+)/gm)].map((m) => m[1]), ['node']);
+    assert.deepEqual(
+      [...finalStage.matchAll(/^USER (\S+)/gm)].map((m) => m[1]),
+      ['node'],
+    );
   });
 
   test('has no weekly schedule unless the context asks for one', () => {
@@ -366,7 +438,9 @@ describe('cdk-nag', () => {
   test('AwsSolutions reports no unacknowledged finding, error or warning', () => {
     const report = new AwsSolutionsChecks().validateScope(stack);
     assert.deepEqual(
-      report.violations.map((v) => `${v.severity} ${v.ruleName}: ${v.violatingResources.map((r) => r.constructPath).join(', ')}`),
+      report.violations.map(
+        (v) => `${v.severity} ${v.ruleName}: ${v.violatingResources.map((r) => r.constructPath).join(', ')}`,
+      ),
       [],
     );
   });
@@ -383,11 +457,14 @@ describe('cdk-nag', () => {
 
 describe('synthesized assets', () => {
   const assembly = main.app.synth();
-  const manifest = JSON.parse(readFileSync(path.join(assembly.directory, `${stack.artifactId}.assets.json`), 'utf8')) as {
+  const manifest = JSON.parse(
+    readFileSync(path.join(assembly.directory, `${stack.artifactId}.assets.json`), 'utf8'),
+  ) as {
     files: Record<string, { source: { path: string } }>;
     dockerImages: Record<string, { source: { directory: string; dockerFile: string; platform?: string } }>;
   };
-  const predictKey = template.findResources('AWS::Lambda::Function')[logicalId(stack.predictFunction)]!.Properties.Code.S3Key as string;
+  const predictKey = template.findResources('AWS::Lambda::Function')[logicalId(stack.predictFunction)]!.Properties.Code
+    .S3Key as string;
   const predictDir = path.join(assembly.directory, manifest.files[predictKey.replace(/\.zip$/, '')]!.source.path);
 
   test('the predict asset holds the bundle, its three .wasm files and the page, and no source map', () => {
@@ -399,10 +476,16 @@ describe('synthesized assets', () => {
 
   test('the predict asset is what `npm run build` makes, byte for byte, file for file', async () => {
     const { outDir } = await buildPredict(path.join(await tempDir('digitnet-build-'), 'predict'));
-    const files = (dir: string) => readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => statSync(path.join(dir, f)).isFile()).sort();
+    const files = (dir: string) =>
+      readdirSync(dir, { recursive: true, encoding: 'utf8' })
+        .filter((f) => statSync(path.join(dir, f)).isFile())
+        .sort();
     assert.deepEqual(files(predictDir), files(outDir));
     for (const file of files(outDir)) {
-      assert.ok(readFileSync(path.join(predictDir, file)).equals(readFileSync(path.join(outDir, file))), `${file} differs between the CDK asset and npm run build`);
+      assert.ok(
+        readFileSync(path.join(predictDir, file)).equals(readFileSync(path.join(outDir, file))),
+        `${file} differs between the CDK asset and npm run build`,
+      );
     }
   });
 
@@ -430,24 +513,45 @@ describe('synthesized assets', () => {
 
   test('the training image is staged, not built: its context holds only what the Dockerfile copies', () => {
     const entries = (dir: string): string[] =>
-      readdirSync(dir).flatMap((name) => (statSync(path.join(dir, name)).isDirectory() ? entries(path.join(dir, name)).map((e) => `${name}/${e}`) : [name]));
+      readdirSync(dir).flatMap((name) =>
+        statSync(path.join(dir, name)).isDirectory()
+          ? entries(path.join(dir, name)).map((e) => `${name}/${e}`)
+          : [name],
+      );
     const files = entries(context);
     assert.equal(image.dockerFile, TRAIN_DOCKERFILE);
     assert.equal(image.platform, 'linux/amd64');
-    for (const needed of ['package.json', 'package-lock.json', 'tsconfig.json', TRAIN_DOCKERFILE, 'functions/train/main.ts']) {
+    for (const needed of [
+      'package.json',
+      'package-lock.json',
+      'tsconfig.json',
+      TRAIN_DOCKERFILE,
+      'functions/train/main.ts',
+    ]) {
       assert.ok(files.includes(needed), `${needed} missing from the build context`);
     }
-    assert.deepEqual(files.filter((f) => /^(node_modules|\.data|cdk\.out|dist|\.git|test|scripts|web)\//.test(f) || f.includes('/node_modules/')), []);
+    assert.deepEqual(
+      files.filter(
+        (f) => /^(node_modules|\.data|cdk\.out|dist|\.git|test|scripts|web)\//.test(f) || f.includes('/node_modules/'),
+      ),
+      [],
+    );
   });
 
   /** The esbuild arguments of the Dockerfile's bundle step. */
   const trainBundleCommand = () =>
-    /RUN npx esbuild (.*?) &&/.exec(readFileSync(path.join(repoRoot, TRAIN_DOCKERFILE), 'utf8').replace(/\\\n\s*/g, ' '))?.[1];
+    /RUN npx esbuild (.*?) &&/.exec(
+      readFileSync(path.join(repoRoot, TRAIN_DOCKERFILE), 'utf8').replace(/\\\n\s*/g, ' '),
+    )?.[1];
 
   test('the Dockerfile bundles for the same Node, platform and module format as the Lambda', () => {
     const command = trainBundleCommand() ?? '';
     for (const setting of ['target', 'platform', 'format'] as const) {
-      assert.match(command, new RegExp(`--${setting}=${LAMBDA_ESBUILD[setting]}\\b`), `the training bundle's --${setting}`);
+      assert.match(
+        command,
+        new RegExp(`--${setting}=${LAMBDA_ESBUILD[setting]}\\b`),
+        `the training bundle's --${setting}`,
+      );
     }
   });
 
@@ -455,7 +559,10 @@ describe('synthesized assets', () => {
     const command = trainBundleCommand();
     assert.ok(command, 'the Dockerfile should bundle with esbuild');
     const out = await tempDir('digitnet-train-bundle-');
-    const args = command.trim().split(/\s+/).map((a) => (a.startsWith('--outfile=') ? `--outfile=${path.join(out, 'dist', 'train.mjs')}` : a));
+    const args = command
+      .trim()
+      .split(/\s+/)
+      .map((a) => (a.startsWith('--outfile=') ? `--outfile=${path.join(out, 'dist', 'train.mjs')}` : a));
     await run(path.join(repoRoot, 'node_modules', '.bin', 'esbuild'), args, { cwd: repoRoot });
     // The image installs the dependencies beside the bundle; here they are the repository's.
     symlinkSync(path.join(repoRoot, 'node_modules'), path.join(out, 'node_modules'));
@@ -480,16 +587,24 @@ describe('stages and context', () => {
   });
 
   test('prod retains its log groups', () => {
-    for (const logGroup of Object.values(prod.template.findResources('AWS::Logs::LogGroup'))) assert.equal(logGroup.DeletionPolicy, 'Retain');
+    for (const logGroup of Object.values(prod.template.findResources('AWS::Logs::LogGroup')))
+      assert.equal(logGroup.DeletionPolicy, 'Retain');
   });
 
   test('an unknown stage fails synthesis with the allowed list', () => {
-    assert.throws(() => buildApp({ context: { stage: 'qa' } }), /context "stage" must be one of local, dev, prod; got "qa"/);
+    assert.throws(
+      () => buildApp({ context: { stage: 'qa' } }),
+      /context "stage" must be one of local, dev, prod; got "qa"/,
+    );
   });
 
   test('the CDK entry reports a bad context value in one line, without a stack trace', async () => {
     // The CDK CLI hands `-c` values to the app in CDK_CONTEXT_JSON.
-    const env = { ...process.env, CDK_CONTEXT_JSON: JSON.stringify({ stage: 'staging' }), CDK_OUTDIR: await tempDir('digitnet-cdk-out-') };
+    const env = {
+      ...process.env,
+      CDK_CONTEXT_JSON: JSON.stringify({ stage: 'staging' }),
+      CDK_OUTDIR: await tempDir('digitnet-cdk-out-'),
+    };
     const failed = await run(process.execPath, ['--import', 'tsx', 'infra/bin/app.ts'], { cwd: repoRoot, env }).then(
       () => assert.fail('synthesis succeeded with stage=staging'),
       (error: { code: number; stderr: string }) => error,
@@ -505,7 +620,10 @@ describe('stages and context', () => {
   test('reserved concurrency "off" reserves none for either function (accounts with a limit under 100)', () => {
     const off = synth({ predictReservedConcurrency: 'off', retrainReservedConcurrency: 'off' });
     for (const fn of [off.stack.predictFunction, off.stack.retrainFunction]) {
-      off.template.hasResourceProperties('AWS::Lambda::Function', { Role: arn(roleOf(fn)), ReservedConcurrentExecutions: Match.absent() });
+      off.template.hasResourceProperties('AWS::Lambda::Function', {
+        Role: arn(roleOf(fn)),
+        ReservedConcurrentExecutions: Match.absent(),
+      });
     }
   });
 
@@ -532,16 +650,28 @@ describe('stages and context', () => {
   });
 
   test('context sets the predict function’s memory and timeout', () => {
-    tuned.template.hasResourceProperties('AWS::Lambda::Function', { Role: arn(roleOf(tuned.stack.predictFunction)), MemorySize: 2048, Timeout: 20 });
+    tuned.template.hasResourceProperties('AWS::Lambda::Function', {
+      Role: arn(roleOf(tuned.stack.predictFunction)),
+      MemorySize: 2048,
+      Timeout: 20,
+    });
   });
 
   test('context sets each function’s reserved concurrency', () => {
-    tuned.template.hasResourceProperties('AWS::Lambda::Function', { Role: arn(roleOf(tuned.stack.predictFunction)), ReservedConcurrentExecutions: 20 });
-    tuned.template.hasResourceProperties('AWS::Lambda::Function', { Role: arn(roleOf(tuned.stack.retrainFunction)), ReservedConcurrentExecutions: 3 });
+    tuned.template.hasResourceProperties('AWS::Lambda::Function', {
+      Role: arn(roleOf(tuned.stack.predictFunction)),
+      ReservedConcurrentExecutions: 20,
+    });
+    tuned.template.hasResourceProperties('AWS::Lambda::Function', {
+      Role: arn(roleOf(tuned.stack.retrainFunction)),
+      ReservedConcurrentExecutions: 3,
+    });
   });
 
   test('context sets the stage throttling', () => {
-    tuned.template.hasResourceProperties('AWS::ApiGatewayV2::Stage', { DefaultRouteSettings: { ThrottlingRateLimit: 5, ThrottlingBurstLimit: 10 } });
+    tuned.template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      DefaultRouteSettings: { ThrottlingRateLimit: 5, ThrottlingBurstLimit: 10 },
+    });
   });
 
   test('context sets the training vCPU, memory and timeout', () => {
@@ -558,7 +688,9 @@ describe('stages and context', () => {
 
   test('context sets how long noncurrent versions are kept', () => {
     tuned.template.hasResourceProperties('AWS::S3::Bucket', {
-      LifecycleConfiguration: { Rules: Match.arrayWith([Match.objectLike({ NoncurrentVersionExpiration: { NoncurrentDays: 7 } })]) },
+      LifecycleConfiguration: {
+        Rules: Match.arrayWith([Match.objectLike({ NoncurrentVersionExpiration: { NoncurrentDays: 7 } })]),
+      },
     });
   });
 

@@ -20,18 +20,26 @@ const values = (size: number, spread: number) => Float32Array.from({ length: siz
 const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
 const initial = SHAPES.map((shape) => values(size(shape), 1));
 // Gradients of very different sizes, so both moments and the epsilon matter.
-const gradients = Array.from({ length: STEPS }, (_, step) => SHAPES.map((shape) => values(size(shape), step % 3 === 0 ? 1e-6 : 10 ** (step % 4))));
+const gradients = Array.from({ length: STEPS }, (_, step) =>
+  SHAPES.map((shape) => values(size(shape), step % 3 === 0 ? 1e-6 : 10 ** (step % 4))),
+);
 const rateAt = (step: number) => 1e-3 * (1 + Math.cos(step));
 
 /** The variables after STEPS updates by `make()`'s optimizer on `backend`. */
-async function train(backend: 'cpu' | 'wasm', make: () => tf.Optimizer & { learningRate: number }): Promise<Float32Array[]> {
+async function train(
+  backend: 'cpu' | 'wasm',
+  make: () => tf.Optimizer & { learningRate: number },
+): Promise<Float32Array[]> {
   await tf.setBackend(backend);
   try {
     const variables = initial.map((data, i) => tf.variable(tf.tensor(data, SHAPES[i]!)));
     const optimizer = make();
     for (let step = 0; step < STEPS; step++) {
       optimizer.learningRate = rateAt(step);
-      const grads = variables.map((variable, i) => ({ name: variable.name, tensor: tf.tensor(gradients[step]![i]!, SHAPES[i]!) }));
+      const grads = variables.map((variable, i) => ({
+        name: variable.name,
+        tensor: tf.tensor(gradients[step]![i]!, SHAPES[i]!),
+      }));
       optimizer.applyGradients(grads);
       tf.dispose(grads.map((g) => g.tensor));
     }
@@ -62,7 +70,12 @@ describe('HeapAdam', () => {
   });
 
   test('minimize updates only the listed variables, skips ones the loss ignores, and leaks no tensors', async () => {
-    const [a, b, unused, untouched] = [tf.variable(tf.tensor([1, 2])), tf.variable(tf.tensor([3])), tf.variable(tf.tensor([4])), tf.variable(tf.tensor([5]))];
+    const [a, b, unused, untouched] = [
+      tf.variable(tf.tensor([1, 2])),
+      tf.variable(tf.tensor([3])),
+      tf.variable(tf.tensor([4])),
+      tf.variable(tf.tensor([5])),
+    ];
     const before = tf.memory().numTensors;
     const optimizer = new HeapAdam(0.1);
     for (let i = 0; i < 3; i++) {
@@ -71,7 +84,10 @@ describe('HeapAdam', () => {
     }
     assert.equal(optimizer.iterations, 3);
     assert.equal(tf.memory().numTensors, before);
-    assert.ok(a.dataSync().every((value, i) => value < [1, 2][i]!), 'a descends');
+    assert.ok(
+      a.dataSync().every((value, i) => value < [1, 2][i]!),
+      'a descends',
+    );
     assert.deepEqual(Array.from(unused.dataSync()), [4]);
     assert.deepEqual(Array.from(untouched.dataSync()), [5]);
     optimizer.dispose();

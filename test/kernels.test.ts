@@ -20,7 +20,8 @@ before(async () => {
 // Seeded: the same shapes and values on every run.
 const random = seededRandom(20261125);
 const int = (lo: number, hi: number) => lo + Math.floor(random() * (hi - lo + 1));
-const values = (shape: Shape) => Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => random() * 2 - 1);
+const values = (shape: Shape) =>
+  Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => random() * 2 - 1);
 
 /** Runs `build` on one backend and reads its outputs back; `build` creates its tensors there. */
 async function runOn(backend: 'cpu' | 'wasm', build: () => tf.Tensor | tf.Tensor[]): Promise<Float32Array[]> {
@@ -53,7 +54,9 @@ async function compareKernel(
   what: string,
 ): Promise<void> {
   const build = () => {
-    const tensors = Object.fromEntries(Object.entries(inputs).map(([name, { shape, data }]) => [name, tf.tensor(data, shape)]));
+    const tensors = Object.fromEntries(
+      Object.entries(inputs).map(([name, { shape, data }]) => [name, tf.tensor(data, shape)]),
+    );
     return tf.engine().runKernel(kernel, tensors, attrs) as tf.Tensor;
   };
   const [[expected], [actual]] = [await runOn('cpu', build), await runOn('wasm', build)];
@@ -96,7 +99,12 @@ function randomConvShapes(): { x: Shape; filter: Shape } {
 const convShapes = () => [...Array.from({ length: 4 }, randomConvShapes), { x: [2, 8, 9, 3], filter: [3, 2, 3, 4] }];
 
 /** Explicit padding wider than the filter on the top and left, where a gradient must drop rows instead of padding. */
-const WIDE_PAD = [[0, 0], [4, 1], [3, 0], [0, 0]];
+const WIDE_PAD = [
+  [0, 0],
+  [4, 1],
+  [3, 0],
+  [0, 0],
+];
 
 const STRIDE_PADS: [number, Padding][] = [
   [1, 'valid'],
@@ -123,8 +131,18 @@ describe('BatchMatMul and _FusedMatMul on wasm', () => {
     { name: 'a single 4×8 block, K of 1', outerA: [], outerB: [], mkn: [4, 1, 8] },
   ];
 
-  for (const { name, outerA, outerB, mkn: [m, k, n] } of shapeCases) {
-    for (const [transposeA, transposeB] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+  for (const {
+    name,
+    outerA,
+    outerB,
+    mkn: [m, k, n],
+  } of shapeCases) {
+    for (const [transposeA, transposeB] of [
+      [false, false],
+      [true, false],
+      [false, true],
+      [true, true],
+    ] as const) {
       test(`${name}, transposeA=${transposeA} transposeB=${transposeB}`, async () => {
         const aShape = [...outerA, ...(transposeA ? [k, m] : [m, k])];
         const bShape = [...outerB, ...(transposeB ? [n, k] : [k, n])];
@@ -176,7 +194,13 @@ describe('BatchMatMul and _FusedMatMul on wasm', () => {
     ] as const) {
       assertFreesEverything(() => {
         tf.matMul(x, y, transposeA, transposeB);
-        tf.fused.matMul({ a: x, b: y, transposeA, transposeB, bias: tf.ones([y.shape[transposeB ? y.rank - 2 : y.rank - 1]!]) });
+        tf.fused.matMul({
+          a: x,
+          b: y,
+          transposeA,
+          transposeB,
+          bias: tf.ones([y.shape[transposeB ? y.rank - 2 : y.rank - 1]!]),
+        });
       });
     }
     tf.dispose([a, b]);
@@ -189,7 +213,12 @@ describe('Conv2DBackpropFilter on wasm', () => {
       for (const { x, filter } of convShapes()) {
         const { attrs, dyShape } = convCase(x, filter, stride, pad);
         const inputs = { x: { shape: x, data: values(x) }, dy: { shape: dyShape, data: values(dyShape) } };
-        await compareKernel('Conv2DBackpropFilter', inputs, { ...attrs, filterShape: filter }, `x ${x} filter ${filter}`);
+        await compareKernel(
+          'Conv2DBackpropFilter',
+          inputs,
+          { ...attrs, filterShape: filter },
+          `x ${x} filter ${filter}`,
+        );
       }
     });
   }
@@ -212,7 +241,10 @@ describe('Conv2DBackpropInput on wasm', () => {
     test(`stride ${stride}, ${JSON.stringify(pad)} padding, random shapes`, async () => {
       for (const { x, filter } of convShapes()) {
         const { attrs, dyShape } = convCase(x, filter, stride, pad);
-        const inputs = { dy: { shape: dyShape, data: values(dyShape) }, filter: { shape: filter, data: values(filter) } };
+        const inputs = {
+          dy: { shape: dyShape, data: values(dyShape) },
+          filter: { shape: filter, data: values(filter) },
+        };
         await compareKernel('Conv2DBackpropInput', inputs, { ...attrs, inputShape: x }, `x ${x} filter ${filter}`);
       }
     });
@@ -223,7 +255,9 @@ describe('Conv2DBackpropInput on wasm', () => {
     for (const [stride, pad] of STRIDE_PADS) {
       const { attrs, dyShape } = convCase([2, 8, 9, 3], filter.shape, stride, pad);
       const dy = tf.randomNormal(dyShape);
-      assertFreesEverything(() => tf.engine().runKernel('Conv2DBackpropInput', { dy, filter }, { ...attrs, inputShape: [2, 8, 9, 3] }));
+      assertFreesEverything(() =>
+        tf.engine().runKernel('Conv2DBackpropInput', { dy, filter }, { ...attrs, inputShape: [2, 8, 9, 3] }),
+      );
       dy.dispose();
     }
     filter.dispose();
@@ -258,10 +292,15 @@ describe('MaxPoolGrad on wasm', () => {
 
   test('frees every intermediate', () => {
     const input = tf.randomNormal([2, 11, 9, 5]) as tf.Tensor4D;
-    for (const [size, stride, pad] of [[2, 2, 'valid'], [3, 2, 'same']] as const) {
+    for (const [size, stride, pad] of [
+      [2, 2, 'valid'],
+      [3, 2, 'same'],
+    ] as const) {
       const output = tf.maxPool(input, size, stride, pad);
       const dy = tf.onesLike(output);
-      assertFreesEverything(() => tf.engine().runKernel('MaxPoolGrad', { dy, input, output }, { filterSize: size, strides: stride, pad }));
+      assertFreesEverything(() =>
+        tf.engine().runKernel('MaxPoolGrad', { dy, input, output }, { filterSize: size, strides: stride, pad }),
+      );
       tf.dispose([output, dy]);
     }
     input.dispose();
@@ -295,7 +334,7 @@ describe('Sum and Mean on wasm', () => {
 });
 
 describe('Identity on wasm', () => {
-  test('a clone shares its source\'s buffer, outlives the source, and the last reference frees it', () => {
+  test("a clone shares its source's buffer, outlives the source, and the last reference frees it", () => {
     const backend = tf.engine().backend;
     const x = tf.tensor([1, 2, 3]);
     const before = backend.numDataIds();
@@ -321,7 +360,9 @@ describe('training through the project kernels', () => {
     const shapes = { x: [3, 14, 13, 2], w1: [3, 3, 2, 4], w2: [3, 2, 4, 6], wd: [3 * 3 * 6, 5], target: [3, 5] };
     const data = Object.fromEntries(Object.entries(shapes).map(([name, shape]) => [name, values(shape)]));
     const build = () => {
-      const t = Object.fromEntries(Object.entries(shapes).map(([name, shape]) => [name, tf.tensor(data[name]!, shape)]));
+      const t = Object.fromEntries(
+        Object.entries(shapes).map(([name, shape]) => [name, tf.tensor(data[name]!, shape)]),
+      );
       const loss = (w1: tf.Tensor, w2: tf.Tensor, wd: tf.Tensor) => {
         const h1 = tf.maxPool(tf.relu(tf.conv2d(t.x as tf.Tensor4D, w1 as tf.Tensor4D, 1, 'same')), 2, 2, 'valid');
         const h2 = tf.maxPool(tf.relu(tf.conv2d(h1, w2 as tf.Tensor4D, 2, 'valid')), 2, 1, 'same');
@@ -342,18 +383,34 @@ describe('training through the project kernels', () => {
     const labels = Array.from({ length: count }, (_, i) => i % 4);
     labels.forEach((label, i) => {
       const [top, left] = [label < 2 ? 2 : 9, label % 2 === 0 ? 2 : 9];
-      for (let y = top; y < top + 5; y++) for (let x = left; x < left + 5; x++) images[i * 256 + y * 16 + x] = 0.5 + random() / 2;
+      for (let y = top; y < top + 5; y++)
+        for (let x = left; x < left + 5; x++) images[i * 256 + y * 16 + x] = 0.5 + random() / 2;
     });
     const model = tfl.sequential({
       layers: [
-        tfl.layers.conv2d({ inputShape: [16, 16, 1], filters: 8, kernelSize: 3, activation: 'relu', kernelInitializer: tfl.initializers.heNormal({ seed: 1 }) }),
+        tfl.layers.conv2d({
+          inputShape: [16, 16, 1],
+          filters: 8,
+          kernelSize: 3,
+          activation: 'relu',
+          kernelInitializer: tfl.initializers.heNormal({ seed: 1 }),
+        }),
         tfl.layers.batchNormalization(),
         tfl.layers.maxPooling2d({ poolSize: 2 }),
-        tfl.layers.conv2d({ filters: 8, kernelSize: 3, activation: 'relu', kernelInitializer: tfl.initializers.heNormal({ seed: 2 }) }),
+        tfl.layers.conv2d({
+          filters: 8,
+          kernelSize: 3,
+          activation: 'relu',
+          kernelInitializer: tfl.initializers.heNormal({ seed: 2 }),
+        }),
         tfl.layers.maxPooling2d({ poolSize: 2 }),
         tfl.layers.flatten(),
         tfl.layers.dropout({ rate: 0.25, seed: 3 }),
-        tfl.layers.dense({ units: 4, activation: 'softmax', kernelInitializer: tfl.initializers.glorotUniform({ seed: 4 }) }),
+        tfl.layers.dense({
+          units: 4,
+          activation: 'softmax',
+          kernelInitializer: tfl.initializers.glorotUniform({ seed: 4 }),
+        }),
       ],
     });
     model.compile({ optimizer: tf.train.adam(0.01), loss: 'categoricalCrossentropy' });
@@ -369,10 +426,22 @@ describe('training through the project kernels', () => {
   });
 
   test('registering twice leaves the kernels as they are', () => {
-    const names = ['BatchMatMul', '_FusedMatMul', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'MaxPoolGrad', 'Sum', 'Mean', 'Identity'];
+    const names = [
+      'BatchMatMul',
+      '_FusedMatMul',
+      'Conv2DBackpropFilter',
+      'Conv2DBackpropInput',
+      'MaxPoolGrad',
+      'Sum',
+      'Mean',
+      'Identity',
+    ];
     const before = names.map((name) => tf.getKernel(name, 'wasm')?.kernelFunc);
     registerTrainingKernels();
     assert.ok(before.every((kernelFunc) => kernelFunc !== undefined));
-    assert.deepEqual(names.map((name) => tf.getKernel(name, 'wasm')?.kernelFunc), before);
+    assert.deepEqual(
+      names.map((name) => tf.getKernel(name, 'wasm')?.kernelFunc),
+      before,
+    );
   });
 });

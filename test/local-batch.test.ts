@@ -28,7 +28,13 @@ const silent = createLogger({ service: 'test' }, () => {});
 
 /** What functions/train/main.ts writes to stderr when the dataset cannot be downloaded. */
 const FAILED_DOWNLOAD = [
-  JSON.stringify({ level: 'warn', time: '2026-12-02T18:00:00.000Z', service: 'digitnet', message: 'MNIST download failed, retrying', attempt: 1 }),
+  JSON.stringify({
+    level: 'warn',
+    time: '2026-12-02T18:00:00.000Z',
+    service: 'digitnet',
+    message: 'MNIST download failed, retrying',
+    attempt: 1,
+  }),
   JSON.stringify({
     level: 'error',
     time: '2026-12-02T18:00:04.000Z',
@@ -45,13 +51,22 @@ const FAILED_DOWNLOAD = [
 
 describe('errorOf', () => {
   const lines: [string, string | undefined][] = [
-    [FAILED_DOWNLOAD.split('\n')[1]!, 'training failed: train-images-idx3-ubyte.gz: download failed after 4 attempts: HTTP 500'],
+    [
+      FAILED_DOWNLOAD.split('\n')[1]!,
+      'training failed: train-images-idx3-ubyte.gz: download failed after 4 attempts: HTTP 500',
+    ],
     ['{"level":"error","message":"storage failed"}', 'storage failed'],
     ['{"level":"warn","message":"MNIST download failed, retrying","error":{"message":"HTTP 500"}}', undefined],
     ['{"event":"epoch","epoch":1,"epochs":3}', undefined],
     ['training failed: out of memory', 'training failed: out of memory'],
-    ['TypeError: Cannot read properties of undefined (reading "shape")', 'TypeError: Cannot read properties of undefined (reading "shape")'],
-    ["Error [ERR_MODULE_NOT_FOUND]: Cannot find package 'tsx'", "Error [ERR_MODULE_NOT_FOUND]: Cannot find package 'tsx'"],
+    [
+      'TypeError: Cannot read properties of undefined (reading "shape")',
+      'TypeError: Cannot read properties of undefined (reading "shape")',
+    ],
+    [
+      "Error [ERR_MODULE_NOT_FOUND]: Cannot find package 'tsx'",
+      "Error [ERR_MODULE_NOT_FOUND]: Cannot find package 'tsx'",
+    ],
     ['    at loadMnist (functions/lib/mnist.ts:12:3)', undefined],
     ['{"level":"error", truncated', undefined],
     ['', undefined],
@@ -77,7 +92,7 @@ describe('lastErrorOf', () => {
   }
 
   test('keeps the last error stated, whether a chunk holds several lines or a line spans chunks', async () => {
-    const text = FAILED_DOWNLOAD + '\n';
+    const text = `${FAILED_DOWNLOAD}\n`;
     const expected = 'training failed: train-images-idx3-ubyte.gz: download failed after 4 attempts: HTTP 500';
     await fc.assert(
       fc.asyncProperty(fc.array(fc.nat({ max: Buffer.byteLength(text) }), { maxLength: 12 }), async (cuts) => {
@@ -101,7 +116,9 @@ describe('LocalBatch', () => {
   /** Runs one job of `command` and resolves with its description once Batch says it is done. */
   async function finishedJob(command: [string, ...string[]]): Promise<JobDetail> {
     const batch = new LocalBatch({ env: {}, logger: silent, command });
-    const { jobId } = await batch.send(new SubmitJobCommand({ jobName: 'fails', jobQueue: LOCAL_QUEUE, jobDefinition: LOCAL_JOB_DEFINITION }));
+    const { jobId } = await batch.send(
+      new SubmitJobCommand({ jobName: 'fails', jobQueue: LOCAL_QUEUE, jobDefinition: LOCAL_JOB_DEFINITION }),
+    );
     for (;;) {
       const [job] = (await batch.send(new DescribeJobsCommand({ jobs: [jobId!] }))).jobs!;
       if (job!.status === 'SUCCEEDED' || job!.status === 'FAILED') return job!;
@@ -110,9 +127,16 @@ describe('LocalBatch', () => {
   }
 
   test('gives a failed job the last error it wrote, when one write holds its log line and its last word', async () => {
-    const job = await finishedJob([process.execPath, '-e', `process.stderr.write(${JSON.stringify(FAILED_DOWNLOAD + '\n')}); process.exitCode = 1`]);
+    const job = await finishedJob([
+      process.execPath,
+      '-e',
+      `process.stderr.write(${JSON.stringify(`${FAILED_DOWNLOAD}\n`)}); process.exitCode = 1`,
+    ]);
     assert.equal(job.status, 'FAILED');
-    assert.equal(job.statusReason, 'training failed: train-images-idx3-ubyte.gz: download failed after 4 attempts: HTTP 500');
+    assert.equal(
+      job.statusReason,
+      'training failed: train-images-idx3-ubyte.gz: download failed after 4 attempts: HTTP 500',
+    );
   });
 
   test('gives a crashed job node’s own report of the error', async () => {
@@ -164,10 +188,14 @@ describe('npm run retrain --wait on the local stack, when the job cannot get the
     });
     const token = 'local-batch-test-token';
     const predict = async () => ({ statusCode: 404, body: '' });
-    served = await serveHandler(localHandler({ predict, operator, token }), { host: '127.0.0.1', port: 0, onError: () => {} });
+    served = await serveHandler(localHandler({ predict, operator, token }), {
+      host: '127.0.0.1',
+      port: 0,
+      onError: () => {},
+    });
     cwd = await tempDir('digitnet-retrain-cli-');
     await mkdir(path.join(cwd, '.data'));
-    await writeFile(path.join(cwd, '.data', 'local-token'), token + '\n');
+    await writeFile(path.join(cwd, '.data', 'local-token'), `${token}\n`);
 
     const result = await runScript('scripts/retrain.ts', ['--epochs', '1', '--wait', '--url', served.url], {
       cwd,
@@ -175,7 +203,10 @@ describe('npm run retrain --wait on the local stack, when the job cannot get the
     });
 
     assert.equal(result.code, 1, result.stderr);
-    assert.match(result.stderr, /^FAILED — training failed: train-images-idx3-ubyte\.gz: download failed after 4 attempts: .*500/m);
+    assert.match(
+      result.stderr,
+      /^FAILED — training failed: train-images-idx3-ubyte\.gz: download failed after 4 attempts: .*500/m,
+    );
     assert.equal(JSON.parse(result.stdout).status, 'FAILED');
     assert.equal(requests, 4);
   });

@@ -7,7 +7,13 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { writeOwnerOnly } from '#lib/owner-only';
-import { assertPortFree, claimDataDir, exposureWarning, LOCK_FILE, PreflightError } from '../scripts/local/preflight.ts';
+import {
+  assertPortFree,
+  claimDataDir,
+  exposureWarning,
+  LOCK_FILE,
+  PreflightError,
+} from '../scripts/local/preflight.ts';
 import { runScript } from './support/cli.ts';
 import { mnistDir, tempDir } from './support/env.ts';
 
@@ -31,7 +37,10 @@ describe('claimDataDir', () => {
     const other = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60_000)']);
     t.after(() => other.kill());
     await writeFile(path.join(dir, LOCK_FILE), String(other.pid));
-    await assert.rejects(claimDataDir(dir), (error: Error) => error instanceof PreflightError && error.message.includes(`pid ${other.pid}`));
+    await assert.rejects(
+      claimDataDir(dir),
+      (error: Error) => error instanceof PreflightError && error.message.includes(`pid ${other.pid}`),
+    );
     assert.equal(await readFile(path.join(dir, LOCK_FILE), 'utf8'), String(other.pid), 'the lock is left alone');
   });
 
@@ -70,11 +79,17 @@ describe('assertPortFree', () => {
     await once(busy, 'listening');
     t.after(() => busy.close());
     const { port } = busy.address() as AddressInfo;
-    await assert.rejects(assertPortFree('127.0.0.1', port), new RegExp(`^PreflightError: port ${port} on 127\\.0\\.0\\.1 is in use .*--port$`));
+    await assert.rejects(
+      assertPortFree('127.0.0.1', port),
+      new RegExp(`^PreflightError: port ${port} on 127\\.0\\.0\\.1 is in use .*--port$`),
+    );
   });
 
   test('says why an address cannot be bound', async () => {
-    await assert.rejects(assertPortFree('192.0.2.1', 4000), /^PreflightError: cannot listen on 192\.0\.2\.1:4000: .*EADDRNOTAVAIL/);
+    await assert.rejects(
+      assertPortFree('192.0.2.1', 4000),
+      /^PreflightError: cannot listen on 192\.0\.2\.1:4000: .*EADDRNOTAVAIL/,
+    );
   });
 });
 
@@ -99,7 +114,11 @@ describe('owner-only files', () => {
 describe('the --host warning', () => {
   test('is said for any address but loopback', () => {
     for (const host of ['127.0.0.1', 'localhost', '::1']) assert.equal(exposureWarning(host), undefined, host);
-    for (const host of ['0.0.0.0', '::', '192.168.1.20']) assert.match(exposureWarning(host)!, new RegExp(`^binding ${host.replace(/\./g, '\\.')} makes the service reachable from other machines`));
+    for (const host of ['0.0.0.0', '::', '192.168.1.20'])
+      assert.match(
+        exposureWarning(host)!,
+        new RegExp(`^binding ${host.replace(/\./g, '\\.')} makes the service reachable from other machines`),
+      );
   });
 
   /** npm start on a folder another live process holds: it stops at its preflight, before it binds or trains anything. */
@@ -115,7 +134,10 @@ describe('the --host warning', () => {
   test('npm start --host 0.0.0.0 prints it first, before a preflight refusal and without training', async (t) => {
     const result = await startOnTakenFolder(t, ['--host', '0.0.0.0']);
     assert.equal(result.code, 1);
-    assert.match(result.stderr, /^WARNING: binding 0\.0\.0\.0 makes the service reachable from other machines\.\nnpm start failed: another npm start/);
+    assert.match(
+      result.stderr,
+      /^WARNING: binding 0\.0\.0\.0 makes the service reachable from other machines\.\nnpm start failed: another npm start/,
+    );
     assert.doesNotMatch(result.stderr + result.stdout, /training|epoch/i);
   });
 

@@ -14,8 +14,17 @@ const url = `http://127.0.0.1:${PORT}`;
 let dataDir: string;
 let env: NodeJS.ProcessEnv;
 
-function start(overrides: NodeJS.ProcessEnv = {}): { child: ChildProcess; ready: Promise<void>; stderr: () => string; stdout: () => string } {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/local.ts', '--epochs', '1'], { cwd: repoRoot, env: { ...env, ...overrides }, stdio: ['ignore', 'pipe', 'pipe'] });
+function start(overrides: NodeJS.ProcessEnv = {}): {
+  child: ChildProcess;
+  ready: Promise<void>;
+  stderr: () => string;
+  stdout: () => string;
+} {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/local.ts', '--epochs', '1'], {
+    cwd: repoRoot,
+    env: { ...env, ...overrides },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stderr = '';
   let stdout = '';
   child.stderr!.on('data', (chunk) => (stderr += chunk));
@@ -64,7 +73,16 @@ async function waitUntilServing(version: string): Promise<void> {
 let stack: ReturnType<typeof start>;
 before(async () => {
   dataDir = await tempDir('digitnet-local-');
-  env = { ...process.env, MNIST_DIR: mnistDir, DATA_DIR: dataDir, PORT: String(PORT), MIN_ACCURACY: '0.9', MODEL_REFRESH_SECONDS: '1', BUCKET: '', S3_ENDPOINT: '' };
+  env = {
+    ...process.env,
+    MNIST_DIR: mnistDir,
+    DATA_DIR: dataDir,
+    PORT: String(PORT),
+    MIN_ACCURACY: '0.9',
+    MODEL_REFRESH_SECONDS: '1',
+    BUCKET: '',
+    S3_ENDPOINT: '',
+  };
   stack = start();
   await stack.ready;
 });
@@ -87,11 +105,21 @@ describe('npm start', () => {
 
   test('the token and the embedded S3’s folder and key pair are owner-only, and that S3 refuses an unsigned request', async () => {
     const mode = async (file: string) => (await stat(`${dataDir}/${file}`)).mode & 0o777;
-    assert.deepEqual([await mode('local-token'), await mode('s3'), await mode('s3/credentials.json')], [0o600, 0o700, 0o600]);
-    const ready = JSON.parse(stack.stdout().split('\n').find((line) => line.includes('"event":"ready"'))!);
+    assert.deepEqual(
+      [await mode('local-token'), await mode('s3'), await mode('s3/credentials.json')],
+      [0o600, 0o700, 0o600],
+    );
+    const ready = JSON.parse(
+      stack
+        .stdout()
+        .split('\n')
+        .find((line) => line.includes('"event":"ready"'))!,
+    );
     // node:http, not fetch: fetch adds Sec-Fetch-Mode, which is refused as a browser's before the signature is looked at.
     const status = await new Promise<number | undefined>((resolve, reject) =>
-      http.get(`${ready.s3}/${ready.bucket}/models/latest.json`, (response) => resolve(response.resume().statusCode)).on('error', reject),
+      http
+        .get(`${ready.s3}/${ready.bucket}/models/latest.json`, (response) => resolve(response.resume().statusCode))
+        .on('error', reject),
     );
     assert.equal(status, 403);
   });
@@ -100,7 +128,11 @@ describe('npm start', () => {
     const response = await fetch(`${url}/train`, { method: 'POST', body: JSON.stringify({ arch: 'mlp', epochs: 1 }) });
     assert.equal(response.status, 401);
     assert.match((await response.json()).error.message, /Bearer/);
-    const wrong = await fetch(`${url}/promote`, { method: 'POST', headers: { authorization: 'Bearer nope' }, body: '{}' });
+    const wrong = await fetch(`${url}/promote`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer nope' },
+      body: '{}',
+    });
     assert.equal(wrong.status, 401);
   });
 
@@ -152,12 +184,27 @@ describe('npm start', () => {
   test('npm run retrain --wait says why the quality gate refused a version, and the serving model stays', async () => {
     const serving = await servingVersion();
     // One epoch in batches of 1024 is a few dozen steps: far below the serving model.
-    const result = await cli('retrain', ['--arch', 'mlp', '--epochs', '1', '--batch-size', '1024', '--wait', '--url', url]);
+    const result = await cli('retrain', [
+      '--arch',
+      'mlp',
+      '--epochs',
+      '1',
+      '--batch-size',
+      '1024',
+      '--wait',
+      '--url',
+      url,
+    ]);
     assert.equal(result.code, 0, result.stderr);
     const final = JSON.parse(result.stdout.trim().split('\n').at(-1)!);
     assert.equal(final.model.serving, false, result.stdout);
     assert.equal(final.model.gate.passed, false);
-    assert.match(result.stderr, new RegExp(`${final.model.version}: test accuracy [\\d.]+% — stored but NOT promoted, because test accuracy .* below .*\`npm run promote -- ${final.model.version} --url ${url}\` serves it anyway`));
+    assert.match(
+      result.stderr,
+      new RegExp(
+        `${final.model.version}: test accuracy [\\d.]+% — stored but NOT promoted, because test accuracy .* below .*\`npm run promote -- ${final.model.version} --url ${url}\` serves it anyway`,
+      ),
+    );
     assert.equal(await servingVersion(), serving);
     const listed = await cli('models', []);
     assert.match(listed.stdout, new RegExp(`^  ${final.model.version} +mlp +[\\d.]+% +\\S+ +refused$`, 'm'));
@@ -166,7 +213,13 @@ describe('npm start', () => {
   test('training jobs run one at a time: a second one waits as RUNNABLE until the first has finished', async () => {
     const token = (await readFile(`${dataDir}/local-token`, 'utf8')).trim();
     const operator = async (method: string, route: string, body?: unknown) =>
-      (await fetch(`${url}${route}`, { method, headers: { authorization: `Bearer ${token}` }, body: body === undefined ? undefined : JSON.stringify(body) })).json();
+      (
+        await fetch(`${url}${route}`, {
+          method,
+          headers: { authorization: `Bearer ${token}` },
+          body: body === undefined ? undefined : JSON.stringify(body),
+        })
+      ).json();
     // Batches of 1024 for one epoch: quick, and refused by the gate, so the serving model stays.
     const request = { arch: 'mlp', epochs: 1, batchSize: 1024 };
     const first = (await operator('POST', '/train', request)).jobId;
@@ -181,28 +234,44 @@ describe('npm start', () => {
       if (done.every((job) => job.status === 'SUCCEEDED' || job.status === 'FAILED')) break;
       await new Promise((r) => setTimeout(r, 500));
     }
-    assert.deepEqual(done.map((job) => job.status), ['SUCCEEDED', 'SUCCEEDED']);
-    assert.ok(Date.parse(done[1]!.startedAt) >= Date.parse(done[0]!.stoppedAt), 'the second started after the first stopped');
+    assert.deepEqual(
+      done.map((job) => job.status),
+      ['SUCCEEDED', 'SUCCEEDED'],
+    );
+    assert.ok(
+      Date.parse(done[1]!.startedAt) >= Date.parse(done[0]!.stoppedAt),
+      'the second started after the first stopped',
+    );
   });
 
   test('the operator token is printed once at start-up and never logged, though every request above carried it', async () => {
     const token = (await readFile(`${dataDir}/local-token`, 'utf8')).trim();
     assert.equal(stack.stderr().split(token).length - 1, 1, 'only in the start-up banner');
     assert.ok(!stack.stdout().includes(token));
-    assert.match(stack.stderr(), /"path":"\/promote".*"requestId"|"requestId".*"path":"\/promote"/, 'operator requests are logged, with their request id');
+    assert.match(
+      stack.stderr(),
+      /"path":"\/promote".*"requestId"|"requestId".*"path":"\/promote"/,
+      'operator requests are logged, with their request id',
+    );
   });
 
   test('a second npm start on the same data folder refuses at once, naming the running one, and leaves its token alone', async () => {
     const tokenFile = `${dataDir}/local-token`;
     const token = await readFile(tokenFile, 'utf8');
-    await assert.rejects(start().ready, new RegExp(`exited with 1: npm start failed: another npm start \\(pid ${stack.child.pid}\\) is using ${dataDir}`));
+    await assert.rejects(
+      start().ready,
+      new RegExp(`exited with 1: npm start failed: another npm start \\(pid ${stack.child.pid}\\) is using ${dataDir}`),
+    );
     assert.equal(await readFile(tokenFile, 'utf8'), token);
     assert.equal((await fetch(`${url}/health`)).status, 200);
   });
 
   test('a busy port is refused before any training starts', async () => {
     const other = start({ DATA_DIR: await tempDir('digitnet-local-') });
-    await assert.rejects(other.ready, new RegExp(`exited with 1: npm start failed: port ${PORT} on 127\\.0\\.0\\.1 is in use`));
+    await assert.rejects(
+      other.ready,
+      new RegExp(`exited with 1: npm start failed: port ${PORT} on 127\\.0\\.0\\.1 is in use`),
+    );
     assert.doesNotMatch(other.stderr() + other.stdout(), /training|epoch/i);
   });
 

@@ -75,7 +75,9 @@ async function assertRejectsDataset(promise: Promise<unknown>, file: string, pat
 
 let real: MnistFiles;
 before(async () => {
-  const entries = await Promise.all(FILE_NAMES.map(async (file) => [file, await readFile(path.join(mnistDir, file))] as const));
+  const entries = await Promise.all(
+    FILE_NAMES.map(async (file) => [file, await readFile(path.join(mnistDir, file))] as const),
+  );
   real = Object.fromEntries(entries) as MnistFiles;
 });
 
@@ -132,32 +134,60 @@ describe('IDX parsing', () => {
 
   test('rejects a truncated gzip stream', () => {
     const gz = imagesGz(2);
-    assertDatasetError(() => parseImages(gz.subarray(0, gz.length - 20), 'cut.gz'), 'cut.gz', /gzip stream is truncated/);
+    assertDatasetError(
+      () => parseImages(gz.subarray(0, gz.length - 20), 'cut.gz'),
+      'cut.gz',
+      /gzip stream is truncated/,
+    );
   });
 
   test('rejects a file shorter than its IDX header', () => {
-    assertDatasetError(() => parseLabels(gzipSync(Buffer.from([0, 0, 8, 1])), 'stub.gz'), 'stub.gz', /header is truncated/);
+    assertDatasetError(
+      () => parseLabels(gzipSync(Buffer.from([0, 0, 8, 1])), 'stub.gz'),
+      'stub.gz',
+      /header is truncated/,
+    );
   });
 
   test('rejects images whose payload is shorter than the header promises', () => {
-    assertDatasetError(() => parseImages(imagesGz(3, pixels(2)), 'short.gz'), 'short.gz', /payload is truncated: the header promises 3 images/);
+    assertDatasetError(
+      () => parseImages(imagesGz(3, pixels(2)), 'short.gz'),
+      'short.gz',
+      /payload is truncated: the header promises 3 images/,
+    );
   });
 
   test('rejects labels whose payload is shorter than the header promises', () => {
-    assertDatasetError(() => parseLabels(labelsGz([1, 2], 5), 'short.gz'), 'short.gz', /payload is truncated: the header promises 5 labels/);
+    assertDatasetError(
+      () => parseLabels(labelsGz([1, 2], 5), 'short.gz'),
+      'short.gz',
+      /payload is truncated: the header promises 5 labels/,
+    );
   });
 
   test('rejects trailing bytes after the promised images', () => {
     const payload = Buffer.concat([pixels(2), Buffer.from([1, 2, 3])]);
-    assertDatasetError(() => parseImages(imagesGz(2, payload), 'long.gz'), 'long.gz', /3 trailing bytes after the 2 images/);
+    assertDatasetError(
+      () => parseImages(imagesGz(2, payload), 'long.gz'),
+      'long.gz',
+      /3 trailing bytes after the 2 images/,
+    );
   });
 
   test('rejects a labels file given as images', () => {
-    assertDatasetError(() => parseImages(labelsGz([1, 2, 3]), 'labels.gz'), 'labels.gz', /magic number 2049 is not 2051.*labels file/);
+    assertDatasetError(
+      () => parseImages(labelsGz([1, 2, 3]), 'labels.gz'),
+      'labels.gz',
+      /magic number 2049 is not 2051.*labels file/,
+    );
   });
 
   test('rejects an images file given as labels', () => {
-    assertDatasetError(() => parseLabels(imagesGz(1), 'images.gz'), 'images.gz', /magic number 2051 is not 2049.*images file/);
+    assertDatasetError(
+      () => parseLabels(imagesGz(1), 'images.gz'),
+      'images.gz',
+      /magic number 2051 is not 2049.*images file/,
+    );
   });
 
   test('rejects images that are not 28×28', () => {
@@ -170,7 +200,11 @@ describe('IDX parsing', () => {
   });
 
   test('rejects images and labels whose counts disagree', () => {
-    assertDatasetError(() => parseSplit(imagesGz(3), labelsGz([1, 2]), 'i.gz', 'l.gz'), 'l.gz', /2 labels but i\.gz holds 3 images/);
+    assertDatasetError(
+      () => parseSplit(imagesGz(3), labelsGz([1, 2]), 'i.gz', 'l.gz'),
+      'l.gz',
+      /2 labels but i\.gz holds 3 images/,
+    );
   });
 });
 
@@ -246,7 +280,10 @@ async function assertCacheHolds(cacheDir: string, files: MnistFileName[]): Promi
 
 describe('loading from a mirror and a bucket', () => {
   const open: Array<{ close(): Promise<void> }> = [];
-  const track = <T extends { close(): Promise<void> }>(thing: T): T => (open.push(thing), thing);
+  const track = <T extends { close(): Promise<void> }>(thing: T): T => {
+    open.push(thing);
+    return thing;
+  };
   after(() => Promise.all(open.map((thing) => thing.close())));
 
   test('downloads and caches the files, seeds the bucket, and the next load reads the bucket', async () => {
@@ -271,10 +308,17 @@ describe('loading from a mirror and a bucket', () => {
     assert.deepEqual(await bucket.store.list(MNIST_PREFIX), FILE_NAMES.map((file) => MNIST_PREFIX + file).sort());
 
     const total = FILE_NAMES.reduce((sum, file) => sum + MNIST_FILES[file].bytes, 0);
-    assert.ok(progress.every((event, i) => event.total === total && (i === 0 || event.loaded >= progress[i - 1]!.loaded)));
+    assert.ok(
+      progress.every((event, i) => event.total === total && (i === 0 || event.loaded >= progress[i - 1]!.loaded)),
+    );
     assert.equal(progress.at(-1)!.loaded, total);
 
-    const again = await resolveMnistFiles({ bucket: bucket.store, baseUrl: mirror.baseUrl, cacheDir: await tempDir(), logger: quietLogger() });
+    const again = await resolveMnistFiles({
+      bucket: bucket.store,
+      baseUrl: mirror.baseUrl,
+      cacheDir: await tempDir(),
+      logger: quietLogger(),
+    });
     assert.equal(again.source, 'bucket');
     assert.equal(mirror.requests.length, FILE_NAMES.length);
     for (const file of FILE_NAMES) assert.equal(md5(again.files[file]), MNIST_FILES[file].md5);
@@ -318,7 +362,10 @@ describe('loading from a mirror and a bucket', () => {
       't10k-labels-idx1-ubyte.gz',
       /does not match the published/,
     );
-    await assertCacheHolds(cacheDir, FILE_NAMES.filter((file) => file !== 't10k-labels-idx1-ubyte.gz'));
+    await assertCacheHolds(
+      cacheDir,
+      FILE_NAMES.filter((file) => file !== 't10k-labels-idx1-ubyte.gz'),
+    );
     assert.deepEqual(await bucket.store.list(''), []);
   });
 
@@ -326,12 +373,19 @@ describe('loading from a mirror and a bucket', () => {
     const mirror = track(await startMirror((_, index) => (index === 0 ? 500 : 'serve')));
     const lines: string[] = [];
 
-    const { source, files } = await resolveMnistFiles({ baseUrl: mirror.baseUrl, cacheDir: await tempDir(), backoffMs: 1, logger: quietLogger(lines) });
+    const { source, files } = await resolveMnistFiles({
+      baseUrl: mirror.baseUrl,
+      cacheDir: await tempDir(),
+      backoffMs: 1,
+      logger: quietLogger(lines),
+    });
 
     assert.equal(source, 'download');
     assert.deepEqual(mirror.requests, ['train-images-idx3-ubyte.gz', ...FILE_NAMES]);
     assert.equal(md5(files['train-images-idx3-ubyte.gz']), MNIST_FILES['train-images-idx3-ubyte.gz'].md5);
-    const retry = lines.map((line) => JSON.parse(line)).find((entry) => entry.message === 'MNIST download failed, retrying');
+    const retry = lines
+      .map((line) => JSON.parse(line))
+      .find((entry) => entry.message === 'MNIST download failed, retrying');
     assert.equal(retry?.attempt, 1);
   });
 
@@ -351,14 +405,21 @@ describe('loading from a mirror and a bucket', () => {
   test('abandons a try when the mirror goes silent mid-file, and says so', async () => {
     const mirror = track(await startMirror(() => 'stall'));
     await assertRejectsDataset(
-      resolveMnistFiles({ baseUrl: mirror.baseUrl, cacheDir: await tempDir(), attempts: 2, backoffMs: 1, stallMs: 200, logger: quietLogger() }),
+      resolveMnistFiles({
+        baseUrl: mirror.baseUrl,
+        cacheDir: await tempDir(),
+        attempts: 2,
+        backoffMs: 1,
+        stallMs: 200,
+        logger: quietLogger(),
+      }),
       'train-images-idx3-ubyte.gz',
       /download failed after 2 attempts: no data for 0\.2 s/,
     );
     assert.equal(mirror.requests.length, 2);
   });
 
-  test('stops reading a body that grows past the file\'s published size', async () => {
+  test("stops reading a body that grows past the file's published size", async () => {
     const mirror = track(await startMirror(() => 'endless'));
     await assertRejectsDataset(
       resolveMnistFiles({ baseUrl: mirror.baseUrl, cacheDir: await tempDir(), attempts: 1, logger: quietLogger() }),
@@ -376,7 +437,12 @@ describe('loading from a mirror and a bucket', () => {
     }
 
     await assertRejectsDataset(
-      resolveMnistFiles({ bucket: bucket.store, baseUrl: mirror.baseUrl, cacheDir: await tempDir(), logger: quietLogger() }),
+      resolveMnistFiles({
+        bucket: bucket.store,
+        baseUrl: mirror.baseUrl,
+        cacheDir: await tempDir(),
+        logger: quietLogger(),
+      }),
       'train-labels-idx1-ubyte.gz',
       /from bucket key datasets\/mnist\/train-labels-idx1-ubyte\.gz .* does not match the published/,
     );
@@ -398,7 +464,12 @@ describe('loading from a mirror and a bucket', () => {
     };
     const lines: string[] = [];
 
-    const { source } = await resolveMnistFiles({ bucket: readOnly, baseUrl: mirror.baseUrl, cacheDir, logger: quietLogger(lines) });
+    const { source } = await resolveMnistFiles({
+      bucket: readOnly,
+      baseUrl: mirror.baseUrl,
+      cacheDir,
+      logger: quietLogger(lines),
+    });
 
     assert.equal(source, 'download');
     assert.deepEqual(mirror.requests, []);
@@ -411,13 +482,22 @@ describe('loading from MNIST_DIR', () => {
     const dir = await tempDir();
     for (const file of FILE_NAMES.slice(0, 3)) await writeFile(path.join(dir, file), real[file]);
 
-    await assertRejectsDataset(resolveMnistFiles({ dir, logger: quietLogger() }), 't10k-labels-idx1-ubyte.gz', /cannot read .*MNIST_DIR=/);
+    await assertRejectsDataset(
+      resolveMnistFiles({ dir, logger: quietLogger() }),
+      't10k-labels-idx1-ubyte.gz',
+      /cannot read .*MNIST_DIR=/,
+    );
   });
 
   test('rejects a corrupt file in the directory by its md5', async () => {
     const dir = await tempDir();
-    for (const file of FILE_NAMES) await writeFile(path.join(dir, file), file === 't10k-images-idx3-ubyte.gz' ? flipped(real[file]) : real[file]);
+    for (const file of FILE_NAMES)
+      await writeFile(path.join(dir, file), file === 't10k-images-idx3-ubyte.gz' ? flipped(real[file]) : real[file]);
 
-    await assertRejectsDataset(resolveMnistFiles({ dir, logger: quietLogger() }), 't10k-images-idx3-ubyte.gz', /md5 .* does not match the published/);
+    await assertRejectsDataset(
+      resolveMnistFiles({ dir, logger: quietLogger() }),
+      't10k-images-idx3-ubyte.gz',
+      /md5 .* does not match the published/,
+    );
   });
 });

@@ -21,11 +21,26 @@ function instrumented(inner: ObjectStore) {
     reads.set(key, (reads.get(key) ?? 0) + 1);
   };
   const objects: ObjectStore = {
-    get: async (key, options) => (guard(key), inner.get(key, options)),
-    getIfChanged: async (key, etag, options) => (guard(key), inner.getIfChanged(key, etag, options)),
-    exists: async (key) => (guard(key), inner.exists(key)),
-    list: async (prefix) => (guard(prefix), inner.list(prefix)),
-    put: async (key, body, type, condition) => (guard(key), inner.put(key, body, type, condition)),
+    get: async (key, options) => {
+      guard(key);
+      return inner.get(key, options);
+    },
+    getIfChanged: async (key, etag, options) => {
+      guard(key);
+      return inner.getIfChanged(key, etag, options);
+    },
+    exists: async (key) => {
+      guard(key);
+      return inner.exists(key);
+    },
+    list: async (prefix) => {
+      guard(prefix);
+      return inner.list(prefix);
+    },
+    put: async (key, body, type, condition) => {
+      guard(key);
+      return inner.put(key, body, type, condition);
+    },
   };
   return { objects, reads, state };
 }
@@ -46,7 +61,12 @@ async function stalledS3() {
   const { port } = server.address() as net.AddressInfo;
   let accepted = 0;
   server.on('connection', () => accepted++);
-  const client = createS3Client({ bucket: 'stalled', endpoint: `http://127.0.0.1:${port}`, credentials: { accessKeyId: 'test', secretAccessKey: 'test' }, timeouts: { connectMs: 300, requestMs: 300 } });
+  const client = createS3Client({
+    bucket: 'stalled',
+    endpoint: `http://127.0.0.1:${port}`,
+    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+    timeouts: { connectMs: 300, requestMs: 300 },
+  });
   after(() => client.destroy());
   return { objects: new S3ObjectStore(client, 'stalled'), accepted: () => accepted };
 }
@@ -129,7 +149,10 @@ describe('ModelCache', () => {
     const version = await storeTrainedModel(store);
     await store.promote(version);
     probe.state.down = true;
-    await assert.rejects(cache.get(), (error: unknown) => error instanceof UnavailableError && error.status === 503 && error.retryAfterSeconds! > 0);
+    await assert.rejects(
+      cache.get(),
+      (error: unknown) => error instanceof UnavailableError && error.status === 503 && error.retryAfterSeconds! > 0,
+    );
     probe.state.down = false;
     assert.equal((await cache.get()).version, version);
   });
@@ -165,8 +188,15 @@ describe('ModelCache', () => {
       assert.equal((await cache.get()).version, version);
       assert.ok(logs.some((l) => l.level === 'error' && l.message === 'the model pointer is invalid'));
 
-      const coldCache = new ModelCache({ store: new ModelStore(bucket.objects), refreshSeconds: 60, logger: createLogger({}, () => {}) });
-      await assert.rejects(coldCache.get(), (error: unknown) => error instanceof UnavailableError && error.code === 'pointer_invalid');
+      const coldCache = new ModelCache({
+        store: new ModelStore(bucket.objects),
+        refreshSeconds: 60,
+        logger: createLogger({}, () => {}),
+      });
+      await assert.rejects(
+        coldCache.get(),
+        (error: unknown) => error instanceof UnavailableError && error.code === 'pointer_invalid',
+      );
       await store.promote(version);
       assert.equal((await coldCache.get()).version, version, 'recovers once a valid pointer is written');
     });
@@ -184,7 +214,11 @@ describe('ModelCache', () => {
     assert.equal(served.version, good);
     assert.equal(served.fallback?.from, bad);
     assert.match(served.fallback?.reason ?? '', /weights\.bin/);
-    assert.ok(logs.some((l) => l.level === 'error' && l.failedVersion === bad && l.modelVersion === good && l.fallback === true));
+    assert.ok(
+      logs.some(
+        (l) => l.level === 'error' && l.failedVersion === bad && l.modelVersion === good && l.fallback === true,
+      ),
+    );
     await store.promote(good);
     advance(1_000);
     await cache.get();
@@ -201,16 +235,29 @@ describe('ModelCache', () => {
     const second = await storeTrainedModel(store);
     await store.promote(first);
     await store.promote(second);
-    for (const version of [first, second]) await bucket.objects.put(`models/${version}/weights.bin`, Buffer.from('broken'));
+    for (const version of [first, second])
+      await bucket.objects.put(`models/${version}/weights.bin`, Buffer.from('broken'));
     for (let i = 0; i < 2; i++) {
-      await assert.rejects(cache.get(), (error: unknown) => error instanceof UnavailableError && error.code === 'model_unloadable');
+      await assert.rejects(
+        cache.get(),
+        (error: unknown) => error instanceof UnavailableError && error.code === 'model_unloadable',
+      );
     }
   });
 
-  test('a stalled S3 at cold start is a 503 storage_unavailable once the request timeout passes', { timeout: 60_000 }, async () => {
+  test('a stalled S3 at cold start is a 503 storage_unavailable once the request timeout passes', {
+    timeout: 60_000,
+  }, async () => {
     const stalled = await stalledS3();
-    const cache = new ModelCache({ store: new ModelStore(stalled.objects), refreshSeconds: 60, logger: createLogger({}, () => {}) });
-    await assert.rejects(cache.get(), (error: unknown) => error instanceof UnavailableError && error.code === 'storage_unavailable');
+    const cache = new ModelCache({
+      store: new ModelStore(stalled.objects),
+      refreshSeconds: 60,
+      logger: createLogger({}, () => {}),
+    });
+    await assert.rejects(
+      cache.get(),
+      (error: unknown) => error instanceof UnavailableError && error.code === 'storage_unavailable',
+    );
     assert.ok(stalled.accepted() > 0, 'the connection was accepted: a stall, not a refusal');
   });
 

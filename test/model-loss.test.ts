@@ -28,7 +28,9 @@ const extremes = [0, 1e-8, Math.fround(1e-7), 1 - 1e-7, Math.fround(1 - 1e-7), 1
 extremes.forEach((value, i) => (probabilities[i * MNIST_CLASSES + labels[i]!] = value));
 probabilities[extremes.length * MNIST_CLASSES + 3] = 1; // outside the clip on a class other than the label
 
-async function gradients(backend: 'cpu' | 'wasm'): Promise<{ keras: Float32Array; ours: Float32Array; kerasLoss: number; score: BatchScore }> {
+async function gradients(
+  backend: 'cpu' | 'wasm',
+): Promise<{ keras: Float32Array; ours: Float32Array; kerasLoss: number; score: BatchScore }> {
   await tf.setBackend(backend);
   try {
     const p = tf.tensor2d(probabilities, [ROWS, MNIST_CLASSES]);
@@ -37,7 +39,12 @@ async function gradients(backend: 'cpu' | 'wasm'): Promise<{ keras: Float32Array
     const keras = tf.grad((q: tf.Tensor) => crossEntropy(y, q))(p);
     const ours = tf.grad((q: tf.Tensor) => trainingLoss(q, labels, score))(p);
     const kerasLoss = crossEntropy(y, p);
-    const out = { keras: keras.dataSync() as Float32Array, ours: ours.dataSync() as Float32Array, kerasLoss: kerasLoss.dataSync()[0]!, score };
+    const out = {
+      keras: keras.dataSync() as Float32Array,
+      ours: ours.dataSync() as Float32Array,
+      kerasLoss: kerasLoss.dataSync()[0]!,
+      score,
+    };
     tf.dispose([p, y, keras, ours, kerasLoss]);
     return out;
   } finally {
@@ -50,7 +57,8 @@ describe('trainingLoss', () => {
     test(`gives the gradient of crossEntropy bit for bit on ${backend}, including signed zeros and clipped rows`, async () => {
       const { keras, ours } = await gradients(backend);
       assert.deepEqual(ours, keras);
-      for (let i = 0; i < keras.length; i++) assert.ok(Object.is(ours[i], keras[i]), `element ${i}: ${ours[i]} vs ${keras[i]}`);
+      for (let i = 0; i < keras.length; i++)
+        assert.ok(Object.is(ours[i], keras[i]), `element ${i}: ${ours[i]} vs ${keras[i]}`);
     });
   }
 

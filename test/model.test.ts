@@ -36,7 +36,11 @@ describe('createModel', () => {
   });
 
   test('the same seed gives the same initial weights, another seed different ones', async () => {
-    const [a, b, c] = [createModel({ arch: 'mlp', seed: 7 }), createModel({ arch: 'mlp', seed: 7 }), createModel({ arch: 'mlp', seed: 8 })];
+    const [a, b, c] = [
+      createModel({ arch: 'mlp', seed: 7 }),
+      createModel({ arch: 'mlp', seed: 7 }),
+      createModel({ arch: 'mlp', seed: 8 }),
+    ];
     const first = (m: typeof a) => m.getWeights()[0]!.dataSync();
     assert.deepEqual(first(a), first(b));
     assert.notDeepEqual(first(a), first(c));
@@ -105,7 +109,10 @@ describe('trainModel', () => {
 
   test('rejects a training set smaller than one batch', async () => {
     const model = createModel({ arch: 'mlp' });
-    await assert.rejects(trainModel(model, subset(mnist.train, 100), { epochs: 1, batchSize: 128 }), /at least one full batch/);
+    await assert.rejects(
+      trainModel(model, subset(mnist.train, 100), { epochs: 1, batchSize: 128 }),
+      /at least one full batch/,
+    );
     model.dispose();
   });
 });
@@ -148,7 +155,10 @@ test('seededRandom is deterministic and uniform-ish', () => {
   const a = seededRandom(1);
   const b = seededRandom(1);
   const xs = Array.from({ length: 1000 }, () => a());
-  assert.deepEqual(xs.slice(0, 5), Array.from({ length: 5 }, () => b()));
+  assert.deepEqual(
+    xs.slice(0, 5),
+    Array.from({ length: 5 }, () => b()),
+  );
   const mean = xs.reduce((s, x) => s + x, 0) / xs.length;
   assert.ok(mean > 0.45 && mean < 0.55);
 });

@@ -39,20 +39,34 @@ describe('S3ObjectStore', () => {
   ] as const) {
     test(`a conditional put answered ${status} ${code} is a WriteConflictError, and the condition was sent`, async () => {
       const s3 = await fakeS3((_req, res) => s3Error(res, status, code));
-      await assert.rejects(s3.objects.put('models/latest.json', '{}', 'application/json', { ifMatch: '"abc"' }), WriteConflictError);
+      await assert.rejects(
+        s3.objects.put('models/latest.json', '{}', 'application/json', { ifMatch: '"abc"' }),
+        WriteConflictError,
+      );
       assert.equal(s3.requests.at(-1)!.headers['if-match'], '"abc"');
-      await assert.rejects(s3.objects.put('models/latest.json', '{}', 'application/json', { ifNoneMatch: '*' }), WriteConflictError);
+      await assert.rejects(
+        s3.objects.put('models/latest.json', '{}', 'application/json', { ifNoneMatch: '*' }),
+        WriteConflictError,
+      );
       assert.equal(s3.requests.at(-1)!.headers['if-none-match'], '*');
     });
   }
 
   test('If-Match on a key that is gone (S3 answers 404 NoSuchKey) is a WriteConflictError too; without a condition a 404 stays an error', async () => {
     const s3 = await fakeS3((_req, res) => s3Error(res, 404, 'NoSuchKey'));
-    await assert.rejects(s3.objects.put('models/latest.json', '{}', 'application/json', { ifMatch: '"abc"' }), WriteConflictError);
-    await assert.rejects(s3.objects.put('models/latest.json', '{}', 'application/json'), (error: Error) => !(error instanceof WriteConflictError));
+    await assert.rejects(
+      s3.objects.put('models/latest.json', '{}', 'application/json', { ifMatch: '"abc"' }),
+      WriteConflictError,
+    );
+    await assert.rejects(
+      s3.objects.put('models/latest.json', '{}', 'application/json'),
+      (error: Error) => !(error instanceof WriteConflictError),
+    );
   });
 
-  test('an object whose Content-Length is over the cap is refused without waiting for its body', { timeout: 30_000 }, async () => {
+  test('an object whose Content-Length is over the cap is refused without waiting for its body', {
+    timeout: 30_000,
+  }, async () => {
     // Announces 100 MB, sends 1 KB and then nothing: only a check of the length before reading can answer.
     const s3 = await fakeS3((_req, res) => {
       res.writeHead(200, { 'content-length': String(100 * 1024 * 1024), etag: '"x"' });

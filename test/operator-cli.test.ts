@@ -48,9 +48,10 @@ const sha256 = (text: string): string => createHash('sha256').update(text).diges
 
 /** Why a request's SigV4 signature is wrong, or 'valid'. */
 function checkSignature(request: IncomingMessage, body: string): 'valid' | string {
-  const match = /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request, SignedHeaders=([^,]+), Signature=([0-9a-f]{64})$/.exec(
-    request.headers.authorization ?? '',
-  );
+  const match =
+    /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request, SignedHeaders=([^,]+), Signature=([0-9a-f]{64})$/.exec(
+      request.headers.authorization ?? '',
+    );
   if (!match) return `no SigV4 authorization header: ${request.headers.authorization}`;
   const [, accessKey, date, region, service, signedHeaders, signature] = match as unknown as string[];
   if (accessKey !== ACCESS_KEY) return `signed with access key ${accessKey}`;
@@ -70,12 +71,28 @@ function checkSignature(request: IncomingMessage, body: string): 'valid' | strin
 
 /** Answers like the deployed API: 403 with API Gateway's body for a bad signature, else the retrain routes. */
 function respond(request: IncomingMessage, body: string, signature: string): { status: number; body: unknown } {
-  if (signature !== 'valid') return { status: 403, body: { message: 'The request signature we calculated does not match the signature you provided.' } };
+  if (signature !== 'valid')
+    return {
+      status: 403,
+      body: { message: 'The request signature we calculated does not match the signature you provided.' },
+    };
   const route = `${request.method} ${request.url}`;
-  if (route === 'POST /train') return { status: 202, body: { jobId: JSON.parse(body).epochs === 1 ? FAILING_JOB_ID : JOB_ID, status: 'SUBMITTED' } };
+  if (route === 'POST /train')
+    return {
+      status: 202,
+      body: { jobId: JSON.parse(body).epochs === 1 ? FAILING_JOB_ID : JOB_ID, status: 'SUBMITTED' },
+    };
   if (route === `GET /train/${FAILING_JOB_ID}`) return { status: 200, body: FAILED_JOB };
   if (route === `GET /train/${JOB_ID}`) {
-    return { status: 200, body: { jobId: JOB_ID, status: 'SUCCEEDED', done: true, model: { version: VERSION, accuracy: 0.9931, serving: true } } };
+    return {
+      status: 200,
+      body: {
+        jobId: JOB_ID,
+        status: 'SUCCEEDED',
+        done: true,
+        model: { version: VERSION, accuracy: 0.9931, serving: true },
+      },
+    };
   }
   if (route === 'POST /promote') return { status: 200, body: { version: VERSION, previous: '20261119T030000Z-cnn' } };
   return { status: 404, body: { message: 'Not Found' } };
@@ -99,7 +116,10 @@ before(async () => {
   await once(api, 'listening');
   apiUrl = `http://127.0.0.1:${(api.address() as AddressInfo).port}/`;
   cwd = await tempDir('digitnet-deployed-');
-  await writeFile(path.join(cwd, 'cdk.outputs.json'), JSON.stringify({ 'Digitnet-dev': { ApiUrl: apiUrl, BucketName: 'digitnet-dev-bucket' } }));
+  await writeFile(
+    path.join(cwd, 'cdk.outputs.json'),
+    JSON.stringify({ 'Digitnet-dev': { ApiUrl: apiUrl, BucketName: 'digitnet-dev-bucket' } }),
+  );
 });
 after(() => api.close());
 beforeEach(() => {
@@ -107,7 +127,12 @@ beforeEach(() => {
 });
 
 /** Runs a CLI from a folder holding cdk.outputs.json, with credentials only from the environment. */
-function cli(script: string, args: string[], secret = SECRET_KEY, extraEnv: NodeJS.ProcessEnv = {}): Promise<ScriptResult> {
+function cli(
+  script: string,
+  args: string[],
+  secret = SECRET_KEY,
+  extraEnv: NodeJS.ProcessEnv = {},
+): Promise<ScriptResult> {
   const env = {
     ...extraEnv,
     PATH: process.env.PATH,
@@ -139,7 +164,10 @@ describe('operator CLIs with --deployed', () => {
   test('npm run promote sends a signed POST /promote with the version', async () => {
     const result = await cli('promote', [VERSION, '--deployed']);
     assert.equal(result.code, 0, result.stderr);
-    assert.deepEqual(received.map((r) => [r.method, r.path, r.signature]), [['POST', '/promote', 'valid']]);
+    assert.deepEqual(
+      received.map((r) => [r.method, r.path, r.signature]),
+      [['POST', '/promote', 'valid']],
+    );
     assert.deepEqual(JSON.parse(received[0]!.body), { version: VERSION });
     assert.match(result.stderr, new RegExp(`${VERSION} is now serving \\(was 20261119T030000Z-cnn\\)`));
   });
@@ -163,7 +191,9 @@ describe('operator CLIs with --deployed', () => {
   });
 
   test('without cdk.outputs.json, --deployed says to deploy first', async () => {
-    const { code, stderr } = await runScript('scripts/promote.ts', [VERSION, '--deployed'], { cwd: await tempDir('digitnet-undeployed-') });
+    const { code, stderr } = await runScript('scripts/promote.ts', [VERSION, '--deployed'], {
+      cwd: await tempDir('digitnet-undeployed-'),
+    });
     assert.equal(code, 1);
     assert.match(stderr, /^--deployed needs cdk\.outputs\.json: run `npm run deploy` first, or pass --url$/m);
     assert.equal(received.length, 0);
@@ -178,16 +208,25 @@ describe('operator CLIs with DIGITNET_URL', () => {
   test('npm run retrain signs its request to a DIGITNET_URL that is not this machine, though a local token is at hand', async () => {
     const dataDir = await tempDir('digitnet-token-');
     await writeFile(path.join(dataDir, 'local-token'), 'a-token\n');
-    const result = await cli('retrain', ['--arch', 'cnn', '--epochs', '12'], SECRET_KEY, { DIGITNET_URL: deployedApi(), DATA_DIR: dataDir });
+    const result = await cli('retrain', ['--arch', 'cnn', '--epochs', '12'], SECRET_KEY, {
+      DIGITNET_URL: deployedApi(),
+      DATA_DIR: dataDir,
+    });
     assert.equal(result.code, 0, result.stderr);
-    assert.deepEqual(received.map((r) => [r.method, r.path, r.signature]), [['POST', '/train', 'valid']]);
+    assert.deepEqual(
+      received.map((r) => [r.method, r.path, r.signature]),
+      [['POST', '/train', 'valid']],
+    );
     assert.equal(JSON.parse(result.stdout).jobId, JOB_ID);
   });
 
   test('npm run promote signs its request to it too', async () => {
     const result = await cli('promote', [VERSION], SECRET_KEY, { DIGITNET_URL: deployedApi() });
     assert.equal(result.code, 0, result.stderr);
-    assert.deepEqual(received.map((r) => [r.method, r.path, r.signature]), [['POST', '/promote', 'valid']]);
+    assert.deepEqual(
+      received.map((r) => [r.method, r.path, r.signature]),
+      [['POST', '/promote', 'valid']],
+    );
   });
 });
 
@@ -207,6 +246,9 @@ describe('operator CLIs against the local stack', () => {
     await new Promise((resolve) => closed.close(resolve));
     const result = await cli('promote', [VERSION, '--url', `http://127.0.0.1:${port}`]);
     assert.equal(result.code, 1);
-    assert.match(result.stderr, new RegExp(`cannot reach http://127\\.0\\.0\\.1:${port}: .*ECONNREFUSED.*\\. Is \`npm start\` running\\?`));
+    assert.match(
+      result.stderr,
+      new RegExp(`cannot reach http://127\\.0\\.0\\.1:${port}: .*ECONNREFUSED.*\\. Is \`npm start\` running\\?`),
+    );
   });
 });

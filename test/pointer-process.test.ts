@@ -10,11 +10,15 @@ import { storeTrainedModel } from './support/service.ts';
 
 /** The predict handler in a child process against the bucket `s3` names; its stderr lines are collected as they come. */
 async function startServer(s3: Record<string, string>) {
-  const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), path.join(repoRoot, 'test', 'support', 'predict-process.ts')], {
-    cwd: repoRoot,
-    env: { ...process.env, ...s3, MODEL_REFRESH_SECONDS: '0', LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', import.meta.resolve('tsx'), path.join(repoRoot, 'test', 'support', 'predict-process.ts')],
+    {
+      cwd: repoRoot,
+      env: { ...process.env, ...s3, MODEL_REFRESH_SECONDS: '0', LOG_LEVEL: 'info' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   after(() => {
     if (child.exitCode === null) child.kill();
   });
@@ -25,7 +29,10 @@ async function startServer(s3: Record<string, string>) {
   const { url } = JSON.parse(first) as { url: string };
   const health = async () => {
     const response = await fetch(`${url}/health`);
-    return { status: response.status, body: (await response.json()) as { modelVersion?: string; error?: { code: string } } };
+    return {
+      status: response.status,
+      body: (await response.json()) as { modelVersion?: string; error?: { code: string } },
+    };
   };
   /** Sends requests (each starts a pointer refresh) until a new stderr line satisfies `match`; waits on lines, not time. */
   async function until(match: (line: string) => boolean): Promise<void> {
@@ -33,7 +40,8 @@ async function startServer(s3: Record<string, string>) {
     for (;;) {
       await health();
       while (seen < lines.length) if (match(lines[seen++]!)) return;
-      if (child.exitCode !== null) throw new Error(`the server exited (${child.exitCode}):\n${lines.slice(-5).join('\n')}`);
+      if (child.exitCode !== null)
+        throw new Error(`the server exited (${child.exitCode}):\n${lines.slice(-5).join('\n')}`);
       await once(stderr, 'line');
     }
   }
@@ -41,7 +49,9 @@ async function startServer(s3: Record<string, string>) {
 }
 
 describe('a malformed serving pointer never takes a server process down', () => {
-  test('null, {} and garbage in latest.json: the process keeps serving, logs no unhandled rejection, and follows a valid pointer again', { timeout: 120_000 }, async () => {
+  test('null, {} and garbage in latest.json: the process keeps serving, logs no unhandled rejection, and follows a valid pointer again', {
+    timeout: 120_000,
+  }, async () => {
     const bucket = await testBucket();
     const store = new ModelStore(bucket.objects);
     const first = await storeTrainedModel(store);

@@ -19,10 +19,11 @@ before(async () => {
   const images = gunzipSync(readFileSync(path.join(mnistDir, 't10k-images-idx3-ubyte.gz'))).subarray(16);
   label = gunzipSync(readFileSync(path.join(mnistDir, 't10k-labels-idx1-ubyte.gz')))[8 + 3]!;
   const image = new Jimp({ width: 112, height: 112, color: 0xffffffff });
-  for (let y = 0; y < 112; y++) for (let x = 0; x < 112; x++) {
-    const v = 255 - images[3 * 784 + Math.floor(y / 4) * 28 + Math.floor(x / 4)]!;
-    image.bitmap.data.set([v, v, v, 255], (y * 112 + x) * 4);
-  }
+  for (let y = 0; y < 112; y++)
+    for (let x = 0; x < 112; x++) {
+      const v = 255 - images[3 * 784 + Math.floor(y / 4) * 28 + Math.floor(x / 4)]!;
+      image.bitmap.data.set([v, v, v, 255], (y * 112 + x) * 4);
+    }
   await writeFile(path.join(dir, 'digit.png'), await image.getBuffer('image/png'));
   await writeFile(path.join(dir, 'notes.txt'), 'not an image');
 });
@@ -42,7 +43,10 @@ describe('npm run predict', () => {
   test('--json prints one object per file, errors included, and exits 1 when any file fails', async () => {
     const result = await predict(['digit.png', 'notes.txt', '--json', '--url', service.url]);
     assert.equal(result.code, 1);
-    const [ok, failed] = result.stdout.trim().split('\n').map((line) => JSON.parse(line));
+    const [ok, failed] = result.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line));
     assert.equal(ok.digit, label);
     assert.equal(failed.file, 'notes.txt');
     assert.match(failed.error, /^415: .*not .*image/i);

@@ -64,13 +64,17 @@ describe('POST /predict', () => {
   test('classifies a base64 PNG and a data: URL alike', async () => {
     const png = await digitPng(1);
     const plain = body(await service.handler(postJson('/predict', { image: png.toString('base64') })));
-    const dataUrl = body(await service.handler(postJson('/predict', { image: `data:image/png;base64,${png.toString('base64')}` })));
+    const dataUrl = body(
+      await service.handler(postJson('/predict', { image: `data:image/png;base64,${png.toString('base64')}` })),
+    );
     assert.equal(plain.digit, labels[1]);
     assert.deepEqual(dataUrl, plain);
   });
 
   test('classifies a raw image/png body (API Gateway base64-encodes binary bodies)', async () => {
-    const result = await service.handler(apiEvent('POST', '/predict', { body: await digitPng(2), contentType: 'image/png' }));
+    const result = await service.handler(
+      apiEvent('POST', '/predict', { body: await digitPng(2), contentType: 'image/png' }),
+    );
     assert.equal(result.statusCode, 200, result.body as string);
     assert.equal(body(result).digit, labels[2]);
   });
@@ -78,18 +82,28 @@ describe('POST /predict', () => {
   test('answers a batch in order with one model version', async () => {
     const pngs = await Promise.all([3, 4, 5].map((i) => digitPng(i, 2)));
     const result = body(await service.handler(postJson('/predict', { images: pngs.map((p) => p.toString('base64')) })));
-    assert.deepEqual(result.predictions.map((p: { digit: number }) => p.digit), [labels[3], labels[4], labels[5]]);
+    assert.deepEqual(
+      result.predictions.map((p: { digit: number }) => p.digit),
+      [labels[3], labels[4], labels[5]],
+    );
     assert.equal(result.modelVersion, service.version);
   });
 
   test('includeInput returns the 28×28 input the model saw', async () => {
-    const result = body(await service.handler(postJson('/predict', { image: (await digitPng(0)).toString('base64'), includeInput: true })));
+    const result = body(
+      await service.handler(
+        postJson('/predict', { image: (await digitPng(0)).toString('base64'), includeInput: true }),
+      ),
+    );
     assert.equal(result.input.length, 784);
     assert.ok(result.input.every((v: number) => Number.isInteger(v) && v >= 0 && v <= 255));
     assert.ok(Math.max(...result.input) === 255);
   });
 
-  const png1x1 = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==', 'base64');
+  const png1x1 = Buffer.from(
+    'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg==',
+    'base64',
+  );
   function pngClaiming(width: number, height: number): Buffer {
     const header = Buffer.from(png1x1.subarray(0, 33));
     header.writeUInt32BE(width, 16);
@@ -97,7 +111,13 @@ describe('POST /predict', () => {
     return header;
   }
 
-  const cases: [string, () => Promise<ReturnType<typeof postJson>> | ReturnType<typeof postJson>, number, string, RegExp?][] = [
+  const cases: [
+    string,
+    () => Promise<ReturnType<typeof postJson>> | ReturnType<typeof postJson>,
+    number,
+    string,
+    RegExp?,
+  ][] = [
     ['an empty body', () => apiEvent('POST', '/predict'), 400, 'empty_body'],
     ['bad JSON', () => postJson('/predict', '{"image": '), 400, 'invalid_json'],
     ['a JSON array', () => postJson('/predict', [1, 2]), 400, 'invalid_body'],
@@ -106,24 +126,79 @@ describe('POST /predict', () => {
     ['an unknown field', () => postJson('/predict', { image: 'AAAA', colour: 'red' }), 400, 'unknown_field', /colour/],
     ['a number as image', () => postJson('/predict', { image: 42 }), 400, 'invalid_image'],
     ['bad base64', () => postJson('/predict', { image: 'not base64!!' }), 400, 'invalid_base64'],
-    ['base64 of text, not an image', () => postJson('/predict', { image: Buffer.from('hello world').toString('base64') }), 415, 'unsupported_image'],
-    ['a truncated PNG', () => postJson('/predict', { image: png1x1.subarray(0, 40).toString('base64') }), 400, 'corrupt_image'],
-    ['a PNG header claiming 100000×100000', () => postJson('/predict', { image: pngClaiming(100_000, 100_000).toString('base64') }), 413, 'image_too_large'],
-    ['an image over 1 MB', () => postJson('/predict', { image: Buffer.alloc(1024 * 1024 + 10).toString('base64') }), 413, 'image_too_large'],
-    ['a body over the 4 MiB limit', () => postJson('/predict', { images: ['A'.repeat(7 * 1024 * 1024)] }), 413, 'body_too_large'],
-    ['too many images', () => postJson('/predict', { images: new Array(MAX_BATCH + 1).fill('AAAA') }), 413, 'batch_too_large'],
+    [
+      'base64 of text, not an image',
+      () => postJson('/predict', { image: Buffer.from('hello world').toString('base64') }),
+      415,
+      'unsupported_image',
+    ],
+    [
+      'a truncated PNG',
+      () => postJson('/predict', { image: png1x1.subarray(0, 40).toString('base64') }),
+      400,
+      'corrupt_image',
+    ],
+    [
+      'a PNG header claiming 100000×100000',
+      () => postJson('/predict', { image: pngClaiming(100_000, 100_000).toString('base64') }),
+      413,
+      'image_too_large',
+    ],
+    [
+      'an image over 1 MB',
+      () => postJson('/predict', { image: Buffer.alloc(1024 * 1024 + 10).toString('base64') }),
+      413,
+      'image_too_large',
+    ],
+    [
+      'a body over the 4 MiB limit',
+      () => postJson('/predict', { images: ['A'.repeat(7 * 1024 * 1024)] }),
+      413,
+      'body_too_large',
+    ],
+    [
+      'too many images',
+      () => postJson('/predict', { images: new Array(MAX_BATCH + 1).fill('AAAA') }),
+      413,
+      'batch_too_large',
+    ],
     ['an empty batch', () => postJson('/predict', { images: [] }), 400, 'invalid_images'],
     ['images not an array', () => postJson('/predict', { images: 'AAAA' }), 400, 'invalid_images'],
     ['783 pixels', () => postJson('/predict', { pixels: new Array(783).fill(0) }), 400, 'invalid_pixels'],
-    ['a pixel over 255', () => postJson('/predict', { pixels: [...new Array(783).fill(0), 256] }), 400, 'invalid_pixels'],
+    [
+      'a pixel over 255',
+      () => postJson('/predict', { pixels: [...new Array(783).fill(0), 256] }),
+      400,
+      'invalid_pixels',
+    ],
     ['a string pixel', () => postJson('/predict', { pixels: [...new Array(783).fill(0), '1'] }), 400, 'invalid_pixels'],
-    ['a blank white image', async () => {
-      const blank = await new Jimp({ width: 50, height: 50, color: 0xffffffff }).getBuffer('image/png');
-      return postJson('/predict', { image: blank.toString('base64') });
-    }, 400, 'no_digit_found'],
-    ['includeInput not a boolean', () => postJson('/predict', { pixels: digitPixels(0), includeInput: 'yes' }), 400, 'invalid_include_input'],
-    ['an XML content type', () => apiEvent('POST', '/predict', { body: '<image/>', contentType: 'application/xml' }), 415, 'unsupported_media_type'],
-    ['a raw image/png body that is not a PNG', () => apiEvent('POST', '/predict', { body: Buffer.from('GIF89a...'), contentType: 'image/png' }), 400, 'corrupt_image'],
+    [
+      'a blank white image',
+      async () => {
+        const blank = await new Jimp({ width: 50, height: 50, color: 0xffffffff }).getBuffer('image/png');
+        return postJson('/predict', { image: blank.toString('base64') });
+      },
+      400,
+      'no_digit_found',
+    ],
+    [
+      'includeInput not a boolean',
+      () => postJson('/predict', { pixels: digitPixels(0), includeInput: 'yes' }),
+      400,
+      'invalid_include_input',
+    ],
+    [
+      'an XML content type',
+      () => apiEvent('POST', '/predict', { body: '<image/>', contentType: 'application/xml' }),
+      415,
+      'unsupported_media_type',
+    ],
+    [
+      'a raw image/png body that is not a PNG',
+      () => apiEvent('POST', '/predict', { body: Buffer.from('GIF89a...'), contentType: 'image/png' }),
+      400,
+      'corrupt_image',
+    ],
   ];
   for (const [name, event, status, code, message] of cases) {
     test(`returns ${status} ${code} for ${name}`, async () => {
@@ -210,11 +285,14 @@ describe('without a model', () => {
     const health = await handler(apiEvent('GET', '/health'));
     assert.equal(health.statusCode, 200);
     const body = JSON.parse(String(health.body));
-    assert.deepEqual({ ...body, fallback: { ...body.fallback, reason: typeof body.fallback?.reason } }, {
-      status: 'degraded',
-      modelVersion: good,
-      fallback: { from: bad, reason: 'string' },
-    });
+    assert.deepEqual(
+      { ...body, fallback: { ...body.fallback, reason: typeof body.fallback?.reason } },
+      {
+        status: 'degraded',
+        modelVersion: good,
+        fallback: { from: bad, reason: 'string' },
+      },
+    );
     assert.match(body.fallback.reason, /weights\.bin/);
     const model = JSON.parse(String((await handler(apiEvent('GET', '/model'))).body));
     assert.equal(model.modelVersion, good);
@@ -259,7 +337,11 @@ describe('over HTTP', () => {
   });
 
   test('a body over the 4 MiB limit is refused with 413 while it is still arriving', async () => {
-    const response = await fetch(`${service.url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: 'x'.repeat(11 * 1024 * 1024) });
+    const response = await fetch(`${service.url}/predict`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: 'x'.repeat(11 * 1024 * 1024),
+    });
     assert.equal(response.status, 413);
     assert.equal((await response.json()).error.code, 'body_too_large');
   });

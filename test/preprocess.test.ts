@@ -6,7 +6,14 @@ import fc from 'fast-check';
 import { Jimp } from 'jimp';
 import { AppError } from '#lib/errors';
 import { seededRandom } from '#lib/training/batches';
-import { ImageTooLargeError, MAX_IMAGE_BYTES, MAX_IMAGE_SIDE, MAX_JPEG_DECODE_BYTES, jpegDecodeBytes, checkImage } from '#lib/image/decode';
+import {
+  ImageTooLargeError,
+  MAX_IMAGE_BYTES,
+  MAX_IMAGE_SIDE,
+  MAX_JPEG_DECODE_BYTES,
+  jpegDecodeBytes,
+  checkImage,
+} from '#lib/image/decode';
 import { CorruptImageError, ImageTooComplexError, UnsupportedImageError, readImageHeader } from '#lib/image/header';
 import { EmptyImageError, toMnistInput, type RawImage } from '#lib/image/mnist-transform';
 import { InvalidPixelsError, preprocessImage, preprocessPixels } from '#lib/image/preprocess';
@@ -80,7 +87,12 @@ function offCentre(rand: () => number, width: number, height: number, scale: num
   return { scale, left: place(width), top: place(height) };
 }
 
-async function encode(data: Buffer, width: number, height: number, mime: 'image/png' | 'image/jpeg' | 'image/gif' | 'image/bmp'): Promise<Buffer> {
+async function encode(
+  data: Buffer,
+  width: number,
+  height: number,
+  mime: 'image/png' | 'image/jpeg' | 'image/gif' | 'image/bmp',
+): Promise<Buffer> {
   const image = new Jimp({ data, width, height });
   return mime === 'image/jpeg' ? image.getBuffer(mime, { quality: 80 }) : image.getBuffer(mime);
 }
@@ -150,8 +162,10 @@ function stored(upright: Buffer, width: number, height: number, orientation: num
 function withOrientation(jpeg: Buffer, orientation: number, littleEndian: boolean): Buffer {
   const tiff = Buffer.alloc(26);
   tiff.write(littleEndian ? 'II' : 'MM', 0, 'latin1');
-  const u16 = (value: number, at: number) => (littleEndian ? tiff.writeUInt16LE(value, at) : tiff.writeUInt16BE(value, at));
-  const u32 = (value: number, at: number) => (littleEndian ? tiff.writeUInt32LE(value, at) : tiff.writeUInt32BE(value, at));
+  const u16 = (value: number, at: number) =>
+    littleEndian ? tiff.writeUInt16LE(value, at) : tiff.writeUInt16BE(value, at);
+  const u32 = (value: number, at: number) =>
+    littleEndian ? tiff.writeUInt32LE(value, at) : tiff.writeUInt32BE(value, at);
   u16(42, 2);
   u32(8, 4); // IFD0 right after the TIFF header
   u16(1, 8); // one entry
@@ -209,7 +223,10 @@ async function assertResemblesMnist(
     assert.equal(input.length, MNIST_PIXELS);
     assert.ok(input.every((v) => v >= 0 && v <= 1));
     const centre = centreOfMass(input);
-    assert.ok(Math.abs(centre.x - 14) <= 1 && Math.abs(centre.y - 14) <= 1, `centre of mass at ${centre.x}, ${centre.y}`);
+    assert.ok(
+      Math.abs(centre.x - 14) <= 1 && Math.abs(centre.y - 14) <= 1,
+      `centre of mass at ${centre.x}, ${centre.y}`,
+    );
     total += correlation(input, digit);
   }
   const mean = total / digits.length;
@@ -250,9 +267,22 @@ describe('preprocessImage on re-rendered MNIST digits', () => {
   it('turns a JPEG by its EXIF orientation as jimp would, so phone photos come out upright', async () => {
     const digit = digits[8]!;
     const [width, height] = [84, 112];
-    const upright = render(digit, width, height, { scale: 3, left: 0, top: 14 }, (ink) => [255 - ink, 255 - ink, 255 - ink, 255]);
+    const upright = render(digit, width, height, { scale: 3, left: 0, top: 14 }, (ink) => [
+      255 - ink,
+      255 - ink,
+      255 - ink,
+      255,
+    ]);
     for (const orientation of [1, 2, 3, 4, 5, 6, 7, 8]) {
-      const jpeg = withOrientation(await encode(stored(upright, width, height, orientation), ...storedSize(width, height, orientation), 'image/jpeg'), orientation, orientation % 2 === 0);
+      const jpeg = withOrientation(
+        await encode(
+          stored(upright, width, height, orientation),
+          ...storedSize(width, height, orientation),
+          'image/jpeg',
+        ),
+        orientation,
+        orientation % 2 === 0,
+      );
       assert.equal(readImageHeader(jpeg).orientation, orientation);
       const ours = await preprocessImage(jpeg);
       assert.deepEqual([ours.width, ours.height], [width, height], `orientation ${orientation}`);
@@ -265,7 +295,12 @@ describe('preprocessImage on re-rendered MNIST digits', () => {
   });
 
   it('decodes GIF and BMP as well', async () => {
-    const data = render(digits[1]!, 56, 56, { scale: 2, left: 0, top: 0 }, (ink) => [255 - ink, 255 - ink, 255 - ink, 255]);
+    const data = render(digits[1]!, 56, 56, { scale: 2, left: 0, top: 0 }, (ink) => [
+      255 - ink,
+      255 - ink,
+      255 - ink,
+      255,
+    ]);
     for (const mime of ['image/gif', 'image/bmp'] as const) {
       const { input, format } = await preprocessImage(await encode(data, 56, 56, mime));
       assert.equal(format, mime.slice('image/'.length));
@@ -281,7 +316,11 @@ describe('preprocessImage on re-rendered MNIST digits', () => {
       const data = new Uint8Array(1600 * 1200);
       for (let y = 0, i = 0; y < 1200; y++) {
         for (let x = 0; x < 1600; x++, i++) {
-          const ink = sample(digit, (x + 0.5 - placement.left) / placement.scale - 0.5, (y + 0.5 - placement.top) / placement.scale - 0.5);
+          const ink = sample(
+            digit,
+            (x + 0.5 - placement.left) / placement.scale - 0.5,
+            (y + 0.5 - placement.top) / placement.scale - 0.5,
+          );
           data[i] = (200 - x / 40) * (1 - (0.6 * ink) / 255);
         }
       }
@@ -316,7 +355,12 @@ describe('preprocessImage rejects bad input before decoding', () => {
   }
 
   async function smallPng(): Promise<Buffer> {
-    return encode(render(digits[3]!, 28, 28, { scale: 1, left: 0, top: 0 }, (v) => [v, v, v, 255]), 28, 28, 'image/png');
+    return encode(
+      render(digits[3]!, 28, 28, { scale: 1, left: 0, top: 0 }, (v) => [v, v, v, 255]),
+      28,
+      28,
+      'image/png',
+    );
   }
 
   it('returns 415 for an empty body', async () => {
@@ -371,19 +415,75 @@ describe('preprocessImage rejects bad input before decoding', () => {
 
   it('returns 413 for a JPEG whose frame header claims 60000×60000', async () => {
     const jpeg = Buffer.from([
-      0xff, 0xd8, // SOI
-      0xff, 0xe0, 0x00, 0x10, 0x4a, 0x46, 0x49, 0x46, 0x00, 0x01, 0x01, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, // APP0
-      0xff, 0xff, // fill bytes before the next marker
-      0xff, 0xc0, 0x00, 0x11, 0x08, 0xea, 0x60, 0xea, 0x60, 0x03, 0x01, 0x22, 0x00, 0x02, 0x11, 0x01, 0x03, 0x11, 0x01, // SOF0
+      0xff,
+      0xd8, // SOI
+      0xff,
+      0xe0,
+      0x00,
+      0x10,
+      0x4a,
+      0x46,
+      0x49,
+      0x46,
+      0x00,
+      0x01,
+      0x01,
+      0x00,
+      0x00,
+      0x01,
+      0x00,
+      0x01,
+      0x00,
+      0x00, // APP0
+      0xff,
+      0xff, // fill bytes before the next marker
+      0xff,
+      0xc0,
+      0x00,
+      0x11,
+      0x08,
+      0xea,
+      0x60,
+      0xea,
+      0x60,
+      0x03,
+      0x01,
+      0x22,
+      0x00,
+      0x02,
+      0x11,
+      0x01,
+      0x03,
+      0x11,
+      0x01, // SOF0
     ]);
-    const components = [{ h: 2, v: 2 }, { h: 1, v: 1 }, { h: 1, v: 1 }];
-    assert.deepEqual(readImageHeader(jpeg), { format: 'jpeg', width: 60000, height: 60000, orientation: 1, components });
+    const components = [
+      { h: 2, v: 2 },
+      { h: 1, v: 1 },
+      { h: 1, v: 1 },
+    ];
+    assert.deepEqual(readImageHeader(jpeg), {
+      format: 'jpeg',
+      width: 60000,
+      height: 60000,
+      orientation: 1,
+      components,
+    });
     await assert.rejects(preprocessImage(jpeg), ImageTooLargeError);
   });
 
   it('returns 413 for a real JPEG patched to declare 5000×5000', async () => {
-    const jpeg = await encode(render(digits[4]!, 64, 48, { scale: 2, left: 0, top: 0 }, (v) => [v, v, v, 255]), 64, 48, 'image/jpeg');
-    const components = [{ h: 1, v: 1 }, { h: 1, v: 1 }, { h: 1, v: 1 }];
+    const jpeg = await encode(
+      render(digits[4]!, 64, 48, { scale: 2, left: 0, top: 0 }, (v) => [v, v, v, 255]),
+      64,
+      48,
+      'image/jpeg',
+    );
+    const components = [
+      { h: 1, v: 1 },
+      { h: 1, v: 1 },
+      { h: 1, v: 1 },
+    ];
     assert.deepEqual(readImageHeader(jpeg), { format: 'jpeg', width: 64, height: 48, orientation: 1, components });
     const sof = jpeg.indexOf(Buffer.from([0xff, 0xc0]));
     jpeg.writeUInt16BE(5000, sof + 5);
@@ -392,18 +492,27 @@ describe('preprocessImage rejects bad input before decoding', () => {
   });
 
   it('returns 400, from the header alone, for a JPEG whose later frame header is larger than the first', async () => {
-    const jpeg = await encode(render(digits[4]!, 64, 48, { scale: 2, left: 0, top: 0 }, (v) => [v, v, v, 255]), 64, 48, 'image/jpeg');
+    const jpeg = await encode(
+      render(digits[4]!, 64, 48, { scale: 2, left: 0, top: 0 }, (v) => [v, v, v, 255]),
+      64,
+      48,
+      'image/jpeg',
+    );
     const sof = jpeg.indexOf(Buffer.from([0xff, 0xc0]));
     const honest = Buffer.from(jpeg.subarray(sof, sof + 2 + jpeg.readUInt16BE(sof + 2)));
     jpeg.writeUInt16BE(5000, sof + 5);
     jpeg.writeUInt16BE(5000, sof + 7);
     const forged = Buffer.concat([jpeg.subarray(0, 2), honest, jpeg.subarray(2)]);
-    assert.throws(() => checkImage(forged), (error: unknown) => error instanceof CorruptImageError && /more than one frame header/.test(error.message));
+    assert.throws(
+      () => checkImage(forged),
+      (error: unknown) => error instanceof CorruptImageError && /more than one frame header/.test(error.message),
+    );
   });
 
   describe('JPEG frame headers that jpeg-js would spend gigabytes or seconds on are refused from the header alone', () => {
     const grey = [{ h: 1, v: 1 }];
-    const withFrame = (frame: Parameters<typeof frameHeader>[0]) => Buffer.concat([Buffer.from([0xff, 0xd8]), frameHeader(frame), Buffer.from([0xff, 0xd9])]);
+    const withFrame = (frame: Parameters<typeof frameHeader>[0]) =>
+      Buffer.concat([Buffer.from([0xff, 0xd8]), frameHeader(frame), Buffer.from([0xff, 0xd9])]);
     const refusal = (bytes: Buffer) => {
       try {
         checkImage(bytes);
@@ -419,30 +528,87 @@ describe('preprocessImage rejects bad input before decoding', () => {
         const bytes = withFrame({ width: 4096, height: 4096, components: new Array(count).fill({ h: 1, v: 1 }) });
         assert.equal(refusal(bytes), '415 unsupported_image', `${count} components`);
       }
-      for (const count of [1, 3, 4]) assert.equal(refusal(withFrame({ width: 64, height: 64, components: new Array(count).fill({ h: 1, v: 1 }) })), 'accepted');
+      for (const count of [1, 3, 4])
+        assert.equal(
+          refusal(withFrame({ width: 64, height: 64, components: new Array(count).fill({ h: 1, v: 1 }) })),
+          'accepted',
+        );
     });
 
     it('415 for sampling factors above 2, and 400 for a zero factor', () => {
-      assert.equal(refusal(withFrame({ width: 64, height: 64, components: [{ h: 4, v: 1 }, { h: 1, v: 1 }, { h: 1, v: 1 }] })), '415 unsupported_image');
-      assert.equal(refusal(withFrame({ width: 64, height: 64, components: [{ h: 2, v: 3 }] })), '415 unsupported_image');
+      assert.equal(
+        refusal(
+          withFrame({
+            width: 64,
+            height: 64,
+            components: [
+              { h: 4, v: 1 },
+              { h: 1, v: 1 },
+              { h: 1, v: 1 },
+            ],
+          }),
+        ),
+        '415 unsupported_image',
+      );
+      assert.equal(
+        refusal(withFrame({ width: 64, height: 64, components: [{ h: 2, v: 3 }] })),
+        '415 unsupported_image',
+      );
       assert.equal(refusal(withFrame({ width: 64, height: 64, components: [{ h: 0, v: 1 }] })), '400 corrupt_image');
-      assert.equal(refusal(withFrame({ width: 64, height: 64, components: [{ h: 2, v: 2 }, { h: 1, v: 1 }, { h: 1, v: 1 }] })), 'accepted');
+      assert.equal(
+        refusal(
+          withFrame({
+            width: 64,
+            height: 64,
+            components: [
+              { h: 2, v: 2 },
+              { h: 1, v: 1 },
+              { h: 1, v: 1 },
+            ],
+          }),
+        ),
+        'accepted',
+      );
     });
 
     it('415 for lossless, hierarchical and arithmetic-coded frames, which jpeg-js cannot decode', () => {
       for (const marker of [0xc3, 0xc5, 0xc6, 0xc7, 0xc9, 0xca, 0xcb, 0xcd, 0xce, 0xcf]) {
-        assert.equal(refusal(withFrame({ width: 64, height: 64, components: grey, marker })), '415 unsupported_image', marker.toString(16));
+        assert.equal(
+          refusal(withFrame({ width: 64, height: 64, components: grey, marker })),
+          '415 unsupported_image',
+          marker.toString(16),
+        );
       }
-      for (const marker of [0xc0, 0xc1, 0xc2]) assert.equal(refusal(withFrame({ width: 64, height: 64, components: grey, marker })), 'accepted');
+      for (const marker of [0xc0, 0xc1, 0xc2])
+        assert.equal(refusal(withFrame({ width: 64, height: 64, components: grey, marker })), 'accepted');
     });
 
     it('413 for a frame whose decode needs more memory than a 4096×4096 photo with 4:2:0 chroma', () => {
-      const chroma420 = [{ h: 2, v: 2 }, { h: 1, v: 1 }, { h: 1, v: 1 }];
-      const full = [{ h: 1, v: 1 }, { h: 1, v: 1 }, { h: 1, v: 1 }];
+      const chroma420 = [
+        { h: 2, v: 2 },
+        { h: 1, v: 1 },
+        { h: 1, v: 1 },
+      ];
+      const full = [
+        { h: 1, v: 1 },
+        { h: 1, v: 1 },
+        { h: 1, v: 1 },
+      ];
       assert.equal(jpegDecodeBytes(MAX_IMAGE_SIDE, MAX_IMAGE_SIDE, chroma420), MAX_JPEG_DECODE_BYTES);
-      assert.equal(refusal(withFrame({ width: MAX_IMAGE_SIDE, height: MAX_IMAGE_SIDE, components: chroma420 })), 'accepted');
-      assert.equal(refusal(withFrame({ width: MAX_IMAGE_SIDE, height: MAX_IMAGE_SIDE, components: full })), '413 image_too_large');
-      assert.equal(refusal(withFrame({ width: MAX_IMAGE_SIDE, height: MAX_IMAGE_SIDE, components: new Array(4).fill({ h: 2, v: 2 }) })), '413 image_too_large');
+      assert.equal(
+        refusal(withFrame({ width: MAX_IMAGE_SIDE, height: MAX_IMAGE_SIDE, components: chroma420 })),
+        'accepted',
+      );
+      assert.equal(
+        refusal(withFrame({ width: MAX_IMAGE_SIDE, height: MAX_IMAGE_SIDE, components: full })),
+        '413 image_too_large',
+      );
+      assert.equal(
+        refusal(
+          withFrame({ width: MAX_IMAGE_SIDE, height: MAX_IMAGE_SIDE, components: new Array(4).fill({ h: 2, v: 2 }) }),
+        ),
+        '413 image_too_large',
+      );
       assert.equal(refusal(withFrame({ width: 3000, height: 3000, components: full })), 'accepted');
     });
 
@@ -451,7 +617,10 @@ describe('preprocessImage rejects bad input before decoding', () => {
       assert.equal(refusal(progressiveJpeg(frame, MAX_JPEG_SCANS)), 'accepted');
       assert.equal(refusal(progressiveJpeg(frame, MAX_JPEG_SCANS + 1)), '413 image_too_complex');
       // Scan markers inside a comment (an EXIF thumbnail has them too) are segment data, not scans.
-      const comment = Buffer.concat([Buffer.from([0xff, 0xfe, 0x0f, 0xa2]), Buffer.alloc(4000, Buffer.from([0xff, 0xda]))]);
+      const comment = Buffer.concat([
+        Buffer.from([0xff, 0xfe, 0x0f, 0xa2]),
+        Buffer.alloc(4000, Buffer.from([0xff, 0xda])),
+      ]);
       const jpeg = progressiveJpeg(frame, MAX_JPEG_SCANS);
       assert.equal(refusal(Buffer.concat([jpeg.subarray(0, 2), comment, jpeg.subarray(2)])), 'accepted');
     });
@@ -486,11 +655,19 @@ describe('preprocessImage rejects bad input before decoding', () => {
     const png = await smallPng();
     const second = pngHeader(100_000, 100_000).subarray(8);
     const iend = png.length - 12;
-    await assert.rejects(preprocessImage(Buffer.concat([png.subarray(0, iend), second, png.subarray(iend)])), CorruptImageError);
+    await assert.rejects(
+      preprocessImage(Buffer.concat([png.subarray(0, iend), second, png.subarray(iend)])),
+      CorruptImageError,
+    );
   });
 
   it('returns 400 for a GIF whose first frame is larger than its screen', async () => {
-    const gif = await encode(render(digits[5]!, 28, 28, { scale: 1, left: 0, top: 0 }, (v) => [v, v, v, 255]), 28, 28, 'image/gif');
+    const gif = await encode(
+      render(digits[5]!, 28, 28, { scale: 1, left: 0, top: 0 }, (v) => [v, v, v, 255]),
+      28,
+      28,
+      'image/gif',
+    );
     assert.deepEqual(readImageHeader(gif), { format: 'gif', width: 28, height: 28, orientation: 1 });
     const descriptor = gif.indexOf(Buffer.from([0x2c, 0, 0, 0, 0, 28, 0, 28, 0]));
     assert.ok(descriptor > 0);
@@ -524,7 +701,13 @@ describe('preprocessImage rejects bad input before decoding', () => {
   });
 
   it('never fails with anything but a typed error on mangled headers', () => {
-    const prefixes = [pngSignature, [0xff, 0xd8, 0xff], [...Buffer.from('GIF89a')], [...Buffer.from('BM')], [...Buffer.from('RIFF\0\0\0\0WEBP')]];
+    const prefixes = [
+      pngSignature,
+      [0xff, 0xd8, 0xff],
+      [...Buffer.from('GIF89a')],
+      [...Buffer.from('BM')],
+      [...Buffer.from('RIFF\0\0\0\0WEBP')],
+    ];
     fc.assert(
       fc.property(fc.constantFrom(...prefixes), fc.uint8Array({ maxLength: 64 }), (prefix, rest) => {
         try {
@@ -540,14 +723,19 @@ describe('preprocessImage rejects bad input before decoding', () => {
 
 describe('preprocessImage finds no digit in a blank image', () => {
   it('returns 400 no_digit_found for an all-white image', async () => {
-    const error = await preprocessImage(await encode(Buffer.alloc(100 * 80 * 4, 255), 100, 80, 'image/png')).catch((e: unknown) => e);
+    const error = await preprocessImage(await encode(Buffer.alloc(100 * 80 * 4, 255), 100, 80, 'image/png')).catch(
+      (e: unknown) => e,
+    );
     assert.ok(error instanceof EmptyImageError);
     assert.equal(error.status, 400);
     assert.equal(error.code, 'no_digit_found');
   });
 
   it('returns 400 no_digit_found for an empty transparent canvas', async () => {
-    await assert.rejects(preprocessImage(await encode(Buffer.alloc(280 * 280 * 4), 280, 280, 'image/png')), EmptyImageError);
+    await assert.rejects(
+      preprocessImage(await encode(Buffer.alloc(280 * 280 * 4), 280, 280, 'image/png')),
+      EmptyImageError,
+    );
   });
 
   it('returns 400 no_digit_found for a photo of blank, noisy paper', async () => {
@@ -571,7 +759,12 @@ describe('toMnistInput', () => {
         fc.integer({ min: 0, max: 2 ** 31 }),
         (width, height, channels, seed) => {
           const rand = seededRandom(seed);
-          const image: RawImage = { width, height, channels, data: Uint8Array.from({ length: width * height * channels }, () => rand() * 256) };
+          const image: RawImage = {
+            width,
+            height,
+            channels,
+            data: Uint8Array.from({ length: width * height * channels }, () => rand() * 256),
+          };
           try {
             const input = toMnistInput(image);
             assert.equal(input.length, MNIST_PIXELS);
@@ -597,14 +790,20 @@ describe('preprocessPixels', () => {
     assert.ok(input instanceof Float32Array);
     pixels.forEach((v, i) => assert.equal(input[i], Math.fround(v / 255)));
     assert.deepEqual(preprocessPixels(Float32Array.from(pixels)), input);
-    assert.deepEqual(preprocessPixels(digits[0]!), Float32Array.from(digits[0]!, (v) => v / 255));
+    assert.deepEqual(
+      preprocessPixels(digits[0]!),
+      Float32Array.from(digits[0]!, (v) => v / 255),
+    );
   });
 
   it('keeps every valid array in 0–1', () => {
     fc.assert(
-      fc.property(fc.array(fc.double({ min: 0, max: 255, noNaN: true }), { minLength: MNIST_PIXELS, maxLength: MNIST_PIXELS }), (pixels) => {
-        assert.ok(preprocessPixels(pixels).every((v) => v >= 0 && v <= 1));
-      }),
+      fc.property(
+        fc.array(fc.double({ min: 0, max: 255, noNaN: true }), { minLength: MNIST_PIXELS, maxLength: MNIST_PIXELS }),
+        (pixels) => {
+          assert.ok(preprocessPixels(pixels).every((v) => v >= 0 && v <= 1));
+        },
+      ),
       { numRuns: 50 },
     );
   });
@@ -633,7 +832,8 @@ describe('preprocessPixels', () => {
     it(`returns 400 invalid_pixels for ${name}`, () => {
       assert.throws(
         () => preprocessPixels(pixels),
-        (error: unknown) => error instanceof InvalidPixelsError && error.status === 400 && error.code === 'invalid_pixels',
+        (error: unknown) =>
+          error instanceof InvalidPixelsError && error.status === 400 && error.code === 'invalid_pixels',
       );
     });
   }

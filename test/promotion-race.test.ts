@@ -28,7 +28,17 @@ async function saveVersion(store: ModelStore, accuracy: number): Promise<string>
     createdAt: new Date(clock).toISOString(),
     backend: 'cpu',
     params: model.countParams(),
-    training: { epochs: 1, batchSize: 32, learningRate: 0.001, schedule: 'cosine', seed: 1, history: [], secondsPerEpoch: 0, trainCount: 0, validationCount: 0 },
+    training: {
+      epochs: 1,
+      batchSize: 32,
+      learningRate: 0.001,
+      schedule: 'cosine',
+      seed: 1,
+      history: [],
+      secondsPerEpoch: 0,
+      trainCount: 0,
+      validationCount: 0,
+    },
     test: { ...summarise(confusion, 0.1), accuracy },
   });
   model.dispose();
@@ -44,7 +54,10 @@ function beforeVersionWrite(inner: ObjectStore, first: () => Promise<void>): Obj
     exists: (key) => inner.exists(key),
     list: (prefix) => inner.list(prefix),
     put: async (key, body, type, condition) => {
-      if (key.startsWith('models/') && key !== LATEST_KEY) await (pending ??= first());
+      if (key.startsWith('models/') && key !== LATEST_KEY) {
+        pending ??= first();
+        await pending;
+      }
       return inner.put(key, body, type, condition);
     },
   };
@@ -75,7 +88,9 @@ async function rollbackDuringTraining(objects: ObjectStore) {
 }
 
 describe('promotion is a compare-and-swap on the serving pointer', () => {
-  test('a rollback during a training run stays rolled back (conditional object store)', { timeout: 300_000 }, async () => {
+  test('a rollback during a training run stays rolled back (conditional object store)', {
+    timeout: 300_000,
+  }, async () => {
     const { outcome, older, pointer } = await rollbackDuringTraining(new MemoryObjects());
     assert.equal(outcome.gate.passed, true);
     assert.equal(outcome.promoted, false);

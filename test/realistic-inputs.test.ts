@@ -21,7 +21,9 @@ async function accuracy(render: (digit: Uint8Array, seed: number) => Promise<Buf
     const result = await service.handler(postJson('/predict', { images: images.map((b) => b.toString('base64')) }));
     assert.equal(result.statusCode, 200, result.body as string);
     const { predictions } = JSON.parse(result.body as string);
-    predictions.forEach((p: { digit: number }, k: number) => (correct += p.digit === split.labels[indices[k]!] ? 1 : 0));
+    predictions.forEach(
+      (p: { digit: number }, k: number) => (correct += p.digit === split.labels[indices[k]!] ? 1 : 0),
+    );
   }
   return correct / PER_KIND;
 }

@@ -27,7 +27,9 @@ function confusion(): number[][] {
   return rows;
 }
 
-function syntheticMetrics(overrides: { version?: string; backend?: string; history?: ModelMetrics['training']['history'] } = {}): ModelMetrics {
+function syntheticMetrics(
+  overrides: { version?: string; backend?: string; history?: ModelMetrics['training']['history'] } = {},
+): ModelMetrics {
   const history = overrides.history ?? [
     { epoch: 1, epochs: 3, loss: 0.4, accuracy: 0.88, valLoss: 0.2, valAccuracy: 0.94, seconds: 30 },
     { epoch: 2, epochs: 3, loss: 0.15, accuracy: 0.95, valLoss: 0.12, valAccuracy: 0.96, seconds: 31 },
@@ -93,14 +95,24 @@ describe('renderReport', () => {
 
   test('shows the version, architecture, parameters, backend, test accuracy and training settings', () => {
     assert.match(html, /<title>digitnet report — 20260601T120000Z-mlp<\/title>/);
-    for (const text of ['MLP · 269,322 parameters', 'wasm', '2026-06-01 12:00:00 UTC', '3 epochs · batch 128 · learning rate 0.001 (cosine) · seed 42', '54,000 training / 6,000 validation images', 'loss 0.1234']) {
+    for (const text of [
+      'MLP · 269,322 parameters',
+      'wasm',
+      '2026-06-01 12:00:00 UTC',
+      '3 epochs · batch 128 · learning rate 0.001 (cosine) · seed 42',
+      '54,000 training / 6,000 validation images',
+      'loss 0.1234',
+    ]) {
       assert.ok(html.includes(text), `missing "${text}"`);
     }
     assert.match(html, /<strong>\d+\.\d\d%<\/strong>/);
   });
 
   test('escapes markup in interpolated strings such as the version name', async () => {
-    const hostile = await renderReport(syntheticMetrics({ version: '20260601T120000Z-<img src=x onerror=alert(1)>', backend: '"wasm" & <b>' }), testImages);
+    const hostile = await renderReport(
+      syntheticMetrics({ version: '20260601T120000Z-<img src=x onerror=alert(1)>', backend: '"wasm" & <b>' }),
+      testImages,
+    );
     assert.ok(hostile.includes('20260601T120000Z-&lt;img src=x onerror=alert(1)&gt;'));
     assert.ok(hostile.includes('&quot;wasm&quot; &amp; &lt;b&gt;'));
     assert.doesNotMatch(hostile, /<img src=x/);
@@ -127,7 +139,10 @@ describe('renderReport', () => {
   });
 
   test('a one-epoch run without validation values draws one marked point per chart, no tick above 100%, and says validation was not recorded', async () => {
-    const single = await renderReport(syntheticMetrics({ history: [{ epoch: 1, epochs: 1, loss: 0.3, accuracy: 0.999, seconds: 40 }] }), testImages);
+    const single = await renderReport(
+      syntheticMetrics({ history: [{ epoch: 1, epochs: 1, loss: 0.3, accuracy: 0.999, seconds: 40 }] }),
+      testImages,
+    );
     const charts = [...single.matchAll(/<svg[\s\S]*?<\/svg>/g)].map((m) => m[0]);
     assert.equal(charts.length, 2);
     for (const chart of charts) {
@@ -179,7 +194,9 @@ describe('renderReport', () => {
   });
 
   test('shows each worst mistake as a PNG of its test image, captioned with true and predicted digit and confidence', async () => {
-    const images = [...html.matchAll(/<img src="data:image\/png;base64,([^"]+)"/g)].map((m) => Buffer.from(m[1]!, 'base64'));
+    const images = [...html.matchAll(/<img src="data:image\/png;base64,([^"]+)"/g)].map((m) =>
+      Buffer.from(m[1]!, 'base64'),
+    );
     assert.equal(images.length, 5);
     const worst = syntheticMetrics().test.worst;
     for (const [i, png] of images.entries()) {
@@ -192,15 +209,20 @@ describe('renderReport', () => {
       const grey = Uint8Array.from({ length: 784 }, (_, pixel) => decoded.data[pixel * 4]!);
       assert.deepEqual(grey, testImages.subarray(start, start + 784));
     }
-    assert.match(html, /true 4 → <span class="guess">predicted 9<\/span><\/span> <span class="conf">\(97\.0%\)<\/span>/);
+    assert.match(
+      html,
+      /true 4 → <span class="guess">predicted 9<\/span><\/span> <span class="conf">\(97\.0%\)<\/span>/,
+    );
     assert.match(html, /image-rendering: pixelated/);
   });
 
   test('refuses a worst-mistake index outside the test images it is given', async () => {
-    await assert.rejects(renderReport(syntheticMetrics(), testImages.subarray(0, 10 * 784)), /index 17 is outside the 10 test images/);
+    await assert.rejects(
+      renderReport(syntheticMetrics(), testImages.subarray(0, 10 * 784)),
+      /index 17 is outside the 10 test images/,
+    );
   });
 });
-
 
 describe('npm run report', () => {
   let bucket: TestBucket;
@@ -239,7 +261,10 @@ describe('npm run report', () => {
     const result = await report(['latest', '--out', file]);
     assert.equal(result.code, 0, result.stderr);
     assert.ok((await readFile(file, 'utf8')).includes(version));
-    assert.equal((await store.attachment(version, 'report.html'))?.toString('utf8'), 'the report its training run stored');
+    assert.equal(
+      (await store.attachment(version, 'report.html'))?.toString('utf8'),
+      'the report its training run stored',
+    );
     assert.match(result.stdout, /already stored; left unchanged/);
   });
 

@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { before, beforeEach, describe, test } from 'node:test';
-import { BatchClient, DescribeJobsCommand, SubmitJobCommand, type JobDetail, type JobStatus } from '@aws-sdk/client-batch';
+import {
+  BatchClient,
+  DescribeJobsCommand,
+  SubmitJobCommand,
+  type JobDetail,
+  type JobStatus,
+} from '@aws-sdk/client-batch';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { initBackend } from '#lib/backend';
@@ -10,7 +16,13 @@ import { createLogger } from '#lib/log';
 import { summarise } from '#lib/training/evaluate';
 import { createModel } from '#lib/training/model';
 import { ModelStore, versionName, type VersionSummary } from '#lib/storage/store';
-import { makeHandler, MAX_BODY_BYTES, readRetrainEnv, type RetrainDeps, type RetrainEnv } from '../functions/retrain/app.ts';
+import {
+  makeHandler,
+  MAX_BODY_BYTES,
+  readRetrainEnv,
+  type RetrainDeps,
+  type RetrainEnv,
+} from '../functions/retrain/app.ts';
 import { repoRoot, testBucket, type TestBucket } from './support/env.ts';
 
 const env: RetrainEnv = {
@@ -92,7 +104,11 @@ describe('POST /train', () => {
 
   test('accepts a base64-encoded body', async () => {
     batchMock.on(SubmitJobCommand).resolves({ jobId: JOB_ID });
-    const event = { ...request('POST', '/train'), isBase64Encoded: true, body: Buffer.from('{"arch":"mlp","epochs":2}').toString('base64') };
+    const event = {
+      ...request('POST', '/train'),
+      isBase64Encoded: true,
+      body: Buffer.from('{"arch":"mlp","epochs":2}').toString('base64'),
+    };
     assert.equal((await handlerWith()(event)).statusCode, 202);
   });
 
@@ -127,12 +143,16 @@ describe('POST /train', () => {
   }
 
   test(`returns 413 when the body is over ${MAX_BODY_BYTES} bytes`, async () => {
-    const result = await handlerWith()(request('POST', '/train', { arch: 'mlp', epochs: 1, pad: 'x'.repeat(MAX_BODY_BYTES) }));
+    const result = await handlerWith()(
+      request('POST', '/train', { arch: 'mlp', epochs: 1, pad: 'x'.repeat(MAX_BODY_BYTES) }),
+    );
     assert.equal(result.statusCode, 413);
   });
 
   test('returns 502 without the upstream message when Batch refuses the job', async () => {
-    const refusal = Object.assign(new Error('User arn:aws:iam::123456789012:role/x is not authorized'), { name: 'ClientException' });
+    const refusal = Object.assign(new Error('User arn:aws:iam::123456789012:role/x is not authorized'), {
+      name: 'ClientException',
+    });
     batchMock.on(SubmitJobCommand).rejects(refusal);
     const result = await handlerWith()(request('POST', '/train', { arch: 'mlp', epochs: 1 }));
     assert.equal(result.statusCode, 502);
@@ -163,7 +183,13 @@ function job(status: JobStatus, extra: Partial<JobDetail> = {}): JobDetail {
   } as JobDetail;
 }
 
-const summary = (version: string, createdAt: string, accuracy: number, serving = false, jobId?: string): VersionSummary => ({
+const summary = (
+  version: string,
+  createdAt: string,
+  accuracy: number,
+  serving = false,
+  jobId?: string,
+): VersionSummary => ({
   version,
   arch: version.endsWith('-cnn') ? 'cnn' : 'mlp',
   ...(jobId ? { jobId } : {}),
@@ -197,7 +223,9 @@ describe('GET /train/{jobId}', () => {
   }
 
   test('names the version recorded with the job id, even when another job overlapped', async () => {
-    batchMock.on(DescribeJobsCommand).resolves({ jobs: [job('SUCCEEDED', { stoppedAt: Date.parse('2026-11-25T22:10:00Z') })] });
+    batchMock
+      .on(DescribeJobsCommand)
+      .resolves({ jobs: [job('SUCCEEDED', { stoppedAt: Date.parse('2026-11-25T22:10:00Z') })] });
     const store = {
       ...noStore,
       list: async () => [
@@ -210,15 +238,22 @@ describe('GET /train/{jobId}', () => {
   });
 
   test('passes on why the quality gate refused the version', async () => {
-    batchMock.on(DescribeJobsCommand).resolves({ jobs: [job('SUCCEEDED', { stoppedAt: Date.parse('2026-11-25T22:10:00Z') })] });
+    batchMock
+      .on(DescribeJobsCommand)
+      .resolves({ jobs: [job('SUCCEEDED', { stoppedAt: Date.parse('2026-11-25T22:10:00Z') })] });
     const gate = { passed: false, reasons: ['test accuracy 96.21% is below the minimum 97.50% for mlp'] };
-    const store = { ...noStore, list: async () => [{ ...summary('20261125T220900Z-mlp', '2026-11-25T22:09:00Z', 0.9621, false, JOB_ID), gate }] };
+    const store = {
+      ...noStore,
+      list: async () => [{ ...summary('20261125T220900Z-mlp', '2026-11-25T22:09:00Z', 0.9621, false, JOB_ID), gate }],
+    };
     const body = parse((await handlerWith(store)(request('GET', `/train/${JOB_ID}`))).body);
     assert.deepEqual(body.model, { version: '20261125T220900Z-mlp', accuracy: 0.9621, serving: false, gate });
   });
 
   test('finds a version written without a job id by the time the job ran', async () => {
-    batchMock.on(DescribeJobsCommand).resolves({ jobs: [job('SUCCEEDED', { stoppedAt: Date.parse('2026-11-25T22:10:00Z') })] });
+    batchMock
+      .on(DescribeJobsCommand)
+      .resolves({ jobs: [job('SUCCEEDED', { stoppedAt: Date.parse('2026-11-25T22:10:00Z') })] });
     const store = {
       ...noStore,
       list: async () => [
@@ -232,10 +267,15 @@ describe('GET /train/{jobId}', () => {
   });
 
   test('lists every candidate instead of guessing when overlapping jobs wrote versions without job ids', async () => {
-    batchMock.on(DescribeJobsCommand).resolves({ jobs: [job('SUCCEEDED', { stoppedAt: Date.parse('2026-11-25T22:10:00Z') })] });
+    batchMock
+      .on(DescribeJobsCommand)
+      .resolves({ jobs: [job('SUCCEEDED', { stoppedAt: Date.parse('2026-11-25T22:10:00Z') })] });
     const store = {
       ...noStore,
-      list: async () => [summary('20261125T220500Z-mlp', '2026-11-25T22:05:00Z', 0.976), summary('20261125T220900Z-mlp', '2026-11-25T22:09:00Z', 0.978, true)],
+      list: async () => [
+        summary('20261125T220500Z-mlp', '2026-11-25T22:05:00Z', 0.976),
+        summary('20261125T220900Z-mlp', '2026-11-25T22:09:00Z', 0.978, true),
+      ],
     };
     const body = parse((await handlerWith(store)(request('GET', `/train/${JOB_ID}`))).body);
     assert.equal(body.model, undefined);
@@ -273,7 +313,10 @@ describe('GET /train/{jobId}', () => {
       return [body.logGroupName, body.logStreamName];
     };
     const stackGroup = { 'awslogs-group': 'Digitnet-dev-TrainingLogs1A2B3C-xyz', 'awslogs-stream-prefix': 'train' };
-    assert.deepEqual(await logGroupOf(logged(stackGroup)), ['Digitnet-dev-TrainingLogs1A2B3C-xyz', 'train/default/0a1b2c']);
+    assert.deepEqual(await logGroupOf(logged(stackGroup)), [
+      'Digitnet-dev-TrainingLogs1A2B3C-xyz',
+      'train/default/0a1b2c',
+    ]);
     assert.deepEqual(await logGroupOf(logged()), ['/aws/batch/job', 'train/default/0a1b2c']);
     assert.deepEqual(await logGroupOf(job('RUNNABLE')), [undefined, undefined]);
   });
@@ -286,7 +329,9 @@ describe('GET /train/{jobId}', () => {
   });
 
   test('returns 404 for a job of another queue in the account', async () => {
-    batchMock.on(DescribeJobsCommand).resolves({ jobs: [job('RUNNING', { jobQueue: 'arn:aws:batch:eu-west-1:123456789012:job-queue/other' })] });
+    batchMock
+      .on(DescribeJobsCommand)
+      .resolves({ jobs: [job('RUNNING', { jobQueue: 'arn:aws:batch:eu-west-1:123456789012:job-queue/other' })] });
     assert.equal((await handlerWith()(request('GET', `/train/${JOB_ID}`))).statusCode, 404);
   });
 
@@ -298,7 +343,9 @@ describe('GET /train/{jobId}', () => {
   });
 
   test('returns 502 when the model versions cannot be listed', async () => {
-    batchMock.on(DescribeJobsCommand).resolves({ jobs: [job('SUCCEEDED', { stoppedAt: Date.parse('2026-11-25T22:10:00Z') })] });
+    batchMock
+      .on(DescribeJobsCommand)
+      .resolves({ jobs: [job('SUCCEEDED', { stoppedAt: Date.parse('2026-11-25T22:10:00Z') })] });
     const broken = { ...noStore, list: () => Promise.reject(new Error('socket hang up')) };
     const result = await handlerWith(broken)(request('GET', `/train/${JOB_ID}`));
     assert.equal(result.statusCode, 502);
@@ -306,7 +353,9 @@ describe('GET /train/{jobId}', () => {
   });
 
   test('returns 502 when Batch cannot describe the job', async () => {
-    batchMock.on(DescribeJobsCommand).rejects(Object.assign(new Error('throttled'), { name: 'TooManyRequestsException' }));
+    batchMock
+      .on(DescribeJobsCommand)
+      .rejects(Object.assign(new Error('throttled'), { name: 'TooManyRequestsException' }));
     const result = await handlerWith()(request('GET', `/train/${JOB_ID}`));
     assert.equal(result.statusCode, 502);
     assert.equal(parse(result.body).error.code, 'batch_error');
@@ -335,7 +384,17 @@ describe('POST /promote on the embedded S3', () => {
       createdAt: new Date(clock).toISOString(),
       backend: 'cpu',
       params: model.countParams(),
-      training: { epochs: 1, batchSize: 128, learningRate: 0.001, schedule: 'cosine', seed: 1, history: [], secondsPerEpoch: 0, trainCount: 0, validationCount: 0 },
+      training: {
+        epochs: 1,
+        batchSize: 128,
+        learningRate: 0.001,
+        schedule: 'cosine',
+        seed: 1,
+        history: [],
+        secondsPerEpoch: 0,
+        trainCount: 0,
+        validationCount: 0,
+      },
       test: { ...summarise(confusion, 0.1), accuracy },
     });
     model.dispose();
@@ -376,7 +435,9 @@ describe('POST /promote on the embedded S3', () => {
   }
 
   test('returns 400 for unknown fields', async () => {
-    const result = await handlerWith(store)(request('POST', '/promote', { version: '20261125T220000Z-mlp', force: true }));
+    const result = await handlerWith(store)(
+      request('POST', '/promote', { version: '20261125T220000Z-mlp', force: true }),
+    );
     assert.equal(result.statusCode, 400);
     assert.equal(parse(result.body).error.code, 'unknown_field');
   });
@@ -418,7 +479,10 @@ describe('POST /promote on the embedded S3', () => {
   });
 
   test('returns 502 when the bucket cannot be reached', async () => {
-    const unreachable = { ...noStore, metrics: async () => Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:1')) };
+    const unreachable = {
+      ...noStore,
+      metrics: async () => Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:1')),
+    };
     const result = await handlerWith(unreachable)(request('POST', '/promote', { version: '20261125T220000Z-mlp' }));
     assert.equal(result.statusCode, 502);
     assert.equal(parse(result.body).error.code, 'storage_error');
@@ -451,15 +515,28 @@ describe('the Lambda entry', () => {
   });
 
   test('rejects a job definition that is not an ARN', () => {
-    assert.throws(() => readRetrainEnv({ JOB_QUEUE: env.jobQueue, JOB_DEFINITION: 'TrainingJobDefinition' }), /JOB_DEFINITION must be the ARN/);
+    assert.throws(
+      () => readRetrainEnv({ JOB_QUEUE: env.jobQueue, JOB_DEFINITION: 'TrainingJobDefinition' }),
+      /JOB_DEFINITION must be the ARN/,
+    );
   });
 
   const load = (extra: Record<string, string>) =>
-    spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', "const m = await import('./functions/retrain/handler.ts'); console.log(typeof m.handler);"], {
-      cwd: repoRoot,
-      env: { PATH: process.env.PATH, AWS_REGION: 'eu-west-1', BUCKET: 'digitnet-test', ...extra },
-      encoding: 'utf8',
-    });
+    spawnSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        '--input-type=module',
+        '-e',
+        "const m = await import('./functions/retrain/handler.ts'); console.log(typeof m.handler);",
+      ],
+      {
+        cwd: repoRoot,
+        env: { PATH: process.env.PATH, AWS_REGION: 'eu-west-1', BUCKET: 'digitnet-test', ...extra },
+        encoding: 'utf8',
+      },
+    );
 
   test('fails at cold start when JOB_QUEUE is missing', () => {
     const run = load({ JOB_DEFINITION: env.jobDefinition });

@@ -7,7 +7,14 @@ import { summarise } from '#lib/training/evaluate';
 import { createModel, type Arch } from '#lib/training/model';
 import type { ObjectStore } from '#lib/storage/objects';
 import { qualityGate } from '#lib/training/quality-gate';
-import { LATEST_KEY, ModelStore, WEIGHTS_MAX_BYTES, isVersionName, versionName, type MetricsInput } from '#lib/storage/store';
+import {
+  LATEST_KEY,
+  ModelStore,
+  WEIGHTS_MAX_BYTES,
+  isVersionName,
+  versionName,
+  type MetricsInput,
+} from '#lib/storage/store';
 import { testBucket, type TestBucket } from './support/env.ts';
 import { MemoryObjects } from './support/memory-objects.ts';
 
@@ -34,7 +41,17 @@ function metricsFor(version: string, accuracy: number, arch: Arch = 'mlp', param
     createdAt: new Date(clock).toISOString(),
     backend: 'wasm',
     params,
-    training: { epochs: 1, batchSize: 1, learningRate: 0.001, schedule: 'cosine', seed: 1, history: [], secondsPerEpoch: 0, trainCount: 0, validationCount: 0 },
+    training: {
+      epochs: 1,
+      batchSize: 1,
+      learningRate: 0.001,
+      schedule: 'cosine',
+      seed: 1,
+      history: [],
+      secondsPerEpoch: 0,
+      trainCount: 0,
+      validationCount: 0,
+    },
     test: { ...summarise(confusion, 0.1), accuracy },
   };
 }
@@ -64,8 +81,11 @@ function failingOnPut(inner: ObjectStore, failAt: (key: string) => boolean): Obj
 
 const sha256 = (bytes: Buffer | string) => createHash('sha256').update(bytes).digest('hex');
 
+// biome-ignore lint/suspicious/noExplicitAny: a forger edits arbitrary fields of parsed JSON
+type Json = any;
+
 /** Rewrites a version's model.json and/or metrics and records matching checksums, as a forger with write access could. */
-async function forge(version: string, edit: { modelJson?: (json: any) => void; metrics?: (metrics: any) => void }) {
+async function forge(version: string, edit: { modelJson?: (json: Json) => void; metrics?: (metrics: Json) => void }) {
   const modelKey = `models/${version}/model.json`;
   const metricsKey = `models/${version}/metrics.json`;
   const modelJson = JSON.parse((await bucket.objects.get(modelKey))!.body.toString());
@@ -100,7 +120,10 @@ describe('ModelStore on the embedded S3', () => {
     const store = new ModelStore(bucket.objects);
     const version = await saveVersion(store);
     const keys = await bucket.objects.list(`models/${version}/`);
-    assert.deepEqual(keys, ['metrics.json', 'model.json', 'weights.bin'].map((f) => `models/${version}/${f}`));
+    assert.deepEqual(
+      keys,
+      ['metrics.json', 'model.json', 'weights.bin'].map((f) => `models/${version}/${f}`),
+    );
     const modelJson = JSON.parse((await bucket.objects.get(`models/${version}/model.json`))!.body.toString());
     assert.equal(modelJson.format, 'layers-model');
     assert.deepEqual(modelJson.weightsManifest[0].paths, ['weights.bin']);
@@ -144,9 +167,16 @@ describe('ModelStore on the embedded S3', () => {
       const model = createModel({ arch: 'mlp' });
       await assert.rejects(broken.save(model, metricsFor(version, 0.99)), /injected failure/);
       model.dispose();
-      await assert.rejects(store.promote(version), ModelIntegrityError, `a version that failed at ${file} cannot be promoted`);
+      await assert.rejects(
+        store.promote(version),
+        ModelIntegrityError,
+        `a version that failed at ${file} cannot be promoted`,
+      );
       assert.equal((await bucket.objects.get(LATEST_KEY))!.body.toString(), before);
-      assert.ok(!(await store.list()).some((v) => v.version === version), `a version that failed at ${file} is not listed`);
+      assert.ok(
+        !(await store.list()).some((v) => v.version === version),
+        `a version that failed at ${file} is not listed`,
+      );
     }
   });
 
@@ -188,7 +218,8 @@ describe('ModelStore on the embedded S3', () => {
     const b = await saveVersion(store);
     const results = await Promise.allSettled([store.promote(a), store.promote(b), store.promote(a), store.promote(b)]);
     // With conditional writes a promotion may lose every retry; then it says so instead of overwriting.
-    for (const result of results) if (result.status === 'rejected') assert.ok(result.reason instanceof PointerChangedError, String(result.reason));
+    for (const result of results)
+      if (result.status === 'rejected') assert.ok(result.reason instanceof PointerChangedError, String(result.reason));
     const latest = await store.latest();
     assert.ok(latest && [a, b].includes(latest.version));
     await store.verify(latest.version);
@@ -209,7 +240,12 @@ describe('ModelStore on the embedded S3', () => {
 });
 
 describe('the serving pointer is validated by every reader', () => {
-  const valid = { version: '20260101T000000Z-mlp', promotedAt: '2026-01-01T00:00:00.000Z', accuracy: 0.98, arch: 'mlp' };
+  const valid = {
+    version: '20260101T000000Z-mlp',
+    promotedAt: '2026-01-01T00:00:00.000Z',
+    accuracy: 0.98,
+    arch: 'mlp',
+  };
   for (const [what, body] of [
     ['null', 'null'],
     ['a number', '42'],
@@ -246,7 +282,9 @@ describe('loading refuses oversized or inconsistent versions before building any
     const store = new ModelStore(bucket.objects);
     const version = await saveVersion(store);
     const huge = WEIGHTS_MAX_BYTES / 4 + 1;
-    await forge(version, { metrics: (m) => Object.assign(m, { params: huge, artifacts: { ...m.artifacts, weightsBytes: huge * 4 } }) });
+    await forge(version, {
+      metrics: (m) => Object.assign(m, { params: huge, artifacts: { ...m.artifacts, weightsBytes: huge * 4 } }),
+    });
     await assert.rejects(store.load(version), /records \d+ parameters; at most \d+ are served/);
   });
 
@@ -311,7 +349,10 @@ describe('promotion is conditional on the pointer its decision was based on', ()
     const { store, a, b } = await memoryStore();
     const basis = await store.pointerState();
     await store.promote(a);
-    await assert.rejects(store.promote(b, { basedOn: basis }), (error: unknown) => error instanceof PointerChangedError && error.status === 409);
+    await assert.rejects(
+      store.promote(b, { basedOn: basis }),
+      (error: unknown) => error instanceof PointerChangedError && error.status === 409,
+    );
     assert.equal((await store.latest())?.version, a);
   });
 

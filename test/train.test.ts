@@ -6,7 +6,6 @@ import { ModelStore } from '#lib/storage/store';
 import { runScript, type ScriptResult } from './support/cli.ts';
 import { mnistDir, tempDir, testBucket } from './support/env.ts';
 
-
 function train(args: string[], dataDir: string, datasetDir = mnistDir): Promise<ScriptResult> {
   return runScript('functions/train/main.ts', args, {
     env: { ...process.env, MNIST_DIR: datasetDir, DATA_DIR: dataDir, BUCKET: '', S3_ENDPOINT: '' },
@@ -28,27 +27,54 @@ describe('npm run train', () => {
     const result = await train(['--epochs', '1', '--train-limit', '2000', '--batch-size', '32'], dataDir);
     assert.equal(result.code, 0, result.stderr);
     const outcome = lastLine(result.stdout);
-    for (const key of ['version', 'arch', 'epochs', 'backend', 'testAccuracy', 'testLoss', 'secondsPerEpoch', 'promoted']) {
+    for (const key of [
+      'version',
+      'arch',
+      'epochs',
+      'backend',
+      'testAccuracy',
+      'testLoss',
+      'secondsPerEpoch',
+      'promoted',
+    ]) {
       assert.ok(key in outcome, `result has ${key}`);
     }
     assert.equal(outcome.arch, 'mlp');
     assert.ok(outcome.testAccuracy > 0.8 && outcome.testAccuracy < 0.975, `accuracy ${outcome.testAccuracy}`);
     assert.equal(outcome.promoted, false);
     assert.match(outcome.gate.reasons[0], /below the minimum/);
-    const progressLines = result.stdout.trim().split('\n').slice(0, -1).map((line) => JSON.parse(line));
-    assert.ok(progressLines.some((line) => line.event === 'epoch'), 'JSON progress lines when stdout is not a terminal');
+    const progressLines = result.stdout
+      .trim()
+      .split('\n')
+      .slice(0, -1)
+      .map((line) => JSON.parse(line));
+    assert.ok(
+      progressLines.some((line) => line.event === 'epoch'),
+      'JSON progress lines when stdout is not a terminal',
+    );
     const store = await storeIn(dataDir);
     const [stored] = await store.list();
     assert.equal(stored?.version, outcome.version, 'version stored under the data dir');
-    assert.deepEqual(stored?.gate, { passed: false, reasons: outcome.gate.reasons }, 'the version records why it was refused');
+    assert.deepEqual(
+      stored?.gate,
+      { passed: false, reasons: outcome.gate.reasons },
+      'the version records why it was refused',
+    );
     assert.equal(await store.latest(), undefined, 'nothing promoted');
     const report = (await store.attachment(outcome.version, 'report.html'))?.toString('utf8');
-    assert.match(report ?? '', /<svg[\s\S]*data:image\/png;base64,/, 'the version stores its HTML report with charts and mistake thumbnails');
+    assert.match(
+      report ?? '',
+      /<svg[\s\S]*data:image\/png;base64,/,
+      'the version stores its HTML report with charts and mistake thumbnails',
+    );
   });
 
   test('--force promotes past the gate and records the reason', async () => {
     const dataDir = await tempDir();
-    const result = await train(['--epochs', '1', '--train-limit', '1000', '--force', '--reason', 'smoke test'], dataDir);
+    const result = await train(
+      ['--epochs', '1', '--train-limit', '1000', '--force', '--reason', 'smoke test'],
+      dataDir,
+    );
     assert.equal(result.code, 0, result.stderr);
     const outcome = lastLine(result.stdout);
     assert.equal(outcome.promoted, true);
@@ -76,7 +102,16 @@ describe('npm run train', () => {
 describe('parseTrainArgs', () => {
   test('defaults to the classic recipe', () => {
     assert.deepEqual(parseTrainArgs([], {}), {
-      arch: 'mlp', epochs: 10, batchSize: 128, learningRate: 0.001, schedule: 'cosine', validationSplit: 0.1, seed: 42, trainLimit: undefined, force: false, reason: undefined,
+      arch: 'mlp',
+      epochs: 10,
+      batchSize: 128,
+      learningRate: 0.001,
+      schedule: 'cosine',
+      validationSplit: 0.1,
+      seed: 42,
+      trainLimit: undefined,
+      force: false,
+      reason: undefined,
     });
   });
 
@@ -98,7 +133,10 @@ describe('parseTrainArgs', () => {
     [['--lr-schedule', 'step'], /--lr-schedule must be one of cosine, constant/],
   ] as const) {
     test(`rejects ${argv.join(' ')}`, () => {
-      assert.throws(() => parseTrainArgs([...argv], {}), (error: Error) => error instanceof UsageError && pattern.test(error.message));
+      assert.throws(
+        () => parseTrainArgs([...argv], {}),
+        (error: Error) => error instanceof UsageError && pattern.test(error.message),
+      );
     });
   }
 

@@ -21,18 +21,45 @@ const ARTIFACTS = path.join(repoRoot, 'test', 'artifacts');
 const PAD_SIDE = 280;
 const REPORT = '<!doctype html><title>evaluation report</title><h1>evaluation report</h1>';
 const DESKTOP = { viewport: { width: 1200, height: 900 } } satisfies BrowserContextOptions;
-const PHONE = { viewport: { width: 375, height: 740 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true } satisfies BrowserContextOptions;
+const PHONE = {
+  viewport: { width: 375, height: 740 },
+  deviceScaleFactor: 2,
+  isMobile: true,
+  hasTouch: true,
+} satisfies BrowserContextOptions;
 
 type Point = [x: number, y: number];
 type Stroke = Point[];
 
 /** Shapes in pad pixels (0–280), drawn the way people draw them. */
 const SHAPES: Record<'one' | 'seven' | 'zero', { digit: number; strokes: Stroke[] }> = {
-  one: { digit: 1, strokes: [[[146, 45], [134, 235]]] },
-  seven: { digit: 7, strokes: [[[75, 60], [205, 60], [120, 235]]] },
+  one: {
+    digit: 1,
+    strokes: [
+      [
+        [146, 45],
+        [134, 235],
+      ],
+    ],
+  },
+  seven: {
+    digit: 7,
+    strokes: [
+      [
+        [75, 60],
+        [205, 60],
+        [120, 235],
+      ],
+    ],
+  },
   zero: {
     digit: 0,
-    strokes: [Array.from({ length: 41 }, (_, i): Point => [140 + 62 * Math.sin((i / 40) * 2 * Math.PI), 140 - 92 * Math.cos((i / 40) * 2 * Math.PI)])],
+    strokes: [
+      Array.from(
+        { length: 41 },
+        (_, i): Point => [140 + 62 * Math.sin((i / 40) * 2 * Math.PI), 140 - 92 * Math.cos((i / 40) * 2 * Math.PI)],
+      ),
+    ],
   },
 };
 
@@ -43,7 +70,11 @@ function mnistTestSet(): { images: Buffer; labels: Buffer } {
 }
 
 /** A test digit scaled up to `side`×`side`, dark ink on white, encoded as `mime`. */
-async function renderDigit(digit: Uint8Array, side: number, mime: 'image/png' | 'image/jpeg' | 'image/bmp'): Promise<Buffer> {
+async function renderDigit(
+  digit: Uint8Array,
+  side: number,
+  mime: 'image/png' | 'image/jpeg' | 'image/bmp',
+): Promise<Buffer> {
   const image = new Jimp({ width: side, height: side, color: 0xffffffff });
   const data = image.bitmap.data;
   for (let y = 0; y < side; y++) {
@@ -62,7 +93,9 @@ interface OpenPage {
   requests: string[];
 }
 
-describe('web page', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing: install Debian's chromium to run the browser tests` }, () => {
+describe('web page', {
+  skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing: install Debian's chromium to run the browser tests`,
+}, () => {
   let browser: Browser;
   let service: TestService;
   const closers: (() => Promise<unknown>)[] = [];
@@ -71,7 +104,16 @@ describe('web page', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is miss
     [browser, service] = await Promise.all([
       chromium.launch({
         executablePath: CHROMIUM,
-        args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+        args: [
+          '--headless',
+          '--no-sandbox',
+          '--disable-gpu',
+          '--disable-quic',
+          '--no-first-run',
+          '--disable-background-networking',
+          '--disable-component-update',
+          '--disable-sync',
+        ],
       }),
       startService(),
     ]);
@@ -117,12 +159,17 @@ describe('web page', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is miss
     const box = await page.locator('#pad').boundingBox();
     assert.ok(box, 'the pad is visible');
     const cdp = await page.context().newCDPSession(page);
-    const touch = ([x, y]: Point) => [{ x: box.x + (x * box.width) / PAD_SIDE, y: box.y + (y * box.height) / PAD_SIDE }];
+    const touch = ([x, y]: Point) => [
+      { x: box.x + (x * box.width) / PAD_SIDE, y: box.y + (y * box.height) / PAD_SIDE },
+    ];
     await cdp.send('Input.dispatchTouchEvent', { type: 'touchStart', touchPoints: touch(stroke[0]!) });
     for (let i = 1; i < stroke.length; i++) {
       const [[x0, y0], [x1, y1]] = [stroke[i - 1]!, stroke[i]!];
       for (let s = 1; s <= 10; s++) {
-        await cdp.send('Input.dispatchTouchEvent', { type: 'touchMove', touchPoints: touch([x0 + ((x1 - x0) * s) / 10, y0 + ((y1 - y0) * s) / 10]) });
+        await cdp.send('Input.dispatchTouchEvent', {
+          type: 'touchMove',
+          touchPoints: touch([x0 + ((x1 - x0) * s) / 10, y0 + ((y1 - y0) * s) / 10]),
+        });
       }
     }
     await cdp.send('Input.dispatchTouchEvent', { type: 'touchEnd', touchPoints: [] });
@@ -158,19 +205,48 @@ describe('web page', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is miss
   async function assertBarsShow(page: Page, digit: number): Promise<void> {
     const bars = page.locator('#bars > [data-digit]');
     assert.equal(await bars.count(), 10);
-    assert.deepEqual(await bars.evaluateAll((items) => items.map((item) => (item as HTMLElement).dataset.digit)), ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
-    assert.deepEqual(await page.locator('#bars > .win').evaluateAll((items) => items.map((item) => (item as HTMLElement).dataset.digit)), [String(digit)]);
+    assert.deepEqual(await bars.evaluateAll((items) => items.map((item) => (item as HTMLElement).dataset.digit)), [
+      '0',
+      '1',
+      '2',
+      '3',
+      '4',
+      '5',
+      '6',
+      '7',
+      '8',
+      '9',
+    ]);
+    assert.deepEqual(
+      await page
+        .locator('#bars > .win')
+        .evaluateAll((items) => items.map((item) => (item as HTMLElement).dataset.digit)),
+      [String(digit)],
+    );
   }
 
   it('loads offline-clean and shows the serving model, its accuracy, a 10×10 confusion matrix and a link to its report', async () => {
     const { page, errors, requests } = await open(service.url);
-    await page.waitForFunction((version) => document.getElementById('model-version')?.textContent === version, service.version);
-    const model = (await (await fetch(`${service.url}/model`)).json()) as { test: { accuracy: number; count: number; confusion: number[][] } };
+    await page.waitForFunction(
+      (version) => document.getElementById('model-version')?.textContent === version,
+      service.version,
+    );
+    const model = (await (await fetch(`${service.url}/model`)).json()) as {
+      test: { accuracy: number; count: number; confusion: number[][] };
+    };
 
-    assert.match((await page.locator('#model-accuracy').textContent()) ?? '', new RegExp(`^${(model.test.accuracy * 100).toFixed(2)}%`));
-    const cells = await page.locator('#confusion tbody tr').evaluateAll((rows) => rows.map((row) => Array.from(row.querySelectorAll('td'), (td) => Number(td.textContent))));
+    assert.match(
+      (await page.locator('#model-accuracy').textContent()) ?? '',
+      new RegExp(`^${(model.test.accuracy * 100).toFixed(2)}%`),
+    );
+    const cells = await page
+      .locator('#confusion tbody tr')
+      .evaluateAll((rows) => rows.map((row) => Array.from(row.querySelectorAll('td'), (td) => Number(td.textContent))));
     assert.deepEqual(cells, model.test.confusion);
-    assert.match((await page.locator('#confusion tbody tr:nth-child(4) td:nth-of-type(4)').getAttribute('title')) ?? '', /read correctly/);
+    assert.match(
+      (await page.locator('#confusion tbody tr:nth-child(4) td:nth-of-type(4)').getAttribute('title')) ?? '',
+      /read correctly/,
+    );
     assert.equal(await page.locator('#per-class tbody tr').count(), 10);
     assert.equal(await page.locator('#error').isHidden(), true);
 
@@ -182,7 +258,10 @@ describe('web page', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is miss
     assert.equal(await tab.locator('h1').textContent(), 'evaluation report');
 
     const origin = new URL(service.url).origin;
-    assert.deepEqual(requests.filter((url) => !url.startsWith(`${origin}/`) && !url.startsWith('data:')), []);
+    assert.deepEqual(
+      requests.filter((url) => !url.startsWith(`${origin}/`) && !url.startsWith('data:')),
+      [],
+    );
     assert.deepEqual(errors, []);
   });
 
@@ -190,7 +269,11 @@ describe('web page', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is miss
     const { page, errors } = await open(service.url);
     await page.waitForSelector('#confusion tbody tr');
 
-    assert.equal(await digitAfter(page, () => draw(page, SHAPES.one.strokes)), 1, 'predicted on its own after the stroke');
+    assert.equal(
+      await digitAfter(page, () => draw(page, SHAPES.one.strokes)),
+      1,
+      'predicted on its own after the stroke',
+    );
 
     for (const shape of [SHAPES.seven, SHAPES.zero]) {
       await page.click('#clear');
@@ -209,7 +292,10 @@ describe('web page', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is miss
   it('reads a digit drawn with a finger on a phone-sized screen without scrolling sideways', async () => {
     const { page, errors } = await open(service.url, PHONE);
     await page.waitForSelector('#confusion tbody tr');
-    assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), 'no horizontal overflow');
+    assert.ok(
+      await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth),
+      'no horizontal overflow',
+    );
 
     assert.equal(await digitAfter(page, () => drawWithFinger(page, SHAPES.seven.strokes[0]!)), 7);
     await page.screenshot({ path: path.join(ARTIFACTS, 'web-phone.png'), fullPage: true });
@@ -231,7 +317,10 @@ describe('web page', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is miss
       for (let index = 0; index < labels.length; index++) {
         if (labels[index] !== label) continue;
         const png = await renderDigit(digitOf(index), side, 'image/png');
-        const response = await fetch(`${service.url}/predict`, { method: 'POST', body: JSON.stringify({ image: png.toString('base64') }) });
+        const response = await fetch(`${service.url}/predict`, {
+          method: 'POST',
+          body: JSON.stringify({ image: png.toString('base64') }),
+        });
         if (((await response.json()) as { digit?: number }).digit === label) return index;
       }
       throw new Error(`the model reads no ${label} right`);
@@ -245,8 +334,13 @@ describe('web page', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is miss
     ] as const;
     for (const upload of uploads) {
       const file = path.join(dir, upload.name);
-      const bytes = await renderDigit(digitOf(await readableDigit(upload.label, upload.side)), upload.side, upload.mime);
-      if (upload.mime === 'image/bmp') assert.ok(bytes.length > 1024 * 1024, `the BMP is over 1 MB (${bytes.length} bytes)`);
+      const bytes = await renderDigit(
+        digitOf(await readableDigit(upload.label, upload.side)),
+        upload.side,
+        upload.mime,
+      );
+      if (upload.mime === 'image/bmp')
+        assert.ok(bytes.length > 1024 * 1024, `the BMP is over 1 MB (${bytes.length} bytes)`);
       await writeFile(file, bytes);
 
       assert.equal(await digitAfter(page, () => page.setInputFiles('#file', file)), upload.label, upload.name);

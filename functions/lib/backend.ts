@@ -24,7 +24,7 @@ let wasmDir: string | undefined;
  * this before `initBackend`; unbundled code finds them in node_modules.
  */
 export function useWasmFilesFrom(dir: string): void {
-  wasmDir = dir.endsWith('/') ? dir : dir + '/';
+  wasmDir = dir.endsWith('/') ? dir : `${dir}/`;
 }
 
 async function tryNode(): Promise<boolean> {
@@ -54,7 +54,9 @@ async function choose(preferred: readonly BackendName[], forced: BackendName | u
     }
   }
   throw new BackendUnavailableError(
-    forced ? `TFJS_BACKEND=${forced} could not be loaded` : `no tfjs backend could be loaded (tried ${order.join(', ')})`,
+    forced
+      ? `TFJS_BACKEND=${forced} could not be loaded`
+      : `no tfjs backend could be loaded (tried ${order.join(', ')})`,
   );
 }
 
@@ -63,7 +65,10 @@ async function choose(preferred: readonly BackendName[], forced: BackendName | u
  * TensorFlow; prediction passes `['wasm', 'cpu']` because tfjs-node does not fit
  * a zip Lambda and wasm answers a single image in well under a millisecond.
  */
-export function initBackend(preferred: readonly BackendName[] = BACKEND_NAMES, forced?: BackendName): Promise<BackendName> {
+export function initBackend(
+  preferred: readonly BackendName[] = BACKEND_NAMES,
+  forced?: BackendName,
+): Promise<BackendName> {
   active ??= choose(preferred, forced);
   return active;
 }

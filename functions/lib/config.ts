@@ -58,7 +58,13 @@ function optional(env: Env, name: string): string | undefined {
 
 export function numberFrom(env: Env, name: string, fallback: number, min: number, max: number): number;
 export function numberFrom(env: Env, name: string, fallback: undefined, min: number, max: number): number | undefined;
-export function numberFrom(env: Env, name: string, fallback: number | undefined, min: number, max: number): number | undefined {
+export function numberFrom(
+  env: Env,
+  name: string,
+  fallback: number | undefined,
+  min: number,
+  max: number,
+): number | undefined {
   const raw = optional(env, name);
   if (raw === undefined) return fallback;
   const value = Number(raw);
@@ -97,7 +103,8 @@ export function readRegion(env: Env = process.env): string | undefined {
   for (const name of ['AWS_REGION', 'AWS_DEFAULT_REGION']) {
     const raw = optional(env, name);
     if (raw === undefined) continue;
-    if (!/^[a-z]{2}(-[a-z]+)+-\d+$/.test(raw)) throw new ConfigError(`${name} must be an AWS region like us-east-1; got "${raw}"`);
+    if (!/^[a-z]{2}(-[a-z]+)+-\d+$/.test(raw))
+      throw new ConfigError(`${name} must be an AWS region like us-east-1; got "${raw}"`);
     return raw;
   }
   return undefined;
@@ -119,8 +126,12 @@ function s3Credentials(env: Env, endpoint: string | undefined): S3Credentials | 
   const accessKeyId = optional(env, 'S3_ACCESS_KEY_ID');
   const secretAccessKey = optional(env, 'S3_SECRET_ACCESS_KEY');
   if (!accessKeyId && !secretAccessKey) return undefined;
-  if (!accessKeyId || !secretAccessKey) throw new ConfigError('S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY go together: set both or neither');
-  if (!endpoint) throw new ConfigError('S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY sign requests to S3_ENDPOINT: set S3_ENDPOINT too');
+  if (!accessKeyId || !secretAccessKey)
+    throw new ConfigError('S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY go together: set both or neither');
+  if (!endpoint)
+    throw new ConfigError(
+      'S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY sign requests to S3_ENDPOINT: set S3_ENDPOINT too',
+    );
   return { accessKeyId, secretAccessKey };
 }
 

@@ -6,10 +6,21 @@
  * details only in the log.
  */
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
-import { AppError, BadRequestError, NotFoundError, PayloadTooLargeError, UnauthorizedError, UnavailableError } from './errors.ts';
+import {
+  AppError,
+  BadRequestError,
+  NotFoundError,
+  PayloadTooLargeError,
+  UnauthorizedError,
+  UnavailableError,
+} from './errors.ts';
 import type { Logger } from './log.ts';
 
-export type Result = APIGatewayProxyStructuredResultV2 & { statusCode: number; headers: Record<string, string>; body: string };
+export type Result = APIGatewayProxyStructuredResultV2 & {
+  statusCode: number;
+  headers: Record<string, string>;
+  body: string;
+};
 export type Handler = (event: APIGatewayProxyEventV2, context?: Pick<Context, 'awsRequestId'>) => Promise<Result>;
 
 const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' };
@@ -27,7 +38,8 @@ export class MethodNotAllowedError extends AppError {
 /** A typed error as the caller sees it: its status, its code and message, and the headers its status calls for. */
 export function errorResult(error: AppError): Result {
   const headers: Record<string, string> = {};
-  if (error instanceof UnavailableError && error.retryAfterSeconds !== undefined) headers['retry-after'] = String(error.retryAfterSeconds);
+  if (error instanceof UnavailableError && error.retryAfterSeconds !== undefined)
+    headers['retry-after'] = String(error.retryAfterSeconds);
   if (error instanceof MethodNotAllowedError) headers.allow = error.allow;
   if (error instanceof UnauthorizedError) headers['www-authenticate'] = error.scheme;
   return json(error.status, { error: { code: error.code, message: error.message } }, headers);
@@ -150,7 +162,7 @@ export function readJsonObject(raw: RawBody, rules: JsonBodyRules): Record<strin
   return value as Record<string, unknown>;
 }
 
-const snake = (name: string) => name.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase());
+const snake = (name: string) => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
 /**
  * A field that is missing (400 `missing_field`) or holds the wrong thing (400
@@ -176,7 +188,11 @@ function describe(value: unknown): string {
  * Wraps a router: a request id on every response and log line, errors mapped
  * in one place, one access-log line per request.
  */
-export function serve(logger: Logger, route: (event: APIGatewayProxyEventV2, log: Logger) => Promise<Result>, logFields: () => Record<string, unknown> = () => ({})): Handler {
+export function serve(
+  logger: Logger,
+  route: (event: APIGatewayProxyEventV2, log: Logger) => Promise<Result>,
+  logFields: () => Record<string, unknown> = () => ({}),
+): Handler {
   return async (event, context) => {
     const requestId = context?.awsRequestId ?? event.requestContext?.requestId ?? 'local';
     const { method, path } = requestLine(event);
@@ -189,7 +205,13 @@ export function serve(logger: Logger, route: (event: APIGatewayProxyEventV2, log
       result = toErrorResponse(error, log, requestId);
     }
     result.headers['x-request-id'] = requestId;
-    log.info('request', { method, path, status: result.statusCode, ms: Math.round((performance.now() - started) * 100) / 100, ...logFields() });
+    log.info('request', {
+      method,
+      path,
+      status: result.statusCode,
+      ms: Math.round((performance.now() - started) * 100) / 100,
+      ...logFields(),
+    });
     return result;
   };
 }

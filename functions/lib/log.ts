@@ -25,7 +25,7 @@ function serialise(value: unknown): unknown {
 
 export function createLogger(
   base: LogFields = { service: 'digitnet' },
-  write: (line: string) => void = (line) => process.stderr.write(line + '\n'),
+  write: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
   minLevel: LogLevel = readLogLevel(),
 ): Logger {
   const threshold = LEVELS[minLevel];

@@ -11,7 +11,13 @@
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { PointerInvalidError, UnavailableError } from './errors.ts';
 import type { Logger } from './log.ts';
-import { LATEST_KEY, type LatestPointer, type LoadedModel, type ModelMetrics, type ModelStore } from './storage/store.ts';
+import {
+  LATEST_KEY,
+  type LatestPointer,
+  type LoadedModel,
+  type ModelMetrics,
+  type ModelStore,
+} from './storage/store.ts';
 
 export interface ServingModel {
   version: string;
@@ -37,7 +43,11 @@ export const NO_MODEL_MESSAGE =
   'no model has been promoted yet: train one with `npm run train` (locally) or `npm run retrain` (deployed), then try again';
 
 const unloadable = (version: string) =>
-  new UnavailableError(`the promoted model ${version} could not be loaded; promote a working version`, 'model_unloadable', 30);
+  new UnavailableError(
+    `the promoted model ${version} could not be loaded; promote a working version`,
+    'model_unloadable',
+    30,
+  );
 
 export class ModelCache {
   private serving: ServingModel | undefined;
@@ -56,7 +66,10 @@ export class ModelCache {
   async get(): Promise<ServingModel> {
     if (this.serving) {
       // Nobody awaits a background refresh, so its failure must end here, never as an unhandled rejection.
-      if (this.refreshDue()) this.refresh().catch((error: unknown) => this.options.logger.error('background model refresh failed', { error }));
+      if (this.refreshDue())
+        this.refresh().catch((error: unknown) =>
+          this.options.logger.error('background model refresh failed', { error }),
+        );
       return this.serving;
     }
     await this.refresh();
@@ -88,10 +101,22 @@ export class ModelCache {
       latest = await store.latestIfChanged(this.serving ? this.etag : undefined);
     } catch (error) {
       const invalid = error instanceof PointerInvalidError;
-      logger.error(invalid ? 'the model pointer is invalid' : 'could not read the model pointer', { error, modelVersion: this.serving?.version });
+      logger.error(invalid ? 'the model pointer is invalid' : 'could not read the model pointer', {
+        error,
+        modelVersion: this.serving?.version,
+      });
       if (this.serving) return;
-      if (invalid) throw new UnavailableError(`${LATEST_KEY} is invalid (${error.message}); promote a version to repair it`, 'pointer_invalid', 30);
-      throw new UnavailableError('model storage is unreachable; try again shortly', 'storage_unavailable', this.options.retryAfterSeconds ?? 5);
+      if (invalid)
+        throw new UnavailableError(
+          `${LATEST_KEY} is invalid (${error.message}); promote a version to repair it`,
+          'pointer_invalid',
+          30,
+        );
+      throw new UnavailableError(
+        'model storage is unreachable; try again shortly',
+        'storage_unavailable',
+        this.options.retryAfterSeconds ?? 5,
+      );
     }
     this.lastCheck = this.now();
     if (latest === undefined || latest === 'unchanged') return;
@@ -112,7 +137,11 @@ export class ModelCache {
     } catch (error) {
       this.rejected = pointer.version;
       if (this.serving) {
-        logger.error('promoted model failed to load; keeping the current one', { error, failedVersion: pointer.version, modelVersion: this.serving.version });
+        logger.error('promoted model failed to load; keeping the current one', {
+          error,
+          failedVersion: pointer.version,
+          modelVersion: this.serving.version,
+        });
       } else if (!(await this.fallBack(pointer, error))) {
         throw unloadable(pointer.version);
       }
@@ -124,7 +153,11 @@ export class ModelCache {
     this.serving = { version: loaded.metrics.version, ...loaded, pointer, ...(fallback ? { fallback } : {}) };
     this.rejected = fallback?.from;
     previous?.model.dispose();
-    this.options.logger.info('model loaded', { modelVersion: loaded.metrics.version, previous: previous?.version, accuracy: loaded.metrics.test.accuracy });
+    this.options.logger.info('model loaded', {
+      modelVersion: loaded.metrics.version,
+      previous: previous?.version,
+      accuracy: loaded.metrics.test.accuracy,
+    });
   }
 
   /** Cold, with a promoted version that will not load: serve the pointer's `previous` if it verifies. */
@@ -133,13 +166,21 @@ export class ModelCache {
     const reason = (failure as Error).message;
     const previous = pointer.previous;
     if (previous === undefined || previous === pointer.version) {
-      logger.error('promoted model failed to load and there is no previous version to fall back to', { error: failure, failedVersion: pointer.version });
+      logger.error('promoted model failed to load and there is no previous version to fall back to', {
+        error: failure,
+        failedVersion: pointer.version,
+      });
       return false;
     }
     try {
       this.replace(pointer, await store.load(previous, this.options.backendReady), { from: pointer.version, reason });
     } catch (error) {
-      logger.error('promoted model failed to load, and so did the previous version', { error: failure, failedVersion: pointer.version, previous, previousError: error });
+      logger.error('promoted model failed to load, and so did the previous version', {
+        error: failure,
+        failedVersion: pointer.version,
+        previous,
+        previousError: error,
+      });
       return false;
     }
     logger.error('promoted model failed to load; SERVING THE PREVIOUS VERSION instead', {

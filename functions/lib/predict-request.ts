@@ -60,18 +60,22 @@ const JSON_BODY: JsonBodyRules = {
 
 /** A base64 string or data: URL → bytes, refusing oversize input before decoding it. */
 export function decodeImageString(value: unknown, where: string): Buffer {
-  if (typeof value !== 'string') throw new BadRequestError(`${where} must be a base64 string or a data: URL`, 'invalid_image');
+  if (typeof value !== 'string')
+    throw new BadRequestError(`${where} must be a base64 string or a data: URL`, 'invalid_image');
   let text = value;
   const dataUrl = DATA_URL.exec(text);
   if (dataUrl) text = text.slice(dataUrl[0].length);
-  else if (text.startsWith('data:')) throw new BadRequestError(`${where} is a data: URL without ;base64`, 'invalid_base64');
+  else if (text.startsWith('data:'))
+    throw new BadRequestError(`${where} is a data: URL without ;base64`, 'invalid_base64');
   if (text.length > Math.ceil((MAX_IMAGE_BYTES * 4) / 3) + 1024) {
     throw new PayloadTooLargeError(`${where} is over ${MAX_IMAGE_BYTES} bytes`, 'image_too_large');
   }
   text = text.replace(/\s+/g, '');
   if (text.length === 0) throw new BadRequestError(`${where} is empty`, 'invalid_image');
-  if (text.length % 4 === 1 || !BASE64.test(text)) throw new BadRequestError(`${where} is not valid base64`, 'invalid_base64');
-  if (base64Bytes(text) > MAX_IMAGE_BYTES) throw new PayloadTooLargeError(`${where} is over ${MAX_IMAGE_BYTES} bytes`, 'image_too_large');
+  if (text.length % 4 === 1 || !BASE64.test(text))
+    throw new BadRequestError(`${where} is not valid base64`, 'invalid_base64');
+  if (base64Bytes(text) > MAX_IMAGE_BYTES)
+    throw new PayloadTooLargeError(`${where} is over ${MAX_IMAGE_BYTES} bytes`, 'image_too_large');
   return Buffer.from(text, 'base64');
 }
 
@@ -84,11 +88,14 @@ export function parsePredictRequest(raw: RawRequest): PredictRequest {
   const type = mediaType(raw.contentType);
   if (type?.startsWith('image/') || type === 'application/octet-stream') {
     const bytes = raw.isBase64Encoded ? decodeImageString(raw.body, 'the body') : Buffer.from(raw.body, 'latin1');
-    if (bytes.length > MAX_IMAGE_BYTES) throw new PayloadTooLargeError(`the image is over ${MAX_IMAGE_BYTES} bytes`, 'image_too_large');
+    if (bytes.length > MAX_IMAGE_BYTES)
+      throw new PayloadTooLargeError(`the image is over ${MAX_IMAGE_BYTES} bytes`, 'image_too_large');
     return { inputs: [{ kind: 'image', bytes }], batch: false, includeInput: false };
   }
   if (type !== undefined && !JSON_TYPES.has(type)) {
-    throw new UnsupportedMediaTypeError(`Content-Type ${type} is not accepted: send application/json or an image/* body`);
+    throw new UnsupportedMediaTypeError(
+      `Content-Type ${type} is not accepted: send application/json or an image/* body`,
+    );
   }
   return parsePredictJson(readJsonObject(raw, JSON_BODY));
 }
@@ -103,14 +110,19 @@ function parsePredictJson(body: Record<string, unknown>): PredictRequest {
     throw fieldError('includeInput', 'true or false', body.includeInput);
   }
   const includeInput = body.includeInput === true;
-  if (body.pixels !== undefined) return { inputs: [{ kind: 'pixels', pixels: body.pixels }], batch: false, includeInput };
+  if (body.pixels !== undefined)
+    return { inputs: [{ kind: 'pixels', pixels: body.pixels }], batch: false, includeInput };
   if (body.image !== undefined) {
     return { inputs: [{ kind: 'image', bytes: decodeImageString(body.image, '"image"') }], batch: false, includeInput };
   }
   const images = body.images;
-  if (!Array.isArray(images) || images.length === 0) throw fieldError('images', 'a non-empty array of base64 strings', images);
+  if (!Array.isArray(images) || images.length === 0)
+    throw fieldError('images', 'a non-empty array of base64 strings', images);
   if (images.length > MAX_BATCH) {
-    throw new PayloadTooLargeError(`"images" holds ${images.length} images; the limit is ${MAX_BATCH} per request`, 'batch_too_large');
+    throw new PayloadTooLargeError(
+      `"images" holds ${images.length} images; the limit is ${MAX_BATCH} per request`,
+      'batch_too_large',
+    );
   }
   const decoded = images.map((image, i) => decodeImageString(image, `"images"[${i}]`));
   const pixels = decoded.reduce((sum, bytes) => {

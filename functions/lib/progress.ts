@@ -20,7 +20,7 @@ const BAR_WIDTH = 30;
 function bar(fraction: number): string {
   const clamped = Math.min(1, Math.max(0, fraction));
   const filled = Math.round(clamped * BAR_WIDTH);
-  return '[' + '#'.repeat(filled) + '-'.repeat(BAR_WIDTH - filled) + '] ' + (clamped * 100).toFixed(0).padStart(3) + '%';
+  return `[${'#'.repeat(filled)}${'-'.repeat(BAR_WIDTH - filled)}] ${(clamped * 100).toFixed(0).padStart(3)}%`;
 }
 
 function summary(fields: Record<string, unknown>): string {
@@ -36,11 +36,11 @@ export function createProgress(terminal: Stream = process.stderr, lines: Stream 
     return {
       update(fraction, label, fields = {}) {
         const text = `${bar(fraction)} ${label} ${summary(fields)}`;
-        terminal.write('\r' + text.slice(0, (terminal.columns ?? 100) - 1) + '\x1b[K');
+        terminal.write(`\r${text.slice(0, (terminal.columns ?? 100) - 1)}\x1b[K`);
         drawn = true;
       },
       note(event, fields) {
-        terminal.write((drawn ? '\r\x1b[K' : '') + `${event}: ${summary(fields)}\n`);
+        terminal.write(`${drawn ? '\r\x1b[K' : ''}${event}: ${summary(fields)}\n`);
         drawn = false;
       },
       done() {
@@ -51,10 +51,12 @@ export function createProgress(terminal: Stream = process.stderr, lines: Stream 
   }
   return {
     update(fraction, label, fields = {}) {
-      lines.write(JSON.stringify({ event: 'progress', label, fraction: Number(fraction.toFixed(4)), ...fields }) + '\n');
+      lines.write(
+        `${JSON.stringify({ event: 'progress', label, fraction: Number(fraction.toFixed(4)), ...fields })}\n`,
+      );
     },
     note(event, fields) {
-      lines.write(JSON.stringify({ event, ...fields }) + '\n');
+      lines.write(`${JSON.stringify({ event, ...fields })}\n`);
     },
     done() {},
   };

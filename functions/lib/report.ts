@@ -33,13 +33,13 @@ function html(strings: TemplateStringsArray, ...values: unknown[]): Html {
   return new Html(strings.reduce((out, part, i) => out + fragment(values[i - 1]) + part));
 }
 
-const percent = (x: number, digits = 2): string => (Number.isFinite(x) ? (x * 100).toFixed(digits) + '%' : '–');
+const percent = (x: number, digits = 2): string => (Number.isFinite(x) ? `${(x * 100).toFixed(digits)}%` : '–');
 const fixed = (x: number, digits: number): string => (Number.isFinite(x) ? x.toFixed(digits) : '–');
 const count = (n: number): string => (Number.isFinite(n) ? n.toLocaleString('en-US') : '–');
 
 function utc(iso: string): string {
   const date = new Date(iso);
-  return Number.isNaN(date.getTime()) ? iso : date.toISOString().replace('T', ' ').slice(0, 19) + ' UTC';
+  return Number.isNaN(date.getTime()) ? iso : `${date.toISOString().replace('T', ' ').slice(0, 19)} UTC`;
 }
 
 function duration(seconds: number): string {
@@ -144,7 +144,9 @@ function lineChart(options: ChartOptions): Html {
       pen = true;
     });
     const dots = s.values.map((value, i) =>
-      finite(value) ? html`<circle class="dot ${s.tone}" cx="${r(x(epochs[i]!))}" cy="${r(y(value))}" r="3"><title>${s.name}, epoch ${epochs[i]}: ${formatValue(value)}</title></circle>` : '',
+      finite(value)
+        ? html`<circle class="dot ${s.tone}" cx="${r(x(epochs[i]!))}" cy="${r(y(value))}" r="3"><title>${s.name}, epoch ${epochs[i]}: ${formatValue(value)}</title></circle>`
+        : '',
     );
     return html`<path class="series ${s.tone}" d="${d}"/>${dots}`;
   });
@@ -157,7 +159,9 @@ function lineChart(options: ChartOptions): Html {
     return item;
   });
   const absent = options.series.filter((s) => !s.values.some(finite)).map((s) => s.name);
-  const gaps = series.map((s) => ({ name: s.name, epochs: epochs.filter((_, i) => !finite(s.values[i])) })).filter((g) => g.epochs.length > 0);
+  const gaps = series
+    .map((s) => ({ name: s.name, epochs: epochs.filter((_, i) => !finite(s.values[i])) }))
+    .filter((g) => g.epochs.length > 0);
 
   return html`<svg class="chart" viewBox="0 0 ${WIDTH} ${HEIGHT}" role="img" aria-label="${options.title} per epoch">
 <title>${options.title} per epoch</title>
@@ -215,7 +219,9 @@ function confusionTable(confusion: number[][]): Html {
       // Mistakes are a few percent of a row at most; a square-root scale keeps them visible beside the diagonal (as on the web page).
       const strength = truth === predicted ? 0.12 + 0.88 * share : Math.min(0.85, Math.sqrt(share) * 2.5);
       const colour = truth === predicted ? '79 70 229' : '220 38 38';
-      const classes = [n === 0 ? 'zero' : '', n > 0 && strength > 0.55 ? 'dark' : '', truth === predicted ? 'hit' : ''].filter(Boolean).join(' ');
+      const classes = [n === 0 ? 'zero' : '', n > 0 && strength > 0.55 ? 'dark' : '', truth === predicted ? 'hit' : '']
+        .filter(Boolean)
+        .join(' ');
       const title =
         truth === predicted
           ? `${count(n)} of ${count(total)} ${truth}s read correctly (${percent(share)})`
@@ -260,12 +266,13 @@ function perClassTable(metrics: ModelMetrics): Html {
 /** The 28×28 test image as a PNG data URL, exactly the pixels the model saw (white ink on black). */
 function digitPng(testImages: Uint8Array, index: number): string {
   const pixels = testImages.subarray(index * MNIST_PIXELS, (index + 1) * MNIST_PIXELS);
-  return 'data:image/png;base64,' + encodeGreyPng(pixels, MNIST_SIDE, MNIST_SIDE).toString('base64');
+  return `data:image/png;base64,${encodeGreyPng(pixels, MNIST_SIDE, MNIST_SIDE).toString('base64')}`;
 }
 
 function worstGrid(metrics: ModelMetrics, testImages: Uint8Array): Html {
   const { worst } = metrics.test;
-  if (worst.length === 0) return html`<p class="empty">No misclassified test images were recorded for this version.</p>`;
+  if (worst.length === 0)
+    return html`<p class="empty">No misclassified test images were recorded for this version.</p>`;
   const figures = worst.map((w) => {
     const src = digitPng(testImages, w.index);
     const what = `true ${w.label} → predicted ${w.predicted} (${percent(w.confidence, 1)})`;
@@ -358,13 +365,17 @@ export async function renderReport(metrics: ModelMetrics, testImages: Uint8Array
   const available = Math.floor(testImages.length / MNIST_PIXELS);
   const outside = test.worst.find((w) => !Number.isInteger(w.index) || w.index < 0 || w.index >= available);
   if (outside) {
-    throw new RangeError(`worst mistake index ${outside.index} is outside the ${available} test images given; pass the split the version was evaluated on`);
+    throw new RangeError(
+      `worst mistake index ${outside.index} is outside the ${available} test images given; pass the split the version was evaluated on`,
+    );
   }
 
   const mistakes = test.count - test.confusion.reduce((sum, row, i) => sum + (row[i] ?? 0), 0);
   const totalSeconds = training.history.reduce((sum, e) => sum + (finite(e.seconds) ? e.seconds : 0), 0);
   const validation =
-    training.validationCount > 0 ? `${count(training.trainCount)} training / ${count(training.validationCount)} validation images` : `${count(training.trainCount)} training images, no validation split`;
+    training.validationCount > 0
+      ? `${count(training.trainCount)} training / ${count(training.validationCount)} validation images`
+      : `${count(training.trainCount)} training images, no validation split`;
 
   const page = html`<!doctype html>
 <html lang="en">

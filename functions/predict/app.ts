@@ -81,21 +81,31 @@ export function makeHandler(deps: AppDeps): Handler {
     });
     const inputs = await Promise.all(request.inputs.map(toModelInput));
     const serving = await servingModel();
-    const predictions = classify(serving.model, inputs).map((p, i) => (request.includeInput ? { ...p, input: toBytes(inputs[i]!) } : p));
+    const predictions = classify(serving.model, inputs).map((p, i) =>
+      request.includeInput ? { ...p, input: toBytes(inputs[i]!) } : p,
+    );
     const modelVersion = serving.version;
     return json(200, request.batch ? { predictions, modelVersion } : { ...predictions[0], modelVersion });
   }
 
   async function health(): Promise<Result> {
     const serving = await servingModel();
-    return json(200, { status: serving.fallback ? 'degraded' : 'ok', modelVersion: serving.version, ...fallbackOf(serving) });
+    return json(200, {
+      status: serving.fallback ? 'degraded' : 'ok',
+      modelVersion: serving.version,
+      ...fallbackOf(serving),
+    });
   }
 
   async function report(): Promise<Result> {
     const serving = await servingModel();
     const html = await deps.report?.(serving.version);
     if (!html) throw new NotFoundError(`model ${serving.version} has no stored report`);
-    return { statusCode: 200, headers: { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-cache' }, body: html.toString('utf8') };
+    return {
+      statusCode: 200,
+      headers: { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-cache' },
+      body: html.toString('utf8'),
+    };
   }
 
   const routes: Routes = {
@@ -104,7 +114,11 @@ export function makeHandler(deps: AppDeps): Handler {
     '/model/report': { GET: report },
     '/health': { GET: health },
     '/': {
-      GET: async () => ({ statusCode: 200, headers: { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-cache' }, body: await deps.page() }),
+      GET: async () => ({
+        statusCode: 200,
+        headers: { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-cache' },
+        body: await deps.page(),
+      }),
     },
   };
 

@@ -8,13 +8,44 @@
  *   GET  /train/{jobId}                              → 200 {jobId, status, done, model?}
  *   POST /promote        {version}                   → 200 the new models/latest.json
  */
-import { DescribeJobsCommand, SubmitJobCommand, type BatchClient, type JobDetail, type KeyValuePair } from '@aws-sdk/client-batch';
+import {
+  DescribeJobsCommand,
+  SubmitJobCommand,
+  type BatchClient,
+  type JobDetail,
+  type KeyValuePair,
+} from '@aws-sdk/client-batch';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
-import { AppError, BadRequestError, ConfigError, ConflictError, ModelIntegrityError, NotFoundError, UpstreamError } from '#lib/errors';
-import { fieldError, json, readJsonObject, router, serve, type Handler, type JsonBodyRules, type RawBody, type Methods, type Result } from '#lib/http';
+import {
+  AppError,
+  BadRequestError,
+  ConfigError,
+  ConflictError,
+  ModelIntegrityError,
+  NotFoundError,
+  UpstreamError,
+} from '#lib/errors';
+import {
+  fieldError,
+  json,
+  readJsonObject,
+  router,
+  serve,
+  type Handler,
+  type JsonBodyRules,
+  type RawBody,
+  type Methods,
+  type Result,
+} from '#lib/http';
 import type { Logger } from '#lib/log';
 import { ARCHS, isArch, type Arch } from '#lib/training/model';
-import { compactTimestamp, isVersionName, type LatestPointer, type ModelStore, type VersionSummary } from '#lib/storage/store';
+import {
+  compactTimestamp,
+  isVersionName,
+  type LatestPointer,
+  type ModelStore,
+  type VersionSummary,
+} from '#lib/storage/store';
 import type { OperatorPath } from './paths.ts';
 
 /** What POST /train accepts; anything outside these is a 400 before Batch is called. */
@@ -31,7 +62,11 @@ const TRAIN_BODY: JsonBodyRules = {
   fields: ['arch', 'epochs', 'batchSize'],
   example: '{"arch": "mlp", "epochs": 5}',
 };
-const PROMOTE_BODY: JsonBodyRules = { maxBytes: MAX_BODY_BYTES, fields: ['version'], example: '{"version": "20261125T220000Z-mlp"}' };
+const PROMOTE_BODY: JsonBodyRules = {
+  maxBytes: MAX_BODY_BYTES,
+  fields: ['version'],
+  example: '{"version": "20261125T220000Z-mlp"}',
+};
 
 /** AWS Batch job ids are UUIDs. */
 const JOB_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -50,7 +85,7 @@ export interface RetrainEnv {
 export function readRetrainEnv(env: Record<string, string | undefined>): RetrainEnv {
   const arn = (name: string, kind: string): string => {
     const value = env[name]?.trim();
-    if (!value || !value.startsWith('arn:') || !value.includes(`:${kind}/`)) {
+    if (!value?.startsWith('arn:') || !value.includes(`:${kind}/`)) {
       throw new ConfigError(`${name} must be the ARN of a Batch ${kind}; got ${value ? `"${value}"` : 'nothing'}`);
     }
     return value;
@@ -117,7 +152,11 @@ function versionsOf(job: JobDetail, arch: string | undefined, versions: VersionS
   const from = job.startedAt - CLOCK_SLACK_MS;
   const to = job.stoppedAt + CLOCK_SLACK_MS;
   return versions.filter(
-    (v) => v.jobId === undefined && (arch === undefined || v.arch === arch) && Date.parse(v.createdAt) >= from && Date.parse(v.createdAt) <= to,
+    (v) =>
+      v.jobId === undefined &&
+      (arch === undefined || v.arch === arch) &&
+      Date.parse(v.createdAt) >= from &&
+      Date.parse(v.createdAt) <= to,
   );
 }
 
@@ -147,12 +186,20 @@ export function makeHandler(deps: RetrainDeps): Handler {
     let jobId: string | undefined;
     try {
       const out = await batch.send(
-        new SubmitJobCommand({ jobName, jobQueue: env.jobQueue, jobDefinition: env.jobDefinition, containerOverrides: { environment } }),
+        new SubmitJobCommand({
+          jobName,
+          jobQueue: env.jobQueue,
+          jobDefinition: env.jobDefinition,
+          containerOverrides: { environment },
+        }),
       );
       jobId = out.jobId;
     } catch (error) {
       log.error('SubmitJob failed', { error, jobName });
-      throw new UpstreamError(`AWS Batch did not accept the training job (${(error as Error).name}); the function's log has the details`, 'batch_error');
+      throw new UpstreamError(
+        `AWS Batch did not accept the training job (${(error as Error).name}); the function's log has the details`,
+        'batch_error',
+      );
     }
     if (!jobId) throw new UpstreamError('AWS Batch answered without a job id', 'batch_error');
     const caller = (event.requestContext as { authorizer?: { iam?: { userArn?: string } } }).authorizer?.iam?.userArn;
@@ -167,7 +214,10 @@ export function makeHandler(deps: RetrainDeps): Handler {
       job = (await batch.send(new DescribeJobsCommand({ jobs: [jobId] }))).jobs?.[0];
     } catch (error) {
       log.error('DescribeJobs failed', { error, jobId });
-      throw new UpstreamError(`AWS Batch could not describe the job (${(error as Error).name}); the function's log has the details`, 'batch_error');
+      throw new UpstreamError(
+        `AWS Batch could not describe the job (${(error as Error).name}); the function's log has the details`,
+        'batch_error',
+      );
     }
     // DescribeJobs sees every job in the account; answer only for our own queue.
     if (!job || job.jobQueue !== env.jobQueue) throw new NotFoundError(`no training job ${jobId}`, 'job_not_found');
@@ -197,7 +247,12 @@ export function makeHandler(deps: RetrainDeps): Handler {
       const found = versionsOf(job, arch, await fromStorage('list model versions', () => store.list()));
       if (found.length === 1) {
         const [model] = found as [VersionSummary];
-        body.model = { version: model.version, accuracy: model.accuracy, serving: model.serving, ...(model.gate ? { gate: model.gate } : {}) };
+        body.model = {
+          version: model.version,
+          accuracy: model.accuracy,
+          serving: model.serving,
+          ...(model.gate ? { gate: model.gate } : {}),
+        };
       } else if (found.length > 1) {
         body.candidates = found.map((v) => ({ version: v.version, accuracy: v.accuracy, serving: v.serving }));
       }
@@ -211,10 +266,15 @@ export function makeHandler(deps: RetrainDeps): Handler {
     let pointer: LatestPointer;
     try {
       const metrics = await fromStorage('read the version', () => store.metrics(version));
-      if (!metrics) throw new NotFoundError(`model version ${version} does not exist or never finished uploading`, 'version_not_found');
+      if (!metrics)
+        throw new NotFoundError(
+          `model version ${version} does not exist or never finished uploading`,
+          'version_not_found',
+        );
       pointer = await fromStorage('promote the version', () => store.promote(version, { now: now() }));
     } catch (error) {
-      if (error instanceof ModelIntegrityError) throw new ConflictError(`model version ${version} cannot be served: ${error.message}`, 'version_incomplete');
+      if (error instanceof ModelIntegrityError)
+        throw new ConflictError(`model version ${version} cannot be served: ${error.message}`, 'version_incomplete');
       throw error;
     }
     log.info('model promoted', { version, previous: pointer.previous });

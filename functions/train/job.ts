@@ -65,19 +65,24 @@ export class UsageError extends Error {
 function integer(name: string, raw: string | undefined, fallback: number, min: number, max: number): number {
   if (raw === undefined || raw === '') return fallback;
   const value = Number(raw);
-  if (!Number.isInteger(value) || value < min || value > max) throw new UsageError(`${name} must be a whole number from ${min} to ${max}; got "${raw}"`);
+  if (!Number.isInteger(value) || value < min || value > max)
+    throw new UsageError(`${name} must be a whole number from ${min} to ${max}; got "${raw}"`);
   return value;
 }
 
 function fraction(name: string, raw: string | undefined, fallback: number, min: number, max: number): number {
   if (raw === undefined || raw === '') return fallback;
   const value = Number(raw);
-  if (!Number.isFinite(value) || value < min || value > max) throw new UsageError(`${name} must be a number from ${min} to ${max}; got "${raw}"`);
+  if (!Number.isFinite(value) || value < min || value > max)
+    throw new UsageError(`${name} must be a number from ${min} to ${max}; got "${raw}"`);
   return value;
 }
 
 /** Flags win over the environment variables the Batch job definition sets. */
-export function parseTrainArgs(argv: string[], env: Record<string, string | undefined> = process.env): TrainArgs | 'help' {
+export function parseTrainArgs(
+  argv: string[],
+  env: Record<string, string | undefined> = process.env,
+): TrainArgs | 'help' {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -101,12 +106,20 @@ export function parseTrainArgs(argv: string[], env: Record<string, string | unde
   const arch = values.arch ?? env.ARCH ?? 'mlp';
   if (!isArch(arch)) throw new UsageError(`--arch must be one of ${ARCHS.join(', ')}; got "${arch}"`);
   const schedule = values['lr-schedule'] ?? 'cosine';
-  if (!(SCHEDULES as readonly string[]).includes(schedule)) throw new UsageError(`--lr-schedule must be one of ${SCHEDULES.join(', ')}; got "${schedule}"`);
-  const trainLimit = values['train-limit'] === undefined ? undefined : integer('--train-limit', values['train-limit'], 0, 256, 60_000);
+  if (!(SCHEDULES as readonly string[]).includes(schedule))
+    throw new UsageError(`--lr-schedule must be one of ${SCHEDULES.join(', ')}; got "${schedule}"`);
+  const trainLimit =
+    values['train-limit'] === undefined ? undefined : integer('--train-limit', values['train-limit'], 0, 256, 60_000);
   return {
     arch,
     epochs: integer('--epochs', values.epochs ?? env.EPOCHS, 10, 1, 200),
-    batchSize: integer('--batch-size', values['batch-size'] ?? env.BATCH_SIZE, TRAINING_DEFAULTS[arch].batchSize, 1, 4096),
+    batchSize: integer(
+      '--batch-size',
+      values['batch-size'] ?? env.BATCH_SIZE,
+      TRAINING_DEFAULTS[arch].batchSize,
+      1,
+      4096,
+    ),
     learningRate: fraction('--learning-rate', values['learning-rate'], TRAINING_DEFAULTS[arch].learningRate, 1e-6, 1),
     schedule: schedule as Schedule,
     validationSplit: fraction('--validation-split', values['validation-split'], 0.1, 0, 0.5),
@@ -140,8 +153,16 @@ export interface TrainOutcome {
 }
 
 /** Says why a promotion that lost the race was dropped: the gate judged it against a model that no longer serves. */
-async function pointerMoved(store: ModelStore, version: string, decidedAgainst: string | undefined, forced: boolean): Promise<string> {
-  const now = await store.latest().then((p) => p?.version ?? 'nothing', () => 'an invalid pointer');
+async function pointerMoved(
+  store: ModelStore,
+  version: string,
+  decidedAgainst: string | undefined,
+  forced: boolean,
+): Promise<string> {
+  const now = await store.latest().then(
+    (p) => p?.version ?? 'nothing',
+    () => 'an invalid pointer',
+  );
   const was = decidedAgainst ?? 'no model';
   return (
     `${version} ${forced ? 'was forced past' : 'passed'} the gate but was not promoted: the serving pointer changed while it trained ` +
@@ -172,7 +193,8 @@ export async function runTraining(
     // Read before training and promoted against with If-Match: a promotion or rollback made while this job
     // trains is never overwritten by it, and the gate compares against the model that was serving.
     const basis = await store.pointerState();
-    if (basis.invalid) log.warn('the serving pointer is invalid; a promotion will replace it', { problem: basis.invalid });
+    if (basis.invalid)
+      log.warn('the serving pointer is invalid; a promotion will replace it', { problem: basis.invalid });
 
     const model = createModel({ arch: args.arch, seed: args.seed });
     const training = await trainModel(model, firstN(data.train, args.trainLimit), {
@@ -185,9 +207,13 @@ export async function runTraining(
       augment: args.augment,
       onProgress: (event) => {
         if (event.type === 'batch') {
-          progress.update(((event.epoch - 1) * event.batches + event.batch) / (event.epochs * event.batches), `epoch ${event.epoch}/${event.epochs}`, {
-            loss: event.loss,
-          });
+          progress.update(
+            ((event.epoch - 1) * event.batches + event.batch) / (event.epochs * event.batches),
+            `epoch ${event.epoch}/${event.epochs}`,
+            {
+              loss: event.loss,
+            },
+          );
         } else {
           const { type: _, ...fields } = event;
           progress.note('epoch', fields);
@@ -212,7 +238,14 @@ export async function runTraining(
       createdAt: new Date().toISOString(),
       backend,
       params: countParams(model),
-      training: { ...training, epochs: args.epochs, batchSize: args.batchSize, learningRate: args.learningRate, schedule: args.schedule, seed: args.seed },
+      training: {
+        ...training,
+        epochs: args.epochs,
+        batchSize: args.batchSize,
+        learningRate: args.learningRate,
+        schedule: args.schedule,
+        seed: args.seed,
+      },
       test,
       gate,
     };
@@ -234,10 +267,17 @@ export async function runTraining(
         if (!(error instanceof PointerChangedError)) throw error;
         promoted = false;
         notPromoted = await pointerMoved(store, version, latest?.version, forced);
-        log.warn('passed the gate but not promoted: the serving pointer changed while it trained', { version, reason: notPromoted });
+        log.warn('passed the gate but not promoted: the serving pointer changed while it trained', {
+          version,
+          reason: notPromoted,
+        });
       }
     } else {
-      log.warn('quality gate refused the new version; the serving model is unchanged', { version, reasons: gate.reasons, serving: latest?.version });
+      log.warn('quality gate refused the new version; the serving model is unchanged', {
+        version,
+        reasons: gate.reasons,
+        serving: latest?.version,
+      });
     }
     return {
       version,

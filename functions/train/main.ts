@@ -18,13 +18,13 @@ async function main(): Promise<void> {
     return;
   }
   if (args === 'help') {
-    process.stdout.write(USAGE + '\n');
+    process.stdout.write(`${USAGE}\n`);
     return;
   }
   const config = readConfig();
   logger.debug('configuration', loggableConfig(config));
   const outcome = await runTraining(args, config, createProgress());
-  process.stdout.write(JSON.stringify(outcome) + '\n');
+  process.stdout.write(`${JSON.stringify(outcome)}\n`);
 }
 
 main().catch((error: unknown) => {

@@ -22,16 +22,21 @@ import { preprocessImage } from '#lib/image/preprocess';
 import { canvasDrawing, paperPhoto } from './rerender.ts';
 import { machine, round } from './stats.ts';
 
-const emit = (record: Record<string, unknown>) => process.stdout.write(JSON.stringify(record) + '\n');
+const emit = (record: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(record)}\n`);
 
 function wholeNumber(name: string, raw: string, min: number, max: number): number {
   const value = Number(raw);
-  if (!Number.isInteger(value) || value < min || value > max) throw new Error(`${name} must be a whole number from ${min} to ${max}; got "${raw}"`);
+  if (!Number.isInteger(value) || value < min || value > max)
+    throw new Error(`${name} must be a whole number from ${min} to ${max}; got "${raw}"`);
   return value;
 }
 
 /** The first `count` test digits rendered with `render` and preprocessed as an upload would be. */
-async function uploads(split: MnistSplit, render: (digit: Uint8Array, seed: number) => Promise<Buffer>, count: number): Promise<Float32Array[]> {
+async function uploads(
+  split: MnistSplit,
+  render: (digit: Uint8Array, seed: number) => Promise<Buffer>,
+  count: number,
+): Promise<Float32Array[]> {
   const inputs: Float32Array[] = [];
   for (let i = 0; i < count; i++) {
     const image = await render(split.images.subarray(i * MNIST_PIXELS, (i + 1) * MNIST_PIXELS), i + 1);
@@ -53,7 +58,11 @@ function accuracy(model: tfl.LayersModel, inputs: Float32Array[], labels: Uint8A
 export async function benchAugment(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
-    options: { arch: { type: 'string', default: 'cnn' }, epochs: { type: 'string', default: '5' }, 'per-kind': { type: 'string', default: '500' } },
+    options: {
+      arch: { type: 'string', default: 'cnn' },
+      epochs: { type: 'string', default: '5' },
+      'per-kind': { type: 'string', default: '500' },
+    },
   });
   const arch = values.arch;
   if (!isArch(arch)) throw new Error(`--arch must be mlp or cnn; got "${arch}"`);
@@ -62,9 +71,15 @@ export async function benchAugment(argv: string[]): Promise<void> {
 
   const config = readConfig();
   const backend = await initBackend(undefined, config.tfjsBackend);
-  const data = await loadMnist({ dir: config.mnistDir && path.resolve(config.mnistDir), cacheDir: path.join(config.dataDir, 'mnist') });
+  const data = await loadMnist({
+    dir: config.mnistDir && path.resolve(config.mnistDir),
+    cacheDir: path.join(config.dataDir, 'mnist'),
+  });
   emit({ bench: 'augment', machine: machine(), backend, arch, epochs, perKind });
-  const kinds = { canvas: await uploads(data.test, canvasDrawing, perKind), photo: await uploads(data.test, paperPhoto, perKind) };
+  const kinds = {
+    canvas: await uploads(data.test, canvasDrawing, perKind),
+    photo: await uploads(data.test, paperPhoto, perKind),
+  };
 
   for (const augment of [false, true]) {
     const model = createModel({ arch });

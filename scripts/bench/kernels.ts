@@ -15,7 +15,16 @@ import '@tensorflow/tfjs-backend-wasm';
 import { initBackend } from '#lib/backend';
 import { createModel, type Arch } from '#lib/training/model';
 
-const PROJECT_KERNELS = ['BatchMatMul', '_FusedMatMul', 'Conv2DBackpropFilter', 'Conv2DBackpropInput', 'MaxPoolGrad', 'Sum', 'Mean', 'Identity'];
+const PROJECT_KERNELS = [
+  'BatchMatMul',
+  '_FusedMatMul',
+  'Conv2DBackpropFilter',
+  'Conv2DBackpropInput',
+  'MaxPoolGrad',
+  'Sum',
+  'Mean',
+  'Identity',
+];
 const BATCH = 128;
 
 // argv[2] is the bench's name (`npm run bench -- kernels --runs 5`).
@@ -44,7 +53,9 @@ function timeKernel(set: KernelSet, name: string, inputs: NamedTensorMap, attrs:
     // Fresh copies, as in training: wasm's matmul and convolution cache their
     // packed weights by buffer, which would flatter repeated calls. Copied
     // through JavaScript because the project's Identity (tf.clone) shares the buffer.
-    const fresh = Object.fromEntries(Object.entries(inputs).map(([key, t]) => [key, tf.tensor(t.dataSync(), t.shape, t.dtype)]));
+    const fresh = Object.fromEntries(
+      Object.entries(inputs).map(([key, t]) => [key, tf.tensor(t.dataSync(), t.shape, t.dtype)]),
+    );
     const start = performance.now();
     const out = tf.engine().runKernel(name, fresh, attrs) as tf.Tensor;
     const ms = performance.now() - start;
@@ -99,8 +110,18 @@ for (const [size, channels, note] of [
 }
 const biasGradient = rand([BATCH, 26, 26, 32]);
 rows.push(
-  { kernel: 'Sum', shape: '26×26×32 over N,H,W (conv bias gradient)', inputs: { x: biasGradient }, attrs: { axis: [0, 1, 2] } },
-  { kernel: 'Mean', shape: '26×26×32 over N,H,W (batch-norm moments)', inputs: { x: biasGradient }, attrs: { axis: [0, 1, 2] } },
+  {
+    kernel: 'Sum',
+    shape: '26×26×32 over N,H,W (conv bias gradient)',
+    inputs: { x: biasGradient },
+    attrs: { axis: [0, 1, 2] },
+  },
+  {
+    kernel: 'Mean',
+    shape: '26×26×32 over N,H,W (batch-norm moments)',
+    inputs: { x: biasGradient },
+    attrs: { axis: [0, 1, 2] },
+  },
   {
     kernel: 'BatchMatMul',
     shape: '[128,784]·[784,256]',

@@ -26,7 +26,7 @@ import { canvasDrawing } from './rerender.ts';
 import { machine, round } from './stats.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const emit = (record: Record<string, unknown>) => process.stdout.write(JSON.stringify(record) + '\n');
+const emit = (record: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(record)}\n`);
 
 const CONCURRENCY = [1, 2, 4, 8, 16, 32, 64];
 /** A step must beat the best so far by this much to count as still rising. */
@@ -61,14 +61,22 @@ async function requestMix(dataDir: string, mnistDir: string | undefined): Promis
     png,
     { name: 'not an image', body: image(Buffer.from('hello, world')), expect: 415 },
     png,
-    { name: `batch of ${MAX_BATCH + 1}`, body: JSON.stringify({ images: new Array(MAX_BATCH + 1).fill('AAAA') }), expect: 413 },
+    {
+      name: `batch of ${MAX_BATCH + 1}`,
+      body: JSON.stringify({ images: new Array(MAX_BATCH + 1).fill('AAAA') }),
+      expect: 413,
+    },
     png,
   ];
 }
 
 type Run = autocannon.Result;
 
-function fire(url: string, kinds: Kind[], options: { connections: number; duration?: number; amount?: number }): { done: Promise<Run>; stop: () => void } {
+function fire(
+  url: string,
+  kinds: Kind[],
+  options: { connections: number; duration?: number; amount?: number },
+): { done: Promise<Run>; stop: () => void } {
   let instance!: autocannon.Instance;
   const done = new Promise<Run>((resolve, reject) => {
     instance = autocannon(
@@ -77,7 +85,12 @@ function fire(url: string, kinds: Kind[], options: { connections: number; durati
         connections: options.connections,
         ...(options.amount ? { amount: options.amount } : { duration: options.duration }),
         timeout: 10,
-        requests: kinds.map((kind) => ({ method: 'POST', path: '/predict', headers: { 'content-type': 'application/json' }, body: kind.body })),
+        requests: kinds.map((kind) => ({
+          method: 'POST',
+          path: '/predict',
+          headers: { 'content-type': 'application/json' },
+          body: kind.body,
+        })),
       },
       (error, result) => (error ? reject(error) : resolve(result)),
     );
@@ -86,7 +99,9 @@ function fire(url: string, kinds: Kind[], options: { connections: number; durati
 }
 
 function summary(run: Run) {
-  const byStatus = Object.fromEntries(Object.entries(run.statusCodeStats ?? {}).map(([status, stats]) => [status, stats.count ?? 0]));
+  const byStatus = Object.fromEntries(
+    Object.entries(run.statusCodeStats ?? {}).map(([status, stats]) => [status, stats.count ?? 0]),
+  );
   return {
     requests: run.requests.total,
     requestsPerSecond: round(run.requests.total / run.duration, 0),
@@ -103,9 +118,14 @@ function summary(run: Run) {
 /** Every kind once, by itself, so the status split of a step can be read against what each kind must answer. */
 async function checkKinds(url: string, kinds: Kind[]): Promise<void> {
   for (const kind of kinds) {
-    const response = await fetch(`${url}/predict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: kind.body });
+    const response = await fetch(`${url}/predict`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: kind.body,
+    });
     await response.arrayBuffer();
-    if (response.status !== kind.expect) throw new Error(`${kind.name} answered ${response.status}, expected ${kind.expect}`);
+    if (response.status !== kind.expect)
+      throw new Error(`${kind.name} answered ${response.status}, expected ${kind.expect}`);
   }
   const invalid = kinds.filter((kind) => kind.expect >= 400).length;
   emit({
@@ -117,20 +137,37 @@ async function checkKinds(url: string, kinds: Kind[]): Promise<void> {
 }
 
 export async function benchLoad(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { 'step-seconds': { type: 'string', default: '5' }, 'soak-requests': { type: 'string', default: '100000' } }, strict: true });
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      'step-seconds': { type: 'string', default: '5' },
+      'soak-requests': { type: 'string', default: '100000' },
+    },
+    strict: true,
+  });
   const stepSeconds = Number(values['step-seconds']);
   const soakRequests = Number(values['soak-requests']);
-  if (!(stepSeconds > 0) || !(Number.isInteger(soakRequests) && soakRequests > 0)) throw new Error('--step-seconds and --soak-requests must be positive numbers');
+  if (!(stepSeconds > 0) || !(Number.isInteger(soakRequests) && soakRequests > 0))
+    throw new Error('--step-seconds and --soak-requests must be positive numbers');
 
   emit({ bench: 'load', machine: machine() });
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'digitnet-load-'));
   const shared = path.resolve(root, '..', 'shared', 'mnist');
-  const mnistDir = process.env.MNIST_DIR ? path.resolve(process.env.MNIST_DIR) : existsSync(shared) ? shared : undefined;
+  const mnistDir = process.env.MNIST_DIR
+    ? path.resolve(process.env.MNIST_DIR)
+    : existsSync(shared)
+      ? shared
+      : undefined;
   const started = performance.now();
   const stack = await startStack(dataDir, mnistDir);
   const { child, url } = stack;
   try {
-    emit({ measure: 'local stack ready (first start: trains one epoch)', seconds: round((performance.now() - started) / 1000, 1), url, serverProcesses: stack.workers });
+    emit({
+      measure: 'local stack ready (first start: trains one epoch)',
+      seconds: round((performance.now() - started) / 1000, 1),
+      url,
+      serverProcesses: stack.workers,
+    });
     const kinds = await requestMix(dataDir, mnistDir);
     await checkKinds(url, kinds);
     await fire(url, kinds, { connections: 4, duration: 2 }).done;
@@ -148,11 +185,24 @@ export async function benchLoad(argv: string[]): Promise<void> {
     }
     // The knee: the least concurrency that reaches (within the noise margin) the best throughput.
     const knee = steps.find((step) => step.requestsPerSecond * RISE >= best)!;
-    emit({ measure: 'knee', connections: knee.connections, requestsPerSecond: knee.requestsPerSecond, p50Ms: knee.p50Ms, p99Ms: knee.p99Ms });
+    emit({
+      measure: 'knee',
+      connections: knee.connections,
+      requestsPerSecond: knee.requestsPerSecond,
+      p50Ms: knee.p50Ms,
+      p99Ms: knee.p99Ms,
+    });
 
     const rssBefore = await stackRssMiB(child.pid!);
     const samples: number[] = [];
-    const sampler = setInterval(() => void stackRssMiB(child.pid!).then((mib) => samples.push(mib), () => {}), 1000);
+    const sampler = setInterval(
+      () =>
+        void stackRssMiB(child.pid!).then(
+          (mib) => samples.push(mib),
+          () => {},
+        ),
+      1000,
+    );
     const soak = fire(url, kinds, { connections: knee.connections, amount: soakRequests });
     const limit = setTimeout(soak.stop, SOAK_LIMIT_SECONDS * 1000);
     const run = await soak.done;
@@ -165,7 +215,12 @@ export async function benchLoad(argv: string[]): Promise<void> {
       seconds: round(run.duration, 1),
       completed: run.requests.total >= soakRequests,
       ...summary(run),
-      serverRssMiB: { before: rssBefore, after: rssAfter, min: Math.min(rssBefore, ...samples), max: Math.max(rssBefore, ...samples) },
+      serverRssMiB: {
+        before: rssBefore,
+        after: rssAfter,
+        min: Math.min(rssBefore, ...samples),
+        max: Math.max(rssBefore, ...samples),
+      },
     });
   } finally {
     await stack.stop();

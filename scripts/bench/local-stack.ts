@@ -20,12 +20,24 @@ export interface RunningStack {
 
 /** Starts `npm start` on a free port; trains one epoch first when `dataDir` holds no model. */
 export function startStack(dataDir: string, mnistDir: string | undefined): Promise<RunningStack> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'scripts', 'local.ts'), '--port', '0', '--epochs', '1'], {
-    cwd: root,
-    // Access logs at info would measure stderr as much as the service.
-    env: { ...process.env, DATA_DIR: dataDir, MNIST_DIR: mnistDir ?? '', LOG_LEVEL: 'warn', BUCKET: '', S3_ENDPOINT: '', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', path.join(root, 'scripts', 'local.ts'), '--port', '0', '--epochs', '1'],
+    {
+      cwd: root,
+      // Access logs at info would measure stderr as much as the service.
+      env: {
+        ...process.env,
+        DATA_DIR: dataDir,
+        MNIST_DIR: mnistDir ?? '',
+        LOG_LEVEL: 'warn',
+        BUCKET: '',
+        S3_ENDPOINT: '',
+        AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+      },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   const stop = async () => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise((resolve) => child.once('exit', resolve));

@@ -34,7 +34,7 @@ import { canvasDrawing, paperPhoto } from './rerender.ts';
 import { machine, percentile, round, time } from './stats.ts';
 
 const run = promisify(execFile);
-const emit = (record: Record<string, unknown>) => process.stdout.write(JSON.stringify(record) + '\n');
+const emit = (record: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(record)}\n`);
 
 function event(body: string) {
   return {
@@ -64,12 +64,25 @@ async function coldStart(dir: string, storage: Record<string, string>): Promise<
   const totals: number[] = [];
   const imports: number[] = [];
   for (let i = 0; i < 5; i++) {
-    const { stdout } = await run(process.execPath, [script], { env: { PATH: process.env.PATH, ...storage, LOG_LEVEL: 'warn', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' } });
+    const { stdout } = await run(process.execPath, [script], {
+      env: {
+        PATH: process.env.PATH,
+        ...storage,
+        LOG_LEVEL: 'warn',
+        AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+      },
+    });
     const { importMs, totalMs } = JSON.parse(stdout);
     imports.push(importMs);
     totals.push(totalMs);
   }
-  emit({ measure: 'cold start (bundle import + first model load + first answer)', runs: 5, importMsP50: round(percentile(imports, 50)), totalMsP50: round(percentile(totals, 50)), totalMsMax: round(Math.max(...totals)) });
+  emit({
+    measure: 'cold start (bundle import + first model load + first answer)',
+    runs: 5,
+    importMsP50: round(percentile(imports, 50)),
+    totalMsP50: round(percentile(totals, 50)),
+    totalMsMax: round(Math.max(...totals)),
+  });
   return totals;
 }
 
@@ -110,18 +123,35 @@ export async function benchPredict(): Promise<void> {
   const s3 = await startEmbeddedS3({ directory: path.join(dir, 's3'), port: 0 });
   const objects = new S3ObjectStore(createS3Client({ ...s3, timeouts: IN_PROCESS_S3_TIMEOUTS }), s3.bucket);
   const store = new ModelStore(objects);
-  const mnist = await loadMnist({ dir: process.env.MNIST_DIR && path.resolve(process.env.MNIST_DIR), bucket: objects, cacheDir: path.join(dir, 'mnist') });
+  const mnist = await loadMnist({
+    dir: process.env.MNIST_DIR && path.resolve(process.env.MNIST_DIR),
+    bucket: objects,
+    cacheDir: path.join(dir, 'mnist'),
+  });
   const model = createModel({ arch: 'mlp' });
   const training = await trainModel(model, mnist.train, { epochs: 1, batchSize: 128 });
   const version = versionName('mlp', new Date());
-  await store.save(model, { version, arch: 'mlp', createdAt: new Date().toISOString(), backend, params: model.countParams(), training: { ...training, epochs: 1, batchSize: 128, learningRate: 1e-3, schedule: 'cosine', seed: 42 }, test: await evaluateModel(model, mnist.test) });
+  await store.save(model, {
+    version,
+    arch: 'mlp',
+    createdAt: new Date().toISOString(),
+    backend,
+    params: model.countParams(),
+    training: { ...training, epochs: 1, batchSize: 128, learningRate: 1e-3, schedule: 'cosine', seed: 42 },
+    test: await evaluateModel(model, mnist.test),
+  });
   await store.promote(version);
   model.dispose();
 
   await coldStart(dir, storageEnv(s3));
 
   const logger = createLogger({}, () => {});
-  const handler = makeHandler({ cache: new ModelCache({ store, refreshSeconds: 60, logger }), logger, backendReady: async () => backend, page: async () => '' });
+  const handler = makeHandler({
+    cache: new ModelCache({ store, refreshSeconds: 60, logger }),
+    logger,
+    backendReady: async () => backend,
+    page: async () => '',
+  });
   const digit = mnist.test.images.subarray(0, 784);
   const small = new Jimp({ width: 28, height: 28, color: 0xff });
   for (let i = 0; i < 784; i++) small.bitmap.data.set([digit[i]!, digit[i]!, digit[i]!, 255], i * 4);
@@ -150,13 +180,23 @@ export async function benchPredict(): Promise<void> {
   }
   const batch = JSON.stringify({ images: new Array(32).fill(images['28x28 PNG']!.toString('base64')) });
   const batchTimes = await time(() => handler(event(batch)), 100);
-  emit({ measure: 'handler latency, batch of 32 28x28 PNGs', p50Ms: round(percentile(batchTimes, 50)), p99Ms: round(percentile(batchTimes, 99)) });
+  emit({
+    measure: 'handler latency, batch of 32 28x28 PNGs',
+    p50Ms: round(percentile(batchTimes, 50)),
+    p99Ms: round(percentile(batchTimes, 99)),
+  });
   // Latency does not depend on the weights, so untrained models stand in for trained ones.
   const input = Float32Array.from(digit, (value) => value / 255);
   for (const arch of ARCHS) {
     const candidate = createModel({ arch });
     const times = await time(async () => void classify(candidate, [input]), 300);
-    emit({ measure: 'model latency, one image', arch, params: candidate.countParams(), p50Ms: round(percentile(times, 50), 3), p99Ms: round(percentile(times, 99), 3) });
+    emit({
+      measure: 'model latency, one image',
+      arch,
+      params: candidate.countParams(),
+      p50Ms: round(percentile(times, 50), 3),
+      p99Ms: round(percentile(times, 99), 3),
+    });
     candidate.dispose();
   }
   await s3.close();

@@ -29,7 +29,11 @@ function strokeCoverage(x: number, y: number, size: number, width: number): numb
   return Math.max(0, Math.min(1, width / 2 - distance + 0.5));
 }
 
-function draw(width: number, height: number, paint: (coverage: number, x: number, y: number) => [number, number, number, number]): Buffer {
+function draw(
+  width: number,
+  height: number,
+  paint: (coverage: number, x: number, y: number) => [number, number, number, number],
+): Buffer {
   const size = Math.min(width, height);
   const data = Buffer.alloc(width * height * 4);
   for (let y = 0; y < height; y++) {
@@ -45,15 +49,24 @@ async function images(): Promise<Array<{ name: string; bytes: Buffer }>> {
   const mnist = draw(28, 28, (c) => [255 * c, 255 * c, 255 * c, 255]);
   const canvas = draw(280, 280, (c) => [0, 0, 0, Math.round(255 * c)]);
   let seed = 1;
-  const noise = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31 - 0.5) * 20;
+  const noise = () => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return (seed / 2 ** 31 - 0.5) * 20;
+  };
   const photo = draw(320, 240, (c, x) => {
     const value = Math.round((180 + x / 16 + noise()) * (1 - 0.7 * c));
     return [value, value, value, 255];
   });
   return [
     { name: '28x28 png', bytes: await new Jimp({ data: mnist, width: 28, height: 28 }).getBuffer('image/png') },
-    { name: '280x280 canvas png', bytes: await new Jimp({ data: canvas, width: 280, height: 280 }).getBuffer('image/png') },
-    { name: '320x240 jpeg', bytes: await new Jimp({ data: photo, width: 320, height: 240 }).getBuffer('image/jpeg', { quality: 85 }) },
+    {
+      name: '280x280 canvas png',
+      bytes: await new Jimp({ data: canvas, width: 280, height: 280 }).getBuffer('image/png'),
+    },
+    {
+      name: '320x240 jpeg',
+      bytes: await new Jimp({ data: photo, width: 320, height: 240 }).getBuffer('image/jpeg', { quality: 85 }),
+    },
   ];
 }
 
@@ -71,7 +84,8 @@ async function timings(tasks: Record<string, () => unknown>): Promise<Record<str
       if (i >= WARMUP) samples[name]!.push(performance.now() - start);
     }
   }
-  const at = (sorted: number[], q: number) => Number(sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))]!.toFixed(3));
+  const at = (sorted: number[], q: number) =>
+    Number(sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))]!.toFixed(3));
   return Object.fromEntries(
     names.map((name) => {
       const sorted = samples[name]!.sort((a, b) => a - b);

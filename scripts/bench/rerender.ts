@@ -14,8 +14,12 @@ function sample(digit: Uint8Array, x: number, y: number): number {
   const fx = x - x0;
   const fy = y - y0;
   return (
-    at(x0, y0) * (1 - fx) * (1 - fy) + at(x0 + 1, y0) * fx * (1 - fy) + at(x0, y0 + 1) * (1 - fx) * fy + at(x0 + 1, y0 + 1) * fx * fy
-  ) / 255;
+    (at(x0, y0) * (1 - fx) * (1 - fy) +
+      at(x0 + 1, y0) * fx * (1 - fy) +
+      at(x0, y0 + 1) * (1 - fx) * fy +
+      at(x0 + 1, y0 + 1) * fx * fy) /
+    255
+  );
 }
 
 /** Ink coverage 0–1 of the digit drawn `size` px wide with its top-left at (left, top). */

@@ -7,7 +7,11 @@ export function percentile(samples: number[], p: number): number {
 }
 
 /** Runs `task` `warmup` times unmeasured, then `runs` times; milliseconds per run. */
-export async function time(task: () => Promise<unknown> | unknown, runs: number, warmup = Math.min(20, runs)): Promise<number[]> {
+export async function time(
+  task: () => Promise<unknown> | unknown,
+  runs: number,
+  warmup = Math.min(20, runs),
+): Promise<number[]> {
   for (let i = 0; i < warmup; i++) await task();
   const samples: number[] = [];
   for (let i = 0; i < runs; i++) {
@@ -23,5 +27,11 @@ export const round = (value: number, digits = 2) => Math.round(value * 10 ** dig
 /** What the numbers were measured on, printed with every benchmark. */
 export function machine(): Record<string, unknown> {
   const cpus = os.cpus();
-  return { cpu: cpus[0]?.model, cores: cpus.length, memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, platform: `${os.platform()} ${os.arch()}` };
+  return {
+    cpu: cpus[0]?.model,
+    cores: cpus.length,
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+    platform: `${os.platform()} ${os.arch()}`,
+  };
 }

@@ -14,13 +14,23 @@ import { TRAINING_DEFAULTS, trainModel } from '#lib/training/train-loop';
 import { machine, round } from './stats.ts';
 
 export async function benchTrain(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { arch: { type: 'string', default: 'all' }, epochs: { type: 'string', default: '1' }, 'batch-size': { type: 'string' } } });
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      arch: { type: 'string', default: 'all' },
+      epochs: { type: 'string', default: '1' },
+      'batch-size': { type: 'string' },
+    },
+  });
   const archs: Arch[] = values.arch === 'all' ? [...ARCHS] : [values.arch as Arch];
   const epochs = Number(values.epochs);
   const config = readConfig();
   const backend = await initBackend(undefined, config.tfjsBackend);
-  const data = await loadMnist({ dir: config.mnistDir && path.resolve(config.mnistDir), cacheDir: path.join(config.dataDir, 'mnist') });
-  process.stdout.write(JSON.stringify({ bench: 'train', machine: machine(), backend }) + '\n');
+  const data = await loadMnist({
+    dir: config.mnistDir && path.resolve(config.mnistDir),
+    cacheDir: path.join(config.dataDir, 'mnist'),
+  });
+  process.stdout.write(`${JSON.stringify({ bench: 'train', machine: machine(), backend })}\n`);
   for (const arch of archs) {
     // The same defaults as `npm run train`, so the accuracy column matches what users get.
     const { learningRate, batchSize: defaultBatch } = TRAINING_DEFAULTS[arch];
@@ -30,7 +40,7 @@ export async function benchTrain(argv: string[]): Promise<void> {
     const test = await evaluateModel(model, data.test);
     const steps = Math.floor(result.trainCount / batchSize);
     process.stdout.write(
-      JSON.stringify({
+      `${JSON.stringify({
         arch,
         backend,
         params: model.countParams(),
@@ -40,7 +50,7 @@ export async function benchTrain(argv: string[]): Promise<void> {
         secondsPerEpoch: round(result.secondsPerEpoch),
         secondsPer60kEpoch: round((result.secondsPerEpoch * 60_000) / result.trainCount),
         testAccuracy: test.accuracy,
-      }) + '\n',
+      })}\n`,
     );
     model.dispose();
   }

@@ -37,7 +37,8 @@ export async function resolveEndpoint(flags: EndpointFlags, sources: EndpointSou
   const env = sources.env ?? process.env;
   if (flags.url) return serviceUrl(flags.url, '--url');
   if (env.DIGITNET_URL) return serviceUrl(env.DIGITNET_URL, 'DIGITNET_URL');
-  if (flags.deployed) return serviceUrl(await (sources.deployedUrl ?? deployedApiUrl)(), `the ApiUrl in ${OUTPUTS_FILE}`);
+  if (flags.deployed)
+    return serviceUrl(await (sources.deployedUrl ?? deployedApiUrl)(), `the ApiUrl in ${OUTPUTS_FILE}`);
   return `http://127.0.0.1:${readConfig(env).port}`;
 }
 

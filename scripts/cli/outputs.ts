@@ -14,7 +14,10 @@ export type StackOutputName = 'ApiUrl' | 'BucketName';
  * `name`'s value in the first stack of `file` that has it. `orElse` (e.g.
  * "pass --url") says what the user can do instead of deploying.
  */
-export async function stackOutput(name: StackOutputName, options: { file?: string; orElse?: string } = {}): Promise<string> {
+export async function stackOutput(
+  name: StackOutputName,
+  options: { file?: string; orElse?: string } = {},
+): Promise<string> {
   const file = options.file ?? OUTPUTS_FILE;
   const instead = options.orElse ? `, or ${options.orElse}` : '';
   let text: string;
@@ -30,10 +33,15 @@ export async function stackOutput(name: StackOutputName, options: { file?: strin
   try {
     stacks = JSON.parse(text);
   } catch (error) {
-    throw new CliError(`${file} is not valid JSON (${(error as Error).message}): run \`npm run deploy\` again${instead}`);
+    throw new CliError(
+      `${file} is not valid JSON (${(error as Error).message}): run \`npm run deploy\` again${instead}`,
+    );
   }
   const values = typeof stacks === 'object' && stacks !== null ? Object.values(stacks) : [];
-  const value = values.map((outputs) => (outputs as Record<string, unknown> | null)?.[name]).find((v) => typeof v === 'string' && v !== '');
-  if (typeof value !== 'string') throw new CliError(`${file} has no ${name} output: run \`npm run deploy\` again${instead}`);
+  const value = values
+    .map((outputs) => (outputs as Record<string, unknown> | null)?.[name])
+    .find((v) => typeof v === 'string' && v !== '');
+  if (typeof value !== 'string')
+    throw new CliError(`${file} has no ${name} output: run \`npm run deploy\` again${instead}`);
   return value;
 }

@@ -33,6 +33,7 @@ export function describeFailure(error: unknown): { text: string; exitCode: numbe
 }
 
 /** Runs `main` and sets the process's exit code from what it returns or throws; `prefix` starts each error line. */
+// biome-ignore lint/suspicious/noConfusingVoidType: a main that returns nothing means exit code 0
 export function runCli(main: () => Promise<number | void> | number | void, prefix = ''): void {
   Promise.resolve()
     .then(main)

@@ -30,9 +30,18 @@ export interface LocalBatchOptions {
 
 function progressOf(line: string): string | undefined {
   try {
-    const event = JSON.parse(line) as { event?: string; label?: string; fraction?: number; epoch?: number; epochs?: number; valAccuracy?: number };
-    if (event.event === 'progress' && event.fraction !== undefined) return `${event.label ?? 'working'}: ${Math.round(event.fraction * 100)}%`;
-    if (event.event === 'epoch') return `epoch ${event.epoch}/${event.epochs} done, validation accuracy ${event.valAccuracy?.toFixed(4)}`;
+    const event = JSON.parse(line) as {
+      event?: string;
+      label?: string;
+      fraction?: number;
+      epoch?: number;
+      epochs?: number;
+      valAccuracy?: number;
+    };
+    if (event.event === 'progress' && event.fraction !== undefined)
+      return `${event.label ?? 'working'}: ${Math.round(event.fraction * 100)}%`;
+    if (event.event === 'epoch')
+      return `epoch ${event.epoch}/${event.epochs} done, validation accuracy ${event.valAccuracy?.toFixed(4)}`;
   } catch {
     return undefined;
   }
@@ -54,7 +63,11 @@ export class LocalBatch {
   async send(command: SubmitJobCommand | DescribeJobsCommand): Promise<{ jobId?: string; jobs?: JobDetail[] }> {
     if (command instanceof SubmitJobCommand) return { jobId: this.submit(command) };
     if (command instanceof DescribeJobsCommand) {
-      return { jobs: (command.input.jobs ?? []).map((id) => this.jobs.get(id)).filter((job): job is JobDetail => job !== undefined) };
+      return {
+        jobs: (command.input.jobs ?? [])
+          .map((id) => this.jobs.get(id))
+          .filter((job): job is JobDetail => job !== undefined),
+      };
     }
     throw new Error(`the local Batch does not implement ${(command as object).constructor.name}`);
   }
@@ -78,7 +91,11 @@ export class LocalBatch {
     for (const pair of environment) if (pair.name) env[pair.name] = pair.value;
     env.AWS_BATCH_JOB_ID = jobId;
     this.waiting.push({ job, env });
-    this.options.logger.info('local training job submitted', { jobId, jobName, ahead: this.waiting.length - 1 + (this.running ? 1 : 0) });
+    this.options.logger.info('local training job submitted', {
+      jobId,
+      jobName,
+      ahead: this.waiting.length - 1 + (this.running ? 1 : 0),
+    });
     this.startNext();
     return jobId;
   }
@@ -96,7 +113,12 @@ export class LocalBatch {
     job.status = 'RUNNING';
     job.startedAt = Date.now();
     job.statusReason = 'starting';
-    const [program, ...args] = this.options.command ?? [process.execPath, '--import', 'tsx', path.join(root, 'functions', 'train', 'main.ts')];
+    const [program, ...args] = this.options.command ?? [
+      process.execPath,
+      '--import',
+      'tsx',
+      path.join(root, 'functions', 'train', 'main.ts'),
+    ];
     const child = spawn(program, args, { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.running = { job, child };
     eachLine(child.stdout, (line) => {
@@ -109,7 +131,10 @@ export class LocalBatch {
       job.stoppedAt = Date.now();
       job.container = { ...job.container, exitCode: code ?? undefined };
       job.status = code === 0 ? 'SUCCEEDED' : 'FAILED';
-      job.statusReason = code === 0 ? 'Essential container in task exited' : errors.last ?? `training exited with ${signal ?? `code ${code}`}`;
+      job.statusReason =
+        code === 0
+          ? 'Essential container in task exited'
+          : (errors.last ?? `training exited with ${signal ?? `code ${code}`}`);
       this.options.logger.info('local training job finished', { jobId: job.jobId, status: job.status, exitCode: code });
       this.startNext();
     });

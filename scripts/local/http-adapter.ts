@@ -10,7 +10,10 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from '
 import { bodyTooLarge, errorResult, internalError } from '#lib/http';
 import { MAX_BODY_BYTES } from '#lib/predict-request';
 
-export type LambdaLike = (event: APIGatewayProxyEventV2, context: { awsRequestId: string }) => Promise<APIGatewayProxyStructuredResultV2>;
+export type LambdaLike = (
+  event: APIGatewayProxyEventV2,
+  context: { awsRequestId: string },
+) => Promise<APIGatewayProxyStructuredResultV2>;
 
 /**
  * The largest body the deployed API passes to its Lambda (see MAX_BODY_BYTES), so
@@ -37,9 +40,10 @@ export interface ServedHandler {
 
 function toEvent(req: http.IncomingMessage, body: Buffer, requestId: string): APIGatewayProxyEventV2 {
   // Prefixed rather than resolved: '//predict' must stay a path, not become a host.
-  const url = new URL('http://local' + (req.url ?? '/'));
+  const url = new URL(`http://local${req.url ?? '/'}`);
   const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(req.headers)) if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(',') : value;
+  for (const [name, value] of Object.entries(req.headers))
+    if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(',') : value;
   const contentType = headers['content-type'] ?? '';
   const isText = body.length === 0 || TEXT_TYPES.test(contentType);
   const now = new Date();
@@ -134,7 +138,8 @@ function refuseTooLarge(req: http.IncomingMessage, res: http.ServerResponse, rec
 }
 
 function send(res: http.ServerResponse, result: APIGatewayProxyStructuredResultV2): void {
-  const body = result.body === undefined ? '' : result.isBase64Encoded ? Buffer.from(result.body, 'base64') : result.body;
+  const body =
+    result.body === undefined ? '' : result.isBase64Encoded ? Buffer.from(result.body, 'base64') : result.body;
   res.writeHead(result.statusCode ?? 200, result.headers as http.OutgoingHttpHeaders);
   res.end(body);
 }
@@ -159,7 +164,10 @@ export function httpListener(handler: LambdaLike, onError: (error: unknown) => v
   };
 }
 
-export async function serveHandler(handler: LambdaLike, options: { host: string; port: number; onError: (error: unknown) => void }): Promise<ServedHandler> {
+export async function serveHandler(
+  handler: LambdaLike,
+  options: { host: string; port: number; onError: (error: unknown) => void },
+): Promise<ServedHandler> {
   const server = http.createServer({ keepAliveTimeout: 5_000 }, httpListener(handler, options.onError));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -24,7 +24,9 @@ export function localHandler(options: { predict: LambdaLike; operator: LambdaLik
     if (!isOperatorPath(event.rawPath)) return options.predict(event, context);
     if (!tokenMatches(event.headers?.authorization, options.token)) {
       return errorResult(
-        new UnauthorizedError('operator routes need "Authorization: Bearer <token>"; npm start prints the token and writes it to .data/local-token'),
+        new UnauthorizedError(
+          'operator routes need "Authorization: Bearer <token>"; npm start prints the token and writes it to .data/local-token',
+        ),
       );
     }
     return options.operator(event, context);

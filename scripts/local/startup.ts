@@ -37,10 +37,17 @@ export interface StartupRequest {
   epochs: number;
 }
 
-const better = (a: StoredModel, b: StoredModel) => (a.accuracy !== b.accuracy ? a.accuracy > b.accuracy : a.version > b.version);
-const best = (models: StoredModel[]) => models.reduce<StoredModel | undefined>((top, m) => (!top || better(m, top) ? m : top), undefined);
+const better = (a: StoredModel, b: StoredModel) =>
+  a.accuracy !== b.accuracy ? a.accuracy > b.accuracy : a.version > b.version;
+const best = (models: StoredModel[]) =>
+  models.reduce<StoredModel | undefined>((top, m) => (!top || better(m, top) ? m : top), undefined);
 
-export function planStartup(request: StartupRequest, serving: Omit<StoredModel, 'epochs'> | undefined, stored: StoredModel[], minAccuracy?: number): StartupPlan {
+export function planStartup(
+  request: StartupRequest,
+  serving: Omit<StoredModel, 'epochs'> | undefined,
+  stored: StoredModel[],
+  minAccuracy?: number,
+): StartupPlan {
   if (!serving) return { action: 'train', arch: request.arch ?? 'mlp', force: true };
   if (!request.arch || serving.arch === request.arch) return { action: 'serve', version: serving.version };
   const candidates = stored.filter((m) => m.arch === request.arch && m.version !== serving.version);
@@ -49,7 +56,8 @@ export function planStartup(request: StartupRequest, serving: Omit<StoredModel, 
   if (top && gate(top).passed) return { action: 'promote', version: top.version };
   // Training is seeded, so the same run again would be refused the same way; only a longer one is worth the time.
   const asLong = best(candidates.filter((m) => m.epochs >= request.epochs));
-  if (asLong) return { action: 'keep', version: serving.version, refused: asLong.version, reasons: gate(asLong).reasons };
+  if (asLong)
+    return { action: 'keep', version: serving.version, refused: asLong.version, reasons: gate(asLong).reasons };
   return { action: 'train', arch: request.arch, force: false };
 }
 
@@ -60,8 +68,16 @@ async function storedModels(store: ModelStore, arch: Arch | undefined): Promise<
 }
 
 /** Carries out planStartup against the store, training in this process when it must. */
-export async function prepareModel(request: { arch?: Arch; epochs?: string }, store: ModelStore, config: Config, progress: ProgressSink): Promise<void> {
-  const trainArgs = parseTrainArgs([...(request.arch ? ['--arch', request.arch] : []), ...(request.epochs ? ['--epochs', request.epochs] : [])], {});
+export async function prepareModel(
+  request: { arch?: Arch; epochs?: string },
+  store: ModelStore,
+  config: Config,
+  progress: ProgressSink,
+): Promise<void> {
+  const trainArgs = parseTrainArgs(
+    [...(request.arch ? ['--arch', request.arch] : []), ...(request.epochs ? ['--epochs', request.epochs] : [])],
+    {},
+  );
   if (trainArgs === 'help') return;
   const basis = await store.pointerState();
   const serving = basis.pointer;
@@ -71,8 +87,8 @@ export async function prepareModel(request: { arch?: Arch; epochs?: string }, st
     serving ? await storedModels(store, request.arch) : [],
     config.minAccuracy,
   );
-  const say = (line: string) => process.stderr.write(line + '\n');
-  const pct = (x: number) => (x * 100).toFixed(2) + '%';
+  const say = (line: string) => process.stderr.write(`${line}\n`);
+  const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
   switch (plan.action) {
     case 'serve':
       say(`Serving the promoted model ${plan.version} (test accuracy ${pct(serving!.accuracy)}).`);
@@ -82,10 +98,14 @@ export async function prepareModel(request: { arch?: Arch; epochs?: string }, st
         await store.promote(plan.version, { basedOn: basis });
       } catch (error) {
         if (!(error instanceof PointerChangedError)) throw error;
-        say(`Did not promote ${plan.version}: the serving pointer changed while this start-up was deciding (${error.message}).`);
+        say(
+          `Did not promote ${plan.version}: the serving pointer changed while this start-up was deciding (${error.message}).`,
+        );
         return;
       }
-      say(`Serving ${plan.version}, a stored ${request.arch} version that passes the quality gate (it replaces ${serving!.version}).`);
+      say(
+        `Serving ${plan.version}, a stored ${request.arch} version that passes the quality gate (it replaces ${serving!.version}).`,
+      );
       return;
     case 'keep':
       say(
@@ -106,7 +126,9 @@ export async function prepareModel(request: { arch?: Arch; epochs?: string }, st
       if (outcome.notPromoted) {
         say(`Not serving it: ${outcome.notPromoted}.`);
       } else if (!outcome.promoted) {
-        say(`The quality gate refused it (${outcome.gate.reasons.join('; ')}); still serving ${serving!.version}. Serve it anyway with \`npm run promote -- ${outcome.version}\`.`);
+        say(
+          `The quality gate refused it (${outcome.gate.reasons.join('; ')}); still serving ${serving!.version}. Serve it anyway with \`npm run promote -- ${outcome.version}\`.`,
+        );
       }
     }
   }

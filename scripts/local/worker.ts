@@ -34,11 +34,19 @@ async function main(): Promise<void> {
   const settings = JSON.parse(process.env[WORKER_SETTINGS_ENV] ?? '') as WorkerSettings;
   const { handler: predict } = await import('../../functions/predict/handler.ts');
   await predict(
-    { rawPath: '/health', headers: {}, requestContext: { requestId: 'warm-up', http: { method: 'GET', path: '/health' } } } as Parameters<LambdaLike>[0],
+    {
+      rawPath: '/health',
+      headers: {},
+      requestContext: { requestId: 'warm-up', http: { method: 'GET', path: '/health' } },
+    } as Parameters<LambdaLike>[0],
     { awsRequestId: 'warm-up' },
   );
   const handler = localHandler({ predict, operator: remoteOperator(), token: settings.token });
-  const served = await serveHandler(handler, { host: settings.host, port: settings.port, onError: (error) => logger.error('local server error', { error }) });
+  const served = await serveHandler(handler, {
+    host: settings.host,
+    port: settings.port,
+    onError: (error) => logger.error('local server error', { error }),
+  });
   send({ type: 'listening', url: served.url });
   // The primary stops workers with SIGTERM; Ctrl-C reaches the whole process group, and the primary decides.
   process.on('SIGINT', () => {});

@@ -45,13 +45,19 @@ function answerOperator(worker: Worker, operator: LambdaLike, logger: Logger): v
         return internalError(message.context.awsRequestId);
       })
       .then((result) => {
-        if (worker.isConnected()) worker.send({ type: 'operator-result', id: message.id, result } satisfies PrimaryMessage);
+        if (worker.isConnected())
+          worker.send({ type: 'operator-result', id: message.id, result } satisfies PrimaryMessage);
       });
   });
 }
 
 /** Forks `count` workers serving on settings.host:port; resolves once all of them listen. */
-export async function startWorkers(options: { count: number; settings: WorkerSettings; operator: LambdaLike; logger: Logger }): Promise<Workers> {
+export async function startWorkers(options: {
+  count: number;
+  settings: WorkerSettings;
+  operator: LambdaLike;
+  logger: Logger;
+}): Promise<Workers> {
   const { count, settings, operator, logger } = options;
   cluster.setupPrimary({ exec: WORKER_ENTRY, execArgv: ['--import', 'tsx'] });
   let stopping = false;
@@ -68,7 +74,9 @@ export async function startWorkers(options: { count: number; settings: WorkerSet
     const worker = fork();
     return new Promise<string>((resolve, reject) => {
       worker.on('message', (message: WorkerMessage) => message.type === 'listening' && resolve(message.url));
-      worker.once('exit', (code) => reject(new Error(`a server worker exited with code ${code} before it was listening`)));
+      worker.once('exit', (code) =>
+        reject(new Error(`a server worker exited with code ${code} before it was listening`)),
+      );
     });
   });
   const urls = await Promise.all(listening);

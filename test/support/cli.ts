@@ -17,13 +17,21 @@ export interface ScriptResult {
  * the repository) and resolves with its exit code and output: a failing
  * command is a result to assert on, not a thrown error.
  */
-export async function runScript(script: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; maxBuffer?: number } = {}): Promise<ScriptResult> {
+export async function runScript(
+  script: string,
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; maxBuffer?: number } = {},
+): Promise<ScriptResult> {
   try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', import.meta.resolve('tsx'), path.join(repoRoot, script), ...args], {
-      cwd: options.cwd ?? repoRoot,
-      env: options.env,
-      maxBuffer: options.maxBuffer,
-    });
+    const { stdout, stderr } = await run(
+      process.execPath,
+      ['--import', import.meta.resolve('tsx'), path.join(repoRoot, script), ...args],
+      {
+        cwd: options.cwd ?? repoRoot,
+        env: options.env,
+        maxBuffer: options.maxBuffer,
+      },
+    );
     return { code: 0, stdout, stderr };
   } catch (error) {
     const failed = error as ScriptResult;

@@ -16,7 +16,12 @@ export function apiEvent(
     rawQueryString: '',
     headers,
     isBase64Encoded: binary,
-    body: options.body === undefined ? undefined : binary ? (options.body as Buffer).toString('base64') : (options.body as string),
+    body:
+      options.body === undefined
+        ? undefined
+        : binary
+          ? (options.body as Buffer).toString('base64')
+          : (options.body as string),
     requestContext: {
       accountId: 'test',
       apiId: 'test',
@@ -33,4 +38,7 @@ export function apiEvent(
 }
 
 export const postJson = (path: string, body: unknown) =>
-  apiEvent('POST', path, { body: typeof body === 'string' ? body : JSON.stringify(body), contentType: 'application/json' });
+  apiEvent('POST', path, {
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+    contentType: 'application/json',
+  });

@@ -69,7 +69,7 @@ export function progressiveJpeg(frame: FrameOptions, scans: number): Buffer {
   for (let s = 0; s < scans; s++) {
     const c = s % frame.components.length;
     const runs = Math.ceil(blocksOf(frame, c) / LONGEST_RUN);
-    parts.push(segment(0xda, [1, c + 1, 0x00, 1, 63, 0]), entropyCoded(('0' + '1'.repeat(14)).repeat(runs)));
+    parts.push(segment(0xda, [1, c + 1, 0x00, 1, 63, 0]), entropyCoded(`0${'1'.repeat(14)}`.repeat(runs)));
   }
   parts.push(Buffer.from([0xff, 0xd9]));
   return Buffer.concat(parts);

@@ -15,7 +15,11 @@ export class MemoryObjects implements ObjectStore {
     return result === 'unchanged' ? undefined : result;
   }
 
-  async getIfChanged(key: string, etag: string | undefined, options: ReadOptions = {}): Promise<StoredObject | 'unchanged' | undefined> {
+  async getIfChanged(
+    key: string,
+    etag: string | undefined,
+    options: ReadOptions = {},
+  ): Promise<StoredObject | 'unchanged' | undefined> {
     const stored = this.objects.get(key);
     if (!stored) return undefined;
     if (etag !== undefined && stored.etag === etag) return 'unchanged';
@@ -26,7 +30,8 @@ export class MemoryObjects implements ObjectStore {
 
   async put(key: string, body: Buffer | string, _contentType?: string, condition?: WriteCondition): Promise<void> {
     const current = this.objects.get(key);
-    if (condition && ('ifMatch' in condition ? current?.etag !== condition.ifMatch : current !== undefined)) throw new WriteConflictError(key);
+    if (condition && ('ifMatch' in condition ? current?.etag !== condition.ifMatch : current !== undefined))
+      throw new WriteConflictError(key);
     const bytes = Buffer.from(body);
     this.objects.set(key, { body: bytes, etag: `"${createHash('md5').update(bytes).digest('hex')}"` });
   }

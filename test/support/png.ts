@@ -26,7 +26,15 @@ export interface PngOptions {
   extra?: Buffer[];
 }
 
-export function encodePng({ width, height, depth, colorType, interlace = 0, scanlines, extra = [] }: PngOptions): Buffer {
+export function encodePng({
+  width,
+  height,
+  depth,
+  colorType,
+  interlace = 0,
+  scanlines,
+  extra = [],
+}: PngOptions): Buffer {
   const header = Buffer.alloc(13);
   header.writeUInt32BE(width, 0);
   header.writeUInt32BE(height, 4);

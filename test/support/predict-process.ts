@@ -10,6 +10,7 @@ import { serveHandler } from '../../scripts/local/http-adapter.ts';
 const served = await serveHandler(handler, {
   host: '127.0.0.1',
   port: 0,
-  onError: (error) => process.stderr.write(JSON.stringify({ level: 'error', message: 'adapter error', error: String(error) }) + '\n'),
+  onError: (error) =>
+    process.stderr.write(`${JSON.stringify({ level: 'error', message: 'adapter error', error: String(error) })}\n`),
 });
-process.stdout.write(JSON.stringify({ url: served.url }) + '\n');
+process.stdout.write(`${JSON.stringify({ url: served.url })}\n`);

@@ -21,25 +21,45 @@ import { repoRoot, testBucket, testMnist, type TestBucket } from './env.ts';
 const CACHE_DIR = path.join(repoRoot, 'test', 'artifacts', 'mlp-2epochs');
 const TRAINING = { epochs: 2, batchSize: 128, learningRate: 1e-3, schedule: 'cosine' as const, seed: 42 };
 
-async function cachedModel(): Promise<{ model: tfl.LayersModel; metrics: Omit<MetricsInput, 'version' | 'createdAt'> }> {
+async function cachedModel(): Promise<{
+  model: tfl.LayersModel;
+  metrics: Omit<MetricsInput, 'version' | 'createdAt'>;
+}> {
   await initBackend();
   try {
     const artifacts = JSON.parse(await readFile(path.join(CACHE_DIR, 'artifacts.json'), 'utf8'));
     const weights = await readFile(path.join(CACHE_DIR, 'weights.bin'));
     const model = await tfl.loadLayersModel(
-      tf.io.fromMemory({ ...artifacts.model, weightData: weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength) }),
+      tf.io.fromMemory({
+        ...artifacts.model,
+        weightData: weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength),
+      }),
     );
     return { model, metrics: artifacts.metrics };
   } catch {
     const { train, test } = await testMnist();
     const model = createModel({ arch: 'mlp', seed: TRAINING.seed });
     const training = await trainModel(model, train, TRAINING);
-    const metrics = { arch: 'mlp' as const, backend: tf.getBackend(), params: model.countParams(), training: { ...training, ...TRAINING }, test: await evaluateModel(model, test) };
+    const metrics = {
+      arch: 'mlp' as const,
+      backend: tf.getBackend(),
+      params: model.countParams(),
+      training: { ...training, ...TRAINING },
+      test: await evaluateModel(model, test),
+    };
     await model.save(
       tf.io.withSaveHandler(async (a) => {
         await mkdir(CACHE_DIR, { recursive: true });
-        await writeFile(path.join(CACHE_DIR, 'weights.bin'), Buffer.from(tf.io.CompositeArrayBuffer.join(a.weightData)));
-        const model = { modelTopology: a.modelTopology, weightSpecs: a.weightSpecs, format: a.format, generatedBy: a.generatedBy };
+        await writeFile(
+          path.join(CACHE_DIR, 'weights.bin'),
+          Buffer.from(tf.io.CompositeArrayBuffer.join(a.weightData)),
+        );
+        const model = {
+          modelTopology: a.modelTopology,
+          weightSpecs: a.weightSpecs,
+          format: a.format,
+          generatedBy: a.generatedBy,
+        };
         await writeFile(path.join(CACHE_DIR, 'artifacts.json'), JSON.stringify({ model, metrics }));
         return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(a) };
       }),
@@ -75,7 +95,9 @@ export interface TestService {
 }
 
 /** Serves the real handler over HTTP on 127.0.0.1, with a promoted trained model unless `promote: false`. */
-export async function startService(options: { promote?: boolean; refreshSeconds?: number; page?: string } = {}): Promise<TestService> {
+export async function startService(
+  options: { promote?: boolean; refreshSeconds?: number; page?: string } = {},
+): Promise<TestService> {
   const bucket = await testBucket();
   const store = new ModelStore(bucket.objects);
   let version: string | undefined;
@@ -94,6 +116,10 @@ export async function startService(options: { promote?: boolean; refreshSeconds?
     page: async () => page,
     report: (v) => store.attachment(v, 'report.html'),
   });
-  const served = await serveHandler(handler, { host: '127.0.0.1', port: 0, onError: (error) => logs.push({ level: 'error', error: String(error) }) });
+  const served = await serveHandler(handler, {
+    host: '127.0.0.1',
+    port: 0,
+    onError: (error) => logs.push({ level: 'error', error: String(error) }),
+  });
   return { bucket, store, handler, cache, version, url: served.url, logs, close: served.close };
 }

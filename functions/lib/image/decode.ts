@@ -109,7 +109,9 @@ export function checkImage(bytes: Uint8Array): ImageHeader & { format: Decodable
   const decodeBytes = header.components ? jpegDecodeBytes(width, height, header.components) : 0;
   if (decodeBytes > MAX_JPEG_DECODE_BYTES) {
     const mb = (bytes: number) => `${Math.ceil(bytes / 2 ** 20)} MB`;
-    throw new ImageTooLargeError(`the ${width}×${height} jpeg image needs ${mb(decodeBytes)} to decode; the limit is ${mb(MAX_JPEG_DECODE_BYTES)}`);
+    throw new ImageTooLargeError(
+      `the ${width}×${height} jpeg image needs ${mb(decodeBytes)} to decode; the limit is ${mb(MAX_JPEG_DECODE_BYTES)}`,
+    );
   }
   return { ...header, format };
 }
@@ -124,7 +126,11 @@ type Decoder = (bytes: Buffer) => Bitmap;
  * more).
  */
 async function loadForeignDecoders(): Promise<Map<DecodableFormat, Decoder>> {
-  const [{ default: jpeg }, { default: gif }, bmp] = await Promise.all([import('jpeg-js'), import('omggif'), import('bmp-ts')]);
+  const [{ default: jpeg }, { default: gif }, bmp] = await Promise.all([
+    import('jpeg-js'),
+    import('omggif'),
+    import('bmp-ts'),
+  ]);
   return new Map<DecodableFormat, Decoder>([
     [
       'jpeg',
@@ -184,22 +190,31 @@ export interface DecodeOptions {
  * server's fault, so only the decoding itself becomes a CorruptImageError,
  * or an ImageTooComplexError when it runs out of time.
  */
-export async function decodeImage(bytes: Buffer, header: ImageHeader & { format: DecodableFormat }, options: DecodeOptions): Promise<RawImage> {
+export async function decodeImage(
+  bytes: Buffer,
+  header: ImageHeader & { format: DecodableFormat },
+  options: DecodeOptions,
+): Promise<RawImage> {
   const { format, orientation } = header;
-  const budgetMs = options.budgetMs ?? Math.ceil(DECODE_BUDGET_MS + (DECODE_MS_PER_MEGAPIXEL * header.width * header.height) / 1e6);
+  const budgetMs =
+    options.budgetMs ?? Math.ceil(DECODE_BUDGET_MS + (DECODE_MS_PER_MEGAPIXEL * header.width * header.height) / 1e6);
   const decoder = await loadDecoder(format);
-  const budgeted = format !== 'png' || header.width * header.height > UNBUDGETED_PNG_PIXELS || options.budgetMs !== undefined;
+  const budgeted =
+    format !== 'png' || header.width * header.height > UNBUDGETED_PNG_PIXELS || options.budgetMs !== undefined;
   let bitmap: Bitmap;
   try {
     bitmap = budgeted ? runWithin(budgetMs, () => decoder(bytes)) : decoder(bytes);
   } catch (error) {
-    if (error instanceof BudgetExceededError) throw new ImageTooComplexError(`the ${format} image took too long to decode`);
+    if (error instanceof BudgetExceededError)
+      throw new ImageTooComplexError(`the ${format} image took too long to decode`);
     const detail = error instanceof PngFormatError ? `: ${error.message}` : '';
     throw new CorruptImageError(`the ${format} image could not be decoded${detail}`, { cause: error });
   }
   const { data, width, height } = bitmap;
   if (width !== header.width || height !== header.height || width * height * 4 !== data.length) {
-    throw new CorruptImageError(`the ${format} image decoded to ${width}×${height} pixels, not what its header declared`);
+    throw new CorruptImageError(
+      `the ${format} image decoded to ${width}×${height} pixels, not what its header declared`,
+    );
   }
   return { data, width, height, channels: 4, orientation };
 }

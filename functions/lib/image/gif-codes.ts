@@ -31,7 +31,8 @@ function firstFrameData(bytes: Uint8Array): number {
     if (block === 0x2c) return offset + 10 + palette(byteAt(bytes, offset + 9));
     if (block !== 0x21) throw corrupt(`unexpected block 0x${block.toString(16)}`);
     // omggif reads an application extension of any other size as NETSCAPE2.0, and would look for the frame elsewhere.
-    if (byteAt(bytes, offset + 1) === 0xff && byteAt(bytes, offset + 2) !== 11) throw corrupt('application extension is not 11 bytes');
+    if (byteAt(bytes, offset + 1) === 0xff && byteAt(bytes, offset + 2) !== 11)
+      throw corrupt('application extension is not 11 bytes');
     offset += 2;
     for (let size = byteAt(bytes, offset); size !== 0; size = byteAt(bytes, offset)) offset += size + 1;
     offset += 1;

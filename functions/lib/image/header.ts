@@ -88,7 +88,9 @@ export function readImageHeader(bytes: Uint8Array): ImageHeader {
   if (!(width > 0 && height > 0)) {
     throw new CorruptImageError(`${format} header declares a ${width}×${height} image`);
   }
-  return components === undefined ? { format, width, height, orientation } : { format, width, height, orientation, components };
+  return components === undefined
+    ? { format, width, height, orientation }
+    : { format, width, height, orientation, components };
 }
 
 /** Bounds-checked reads: a short file becomes a CorruptImageError, not a RangeError. */
@@ -231,7 +233,8 @@ function jpegSize(r: HeaderReader): Size {
       frame = jpegFrame(r, marker, offset, length);
     }
     if (marker === SOS) {
-      if (++scans > MAX_JPEG_SCANS) throw new ImageTooComplexError(`the jpeg image has more than ${MAX_JPEG_SCANS} scans`);
+      if (++scans > MAX_JPEG_SCANS)
+        throw new ImageTooComplexError(`the jpeg image has more than ${MAX_JPEG_SCANS} scans`);
       offset = afterEntropyCodedData(r, offset + length);
       continue;
     }
@@ -251,7 +254,9 @@ function jpegFrame(r: HeaderReader, marker: number, offset: number, length: numb
   const count = r.u8(offset + 7);
   if (length !== 8 + 3 * count) throw r.corrupt(`a ${length}-byte frame header for ${count} components`);
   if (!COMPONENT_COUNTS.includes(count)) {
-    throw new UnsupportedImageError(`jpeg: ${count} colour components are not supported: send ${COMPONENT_COUNTS.join(', ')}`);
+    throw new UnsupportedImageError(
+      `jpeg: ${count} colour components are not supported: send ${COMPONENT_COUNTS.join(', ')}`,
+    );
   }
   const components: Sampling[] = [];
   for (let i = 0; i < count; i++) {
@@ -260,7 +265,9 @@ function jpegFrame(r: HeaderReader, marker: number, offset: number, length: numb
     if (sampling.h < 1 || sampling.v < 1) throw r.corrupt(`sampling factors ${sampling.h}×${sampling.v}`);
     if (sampling.h > MAX_SAMPLING || sampling.v > MAX_SAMPLING) {
       const limit = `${MAX_SAMPLING}×${MAX_SAMPLING}`;
-      throw new UnsupportedImageError(`jpeg: sampling factors ${sampling.h}×${sampling.v} are not supported: at most ${limit}`);
+      throw new UnsupportedImageError(
+        `jpeg: sampling factors ${sampling.h}×${sampling.v} are not supported: at most ${limit}`,
+      );
     }
     components.push(sampling);
   }
@@ -329,11 +336,14 @@ function gifSize(r: HeaderReader): Size {
       const frameWidth = r.u16le(offset + 5);
       const frameHeight = r.u16le(offset + 7);
       if (left + frameWidth > size.width || top + frameHeight > size.height) {
-        throw r.corrupt(`first frame ${frameWidth}×${frameHeight}+${left}+${top} lies outside the ${size.width}×${size.height} screen`);
+        throw r.corrupt(
+          `first frame ${frameWidth}×${frameHeight}+${left}+${top} lies outside the ${size.width}×${size.height} screen`,
+        );
       }
       return size;
     }
-    if (block !== 0x21) throw r.corrupt(block === 0x3b ? 'no image in the file' : `unexpected block 0x${block.toString(16)}`);
+    if (block !== 0x21)
+      throw r.corrupt(block === 0x3b ? 'no image in the file' : `unexpected block 0x${block.toString(16)}`);
     // Extension: a label, then data sub-blocks until a zero-length one.
     offset += 2;
     for (let sub = r.u8(offset); sub !== 0; sub = r.u8(offset)) offset += sub + 1;

@@ -76,7 +76,9 @@ export function toMnistInput(image: RawImage): Float32Array {
     throw new RangeError(`image size ${width}×${height} is not a positive integer size`);
   }
   if (data.length !== width * height * channels) {
-    throw new RangeError(`${width}×${height}×${channels} image needs ${width * height * channels} bytes, got ${data.length}`);
+    throw new RangeError(
+      `${width}×${height}×${channels} image needs ${width * height * channels} bytes, got ${data.length}`,
+    );
   }
   const ink = orient(brightInk(image), image.orientation ?? 1);
   const histogram = subtractPaper(ink);

@@ -19,7 +19,10 @@ function chunk(type: string, body: Buffer): Buffer {
 
 /** `pixels` is row-major, one byte per pixel, `width × height` long. */
 export function encodeGreyPng(pixels: Uint8Array, width: number, height: number): Buffer {
-  if (!(Number.isInteger(width) && Number.isInteger(height) && width > 0 && height > 0) || pixels.length !== width * height) {
+  if (
+    !(Number.isInteger(width) && Number.isInteger(height) && width > 0 && height > 0) ||
+    pixels.length !== width * height
+  ) {
     throw new RangeError(`a ${width}×${height} greyscale image needs ${width * height} bytes, got ${pixels.length}`);
   }
   const header = Buffer.alloc(13);
@@ -30,5 +33,10 @@ export function encodeGreyPng(pixels: Uint8Array, width: number, height: number)
   // Each row starts with its filter type, 0 (none).
   const raw = Buffer.alloc((width + 1) * height);
   for (let y = 0; y < height; y++) raw.set(pixels.subarray(y * width, (y + 1) * width), y * (width + 1) + 1);
-  return Buffer.concat([SIGNATURE, chunk('IHDR', header), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
+  return Buffer.concat([
+    SIGNATURE,
+    chunk('IHDR', header),
+    chunk('IDAT', deflateSync(raw)),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
 }

@@ -26,7 +26,13 @@ export interface DecodedPng {
 
 const SIGNATURE_BYTES = 8;
 const CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
-const VALID_DEPTHS: Record<number, number[]> = { 0: [1, 2, 4, 8, 16], 2: [8, 16], 3: [1, 2, 4, 8], 4: [8, 16], 6: [8, 16] };
+const VALID_DEPTHS: Record<number, number[]> = {
+  0: [1, 2, 4, 8, 16],
+  2: [8, 16],
+  3: [1, 2, 4, 8],
+  4: [8, 16],
+  6: [8, 16],
+};
 
 interface Header {
   width: number;
@@ -57,7 +63,8 @@ function readChunks(bytes: Buffer): Chunks {
     const type = /^[A-Za-z]{4}$/.test(name) ? name : 'unnamed';
     const end = at + 8 + length;
     if (end + 4 > bytes.length) throw new PngFormatError(`the ${type} chunk runs past the end of the file`);
-    if (crc32(bytes.subarray(at + 4, end)) !== bytes.readUInt32BE(end)) throw new PngFormatError(`the ${type} chunk fails its CRC`);
+    if (crc32(bytes.subarray(at + 4, end)) !== bytes.readUInt32BE(end))
+      throw new PngFormatError(`the ${type} chunk fails its CRC`);
     const body = bytes.subarray(at + 8, end);
     if (type === 'IHDR') header = readHeader(body);
     else if (type === 'PLTE') palette = body;
@@ -74,11 +81,18 @@ function readChunks(bytes: Buffer): Chunks {
 
 function readHeader(body: Buffer): Header {
   if (body.length !== 13) throw new PngFormatError('IHDR is not 13 bytes');
-  const header = { width: body.readUInt32BE(0), height: body.readUInt32BE(4), depth: body[8]!, colorType: body[9]!, interlaced: body[12] === 1 };
+  const header = {
+    width: body.readUInt32BE(0),
+    height: body.readUInt32BE(4),
+    depth: body[8]!,
+    colorType: body[9]!,
+    interlaced: body[12] === 1,
+  };
   if (!VALID_DEPTHS[header.colorType]?.includes(header.depth)) {
     throw new PngFormatError(`colour type ${header.colorType} with bit depth ${header.depth} is not valid PNG`);
   }
-  if (body[10] !== 0 || body[11] !== 0 || body[12]! > 1) throw new PngFormatError('unknown compression, filter or interlace method');
+  if (body[10] !== 0 || body[11] !== 0 || body[12]! > 1)
+    throw new PngFormatError('unknown compression, filter or interlace method');
   return header;
 }
 
@@ -134,14 +148,23 @@ function unfilter(raw: Uint8Array, rowBytes: number, height: number, bpp: number
 function sampleAt(rows: Buffer, rowStart: number, index: number, depth: number, scale: boolean): number {
   if (depth === 8) return rows[rowStart + index]!;
   // Rounded the way pngjs (jimp's decoder) rounds, so both decoders give the same pixels.
-  if (depth === 16) return scale ? Math.round((rows.readUInt16BE(rowStart + index * 2) * 255) / 65535) : rows.readUInt16BE(rowStart + index * 2);
+  if (depth === 16)
+    return scale
+      ? Math.round((rows.readUInt16BE(rowStart + index * 2) * 255) / 65535)
+      : rows.readUInt16BE(rowStart + index * 2);
   const perByte = 8 / depth;
   const byte = rows[rowStart + Math.floor(index / perByte)]!;
   const value = (byte >> ((perByte - 1 - (index % perByte)) * depth)) & ((1 << depth) - 1);
   return scale ? Math.round((value * 255) / ((1 << depth) - 1)) : value;
 }
 
-function toRgba(rows: Buffer, { width, height, depth, colorType }: Header, rowBytes: number, palette?: Buffer, transparency?: Buffer): Buffer {
+function toRgba(
+  rows: Buffer,
+  { width, height, depth, colorType }: Header,
+  rowBytes: number,
+  palette?: Buffer,
+  transparency?: Buffer,
+): Buffer {
   if (colorType === 6 && depth === 8) return rows;
   const channels = CHANNELS[colorType]!;
   const out = Buffer.allocUnsafe(width * height * 4);
@@ -165,14 +188,26 @@ function toRgba(rows: Buffer, { width, height, depth, colorType }: Header, rowBy
       out[o] = red;
       out[o + 1] = channels >= 3 ? sampleAt(rows, rowStart, s + 1, depth, true) : red;
       out[o + 2] = channels >= 3 ? sampleAt(rows, rowStart, s + 2, depth, true) : red;
-      out[o + 3] = channels === 2 || channels === 4 ? sampleAt(rows, rowStart, s + channels - 1, depth, true) : isKey(rows, rowStart, s, channels, depth, transparentKey) ? 0 : 255;
+      out[o + 3] =
+        channels === 2 || channels === 4
+          ? sampleAt(rows, rowStart, s + channels - 1, depth, true)
+          : isKey(rows, rowStart, s, channels, depth, transparentKey)
+            ? 0
+            : 255;
     }
   }
   return out;
 }
 
 /** Whether the pixel's raw samples equal the tRNS colour. */
-function isKey(rows: Buffer, rowStart: number, sample: number, channels: number, depth: number, key: Buffer | undefined): boolean {
+function isKey(
+  rows: Buffer,
+  rowStart: number,
+  sample: number,
+  channels: number,
+  depth: number,
+  key: Buffer | undefined,
+): boolean {
   if (!key || key.length < channels * 2) return false;
   for (let c = 0; c < channels; c++) {
     if (sampleAt(rows, rowStart, sample + c, depth, false) !== key.readUInt16BE(c * 2)) return false;
@@ -209,7 +244,15 @@ function passesOf({ width, height, interlaced }: Header, bitsPerPixel: number): 
     .map(([x0, y0, dx, dy]) => {
       const passWidth = Math.ceil(Math.max(0, width - x0) / dx);
       const passHeight = Math.ceil(Math.max(0, height - y0) / dy);
-      return { x0, y0, dx, dy, width: passWidth, height: passHeight, rowBytes: Math.ceil((passWidth * bitsPerPixel) / 8) };
+      return {
+        x0,
+        y0,
+        dx,
+        dy,
+        width: passWidth,
+        height: passHeight,
+        rowBytes: Math.ceil((passWidth * bitsPerPixel) / 8),
+      };
     })
     .filter((pass) => pass.width > 0 && pass.height > 0);
 }
@@ -233,7 +276,8 @@ export function decodePng(bytes: Buffer): DecodedPng {
     const reason = overflow ? `it holds more than the ${expected} bytes they need` : (error as Error).message;
     throw new PngFormatError(`the image data does not inflate to ${width}×${height} pixels: ${reason}`);
   }
-  if (raw.length !== expected) throw new PngFormatError(`the image data inflates to ${raw.length} bytes, not ${expected}`);
+  if (raw.length !== expected)
+    throw new PngFormatError(`the image data inflates to ${raw.length} bytes, not ${expected}`);
   const bpp = Math.max(1, bitsPerPixel >> 3);
   const passPixels = (pass: Pass, start: number) => {
     const stored = raw.subarray(start, start + (pass.rowBytes + 1) * pass.height);

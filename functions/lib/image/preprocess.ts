@@ -32,7 +32,12 @@ export async function preprocessImage(bytes: Buffer, options: DecodeOptions = {}
   const header = checkImage(bytes);
   const image = await decodeImage(bytes, header, options);
   const turned = header.orientation >= 5;
-  return { input: toMnistInput(image), width: turned ? image.height : image.width, height: turned ? image.width : image.height, format: header.format };
+  return {
+    input: toMnistInput(image),
+    width: turned ? image.height : image.width,
+    height: turned ? image.width : image.height,
+    format: header.format,
+  };
 }
 
 /**
@@ -60,6 +65,9 @@ export function preprocessPixels(pixels: unknown): Float32Array {
 /** Enough of a rejected value to recognise it; echoing all of it could make the error larger than Lambda may return. */
 function describe(value: unknown): string {
   if (typeof value === 'number') return String(value);
-  if (typeof value === 'string') return value.length > 32 ? `${JSON.stringify(value.slice(0, 32))}… (${value.length} characters)` : JSON.stringify(value);
+  if (typeof value === 'string')
+    return value.length > 32
+      ? `${JSON.stringify(value.slice(0, 32))}… (${value.length} characters)`
+      : JSON.stringify(value);
   return `a ${typeof value}`;
 }

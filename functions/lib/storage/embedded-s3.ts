@@ -47,11 +47,11 @@ function isCredentials(value: unknown): value is S3Credentials {
 export async function localCredentials(directory: string): Promise<S3Credentials> {
   const file = path.join(directory, CREDENTIALS_FILE);
   const fresh: S3Credentials = {
-    accessKeyId: 'LOCAL' + randomBytes(8).toString('hex').toUpperCase(),
+    accessKeyId: `LOCAL${randomBytes(8).toString('hex').toUpperCase()}`,
     secretAccessKey: randomBytes(30).toString('base64url'),
   };
   try {
-    await writeOwnerOnly(file, JSON.stringify(fresh) + '\n', 'wx');
+    await writeOwnerOnly(file, `${JSON.stringify(fresh)}\n`, 'wx');
     return fresh;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
@@ -63,7 +63,8 @@ export async function localCredentials(directory: string): Promise<S3Credentials
   } catch {
     stored = undefined;
   }
-  if (!isCredentials(stored)) throw new Error(`${file} is not a key pair the embedded S3 wrote: delete it and start again`);
+  if (!isCredentials(stored))
+    throw new Error(`${file} is not a key pair the embedded S3 wrote: delete it and start again`);
   return stored;
 }
 
@@ -86,14 +87,25 @@ function target(url: string): { bucket: string; key: string; query: URLSearchPar
   const parsed = new URL(url, 'http://embedded-s3');
   const [bucket = '', ...key] = parsed.pathname.slice(1).split('/');
   try {
-    return { bucket: decodeURIComponent(bucket), key: key.map(decodeURIComponent).join('/'), query: parsed.searchParams };
+    return {
+      bucket: decodeURIComponent(bucket),
+      key: key.map(decodeURIComponent).join('/'),
+      query: parsed.searchParams,
+    };
   } catch {
     return undefined;
   }
 }
 
-const PRECONDITION_FAILED: Refusal = { code: 'PreconditionFailed', message: 'At least one of the pre-conditions you specified did not hold' };
-const unquote = (etag: string) => etag.trim().replace(/^W\//, '').replace(/^"(.*)"$/, '$1');
+const PRECONDITION_FAILED: Refusal = {
+  code: 'PreconditionFailed',
+  message: 'At least one of the pre-conditions you specified did not hold',
+};
+const unquote = (etag: string) =>
+  etag
+    .trim()
+    .replace(/^W\//, '')
+    .replace(/^"(.*)"$/, '$1');
 
 /**
  * S3's answer to a conditional write, given the object's current ETag:
@@ -105,7 +117,8 @@ function preconditionRefusal(
   current: string | undefined,
 ): [number, Refusal] | undefined {
   if (ifNoneMatch !== undefined) {
-    if (ifNoneMatch.trim() !== '*') return [501, { code: 'NotImplemented', message: 'If-None-Match on a write takes only *' }];
+    if (ifNoneMatch.trim() !== '*')
+      return [501, { code: 'NotImplemented', message: 'If-None-Match on a write takes only *' }];
     if (current !== undefined) return [412, PRECONDITION_FAILED];
   }
   if (ifMatch !== undefined) {
@@ -152,7 +165,10 @@ function guard(credentials: S3Credentials, etagOf: EtagOf, s3rver: http.RequestL
     const { bucket, key, query } = named;
     if (head.method === 'POST' && key === '' && !query.has('delete')) {
       // POST Object is S3's upload from an HTML form: nothing here uses it, and it is s3rver's only use of busboy/dicer.
-      return refuse(response, 403, { code: 'AccessDenied', message: 'the embedded S3 does not take POST Object (form) uploads' });
+      return refuse(response, 403, {
+        code: 'AccessDenied',
+        message: 'the embedded S3 does not take POST Object (form) uploads',
+      });
     }
     const ifMatch = request.headers['if-match'];
     const ifNoneMatch = request.headers['if-none-match'];

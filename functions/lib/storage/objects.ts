@@ -5,6 +5,7 @@
  */
 import {
   GetObjectCommand,
+  type GetObjectCommandOutput,
   HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
@@ -35,7 +36,11 @@ export interface ObjectStore {
   /** The object, or undefined when the key does not exist. */
   get(key: string, options?: ReadOptions): Promise<StoredObject | undefined>;
   /** 'unchanged' when the object still has `etag`; undefined when the key does not exist. */
-  getIfChanged(key: string, etag: string | undefined, options?: ReadOptions): Promise<StoredObject | 'unchanged' | undefined>;
+  getIfChanged(
+    key: string,
+    etag: string | undefined,
+    options?: ReadOptions,
+  ): Promise<StoredObject | 'unchanged' | undefined>;
   /** Throws WriteConflictError when `condition` no longer holds. */
   put(key: string, body: Buffer | string, contentType?: string, condition?: WriteCondition): Promise<void>;
   exists(key: string): Promise<boolean>;
@@ -85,7 +90,12 @@ export function createS3Client(settings: S3Settings): S3Client {
   const config: S3ClientConfig = {
     region: settings.region ?? 'us-east-1',
     // throwOnRequestTimeout: otherwise the SDK only logs a warning and keeps waiting.
-    requestHandler: { connectionTimeout: connectMs, requestTimeout: requestMs, socketTimeout: requestMs, throwOnRequestTimeout: true },
+    requestHandler: {
+      connectionTimeout: connectMs,
+      requestTimeout: requestMs,
+      socketTimeout: requestMs,
+      throwOnRequestTimeout: true,
+    },
   };
   if (settings.endpoint) {
     config.endpoint = settings.endpoint;
@@ -100,7 +110,10 @@ export function createS3Client(settings: S3Settings): S3Client {
 }
 
 function isMissing(error: unknown): boolean {
-  return error instanceof S3ServiceException && (error.name === 'NoSuchKey' || error.name === 'NotFound' || error.$metadata.httpStatusCode === 404);
+  return (
+    error instanceof S3ServiceException &&
+    (error.name === 'NoSuchKey' || error.name === 'NotFound' || error.$metadata.httpStatusCode === 404)
+  );
 }
 
 function isNotModified(error: unknown): boolean {
@@ -110,7 +123,11 @@ function isNotModified(error: unknown): boolean {
 /** 412: the condition failed; 409: S3 saw a concurrent conditional write to the same key. */
 function isConflict(error: unknown): boolean {
   if (!(error instanceof S3ServiceException)) return false;
-  return error.name === 'PreconditionFailed' || error.name === 'ConditionalRequestConflict' || error.$metadata.httpStatusCode === 412;
+  return (
+    error.name === 'PreconditionFailed' ||
+    error.name === 'ConditionalRequestConflict' ||
+    error.$metadata.httpStatusCode === 412
+  );
 }
 
 /** Reads a body, failing as soon as it passes `maxBytes` whatever its Content-Length claimed. */
@@ -136,8 +153,12 @@ export class S3ObjectStore implements ObjectStore {
     return result === 'unchanged' ? undefined : result;
   }
 
-  async getIfChanged(key: string, etag: string | undefined, options: ReadOptions = {}): Promise<StoredObject | 'unchanged' | undefined> {
-    let out;
+  async getIfChanged(
+    key: string,
+    etag: string | undefined,
+    options: ReadOptions = {},
+  ): Promise<StoredObject | 'unchanged' | undefined> {
+    let out: GetObjectCommandOutput;
     try {
       out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, IfNoneMatch: etag }));
     } catch (error) {
@@ -160,7 +181,12 @@ export class S3ObjectStore implements ObjectStore {
     return { body: await readCapped(body, key, maxBytes), etag: out.ETag };
   }
 
-  async put(key: string, body: Buffer | string, contentType = 'application/octet-stream', condition?: WriteCondition): Promise<void> {
+  async put(
+    key: string,
+    body: Buffer | string,
+    contentType = 'application/octet-stream',
+    condition?: WriteCondition,
+  ): Promise<void> {
     const command = new PutObjectCommand({
       Bucket: this.bucket,
       Key: key,
@@ -173,7 +199,8 @@ export class S3ObjectStore implements ObjectStore {
       await this.client.send(command);
     } catch (error) {
       // S3 answers If-Match on a key that no longer exists with 404: the object changed all the same.
-      if (condition && (isConflict(error) || ('ifMatch' in condition && isMissing(error)))) throw new WriteConflictError(key);
+      if (condition && (isConflict(error) || ('ifMatch' in condition && isMissing(error))))
+        throw new WriteConflictError(key);
       throw error;
     }
   }

@@ -24,7 +24,8 @@ export interface Refusal {
 // What S3 itself allows between the signing time and its arrival.
 const MAX_SKEW_MS = 15 * 60_000;
 const ALGORITHM = 'AWS4-HMAC-SHA256';
-const AUTHORIZATION = /^AWS4-HMAC-SHA256 Credential=([^,\s]+),\s*SignedHeaders=([a-z0-9;-]+),\s*Signature=([0-9a-f]{64})$/;
+const AUTHORIZATION =
+  /^AWS4-HMAC-SHA256 Credential=([^,\s]+),\s*SignedHeaders=([a-z0-9;-]+),\s*Signature=([0-9a-f]{64})$/;
 const AMZ_DATE = /^(\d{8})T\d{6}Z$/;
 const AMZ_DATE_PARTS = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/;
 // The content types an HTML form (or a no-cors fetch) can send without a CORS preflight.
@@ -32,11 +33,16 @@ const FORM_TYPES = ['multipart/form-data', 'application/x-www-form-urlencoded', 
 
 /** Why a request comes from a web page, or undefined when nothing says it does. */
 export function browserRefusal(head: RequestHead): Refusal | undefined {
-  const browserHeaders = ['origin', 'sec-fetch-site', 'sec-fetch-mode', 'sec-fetch-dest'].filter((name) => name in head.headers);
+  const browserHeaders = ['origin', 'sec-fetch-site', 'sec-fetch-mode', 'sec-fetch-dest'].filter(
+    (name) => name in head.headers,
+  );
   if (browserHeaders.length > 0) {
-    return { code: 'AccessDenied', message: `the embedded S3 refuses requests from web pages (${browserHeaders.join(', ')})` };
+    return {
+      code: 'AccessDenied',
+      message: `the embedded S3 refuses requests from web pages (${browserHeaders.join(', ')})`,
+    };
   }
-  const type = head.headers['content-type']?.split(';')[0]!.trim().toLowerCase();
+  const type = head.headers['content-type']?.split(';')[0]?.trim().toLowerCase();
   if (head.method === 'POST' && type && FORM_TYPES.includes(type)) {
     return { code: 'AccessDenied', message: `the embedded S3 refuses form posts (${type})` };
   }
@@ -48,7 +54,7 @@ const sha256 = (data: string) => createHash('sha256').update(data, 'utf8').diges
 
 // RFC 3986 unreserved characters stay; everything else is percent-encoded, as SigV4 wants.
 function uriEncode(text: string): string {
-  return encodeURIComponent(text).replace(/[!'()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase());
+  return encodeURIComponent(text).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 
 function canonicalQuery(query: string): string {
@@ -78,8 +84,11 @@ function headerValue(headers: IncomingHttpHeaders, name: string): string | undef
  */
 export function signatureRefusal(head: RequestHead, credentials: S3Credentials, now = Date.now()): Refusal | undefined {
   const [path = '/', query = ''] = splitTarget(head.url);
-  if (/[?&]X-Amz-(Algorithm|Signature)=/i.test('?' + query)) {
-    return { code: 'AccessDenied', message: 'the embedded S3 does not accept presigned URLs; sign the Authorization header' };
+  if (/[?&]X-Amz-(Algorithm|Signature)=/i.test(`?${query}`)) {
+    return {
+      code: 'AccessDenied',
+      message: 'the embedded S3 does not accept presigned URLs; sign the Authorization header',
+    };
   }
   const authorization = head.headers.authorization;
   if (!authorization) {
@@ -87,7 +96,8 @@ export function signatureRefusal(head: RequestHead, credentials: S3Credentials, 
     return { code: 'AccessDenied', message };
   }
   const parsed = AUTHORIZATION.exec(authorization);
-  if (!parsed) return { code: 'AccessDenied', message: `the embedded S3 accepts only ${ALGORITHM} Authorization headers` };
+  if (!parsed)
+    return { code: 'AccessDenied', message: `the embedded S3 accepts only ${ALGORITHM} Authorization headers` };
   const [, credential, signedHeaders, signature] = parsed as unknown as [string, string, string, string];
   const [accessKeyId, day, region, service, terminator, ...extra] = credential.split('/');
   if (accessKeyId !== credentials.accessKeyId) {
@@ -95,7 +105,14 @@ export function signatureRefusal(head: RequestHead, credentials: S3Credentials, 
   }
   const amzDate = headerValue(head.headers, 'x-amz-date') ?? '';
   const dateMatch = AMZ_DATE.exec(amzDate);
-  if (!dateMatch || dateMatch[1] !== day || !region || service !== 's3' || terminator !== 'aws4_request' || extra.length > 0) {
+  if (
+    !dateMatch ||
+    dateMatch[1] !== day ||
+    !region ||
+    service !== 's3' ||
+    terminator !== 'aws4_request' ||
+    extra.length > 0
+  ) {
     return { code: 'AccessDenied', message: 'the credential scope or x-amz-date is malformed' };
   }
   const signedAt = Date.parse(amzDate.replace(AMZ_DATE_PARTS, '$1-$2-$3T$4:$5:$6Z'));
@@ -118,13 +135,18 @@ export function signatureRefusal(head: RequestHead, credentials: S3Credentials, 
   } catch {
     return { code: 'AccessDenied', message: 'the query string is not valid percent-encoding' };
   }
-  const canonicalRequest = [head.method, path, sortedQuery, canonicalHeaders.join(''), signedHeaders, payloadHash].join('\n');
+  const canonicalRequest = [head.method, path, sortedQuery, canonicalHeaders.join(''), signedHeaders, payloadHash].join(
+    '\n',
+  );
   const scope = `${day}/${region}/${service}/${terminator}`;
   const stringToSign = [ALGORITHM, amzDate, scope, sha256(canonicalRequest)].join('\n');
-  const key = hmac(hmac(hmac(hmac('AWS4' + credentials.secretAccessKey, day), region), service), terminator);
+  const key = hmac(hmac(hmac(hmac(`AWS4${credentials.secretAccessKey}`, day), region), service), terminator);
   const expected = hmac(key, stringToSign);
   if (!timingSafeEqual(expected, Buffer.from(signature, 'hex'))) {
-    return { code: 'SignatureDoesNotMatch', message: 'the signature does not match the embedded S3’s local credentials' };
+    return {
+      code: 'SignatureDoesNotMatch',
+      message: 'the signature does not match the embedded S3’s local credentials',
+    };
   }
   return undefined;
 }
@@ -136,7 +158,7 @@ function splitTarget(url: string): [string, string] {
 
 /** An S3-style XML error body. */
 export function errorXml(refusal: Refusal): string {
-  const escape = (text: string) => text.replace(/[<>&'"]/g, (c) => `&#${c.charCodeAt(0)};`);
-  const error = `<Error><Code>${refusal.code}</Code><Message>${escape(refusal.message)}</Message></Error>`;
+  const escapeXml = (text: string) => text.replace(/[<>&'"]/g, (c) => `&#${c.charCodeAt(0)};`);
+  const error = `<Error><Code>${refusal.code}</Code><Message>${escapeXml(refusal.message)}</Message></Error>`;
   return `<?xml version="1.0" encoding="UTF-8"?>\n${error}`;
 }

@@ -19,7 +19,8 @@ export interface Storage {
 
 export async function openStorage(config: Config): Promise<Storage> {
   if (config.bucket || config.s3Endpoint) {
-    if (!config.bucket) throw new Error('S3_ENDPOINT is set but BUCKET is not: set both, or neither to use the embedded S3');
+    if (!config.bucket)
+      throw new Error('S3_ENDPOINT is set but BUCKET is not: set both, or neither to use the embedded S3');
     const client = createS3Client({
       bucket: config.bucket,
       endpoint: config.s3Endpoint,
@@ -39,7 +40,13 @@ export async function openStorage(config: Config): Promise<Storage> {
   // Imported only here: s3rver is a devDependency and never part of a Lambda bundle or the training image.
   const { startEmbeddedS3 } = await import('./embedded-s3.ts');
   const server = await startEmbeddedS3({ directory: path.join(config.dataDir, 's3') });
-  const client = createS3Client({ bucket: server.bucket, endpoint: server.endpoint, region: config.region, credentials: server.credentials, timeouts: IN_PROCESS_S3_TIMEOUTS });
+  const client = createS3Client({
+    bucket: server.bucket,
+    endpoint: server.endpoint,
+    region: config.region,
+    credentials: server.credentials,
+    timeouts: IN_PROCESS_S3_TIMEOUTS,
+  });
   return {
     objects: new S3ObjectStore(client, server.bucket),
     bucket: server.bucket,

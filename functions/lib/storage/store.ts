@@ -18,7 +18,13 @@
 import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { ModelIntegrityError, ObjectTooLargeError, PointerChangedError, PointerInvalidError, WriteConflictError } from '../errors.ts';
+import {
+  ModelIntegrityError,
+  ObjectTooLargeError,
+  PointerChangedError,
+  PointerInvalidError,
+  WriteConflictError,
+} from '../errors.ts';
 import type { Evaluation } from '../training/evaluate.ts';
 import { isArch, type Arch } from '../training/model.ts';
 import type { ObjectStore, ReadOptions, StoredObject } from './objects.ts';
@@ -47,11 +53,14 @@ const VERSION_PATTERN = /^\d{8}T\d{6}Z-[a-z0-9]+$/;
 
 /** A UTC time as 20261125T220000Z: compact, sortable, safe in keys and job names. */
 export function compactTimestamp(at: Date): string {
-  return at.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
+  return at
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}Z$/, 'Z');
 }
 
 export function versionName(arch: Arch, at: Date): string {
-  return compactTimestamp(at) + '-' + arch;
+  return `${compactTimestamp(at)}-${arch}`;
 }
 
 export function isVersionName(value: unknown): value is string {
@@ -131,19 +140,26 @@ function parseJson<T>(bytes: Buffer, what: string, Invalid = ModelIntegrityError
   }
 }
 
-const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /** The one reader of the pointer's bytes: anything but a well-formed pointer is a PointerInvalidError. */
 export function parsePointer(bytes: Buffer): LatestPointer {
   const value = parseJson<unknown>(bytes, LATEST_KEY, PointerInvalidError);
   const invalid = (why: string) => new PointerInvalidError(`${LATEST_KEY} ${why}`);
-  if (!isObject(value)) throw invalid(`must be a JSON object; it is ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value}`);
-  if (!isVersionName(value.version)) throw invalid(`names no model version (version: ${JSON.stringify(value.version) ?? 'missing'})`);
+  if (!isObject(value))
+    throw invalid(
+      `must be a JSON object; it is ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value}`,
+    );
+  if (!isVersionName(value.version))
+    throw invalid(`names no model version (version: ${JSON.stringify(value.version) ?? 'missing'})`);
   if (typeof value.promotedAt !== 'string') throw invalid('has no promotedAt time');
   if (typeof value.accuracy !== 'number' || !Number.isFinite(value.accuracy)) throw invalid('has no numeric accuracy');
   if (!isArch(value.arch)) throw invalid(`has an unknown arch ${JSON.stringify(value.arch)}`);
-  if (value.previous !== undefined && !isVersionName(value.previous)) throw invalid('has a previous that is not a version name');
-  if (value.forced !== undefined && !(isObject(value.forced) && typeof value.forced.reason === 'string')) throw invalid('has a malformed forced');
+  if (value.previous !== undefined && !isVersionName(value.previous))
+    throw invalid('has a previous that is not a version name');
+  if (value.forced !== undefined && !(isObject(value.forced) && typeof value.forced.reason === 'string'))
+    throw invalid('has a malformed forced');
   return value as unknown as LatestPointer;
 }
 
@@ -165,7 +181,9 @@ function parseMetrics(bytes: Buffer, version: string): ModelMetrics {
 function weightsLimit(metrics: ModelMetrics): number {
   const expected = metrics.params * BYTES_PER_PARAM;
   if (expected > WEIGHTS_MAX_BYTES) {
-    throw new ModelIntegrityError(`version ${metrics.version} records ${metrics.params} parameters; at most ${WEIGHTS_MAX_BYTES / BYTES_PER_PARAM} are served`);
+    throw new ModelIntegrityError(
+      `version ${metrics.version} records ${metrics.params} parameters; at most ${WEIGHTS_MAX_BYTES / BYTES_PER_PARAM} are served`,
+    );
   }
   if (metrics.artifacts.weightsBytes !== expected) {
     throw new ModelIntegrityError(
@@ -203,7 +221,11 @@ export class ModelStore {
         });
         metrics = {
           ...input,
-          artifacts: { weightsBytes: weights.byteLength, weightsSha256: sha256(weights), modelJsonSha256: sha256(modelJson) },
+          artifacts: {
+            weightsBytes: weights.byteLength,
+            weightsSha256: sha256(weights),
+            modelJsonSha256: sha256(modelJson),
+          },
         };
         await this.objects.put(versionKey(version, WEIGHTS_FILE), weights);
         await this.objects.put(versionKey(version, MODEL_FILE), modelJson, 'application/json');
@@ -226,8 +248,16 @@ export class ModelStore {
 
   /** A capped read whose size failure is an integrity failure (of the pointer, or of a version). */
   private async read(key: string, maxBytes: ReadOptions['maxBytes']): Promise<StoredObject | undefined>;
-  private async read(key: string, maxBytes: ReadOptions['maxBytes'], etag: string | undefined): Promise<StoredObject | 'unchanged' | undefined>;
-  private async read(key: string, maxBytes: ReadOptions['maxBytes'], etag?: string): Promise<StoredObject | 'unchanged' | undefined> {
+  private async read(
+    key: string,
+    maxBytes: ReadOptions['maxBytes'],
+    etag: string | undefined,
+  ): Promise<StoredObject | 'unchanged' | undefined>;
+  private async read(
+    key: string,
+    maxBytes: ReadOptions['maxBytes'],
+    etag?: string,
+  ): Promise<StoredObject | 'unchanged' | undefined> {
     try {
       return await this.objects.getIfChanged(key, etag, { maxBytes });
     } catch (error) {
@@ -246,20 +276,29 @@ export class ModelStore {
     // Keys first: a bad version name throws before any request is in flight.
     const modelKey = versionKey(version, MODEL_FILE);
     const weightsKey = versionKey(version, WEIGHTS_FILE);
-    const incomplete = () => new ModelIntegrityError(`version ${version} is missing or incomplete (no ${METRICS_FILE})`);
+    const incomplete = () =>
+      new ModelIntegrityError(`version ${version} is missing or incomplete (no ${METRICS_FILE})`);
     const reading = this.metrics(version);
     // The weights' cap comes from the metrics, but is only awaited once the weights' size is known:
     // a cold start still waits for one round trip to storage, not two.
     const weightsCap = reading.then((m) => (m ? weightsLimit(m) : Promise.reject(incomplete())));
     // Awaited only once the weights' response arrives (if ever): until then a rejection is not unhandled, just early.
     weightsCap.catch(() => {});
-    const [metrics, modelJson, weights] = await Promise.all([reading, this.read(modelKey, MODEL_JSON_MAX_BYTES), this.read(weightsKey, weightsCap)]);
+    const [metrics, modelJson, weights] = await Promise.all([
+      reading,
+      this.read(modelKey, MODEL_JSON_MAX_BYTES),
+      this.read(weightsKey, weightsCap),
+    ]);
     if (!metrics) throw incomplete();
-    if (!modelJson || !weights) throw new ModelIntegrityError(`version ${version} is missing ${!modelJson ? MODEL_FILE : WEIGHTS_FILE}`);
+    if (!modelJson || !weights)
+      throw new ModelIntegrityError(`version ${version} is missing ${!modelJson ? MODEL_FILE : WEIGHTS_FILE}`);
     if (sha256(modelJson.body) !== metrics.artifacts.modelJsonSha256) {
       throw new ModelIntegrityError(`${MODEL_FILE} of ${version} does not match its recorded checksum`);
     }
-    if (weights.body.byteLength !== metrics.artifacts.weightsBytes || sha256(weights.body) !== metrics.artifacts.weightsSha256) {
+    if (
+      weights.body.byteLength !== metrics.artifacts.weightsBytes ||
+      sha256(weights.body) !== metrics.artifacts.weightsSha256
+    ) {
       throw new ModelIntegrityError(
         `${WEIGHTS_FILE} of ${version} does not match its recorded checksum (${weights.body.byteLength} bytes, expected ${metrics.artifacts.weightsBytes})`,
       );
@@ -267,13 +306,24 @@ export class ModelStore {
     const json = parseJson<tf.io.ModelJSON>(modelJson.body, `${MODEL_FILE} of ${version}`);
     const described = topologyParams(json.modelTopology);
     if (described !== metrics.params) {
-      throw new ModelIntegrityError(`${MODEL_FILE} of ${version} describes ${described} parameters; its metrics record ${metrics.params}`);
+      throw new ModelIntegrityError(
+        `${MODEL_FILE} of ${version} describes ${described} parameters; its metrics record ${metrics.params}`,
+      );
     }
     const weightSpecs = json.weightsManifest?.flatMap((group) => group.weights) ?? [];
-    const weightData = weights.body.buffer.slice(weights.body.byteOffset, weights.body.byteOffset + weights.body.byteLength) as ArrayBuffer;
+    const weightData = weights.body.buffer.slice(
+      weights.body.byteOffset,
+      weights.body.byteOffset + weights.body.byteLength,
+    ) as ArrayBuffer;
     return {
       metrics,
-      artifacts: { modelTopology: json.modelTopology, format: json.format, generatedBy: json.generatedBy, weightSpecs, weightData },
+      artifacts: {
+        modelTopology: json.modelTopology,
+        format: json.format,
+        generatedBy: json.generatedBy,
+        weightSpecs,
+        weightData,
+      },
     };
   }
 
@@ -327,11 +377,15 @@ export class ModelStore {
   }
 
   /** The pointer unless it still has `etag` — a cheap re-check for long-running servers. */
-  async latestIfChanged(etag: string | undefined): Promise<{ pointer: LatestPointer; etag?: string } | 'unchanged' | undefined> {
+  async latestIfChanged(
+    etag: string | undefined,
+  ): Promise<{ pointer: LatestPointer; etag?: string } | 'unchanged' | undefined> {
     return this.readPointer(etag);
   }
 
-  private async readPointer(etag: string | undefined): Promise<{ pointer: LatestPointer; etag?: string } | 'unchanged' | undefined> {
+  private async readPointer(
+    etag: string | undefined,
+  ): Promise<{ pointer: LatestPointer; etag?: string } | 'unchanged' | undefined> {
     const stored = await this.read(LATEST_KEY, POINTER_MAX_BYTES, etag);
     if (stored === undefined || stored === 'unchanged') return stored;
     return { pointer: parsePointer(stored.body), etag: stored.etag };
@@ -341,7 +395,7 @@ export class ModelStore {
   async allMetrics(): Promise<ModelMetrics[]> {
     const keys = await this.objects.list(MODELS_PREFIX);
     const versions = keys
-      .filter((key) => key.endsWith('/' + METRICS_FILE))
+      .filter((key) => key.endsWith(`/${METRICS_FILE}`))
       .map((key) => key.slice(MODELS_PREFIX.length, -METRICS_FILE.length - 1))
       .filter(isVersionName);
     const all = await Promise.all(versions.map((v) => this.metrics(v)));
@@ -369,7 +423,10 @@ export class ModelStore {
    * Without `basedOn` (an operator naming the version to serve) it reads the
    * pointer itself and retries a few times if another write lands in between.
    */
-  async promote(version: string, options: { basedOn?: PointerState; forcedReason?: string; now?: Date } = {}): Promise<LatestPointer> {
+  async promote(
+    version: string,
+    options: { basedOn?: PointerState; forcedReason?: string; now?: Date } = {},
+  ): Promise<LatestPointer> {
     const { metrics } = await this.verify(version);
     if (options.basedOn) return this.writePointer(version, metrics, options.basedOn, options);
     for (let attempt = 1; ; attempt++) {
@@ -381,7 +438,12 @@ export class ModelStore {
     }
   }
 
-  private async writePointer(version: string, metrics: ModelMetrics, basis: PointerState, options: { forcedReason?: string; now?: Date }) {
+  private async writePointer(
+    version: string,
+    metrics: ModelMetrics,
+    basis: PointerState,
+    options: { forcedReason?: string; now?: Date },
+  ) {
     const current = basis.pointer;
     const pointer: LatestPointer = {
       version,
@@ -392,11 +454,18 @@ export class ModelStore {
       ...(current && current.version !== version ? { previous: current.version } : {}),
     };
     try {
-      await this.objects.put(LATEST_KEY, JSON.stringify(pointer), 'application/json', basis.etag ? { ifMatch: basis.etag } : { ifNoneMatch: '*' });
+      await this.objects.put(
+        LATEST_KEY,
+        JSON.stringify(pointer),
+        'application/json',
+        basis.etag ? { ifMatch: basis.etag } : { ifNoneMatch: '*' },
+      );
     } catch (error) {
       if (!(error instanceof WriteConflictError)) throw error;
       const was = current ? `it pointed at ${current.version}` : 'there was none';
-      throw new PointerChangedError(`the serving pointer changed after it was read (${was}); ${version} was not promoted`);
+      throw new PointerChangedError(
+        `the serving pointer changed after it was read (${was}); ${version} was not promoted`,
+      );
     }
     return pointer;
   }

@@ -16,7 +16,8 @@ const fail = (message: string): never => {
 };
 
 function positiveInt(value: unknown, what: string): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) fail(`${what} must be a positive integer`);
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1)
+    fail(`${what} must be a positive integer`);
   return value as number;
 }
 
@@ -28,16 +29,23 @@ function pair(value: unknown, what: string): [number, number] {
 
 function inputShape(config: LayerConfig): Shape {
   const shape = config.batch_input_shape;
-  if (!Array.isArray(shape) || shape.length < 2 || shape[0] !== null) fail('the first layer needs a batch_input_shape like [null, 28, 28, 1]');
+  if (!Array.isArray(shape) || shape.length < 2 || shape[0] !== null)
+    fail('the first layer needs a batch_input_shape like [null, 28, 28, 1]');
   return (shape as unknown[]).slice(1).map((d) => positiveInt(d, 'an input dimension'));
 }
 
-function spatial(config: LayerConfig, shape: Shape, kernel: [number, number], strides: [number, number]): [number, number] {
+function spatial(
+  config: LayerConfig,
+  shape: Shape,
+  kernel: [number, number],
+  strides: [number, number],
+): [number, number] {
   if (shape.length !== 3) fail(`${String(config.name)} needs a [height, width, channels] input`);
   if ((config.data_format ?? 'channels_last') !== 'channels_last') fail('only channels_last is supported');
   const padding = config.padding ?? 'valid';
   if (padding !== 'same' && padding !== 'valid') fail(`unknown padding ${JSON.stringify(padding)}`);
-  const out = (size: number, k: number, s: number) => (padding === 'same' ? Math.ceil(size / s) : Math.floor((size - k) / s) + 1);
+  const out = (size: number, k: number, s: number) =>
+    padding === 'same' ? Math.ceil(size / s) : Math.floor((size - k) / s) + 1;
   const dims: [number, number] = [out(shape[0]!, kernel[0], strides[0]), out(shape[1]!, kernel[1], strides[1])];
   if (dims[0] < 1 || dims[1] < 1) fail(`${String(config.name)} leaves nothing of its input`);
   return dims;
@@ -59,7 +67,8 @@ function layer(className: unknown, config: LayerConfig, shape: Shape): { shape: 
     case 'Conv2D': {
       const filters = positiveInt(config.filters, 'Conv2D filters');
       const kernel = pair(config.kernel_size, 'Conv2D kernel_size');
-      if (pair(config.dilation_rate ?? 1, 'Conv2D dilation_rate').some((d) => d !== 1)) fail('dilated convolutions are not supported');
+      if (pair(config.dilation_rate ?? 1, 'Conv2D dilation_rate').some((d) => d !== 1))
+        fail('dilated convolutions are not supported');
       const [h, w] = spatial(config, shape, kernel, pair(config.strides ?? 1, 'Conv2D strides'));
       return { shape: [h, w, filters], params: kernel[0] * kernel[1] * shape[2]! * filters + (bias ? filters : 0) };
     }
@@ -88,7 +97,8 @@ export function topologyParams(topology: unknown): number {
     shape = next.shape;
     params += next.params;
     // Checked as it grows: the sums stay exact and a huge layer stops the walk at once.
-    if (!Number.isSafeInteger(params) || shape.some((d) => !Number.isSafeInteger(d))) fail('the topology is absurdly large');
+    if (!Number.isSafeInteger(params) || shape.some((d) => !Number.isSafeInteger(d)))
+      fail('the topology is absurdly large');
   }
   return params;
 }

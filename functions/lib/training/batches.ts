@@ -87,7 +87,11 @@ function distortInto(source: Uint8Array, target: Float32Array, offset: number, r
  * and one-hot labels [n,10]. With `distort`, every image is randomly shifted,
  * rotated and scaled (AUGMENTATION), reproducibly for a given random stream.
  */
-export function toTensors(data: LabelledImages, indices: ArrayLike<number>, distort?: () => number): { x: tf.Tensor4D; y: tf.Tensor2D } {
+export function toTensors(
+  data: LabelledImages,
+  indices: ArrayLike<number>,
+  distort?: () => number,
+): { x: tf.Tensor4D; y: tf.Tensor2D } {
   const n = indices.length;
   const oneHot = new Float32Array(n * MNIST_CLASSES);
   for (let row = 0; row < n; row++) oneHot[row * MNIST_CLASSES + data.labels[indices[row]!]!] = 1;

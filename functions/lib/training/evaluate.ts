@@ -35,7 +35,12 @@ export function predictProbabilities(model: tfl.LayersModel, x: tf.Tensor): tf.T
 }
 
 /** Evaluates the examples at `indices`; `worstCount` of the most confident mistakes are kept. */
-export async function evaluateIndices(model: tfl.LayersModel, data: LabelledImages, indices: Int32Array, worstCount = 0): Promise<Evaluation> {
+export async function evaluateIndices(
+  model: tfl.LayersModel,
+  data: LabelledImages,
+  indices: Int32Array,
+  worstCount = 0,
+): Promise<Evaluation> {
   const confusion = Array.from({ length: MNIST_CLASSES }, () => new Array<number>(MNIST_CLASSES).fill(0));
   let lossSum = 0;
   const wrong: Evaluation['worst'] = [];
@@ -57,7 +62,11 @@ export async function evaluateIndices(model: tfl.LayersModel, data: LabelledImag
       }
     }
   }
-  return summarise(confusion, lossSum / indices.length, wrong.sort((a, b) => b.confidence - a.confidence).slice(0, worstCount));
+  return summarise(
+    confusion,
+    lossSum / indices.length,
+    wrong.sort((a, b) => b.confidence - a.confidence).slice(0, worstCount),
+  );
 }
 
 /** Accuracy and per-class precision/recall/F1 from a confusion matrix. */

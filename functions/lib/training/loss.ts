@@ -11,7 +11,10 @@ const EPSILON = 1e-7;
 
 /** Keras' categorical cross-entropy on probabilities, mean over the batch. */
 export function crossEntropy(y: tf.Tensor, probabilities: tf.Tensor): tf.Scalar {
-  return tf.tidy(() => tf.neg(tf.mean(tf.sum(tf.mul(y, tf.log(tf.clipByValue(probabilities, EPSILON, 1 - EPSILON))), -1))) as tf.Scalar);
+  return tf.tidy(
+    () =>
+      tf.neg(tf.mean(tf.sum(tf.mul(y, tf.log(tf.clipByValue(probabilities, EPSILON, 1 - EPSILON))), -1))) as tf.Scalar,
+  );
 }
 
 /** The float32 bounds `crossEntropy`'s clip compares probabilities with. */
@@ -56,7 +59,10 @@ export function trainingLoss(probabilities: tf.Tensor, labels: ArrayLike<number>
     }
     score.loss = sum / rows;
     score.correct = correct;
-    return { value: tf.scalar(score.loss), gradFunc: (dy: tf.Tensor) => tf.mul(dy, tf.tensor2d(gradient, [rows, classes])) };
+    return {
+      value: tf.scalar(score.loss),
+      gradFunc: (dy: tf.Tensor) => tf.mul(dy, tf.tensor2d(gradient, [rows, classes])),
+    };
   });
   return withGradient(probabilities) as tf.Scalar;
 }

@@ -90,13 +90,26 @@ function checkHeader(data: Buffer, file: string, expected: number, headerBytes: 
   }
 }
 
-function checkLength(data: Buffer, file: string, headerBytes: number, count: number, itemBytes: number, what: string): void {
+function checkLength(
+  data: Buffer,
+  file: string,
+  headerBytes: number,
+  count: number,
+  itemBytes: number,
+  what: string,
+): void {
   const expected = headerBytes + count * itemBytes;
   if (data.length < expected) {
-    throw new DatasetError(file, `payload is truncated: the header promises ${count} ${what} (${expected} bytes), the file has ${data.length}`);
+    throw new DatasetError(
+      file,
+      `payload is truncated: the header promises ${count} ${what} (${expected} bytes), the file has ${data.length}`,
+    );
   }
   if (data.length > expected) {
-    throw new DatasetError(file, `${data.length - expected} trailing bytes after the ${count} ${what} the header promises`);
+    throw new DatasetError(
+      file,
+      `${data.length - expected} trailing bytes after the ${count} ${what} the header promises`,
+    );
   }
 }
 
@@ -127,7 +140,12 @@ export function parseLabels(gz: Uint8Array, file: string): Uint8Array {
   return labels;
 }
 
-export function parseSplit(imagesGz: Uint8Array, labelsGz: Uint8Array, imagesFile: string, labelsFile: string): MnistSplit {
+export function parseSplit(
+  imagesGz: Uint8Array,
+  labelsGz: Uint8Array,
+  imagesFile: string,
+  labelsFile: string,
+): MnistSplit {
   const { images, count } = parseImages(imagesGz, imagesFile);
   const labels = parseLabels(labelsGz, labelsFile);
   if (labels.length !== count) {
@@ -138,8 +156,18 @@ export function parseSplit(imagesGz: Uint8Array, labelsGz: Uint8Array, imagesFil
 
 export function parseMnist(files: MnistFiles): Mnist {
   return {
-    train: parseSplit(files['train-images-idx3-ubyte.gz'], files['train-labels-idx1-ubyte.gz'], 'train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz'),
-    test: parseSplit(files['t10k-images-idx3-ubyte.gz'], files['t10k-labels-idx1-ubyte.gz'], 't10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'),
+    train: parseSplit(
+      files['train-images-idx3-ubyte.gz'],
+      files['train-labels-idx1-ubyte.gz'],
+      'train-images-idx3-ubyte.gz',
+      'train-labels-idx1-ubyte.gz',
+    ),
+    test: parseSplit(
+      files['t10k-images-idx3-ubyte.gz'],
+      files['t10k-labels-idx1-ubyte.gz'],
+      't10k-images-idx3-ubyte.gz',
+      't10k-labels-idx1-ubyte.gz',
+    ),
   };
 }
 
@@ -152,7 +180,10 @@ export function verifyMd5(file: MnistFileName, bytes: Uint8Array, where: string)
   const actual = md5(bytes);
   const expected = MNIST_FILES[file].md5;
   if (actual !== expected) {
-    throw new DatasetError(file, `md5 ${actual} (${bytes.length} bytes) from ${where} does not match the published ${expected}`);
+    throw new DatasetError(
+      file,
+      `md5 ${actual} (${bytes.length} bytes) from ${where} does not match the published ${expected}`,
+    );
   }
 }
 
@@ -189,7 +220,9 @@ async function readDir(dir: string): Promise<MnistFiles> {
       try {
         bytes = await readFile(location);
       } catch (error) {
-        throw new DatasetError(file, `cannot read ${location} (MNIST_DIR=${dir}): ${(error as Error).message}`, { cause: error });
+        throw new DatasetError(file, `cannot read ${location} (MNIST_DIR=${dir}): ${(error as Error).message}`, {
+          cause: error,
+        });
       }
       verifyMd5(file, bytes, location);
       return [file, bytes] as const;
@@ -258,12 +291,19 @@ async function writeAtomically(location: string, bytes: Buffer): Promise<void> {
  * the body grows past `maxBytes`. A slow download that keeps moving is left
  * alone.
  */
-async function fetchOnce(url: string, limits: { stallMs: number; maxBytes: number }, onLoaded: (loaded: number) => void): Promise<Buffer> {
+async function fetchOnce(
+  url: string,
+  limits: { stallMs: number; maxBytes: number },
+  onLoaded: (loaded: number) => void,
+): Promise<Buffer> {
   const abort = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   const arm = () => {
     clearTimeout(timer);
-    timer = setTimeout(() => abort.abort(new Error(`no data for ${limits.stallMs / 1000} s from ${url}`)), limits.stallMs);
+    timer = setTimeout(
+      () => abort.abort(new Error(`no data for ${limits.stallMs / 1000} s from ${url}`)),
+      limits.stallMs,
+    );
   };
   arm();
   try {
@@ -305,14 +345,21 @@ interface DownloadSettings {
 }
 
 /** Any failure, a 4xx included, is retried: the tries are few and bounded, and a wrong baseUrl still ends in one clear error. */
-async function fetchWithRetries(url: string, file: MnistFileName, settings: DownloadSettings, onLoaded: (loaded: number) => void): Promise<Buffer> {
+async function fetchWithRetries(
+  url: string,
+  file: MnistFileName,
+  settings: DownloadSettings,
+  onLoaded: (loaded: number) => void,
+): Promise<Buffer> {
   for (let attempt = 1; ; attempt++) {
     try {
       // The md5 check catches a wrong body; this only stops an endless one early.
       return await fetchOnce(url, { stallMs: settings.stallMs, maxBytes: MNIST_FILES[file].bytes }, onLoaded);
     } catch (error) {
       if (attempt >= settings.attempts) {
-        throw new DatasetError(file, `download failed after ${attempt} attempts: ${(error as Error).message}`, { cause: error });
+        throw new DatasetError(file, `download failed after ${attempt} attempts: ${(error as Error).message}`, {
+          cause: error,
+        });
       }
       const delayMs = settings.backoffMs * 2 ** (attempt - 1);
       settings.log.warn('MNIST download failed, retrying', { file, url, attempt, delayMs, error });
@@ -321,7 +368,11 @@ async function fetchWithRetries(url: string, file: MnistFileName, settings: Down
   }
 }
 
-async function download(cacheDir: string, settings: DownloadSettings, onProgress: LoadMnistOptions['onProgress']): Promise<MnistFiles> {
+async function download(
+  cacheDir: string,
+  settings: DownloadSettings,
+  onProgress: LoadMnistOptions['onProgress'],
+): Promise<MnistFiles> {
   await mkdir(cacheDir, { recursive: true });
   const files: Partial<MnistFiles> = {};
   const missing: MnistFileName[] = [];
@@ -334,7 +385,9 @@ async function download(cacheDir: string, settings: DownloadSettings, onProgress
   let finished = 0;
   for (const file of missing) {
     const url = new URL(file, settings.baseUrl).href;
-    const bytes = await fetchWithRetries(url, file, settings, (loaded) => onProgress?.({ file, loaded: finished + loaded, total }));
+    const bytes = await fetchWithRetries(url, file, settings, (loaded) =>
+      onProgress?.({ file, loaded: finished + loaded, total }),
+    );
     // Not retried: a mirror that serves other bytes once will serve them again.
     verifyMd5(file, bytes, url);
     await writeAtomically(path.join(cacheDir, file), bytes);
@@ -355,7 +408,9 @@ async function seedBucket(bucket: ObjectStore, files: MnistFiles, log: Logger): 
 }
 
 /** The four verified .gz files and where they came from, without parsing them. */
-export async function resolveMnistFiles(options: LoadMnistOptions = {}): Promise<{ files: MnistFiles; source: MnistSource }> {
+export async function resolveMnistFiles(
+  options: LoadMnistOptions = {},
+): Promise<{ files: MnistFiles; source: MnistSource }> {
   const log = options.logger ?? defaultLogger;
   if (options.dir) {
     const files = await readDir(options.dir);
@@ -371,7 +426,7 @@ export async function resolveMnistFiles(options: LoadMnistOptions = {}): Promise
   }
   const baseUrl = options.baseUrl ?? DEFAULT_MNIST_URL;
   const settings: DownloadSettings = {
-    baseUrl: baseUrl.endsWith('/') ? baseUrl : baseUrl + '/',
+    baseUrl: baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`,
     attempts: Math.max(1, options.attempts ?? 4),
     backoffMs: options.backoffMs ?? 500,
     stallMs: options.stallMs ?? DEFAULT_STALL_MS,

@@ -53,15 +53,45 @@ function cnn(seed: number): tfl.Sequential {
   return tfl.sequential({
     name: 'cnn',
     layers: [
-      tfl.layers.conv2d({ inputShape: [MNIST_SIDE, MNIST_SIDE, 1], filters: 16, kernelSize: 5, strides: 2, padding: 'same', activation: 'relu', kernelInitializer: init(1) }),
-      tfl.layers.conv2d({ filters: 32, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(2) }),
+      tfl.layers.conv2d({
+        inputShape: [MNIST_SIDE, MNIST_SIDE, 1],
+        filters: 16,
+        kernelSize: 5,
+        strides: 2,
+        padding: 'same',
+        activation: 'relu',
+        kernelInitializer: init(1),
+      }),
+      tfl.layers.conv2d({
+        filters: 32,
+        kernelSize: 3,
+        padding: 'same',
+        activation: 'relu',
+        kernelInitializer: init(2),
+      }),
       tfl.layers.maxPooling2d({ poolSize: 2 }),
-      tfl.layers.conv2d({ filters: 32, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(3) }),
-      tfl.layers.conv2d({ filters: 64, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(4) }),
+      tfl.layers.conv2d({
+        filters: 32,
+        kernelSize: 3,
+        padding: 'same',
+        activation: 'relu',
+        kernelInitializer: init(3),
+      }),
+      tfl.layers.conv2d({
+        filters: 64,
+        kernelSize: 3,
+        padding: 'same',
+        activation: 'relu',
+        kernelInitializer: init(4),
+      }),
       tfl.layers.maxPooling2d({ poolSize: 2 }),
       tfl.layers.flatten(),
       tfl.layers.dropout({ rate: 0.3, seed: seed + 5 }),
-      tfl.layers.dense({ units: MNIST_CLASSES, activation: 'softmax', kernelInitializer: tfl.initializers.glorotUniform({ seed: seed + 6 }) }),
+      tfl.layers.dense({
+        units: MNIST_CLASSES,
+        activation: 'softmax',
+        kernelInitializer: tfl.initializers.glorotUniform({ seed: seed + 6 }),
+      }),
     ],
   });
 }

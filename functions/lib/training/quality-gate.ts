@@ -22,9 +22,11 @@ export function qualityGate(
   minAccuracy: number = MIN_ACCURACY[candidate.arch],
 ): GateDecision {
   const reasons: string[] = [];
-  const pct = (x: number) => (x * 100).toFixed(2) + '%';
+  const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
   if (!(candidate.accuracy >= minAccuracy)) {
-    reasons.push(`test accuracy ${pct(candidate.accuracy)} is below the minimum ${pct(minAccuracy)} for ${candidate.arch}`);
+    reasons.push(
+      `test accuracy ${pct(candidate.accuracy)} is below the minimum ${pct(minAccuracy)} for ${candidate.arch}`,
+    );
   }
   if (current && candidate.accuracy < current.accuracy - MAX_REGRESSION - 1e-12) {
     reasons.push(

@@ -3,7 +3,7 @@
  * schedule, validation each epoch, progress through `onProgress`. Pure tfjs:
  * no storage, no AWS, no printing.
  */
-import * as tf from '@tensorflow/tfjs-core';
+import type * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { range, seededRandom, shuffled, toInputs, type LabelledImages } from './batches.ts';
 import { evaluateIndices } from './evaluate.ts';
@@ -86,12 +86,26 @@ export function learningRateAt(schedule: Schedule, base: number, step: number, t
  * from one read of the probabilities (`trainingLoss`), and on wasm Adam is
  * one function call per variable (HeapAdam).
  */
-export async function trainModel(model: tfl.LayersModel, data: LabelledImages, options: TrainOptions): Promise<TrainResult> {
-  const { epochs, batchSize, learningRate = 1e-3, schedule = 'cosine', validationSplit = 0.1, seed = 42, augment = false, onProgress } = options;
+export async function trainModel(
+  model: tfl.LayersModel,
+  data: LabelledImages,
+  options: TrainOptions,
+): Promise<TrainResult> {
+  const {
+    epochs,
+    batchSize,
+    learningRate = 1e-3,
+    schedule = 'cosine',
+    validationSplit = 0.1,
+    seed = 42,
+    augment = false,
+    onProgress,
+  } = options;
   registerTrainingKernels();
   const validationCount = Math.floor(data.count * validationSplit);
   const trainCount = data.count - validationCount;
-  if (trainCount < batchSize) throw new RangeError(`need at least one full batch: ${trainCount} examples < batch size ${batchSize}`);
+  if (trainCount < batchSize)
+    throw new RangeError(`need at least one full batch: ${trainCount} examples < batch size ${batchSize}`);
   const trainIndices = range(0, trainCount);
   const validationIndices = range(trainCount, data.count);
   const random = seededRandom(seed);
@@ -114,7 +128,11 @@ export async function trainModel(model: tfl.LayersModel, data: LabelledImages, o
         const x = toInputs(data, batch, distort);
         const labels = Array.from(batch, (index) => data.labels[index]!);
         const score: BatchScore = { loss: 0, correct: 0 };
-        optimizer.minimize(() => trainingLoss(model.apply(x, { training: true }) as tf.Tensor, labels, score), false, variables);
+        optimizer.minimize(
+          () => trainingLoss(model.apply(x, { training: true }) as tf.Tensor, labels, score),
+          false,
+          variables,
+        );
         x.dispose();
         lossSum += score.loss;
         correct += score.correct;

@@ -19,14 +19,34 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-layers';
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import type { Tensor, TensorInfo } from '@tensorflow/tfjs-core';
-import { F32, F32_LANES, F32X4_LANES, I32, V128, heapOffset, instantiate, op, type Lanes, type ValueType } from './wasm-module.ts';
+import {
+  F32,
+  F32_LANES,
+  F32X4_LANES,
+  I32,
+  V128,
+  heapOffset,
+  instantiate,
+  op,
+  type Lanes,
+  type ValueType,
+} from './wasm-module.ts';
 
 const fround = Math.fround;
 
 type VariableGradients = Parameters<tf.Optimizer['applyGradients']>[0];
 
 /** The stock optimizer's scalars for one step, in the order the update function takes them. */
-const SCALARS = ['beta1', 'beta2', 'oneMinusBeta1', 'oneMinusBeta2', 'correction1', 'correction2', 'epsilon', 'step'] as const;
+const SCALARS = [
+  'beta1',
+  'beta2',
+  'oneMinusBeta1',
+  'oneMinusBeta2',
+  'correction1',
+  'correction2',
+  'epsilon',
+  'step',
+] as const;
 type Scalar = (typeof SCALARS)[number];
 
 /** gradient, weights, m, v, new weights (heap offsets), element count, then SCALARS. */
@@ -50,16 +70,51 @@ function step(lanes: Lanes, scalar: (name: Scalar) => number[], x: { g: number; 
   const at = (pointer: number) => [...op.localGet(pointer), ...op.localGet(INDEX), ...op.i32Add];
   const get = op.localGet;
   return [
-    ...at(GRADIENT), ...lanes.load, ...op.localSet(x.g),
-    ...at(M), ...lanes.load, ...scalar('beta1'), ...lanes.mul, ...get(x.g), ...scalar('oneMinusBeta1'), ...lanes.mul, ...lanes.add, ...op.localSet(x.m),
-    ...at(V), ...lanes.load, ...scalar('beta2'), ...lanes.mul, ...get(x.g), ...get(x.g), ...lanes.mul, ...scalar('oneMinusBeta2'), ...lanes.mul, ...lanes.add, ...op.localSet(x.v),
-    ...at(M), ...get(x.m), ...lanes.store,
-    ...at(V), ...get(x.v), ...lanes.store,
+    ...at(GRADIENT),
+    ...lanes.load,
+    ...op.localSet(x.g),
+    ...at(M),
+    ...lanes.load,
+    ...scalar('beta1'),
+    ...lanes.mul,
+    ...get(x.g),
+    ...scalar('oneMinusBeta1'),
+    ...lanes.mul,
+    ...lanes.add,
+    ...op.localSet(x.m),
+    ...at(V),
+    ...lanes.load,
+    ...scalar('beta2'),
+    ...lanes.mul,
+    ...get(x.g),
+    ...get(x.g),
+    ...lanes.mul,
+    ...scalar('oneMinusBeta2'),
+    ...lanes.mul,
+    ...lanes.add,
+    ...op.localSet(x.v),
+    ...at(M),
+    ...get(x.m),
+    ...lanes.store,
+    ...at(V),
+    ...get(x.v),
+    ...lanes.store,
     ...at(OUT),
-    ...get(x.m), ...scalar('correction1'), ...lanes.div,
-    ...get(x.v), ...scalar('correction2'), ...lanes.div, ...lanes.sqrt, ...scalar('epsilon'), ...lanes.add,
-    ...lanes.div, ...scalar('step'), ...lanes.mul,
-    ...at(WEIGHTS), ...lanes.load, ...lanes.add,
+    ...get(x.m),
+    ...scalar('correction1'),
+    ...lanes.div,
+    ...get(x.v),
+    ...scalar('correction2'),
+    ...lanes.div,
+    ...lanes.sqrt,
+    ...scalar('epsilon'),
+    ...lanes.add,
+    ...lanes.div,
+    ...scalar('step'),
+    ...lanes.mul,
+    ...at(WEIGHTS),
+    ...lanes.load,
+    ...lanes.add,
     ...lanes.store,
   ];
 }
@@ -73,10 +128,28 @@ function buildUpdate(backend: BackendWasm): Update {
     locals: [I32, I32, F32, F32, F32, V128, V128, V128, ...SCALARS.map((): ValueType => V128)],
     body: [
       ...SCALARS.flatMap((name) => [...op.localGet(param(name)), ...op.f32x4Splat, ...op.localSet(splat(name))]),
-      ...op.localGet(COUNT), ...op.i32Const(-4), ...op.i32And, ...op.i32Const(2), ...op.i32Shl, ...op.localSet(LIMIT),
-      ...op.loopWhileBelow(INDEX, LIMIT, F32X4_LANES.bytes, step(F32X4_LANES, (name) => op.localGet(splat(name)), VECTOR_LOCALS)),
-      ...op.localGet(COUNT), ...op.i32Const(2), ...op.i32Shl, ...op.localSet(LIMIT),
-      ...op.loopWhileBelow(INDEX, LIMIT, F32_LANES.bytes, step(F32_LANES, (name) => op.localGet(param(name)), SCALAR_LOCALS)),
+      ...op.localGet(COUNT),
+      ...op.i32Const(-4),
+      ...op.i32And,
+      ...op.i32Const(2),
+      ...op.i32Shl,
+      ...op.localSet(LIMIT),
+      ...op.loopWhileBelow(
+        INDEX,
+        LIMIT,
+        F32X4_LANES.bytes,
+        step(F32X4_LANES, (name) => op.localGet(splat(name)), VECTOR_LOCALS),
+      ),
+      ...op.localGet(COUNT),
+      ...op.i32Const(2),
+      ...op.i32Shl,
+      ...op.localSet(LIMIT),
+      ...op.loopWhileBelow(
+        INDEX,
+        LIMIT,
+        F32_LANES.bytes,
+        step(F32_LANES, (name) => op.localGet(param(name)), SCALAR_LOCALS),
+      ),
     ],
   });
 }
@@ -117,7 +190,8 @@ export class HeapAdam extends tf.Optimizer {
       ? variableGradients
       : Object.entries(variableGradients).map(([name, tensor]) => ({ name, tensor }));
     const backend = tf.backend() as BackendWasm;
-    if (this.backend !== undefined && this.backend !== backend) throw new Error('HeapAdam: the backend changed since the first step');
+    if (this.backend !== undefined && this.backend !== backend)
+      throw new Error('HeapAdam: the backend changed since the first step');
     this.backend = backend;
     let update = updates.get(backend);
     if (update === undefined) {
@@ -148,8 +222,15 @@ export class HeapAdam extends tf.Optimizer {
     this.incrementIterations();
   }
 
-  private update(backend: BackendWasm, update: Update, variable: tf.Variable, gradient: Tensor, scalarArgs: number[]): void {
-    if (variable.dtype !== 'float32' || gradient.dtype !== 'float32') throw new Error(`HeapAdam: ${variable.name} is not float32`);
+  private update(
+    backend: BackendWasm,
+    update: Update,
+    variable: tf.Variable,
+    gradient: Tensor,
+    scalarArgs: number[],
+  ): void {
+    if (variable.dtype !== 'float32' || gradient.dtype !== 'float32')
+      throw new Error(`HeapAdam: ${variable.name} is not float32`);
     let moments = this.moments.get(variable.name);
     if (moments === undefined) {
       moments = { m: backend.makeOutput(variable.shape, 'float32'), v: backend.makeOutput(variable.shape, 'float32') };
@@ -162,7 +243,15 @@ export class HeapAdam extends tf.Optimizer {
     // weights changed in place would be multiplied in their stale form.
     const next = backend.makeOutput(variable.shape, 'float32');
     const offset = (info: TensorInfo) => heapOffset(backend, info.dataId);
-    update(offset(gradient), offset(variable), offset(moments.m), offset(moments.v), offset(next), variable.size, ...scalarArgs);
+    update(
+      offset(gradient),
+      offset(variable),
+      offset(moments.m),
+      offset(moments.v),
+      offset(next),
+      variable.size,
+      ...scalarArgs,
+    );
     const tensor = tf.engine().makeTensorFromTensorInfo(next);
     variable.assign(tensor);
     tensor.dispose();

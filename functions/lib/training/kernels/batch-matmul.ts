@@ -60,16 +60,35 @@ function ownDims(a: TensorInfo, b: TensorInfo, transposeA: boolean, transposeB: 
   const [rowsA, colsA] = a.shape.slice(-2);
   const [rowsB, colsB] = b.shape.slice(-2);
   const dims = { m: transposeA ? colsA! : rowsA!, k: transposeA ? rowsA! : colsA!, n: transposeB ? rowsB! : colsB! };
-  const fits = a.dtype === 'float32' && b.dtype === 'float32' && dims.m % ROWS === 0 && dims.n % COLS === 0 && dims.k > 0;
+  const fits =
+    a.dtype === 'float32' && b.dtype === 'float32' && dims.m % ROWS === 0 && dims.n % COLS === 0 && dims.k > 0;
   return fits ? dims : undefined;
 }
 
-function ownProduct(s: Scratch, a: TensorInfo, b: TensorInfo, transposeA: boolean, transposeB: boolean, { m, k, n }: Dims, outShape: number[]): TensorInfo {
+function ownProduct(
+  s: Scratch,
+  a: TensorInfo,
+  b: TensorInfo,
+  transposeA: boolean,
+  transposeB: boolean,
+  { m, k, n }: Dims,
+  outShape: number[],
+): TensorInfo {
   const out = s.alloc(outShape);
   const panel = s.alloc([k * PANEL_FLOATS]);
   const backend = s.backend;
   const at = (info: TensorInfo) => heapOffset(backend, info.dataId);
-  gemmFor(backend, transposeB)(at(a), at(b), at(out), at(panel), m, n, k, transposeA ? 4 : k * 4, transposeA ? m * 4 : 4);
+  gemmFor(backend, transposeB)(
+    at(a),
+    at(b),
+    at(out),
+    at(panel),
+    m,
+    n,
+    k,
+    transposeA ? 4 : k * 4,
+    transposeA ? m * 4 : 4,
+  );
   return out;
 }
 
@@ -84,7 +103,10 @@ function product(stock: KernelConfig, h: Helpers): KernelFunc {
     const batchA = util.sizeFromShape(outerA);
     const batchB = util.sizeFromShape(outerB);
     const batch = Math.max(batchA, batchB);
-    const plain = extra.bias === undefined && extra.preluActivationWeights === undefined && (attrs.activation ?? 'linear') === 'linear';
+    const plain =
+      extra.bias === undefined &&
+      extra.preluActivationWeights === undefined &&
+      (attrs.activation ?? 'linear') === 'linear';
     const dims = batch === 1 && plain ? ownDims(a, b, transposeA, transposeB) : undefined;
     if (dims !== undefined) {
       const outShape = [...backend_util.assertAndGetBroadcastShape(outerA, outerB), dims.m, dims.n];

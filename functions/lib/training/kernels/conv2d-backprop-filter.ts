@@ -22,7 +22,13 @@ interface Helpers {
   slice: KernelConfig;
 }
 
-function filterGradient(s: Scratch, h: Helpers, x: TensorInfo, dy: TensorInfo, info: backend_util.Conv2DInfo): TensorInfo {
+function filterGradient(
+  s: Scratch,
+  h: Helpers,
+  x: TensorInfo,
+  dy: TensorInfo,
+  info: backend_util.Conv2DInfo,
+): TensorInfo {
   const { batchSize, inHeight, inWidth, inChannels, filterHeight, filterWidth, outHeight, outWidth } = info;
   const { top, left } = info.padInfo;
   // Padding after the input that makes the dilated output-gradient "filter"
@@ -43,7 +49,12 @@ function filterGradient(s: Scratch, h: Helpers, x: TensorInfo, dy: TensorInfo, i
     {
       strides: [1, 1],
       dilations: [info.strideHeight, info.strideWidth],
-      pad: [[0, 0], [top, Math.max(bottom, 0)], [left, Math.max(right, 0)], [0, 0]],
+      pad: [
+        [0, 0],
+        [top, Math.max(bottom, 0)],
+        [left, Math.max(right, 0)],
+        [0, 0],
+      ],
       dataFormat: 'NHWC',
     },
   );
@@ -54,7 +65,8 @@ function backpropFilter(h: Helpers): KernelFunc {
   return ({ inputs, backend, attrs = {} }) => {
     const { x, dy } = inputs as { x: TensorInfo; dy: TensorInfo };
     const attr = attrs as unknown as Conv2DBackpropFilterAttrs;
-    if (attr.dataFormat !== 'NHWC') throw new Error(`wasm Conv2DBackpropFilter supports NHWC only, got ${attr.dataFormat}`);
+    if (attr.dataFormat !== 'NHWC')
+      throw new Error(`wasm Conv2DBackpropFilter supports NHWC only, got ${attr.dataFormat}`);
     const info = backend_util.computeConv2DInfo(
       x.shape as [number, number, number, number],
       attr.filterShape,

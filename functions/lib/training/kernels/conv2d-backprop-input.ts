@@ -26,7 +26,14 @@ function stuffZeros(s: Scratch, h: Helpers, dy: TensorInfo, sh: number, sw: numb
   if (sh === 1 && sw === 1) return dy;
   const [n, ho, wo, c] = dy.shape;
   const spread = s.run(h.reshape, { x: dy }, { shape: [n, ho, 1, wo, 1, c] });
-  const paddings = [[0, 0], [0, 0], [0, sh - 1], [0, 0], [0, sw - 1], [0, 0]];
+  const paddings = [
+    [0, 0],
+    [0, 0],
+    [0, sh - 1],
+    [0, 0],
+    [0, sw - 1],
+    [0, 0],
+  ];
   const padded = s.run(h.pad, { x: spread }, { paddings, constantValue: 0 });
   return s.run(h.reshape, { x: padded }, { shape: [n, ho * sh, wo * sw, c] });
 }
@@ -45,7 +52,15 @@ function cropNegative(s: Scratch, h: Helpers, x: TensorInfo, pads: [number, numb
     );
   }
   const keep = (p: number) => Math.max(p, 0);
-  return { x: out, pad: [[0, 0], [keep(top), keep(bottom)], [keep(left), keep(right)], [0, 0]] };
+  return {
+    x: out,
+    pad: [
+      [0, 0],
+      [keep(top), keep(bottom)],
+      [keep(left), keep(right)],
+      [0, 0],
+    ],
+  };
 }
 
 function backpropInput(stock: KernelConfig, h: Helpers): KernelFunc {

@@ -11,11 +11,15 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { replaceKernel } from './kernel-utils.ts';
 
 export function registerIdentity(): void {
-  replaceKernel('Identity', (stock): KernelFunc => (args) => {
-    const x = args.inputs.x as TensorInfo;
-    // Strings live in JavaScript, not on the heap; the stock kernel handles them.
-    if (x.dtype === 'string') return stock.kernelFunc(args);
-    (args.backend as BackendWasm).incRef(x.dataId);
-    return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
-  });
+  replaceKernel(
+    'Identity',
+    (stock): KernelFunc =>
+      (args) => {
+        const x = args.inputs.x as TensorInfo;
+        // Strings live in JavaScript, not on the heap; the stock kernel handles them.
+        if (x.dtype === 'string') return stock.kernelFunc(args);
+        (args.backend as BackendWasm).incRef(x.dataId);
+        return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+      },
+  );
 }

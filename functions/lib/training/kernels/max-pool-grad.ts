@@ -61,9 +61,18 @@ const maxPoolGrad: KernelFunc = ({ inputs, backend, attrs = {} }) => {
               const p3 = p2 + inChannels;
               let max = -Infinity;
               let at = -1;
-              if (x[p0] > max) { max = x[p0]; at = p0; }
-              if (x[p1] > max) { max = x[p1]; at = p1; }
-              if (x[p2] > max) { max = x[p2]; at = p2; }
+              if (x[p0] > max) {
+                max = x[p0];
+                at = p0;
+              }
+              if (x[p1] > max) {
+                max = x[p1];
+                at = p1;
+              }
+              if (x[p2] > max) {
+                max = x[p2];
+                at = p2;
+              }
               if (x[p3] > max) at = p3;
               if (at >= 0) out[at] += grad[g];
             }

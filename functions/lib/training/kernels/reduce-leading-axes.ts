@@ -37,7 +37,8 @@ function reduceLeading(stock: KernelConfig, mean: boolean): KernelFunc {
       // Four rows a pass: a quarter of the updates to `totals`, ~2.5× faster.
       for (; row + 4 <= rows; row += 4, at += 4 * width) {
         for (let i = 0; i < width; i++) {
-          totals[i] += values[at + i] + values[at + width + i] + values[at + 2 * width + i] + values[at + 3 * width + i];
+          totals[i] +=
+            values[at + i] + values[at + width + i] + values[at + 2 * width + i] + values[at + 3 * width + i];
         }
       }
       for (; row < rows; row++, at += width) {

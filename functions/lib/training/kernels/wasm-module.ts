@@ -57,13 +57,24 @@ export const op = {
   v128Zero: [0xfd, 0x0c, ...new Array<number>(16).fill(0)],
   /** Runs `body` while the i32 local `counter` is below the i32 local `limit`, adding `stride` after each pass. */
   loopWhileBelow: (counter: number, limit: number, stride: number, body: number[]) => [
-    0x02, 0x40, // block
-    0x03, 0x40, // loop
-    ...op.localGet(counter), ...op.localGet(limit), 0x4f, 0x0d, 0x01, // i32.ge_u; br_if to the block's end
+    0x02,
+    0x40, // block
+    0x03,
+    0x40, // loop
+    ...op.localGet(counter),
+    ...op.localGet(limit),
+    0x4f,
+    0x0d,
+    0x01, // i32.ge_u; br_if to the block's end
     ...body,
-    ...op.localGet(counter), ...op.i32Const(stride), 0x6a, ...op.localSet(counter),
-    0x0c, 0x00, // br to the loop's start
-    0x0b, 0x0b, // end loop, end block
+    ...op.localGet(counter),
+    ...op.i32Const(stride),
+    0x6a,
+    ...op.localSet(counter),
+    0x0c,
+    0x00, // br to the loop's start
+    0x0b,
+    0x0b, // end loop, end block
   ],
   f32x4Splat: [0xfd, 0x13],
 };
@@ -79,7 +90,15 @@ export interface Lanes {
   sqrt: number[];
 }
 
-export const F32_LANES: Lanes = { bytes: 4, load: op.f32Load(), store: op.f32Store(), add: [0x92], mul: [0x94], div: [0x95], sqrt: [0x91] };
+export const F32_LANES: Lanes = {
+  bytes: 4,
+  load: op.f32Load(),
+  store: op.f32Store(),
+  add: [0x92],
+  mul: [0x94],
+  div: [0x95],
+  sqrt: [0x91],
+};
 export const F32X4_LANES: Lanes = {
   bytes: 16,
   load: op.v128Load(),
@@ -100,7 +119,14 @@ export interface FunctionSpec {
 function encode({ params, locals, body }: FunctionSpec): Uint8Array<ArrayBuffer> {
   const code = [...vec(locals.map((type) => [1, type])), ...body, 0x0b];
   return new Uint8Array([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    0x00,
+    0x61,
+    0x73,
+    0x6d,
+    0x01,
+    0x00,
+    0x00,
+    0x00,
     ...section(1, vec([[0x60, ...vec(params.map((type) => [type])), ...vec([])]])),
     ...section(2, vec([[...name('env'), ...name('memory'), 0x02, 0x00, 0x00]])),
     ...section(3, vec([[0]])),
@@ -137,7 +163,9 @@ function memoryOf(backend: BackendWasm): WebAssembly.Memory {
 
 /** Compiles `spec` against the backend's memory; pointers passed to `run` are tensors' heap offsets. */
 export function instantiate<Args extends number[]>(backend: BackendWasm, spec: FunctionSpec): (...args: Args) => void {
-  const instance = new WebAssembly.Instance(new WebAssembly.Module(encode(spec)), { env: { memory: memoryOf(backend) } });
+  const instance = new WebAssembly.Instance(new WebAssembly.Module(encode(spec)), {
+    env: { memory: memoryOf(backend) },
+  });
   return instance.exports.run as (...args: Args) => void;
 }
 
