@@ -89,6 +89,8 @@ async function main(): Promise<void> {
   Object.assign(process.env, storageEnv(storage));
   // Locally a promotion should show up within seconds, not Lambda's default minute.
   process.env.MODEL_REFRESH_SECONDS ??= '5';
+  // Lambda prints captures for the log subscription to ship; here the server processes write them to the bucket.
+  process.env.CAPTURE_MODE ??= 'bucket';
   const localConfig = readConfig();
   logger.debug('configuration', loggableConfig(localConfig));
 

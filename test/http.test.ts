@@ -13,6 +13,7 @@ import { createLogger } from '#lib/log';
 import { ModelCache } from '#lib/model-cache';
 import { MAX_BODY_BYTES as PREDICT_MAX_BYTES } from '#lib/predict-request';
 import { ModelStore } from '#lib/storage/store';
+import { MAX_BODY_BYTES as FEEDBACK_MAX_BYTES, makeFeedbackHandler } from '../functions/feedback/app.ts';
 import { makeHandler as makePredictHandler } from '../functions/predict/app.ts';
 import { makeHandler as makeOperatorHandler, MAX_BODY_BYTES as OPERATOR_MAX_BYTES } from '../functions/retrain/app.ts';
 import { OPERATOR_PATHS } from '../functions/retrain/paths.ts';
@@ -138,6 +139,13 @@ const ROUTES = [
     field: 'epochs',
   },
   { path: '/promote', maxBytes: OPERATOR_MAX_BYTES, missing: {}, wrongType: { version: 42 }, field: 'version' },
+  {
+    path: '/feedback',
+    maxBytes: FEEDBACK_MAX_BYTES,
+    missing: { label: 3 },
+    wrongType: { predictionId: '20261203081500123-0123456789abcdef01234567', label: 'seven' },
+    field: 'label',
+  },
 ];
 type RouteCase = (typeof ROUTES)[number];
 
@@ -201,6 +209,7 @@ describe('the same mistake gets the same status and code on every route', () => 
   const token = 'http-edge-test-token';
   let predict: LambdaLike;
   let operator: LambdaLike;
+  let feedback: LambdaLike;
   let served: ServedHandler;
 
   before(async () => {
@@ -225,7 +234,16 @@ describe('the same mistake gets the same status and code on every route', () => 
       },
       logger: silent,
     });
-    served = await serveHandler(localHandler({ predict, operator, token }), {
+    feedback = makeFeedbackHandler({
+      objects: {
+        put: async () => {
+          throw new UnavailableError('a malformed request must not reach the bucket');
+        },
+      },
+      logger: silent,
+      throttle: () => {},
+    });
+    served = await serveHandler(localHandler({ predict, feedback, operator, token }), {
       host: '127.0.0.1',
       port: 0,
       onError: (error) => assert.fail(String(error)),
@@ -233,7 +251,7 @@ describe('the same mistake gets the same status and code on every route', () => 
   });
   after(() => served.close());
 
-  const handlerFor = (path: string) => (path === '/predict' ? predict : operator);
+  const handlerFor = (path: string) => (path === '/predict' ? predict : path === '/feedback' ? feedback : operator);
 
   for (const mistake of MISTAKES) {
     for (const route of ROUTES) {

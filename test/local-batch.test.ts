@@ -188,7 +188,7 @@ describe('npm run retrain --wait on the local stack, when the job cannot get the
     });
     const token = 'local-batch-test-token';
     const predict = async () => ({ statusCode: 404, body: '' });
-    served = await serveHandler(localHandler({ predict, operator, token }), {
+    served = await serveHandler(localHandler({ predict, feedback: predict, operator, token }), {
       host: '127.0.0.1',
       port: 0,
       onError: () => {},

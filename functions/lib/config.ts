@@ -13,6 +13,10 @@ import { S3_TIMEOUT_DEFAULTS, type S3Timeouts } from './storage/objects.ts';
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+/** Where predictions are recorded: a log line (the cloud), the bucket directly (the local stack), or nowhere. */
+export const CAPTURE_MODES = ['log', 'bucket', 'off'] as const;
+export type CaptureMode = (typeof CAPTURE_MODES)[number];
+
 export const BACKEND_NAMES = ['node', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
 
@@ -45,6 +49,15 @@ export interface Config {
   s3Timeouts: S3Timeouts;
   /** Overrides the per-architecture minimum of the quality gate. */
   minAccuracy?: number;
+  capture: {
+    mode: CaptureMode;
+    /** The share of predictions recorded, 0–1. */
+    sampleRate: number;
+    /** How long the bucket sink buffers a record at most. */
+    flushSeconds: number;
+  };
+  /** POST /feedback per process; API Gateway's route throttle is the cloud's limit. */
+  feedbackLimit: { ratePerSecond: number; burst: number };
   /** Where local state (the embedded S3's files, the dataset cache) lives. */
   dataDir: string;
 }
@@ -154,6 +167,15 @@ export function readConfig(env: Env = process.env): Config {
       requestMs: numberFrom(env, 'S3_REQUEST_TIMEOUT_MS', S3_TIMEOUT_DEFAULTS.requestMs, 100, 600_000),
     },
     minAccuracy: numberFrom(env, 'MIN_ACCURACY', undefined, 0, 1),
+    capture: {
+      mode: oneOf(env, 'CAPTURE_MODE', CAPTURE_MODES) ?? 'log',
+      sampleRate: numberFrom(env, 'CAPTURE_SAMPLE_RATE', 1, 0, 1),
+      flushSeconds: numberFrom(env, 'CAPTURE_FLUSH_SECONDS', 5, 0.01, 3600),
+    },
+    feedbackLimit: {
+      ratePerSecond: numberFrom(env, 'FEEDBACK_RATE_PER_SECOND', 5, 0.01, 10_000),
+      burst: numberFrom(env, 'FEEDBACK_BURST', 20, 1, 100_000),
+    },
     dataDir: optional(env, 'DATA_DIR') ?? '.data',
   };
 }

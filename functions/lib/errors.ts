@@ -66,6 +66,16 @@ export class UnavailableError extends AppError {
   }
 }
 
+/** The caller sends faster than the route allows; `retryAfterSeconds` says when a retry can pass. */
+export class TooManyRequestsError extends AppError {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(429, 'too_many_requests', message);
+  }
+}
+
 export class UpstreamError extends AppError {
   constructor(message: string, code = 'upstream_error') {
     super(502, code, message);

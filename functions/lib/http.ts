@@ -11,6 +11,7 @@ import {
   BadRequestError,
   NotFoundError,
   PayloadTooLargeError,
+  TooManyRequestsError,
   UnauthorizedError,
   UnavailableError,
 } from './errors.ts';
@@ -38,7 +39,10 @@ export class MethodNotAllowedError extends AppError {
 /** A typed error as the caller sees it: its status, its code and message, and the headers its status calls for. */
 export function errorResult(error: AppError): Result {
   const headers: Record<string, string> = {};
-  if (error instanceof UnavailableError && error.retryAfterSeconds !== undefined)
+  if (
+    (error instanceof UnavailableError || error instanceof TooManyRequestsError) &&
+    error.retryAfterSeconds !== undefined
+  )
     headers['retry-after'] = String(error.retryAfterSeconds);
   if (error instanceof MethodNotAllowedError) headers.allow = error.allow;
   if (error instanceof UnauthorizedError) headers['www-authenticate'] = error.scheme;

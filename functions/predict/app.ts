@@ -11,6 +11,8 @@ import type { Logger } from '#lib/log';
 import type { ModelCache, ServingModel } from '#lib/model-cache';
 import { parsePredictRequest, type PredictInput } from '#lib/predict-request';
 import { preprocessImage, preprocessPixels } from '#lib/image/preprocess';
+import type { CaptureSink } from '#lib/live/capture-sink';
+import { encodeInput, type InputFormat, newPredictionId } from '#lib/live/records';
 
 export type { Handler, Result };
 
@@ -27,10 +29,20 @@ export interface AppDeps {
   page: () => Promise<string>;
   /** A version's stored HTML report, if it has one. */
   report?: (version: string) => Promise<Buffer | undefined>;
+  /** Where each prediction is recorded, and which share of them; unset records nothing. */
+  capture?: { sink: CaptureSink; sampleRate: number; random?: () => number };
+  predictionId?: () => string;
 }
 
-async function toModelInput(input: PredictInput): Promise<Float32Array> {
-  return input.kind === 'pixels' ? preprocessPixels(input.pixels) : (await preprocessImage(input.bytes)).input;
+interface ModelInput {
+  input: Float32Array;
+  format: InputFormat;
+}
+
+async function toModelInput(input: PredictInput): Promise<ModelInput> {
+  if (input.kind === 'pixels') return { input: preprocessPixels(input.pixels), format: 'pixels' };
+  const { input: pixels, format } = await preprocessImage(input.bytes);
+  return { input: pixels, format };
 }
 
 const toBytes = (input: Float32Array) => Array.from(input, (v) => Math.round(v * 255));
@@ -73,7 +85,12 @@ export function makeHandler(deps: AppDeps): Handler {
     return serving;
   }
 
+  const predictionId = deps.predictionId ?? (() => newPredictionId());
+  const capture = deps.capture;
+  const random = capture?.random ?? Math.random;
+
   async function predict(event: APIGatewayProxyEventV2): Promise<Result> {
+    const started = performance.now();
     const request = parsePredictRequest({
       body: event.body,
       isBase64Encoded: event.isBase64Encoded,
@@ -81,10 +98,36 @@ export function makeHandler(deps: AppDeps): Handler {
     });
     const inputs = await Promise.all(request.inputs.map(toModelInput));
     const serving = await servingModel();
-    const predictions = classify(serving.model, inputs).map((p, i) =>
-      request.includeInput ? { ...p, input: toBytes(inputs[i]!) } : p,
-    );
     const modelVersion = serving.version;
+    const predictions = classify(
+      serving.model,
+      inputs.map((i) => i.input),
+    ).map((p, i) => ({
+      ...p,
+      predictionId: predictionId(),
+      ...(request.includeInput ? { input: toBytes(inputs[i]!.input) } : {}),
+    }));
+    if (capture) {
+      const time = new Date().toISOString();
+      const latencyMs = Math.round((performance.now() - started) * 100) / 100;
+      predictions.forEach(({ predictionId, digit, confidence, probabilities }, i) => {
+        if (random() >= capture.sampleRate) return;
+        const { input, format } = inputs[i]!;
+        capture.sink.write({
+          type: 'capture',
+          schema: 1,
+          predictionId,
+          time,
+          modelVersion,
+          digit,
+          confidence,
+          probabilities,
+          input: encodeInput(input),
+          format,
+          latencyMs,
+        });
+      });
+    }
     return json(200, request.batch ? { predictions, modelVersion } : { ...predictions[0], modelVersion });
   }
 

@@ -10,6 +10,7 @@ import { initBackend, useWasmFilesFrom } from '#lib/backend';
 import { loggableConfig, readConfig } from '#lib/config';
 import { ConfigError } from '#lib/errors';
 import { logger } from '#lib/log';
+import { BucketCaptureSink, type CaptureSink, logCaptureSink } from '#lib/live/capture-sink';
 import { ModelCache } from '#lib/model-cache';
 import { createS3Client, S3ObjectStore } from '#lib/storage/objects';
 import { ModelStore } from '#lib/storage/store';
@@ -30,10 +31,22 @@ const s3 = createS3Client({
   credentials: config.s3Credentials,
   timeouts: config.s3Timeouts,
 });
-const store = new ModelStore(new S3ObjectStore(s3, config.bucket));
+const objects = new S3ObjectStore(s3, config.bucket);
+const store = new ModelStore(objects);
 const log = logger.child({ function: 'predict' });
 log.debug('configuration', loggableConfig(config));
 let page: Promise<string> | undefined;
+
+function captureSink(): CaptureSink | undefined {
+  const { mode, flushSeconds } = config.capture;
+  if (mode === 'off') return undefined;
+  if (mode === 'log') return logCaptureSink();
+  return new BucketCaptureSink(objects, { maxRecords: 500, flushSeconds, writerId: String(process.pid), logger: log });
+}
+const sink = captureSink();
+
+/** What the local stack calls before a server process exits: buffered captures are written, not lost. */
+export const flushCaptures = () => sink?.flush() ?? Promise.resolve();
 
 const backendReady = () => initBackend(['wasm', 'cpu'], config.tfjsBackend);
 
@@ -43,4 +56,5 @@ export const handler = makeHandler({
   backendReady,
   page: () => (page ??= readFile(pagePath, 'utf8')),
   report: (version) => store.attachment(version, 'report.html'),
+  capture: sink && { sink, sampleRate: config.capture.sampleRate },
 });

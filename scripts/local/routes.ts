@@ -1,7 +1,8 @@
 /**
  * The local stack's single entry: operator routes (/train, /promote) go to the
  * retrain handler behind a bearer token — locally there is no IAM to stand in
- * for — and everything else goes to the predict handler.
+ * for —, /feedback to the feedback handler (its own function in the cloud),
+ * and everything else to the predict handler.
  */
 import { timingSafeEqual } from 'node:crypto';
 import { UnauthorizedError } from '#lib/errors';
@@ -19,8 +20,14 @@ function tokenMatches(header: string | undefined, token: string): boolean {
   return given.length === expected.length && timingSafeEqual(given, expected);
 }
 
-export function localHandler(options: { predict: LambdaLike; operator: LambdaLike; token: string }): LambdaLike {
+export function localHandler(options: {
+  predict: LambdaLike;
+  feedback: LambdaLike;
+  operator: LambdaLike;
+  token: string;
+}): LambdaLike {
   return async (event, context) => {
+    if (event.rawPath === '/feedback') return options.feedback(event, context);
     if (!isOperatorPath(event.rawPath)) return options.predict(event, context);
     if (!tokenMatches(event.headers?.authorization, options.token)) {
       return errorResult(

@@ -32,7 +32,7 @@ function remoteOperator(): LambdaLike {
 
 async function main(): Promise<void> {
   const settings = JSON.parse(process.env[WORKER_SETTINGS_ENV] ?? '') as WorkerSettings;
-  const { handler: predict } = await import('../../functions/predict/handler.ts');
+  const { handler: predict, flushCaptures } = await import('../../functions/predict/handler.ts');
   await predict(
     {
       rawPath: '/health',
@@ -41,7 +41,8 @@ async function main(): Promise<void> {
     } as Parameters<LambdaLike>[0],
     { awsRequestId: 'warm-up' },
   );
-  const handler = localHandler({ predict, operator: remoteOperator(), token: settings.token });
+  const { handler: feedback } = await import('../../functions/feedback/handler.ts');
+  const handler = localHandler({ predict, feedback, operator: remoteOperator(), token: settings.token });
   const served = await serveHandler(handler, {
     host: settings.host,
     port: settings.port,
@@ -50,7 +51,14 @@ async function main(): Promise<void> {
   send({ type: 'listening', url: served.url });
   // The primary stops workers with SIGTERM; Ctrl-C reaches the whole process group, and the primary decides.
   process.on('SIGINT', () => {});
-  process.on('SIGTERM', () => void served.close().then(() => process.exit(0)));
+  process.on(
+    'SIGTERM',
+    () =>
+      void served
+        .close()
+        .then(flushCaptures)
+        .finally(() => process.exit(0)),
+  );
 }
 
 main().catch((error: unknown) => {

@@ -1,0 +1,104 @@
+/**
+ * Captures and feedback read back from the bucket and joined: what live
+ * accuracy and retraining on corrections start from. Every line and object is
+ * validated (`records.ts`); feedback whose prediction was never captured is
+ * dropped here, so it reaches no statistic and no training set.
+ */
+import { gunzipSync } from 'node:zlib';
+import type { ObjectStore } from '../storage/objects.ts';
+import {
+  CAPTURES_PREFIX,
+  type CaptureRecord,
+  FEEDBACK_PREFIX,
+  type FeedbackRecord,
+  parseCapture,
+  parseFeedback,
+  trueLabel,
+} from './records.ts';
+
+/** One captures object (Firehose's buffer or the local sink's) is at most a few MB; this bounds a hostile one. */
+const MAX_CAPTURE_OBJECT_BYTES = 64 * 1024 * 1024;
+const MAX_FEEDBACK_OBJECT_BYTES = 4096;
+
+export interface LabelledCapture {
+  capture: CaptureRecord;
+  feedback: FeedbackRecord;
+  /** What the user says the digit is. */
+  label: number;
+}
+
+export interface LiveData {
+  captures: CaptureRecord[];
+  labelled: LabelledCapture[];
+  /** Lines and objects that were not valid records, and feedback for ids never captured. */
+  skipped: { captureLines: number; feedbackObjects: number; unknownPredictionIds: number };
+}
+
+/** `dt=YYYY-MM-DD/` partitions on or after `since`, so a reader can look at recent days only. */
+function inRange(key: string, prefix: string, since: string | undefined): boolean {
+  if (!since) return true;
+  const date = /^dt=(\d{4}-\d{2}-\d{2})\//.exec(key.slice(prefix.length))?.[1];
+  return date !== undefined && date >= since;
+}
+
+async function readCaptures(objects: ObjectStore, since: string | undefined) {
+  const captures = new Map<string, CaptureRecord>();
+  let skipped = 0;
+  for (const key of await objects.list(CAPTURES_PREFIX)) {
+    if (!inRange(key, CAPTURES_PREFIX, since)) continue;
+    const object = await objects.get(key, { maxBytes: MAX_CAPTURE_OBJECT_BYTES });
+    if (!object) continue;
+    const text = isGzip(object.body)
+      ? gunzipSync(object.body, { maxOutputLength: 8 * MAX_CAPTURE_OBJECT_BYTES })
+      : object.body;
+    for (const line of text.toString('utf8').split('\n')) {
+      if (line.trim() === '') continue;
+      const record = parseCapture(line);
+      // Firehose delivers at least once: a repeated id is the same record.
+      if (record) captures.set(record.predictionId, record);
+      else skipped++;
+    }
+  }
+  return { captures, skipped };
+}
+
+const isGzip = (bytes: Buffer) => bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
+
+async function readFeedback(objects: ObjectStore, since: string | undefined) {
+  const feedback = new Map<string, FeedbackRecord>();
+  let skipped = 0;
+  for (const key of await objects.list(FEEDBACK_PREFIX)) {
+    if (!inRange(key, FEEDBACK_PREFIX, since)) continue;
+    const object = await objects.get(key, { maxBytes: MAX_FEEDBACK_OBJECT_BYTES }).catch(() => undefined);
+    const record = object && parseFeedback(object.body.toString('utf8'));
+    if (record && key.endsWith(`/${record.predictionId}.json`)) feedback.set(record.predictionId, record);
+    else skipped++;
+  }
+  return { feedback, skipped };
+}
+
+/** Every valid capture (oldest first) and every capture with feedback, joined. */
+export async function readLiveData(objects: ObjectStore, options: { since?: string } = {}): Promise<LiveData> {
+  const [{ captures, skipped: captureLines }, { feedback, skipped: feedbackObjects }] = await Promise.all([
+    readCaptures(objects, options.since),
+    readFeedback(objects, options.since),
+  ]);
+  const labelled: LabelledCapture[] = [];
+  let unknownPredictionIds = 0;
+  for (const record of feedback.values()) {
+    const capture = captures.get(record.predictionId);
+    if (!capture) {
+      unknownPredictionIds++;
+      continue;
+    }
+    labelled.push({ capture, feedback: record, label: trueLabel(capture, record) });
+  }
+  const byId = (a: { predictionId: string }, b: { predictionId: string }) =>
+    a.predictionId < b.predictionId ? -1 : a.predictionId > b.predictionId ? 1 : 0;
+  labelled.sort((a, b) => byId(a.capture, b.capture));
+  return {
+    captures: [...captures.values()].sort(byId),
+    labelled,
+    skipped: { captureLines, feedbackObjects, unknownPredictionIds },
+  };
+}

@@ -1,0 +1,173 @@
+/**
+ * What live learning stores, in one place: the prediction id, the capture
+ * record (what the model saw and answered), the feedback record (what the
+ * user says the answer should have been), and the keys both live under.
+ *
+ * A capture is one JSON line. In the cloud the predict function prints it and
+ * a CloudWatch Logs subscription ships it through Firehose to
+ * `captures/dt=YYYY-MM-DD/`; locally the same lines are written there
+ * directly. Readers therefore validate every line: a log stream is not a
+ * trusted store.
+ */
+import { randomBytes } from 'node:crypto';
+import { MNIST_CLASSES, MNIST_PIXELS } from '../mnist-shape.ts';
+
+export const CAPTURES_PREFIX = 'captures/';
+export const FEEDBACK_PREFIX = 'feedback/';
+/** Bumped when a field changes meaning; readers skip records of other schemas. */
+export const SCHEMA = 1;
+
+/** How the caller sent the input: an image format, or raw pixels. */
+export const INPUT_FORMATS = ['png', 'jpeg', 'gif', 'bmp', 'pixels'] as const;
+export type InputFormat = (typeof INPUT_FORMATS)[number];
+
+/**
+ * `YYYYMMDDhhmmssmmm-` and 24 hex digits (96 random bits): sortable by time,
+ * carries the capture's date so feedback lands beside it without a lookup,
+ * and cannot be guessed, so nobody can correct someone else's prediction.
+ */
+const PREDICTION_ID = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{3})-[0-9a-f]{24}$/;
+
+export function newPredictionId(now: Date = new Date(), random: Buffer = randomBytes(12)): string {
+  const stamp = now.toISOString().replace(/[-:T.Z]/g, '');
+  return `${stamp}-${random.toString('hex')}`;
+}
+
+export function isPredictionId(value: unknown): value is string {
+  if (typeof value !== 'string') return false;
+  const match = PREDICTION_ID.exec(value);
+  if (!match) return false;
+  const [year, month, day, hour, minute, second] = match.slice(1, 7).map(Number) as number[];
+  const date = new Date(Date.UTC(year!, month! - 1, day!, hour!, minute!, second!));
+  return date.getUTCMonth() === month! - 1 && date.getUTCDate() === day! && date.getUTCHours() === hour;
+}
+
+/** When a prediction was made, to the millisecond, read from its id (epoch milliseconds). */
+export function predictionTime(predictionId: string): number {
+  const d = predictionId;
+  return Date.parse(
+    `${d.slice(0, 4)}-${d.slice(4, 6)}-${d.slice(6, 8)}T${d.slice(8, 10)}:${d.slice(10, 12)}:${d.slice(12, 14)}.${d.slice(14, 17)}Z`,
+  );
+}
+
+/** `YYYY-MM-DD` of the moment a prediction was made, read from its id. */
+export function predictionDate(predictionId: string): string {
+  return `${predictionId.slice(0, 4)}-${predictionId.slice(4, 6)}-${predictionId.slice(6, 8)}`;
+}
+
+/** The Hive-style partition Athena and DuckDB read as a column. */
+export const partition = (prefix: string, date: string) => `${prefix}dt=${date}/`;
+
+/** One object per prediction id: a second answer overwrites the first, so the last one wins. */
+export const feedbackKey = (predictionId: string) =>
+  `${partition(FEEDBACK_PREFIX, predictionDate(predictionId))}${predictionId}.json`;
+
+export interface CaptureRecord {
+  type: 'capture';
+  schema: typeof SCHEMA;
+  predictionId: string;
+  time: string;
+  modelVersion: string;
+  digit: number;
+  confidence: number;
+  probabilities: number[];
+  /** The 28×28 input the model saw, 0–255 row by row, base64: never the uploaded file. */
+  input: string;
+  format: InputFormat;
+  /** From the request's arrival to its answer, in milliseconds. */
+  latencyMs: number;
+}
+
+/** The user's word on one prediction: either the digit it should have been, or that it was right. */
+export type FeedbackRecord = {
+  type: 'feedback';
+  schema: typeof SCHEMA;
+  predictionId: string;
+  time: string;
+} & ({ label: number } | { correct: true });
+
+/**
+ * The digit a prediction should have given, by its feedback: a confirmation
+ * labels it with the answer itself. The route cannot know the answer (it never
+ * reads captures), so the two are joined here.
+ */
+export const trueLabel = (capture: CaptureRecord, feedback: FeedbackRecord): number =>
+  'label' in feedback ? feedback.label : capture.digit;
+
+/** The model input as stored: one byte per pixel, as MNIST stores it. */
+export function encodeInput(input: Float32Array): string {
+  return Buffer.from(Uint8Array.from(input, (v) => Math.round(Math.min(1, Math.max(0, v)) * 255))).toString('base64');
+}
+
+export function decodeInput(base64: string): Uint8Array {
+  return new Uint8Array(Buffer.from(base64, 'base64'));
+}
+
+const isDigit = (value: unknown): value is number =>
+  Number.isInteger(value) && (value as number) >= 0 && (value as number) <= 9;
+const isProbability = (value: unknown): value is number =>
+  typeof value === 'number' && Number.isFinite(value) && value >= 0 && value <= 1;
+const isTime = (value: unknown): value is string => typeof value === 'string' && !Number.isNaN(Date.parse(value));
+const VERSION = /^[0-9]{8}T[0-9]{6}Z-[a-z0-9]+$/;
+const INPUT_BASE64_LENGTH = Math.ceil(MNIST_PIXELS / 3) * 4;
+
+/** A capture line as read back, or undefined for anything else (another log line, a damaged or foreign record). */
+export function parseCapture(line: string): CaptureRecord | undefined {
+  let value: Record<string, unknown>;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== 'object' || value === null || value.type !== 'capture' || value.schema !== SCHEMA)
+    return undefined;
+  const { predictionId, time, modelVersion, digit, confidence, probabilities, input, format, latencyMs } = value;
+  const valid =
+    isPredictionId(predictionId) &&
+    isTime(time) &&
+    typeof modelVersion === 'string' &&
+    VERSION.test(modelVersion) &&
+    isDigit(digit) &&
+    isProbability(confidence) &&
+    Array.isArray(probabilities) &&
+    probabilities.length === MNIST_CLASSES &&
+    probabilities.every(isProbability) &&
+    typeof input === 'string' &&
+    input.length === INPUT_BASE64_LENGTH &&
+    typeof format === 'string' &&
+    (INPUT_FORMATS as readonly string[]).includes(format) &&
+    typeof latencyMs === 'number' &&
+    Number.isFinite(latencyMs) &&
+    latencyMs >= 0;
+  if (!valid) return undefined;
+  return {
+    type: 'capture',
+    schema: SCHEMA,
+    predictionId,
+    time,
+    modelVersion,
+    digit,
+    confidence,
+    probabilities,
+    input,
+    format: format as InputFormat,
+    latencyMs,
+  };
+}
+
+export function parseFeedback(text: string): FeedbackRecord | undefined {
+  let value: Record<string, unknown>;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== 'object' || value === null || value.type !== 'feedback' || value.schema !== SCHEMA)
+    return undefined;
+  const { predictionId, time, label, correct } = value;
+  if (!isPredictionId(predictionId) || !isTime(time)) return undefined;
+  const base = { type: 'feedback', schema: SCHEMA, predictionId, time } as const;
+  if (isDigit(label) && correct === undefined) return { ...base, label };
+  if (correct === true && label === undefined) return { ...base, correct };
+  return undefined;
+}
