@@ -1,8 +1,8 @@
 /**
  * Training on AWS Batch (Fargate): a VPC without NAT, a compute environment,
  * a job queue, and a job definition whose image is built from
- * infra/train.Dockerfile. The job role can read the dataset and write models,
- * and can delete nothing.
+ * infra/train.Dockerfile. The job role can read the dataset, captures and
+ * feedback, write models, and can delete nothing.
  */
 import { IgnoreMode, Stack, type Duration, type RemovalPolicy, type Size } from 'aws-cdk-lib';
 import * as batch from 'aws-cdk-lib/aws-batch';
@@ -13,6 +13,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
+import { CAPTURES_PREFIX, FEEDBACK_PREFIX } from '#lib/live/records';
 import { REPO_ROOT } from './lambda-bundle.ts';
 import { acknowledge, arnFinding } from './nag.ts';
 
@@ -67,7 +68,7 @@ export class Training extends Construct {
     this.jobRole = new iam.Role(this, 'JobRole', {
       assumedBy: new iam.ServicePrincipal('ecs-tasks.amazonaws.com'),
       description:
-        'digitnet training job: reads the MNIST dataset, writes model versions and the serving pointer; deletes nothing',
+        'digitnet training job: reads the MNIST dataset, captures and feedback, writes model versions and the serving pointer; deletes nothing',
     });
     const { bucket } = props;
     this.jobRole.addToPolicy(
@@ -86,7 +87,14 @@ export class Training extends Construct {
         resources: [bucket.arnForObjects('datasets/mnist/*')],
       }),
     );
-    // The job lists the dataset and model prefixes, and ModelStore needs S3 to
+    // Users' captured inputs and their corrections, for `--with-feedback`: read only.
+    this.jobRole.addToPolicy(
+      new iam.PolicyStatement({
+        actions: ['s3:GetObject'],
+        resources: [CAPTURES_PREFIX, FEEDBACK_PREFIX].map((prefix) => bucket.arnForObjects(`${prefix}*`)),
+      }),
+    );
+    // The job lists the dataset, model, capture and feedback prefixes, and ModelStore needs S3 to
     // answer a missing key with 404, which S3 does only for callers that may list.
     this.jobRole.addToPolicy(new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [bucket.bucketArn] }));
     acknowledge(
@@ -99,6 +107,13 @@ export class Training extends Construct {
       `AwsSolutions-IAM5[${arnFinding(bucket, '/datasets/mnist/*')}]`,
       'The four MNIST files live under datasets/mnist/; the grant is limited to that prefix.',
     );
+    for (const prefix of [CAPTURES_PREFIX, FEEDBACK_PREFIX]) {
+      acknowledge(
+        this.jobRole,
+        `AwsSolutions-IAM5[${arnFinding(bucket, `/${prefix}*`)}]`,
+        `Read-only: captures and feedback are created at run time under date partitions of ${prefix}; the grant is limited to that prefix.`,
+      );
+    }
 
     const logGroup = new logs.LogGroup(this, 'Logs', {
       retention: props.logRetention,

@@ -385,12 +385,17 @@ describe('training on Batch', () => {
     });
   });
 
-  test('lets the job role read and write models and the dataset, and list the bucket', () => {
+  test('lets the job role read and write models and the dataset, read captures and feedback, and list the bucket', () => {
     assert.deepEqual(statementsOf(template, stack.training.jobRole), [
       {
         Effect: 'Allow',
         Action: ['s3:GetObject', 's3:PutObject'],
         Resource: [objects(stack.bucket, 'datasets/mnist/*'), objects(stack.bucket, 'models/*')],
+      },
+      {
+        Effect: 'Allow',
+        Action: 's3:GetObject',
+        Resource: [objects(stack.bucket, 'captures/*'), objects(stack.bucket, 'feedback/*')],
       },
       { Effect: 'Allow', Action: 's3:ListBucket', Resource: arn(stack.bucket) },
     ]);
