@@ -20,15 +20,20 @@ export interface StackConfig {
    * Concurrent executions set aside for each function, or 'off'. The predict
    * function can never use more, so a flood of callers cannot take the
    * account's whole Lambda concurrency; the retrain function (promotions,
-   * rollbacks) always has its share. Lambda keeps 100 of the account's limit
-   * unreserved, so an account whose limit is below 100 plus these (a new
-   * account may start at 10) fails the deploy unless both are 'off'.
+   * rollbacks) always has its share; the feedback function, a public route
+   * that writes, can never use more than its own. Lambda keeps 100 of the
+   * account's limit unreserved, so an account whose limit is below 100 plus
+   * these (a new account may start at 10) fails the deploy unless all are 'off'.
    */
   predictReservedConcurrency: Reservation;
   retrainReservedConcurrency: Reservation;
+  feedbackReservedConcurrency: Reservation;
   modelRefreshSeconds: number;
   throttleRateLimit: number;
   throttleBurstLimit: number;
+  /** POST /feedback's own limits, at most the stage's: a correction costs a write, and nobody sends many. */
+  feedbackThrottleRateLimit: number;
+  feedbackThrottleBurstLimit: number;
   trainVcpu: number;
   trainMemoryGiB: number;
   trainTimeoutMinutes: number;
@@ -39,6 +44,15 @@ export interface StackConfig {
   trainEpochs: number;
   weeklyRetrain: boolean;
   corsOrigins: string[];
+  /** Share of predictions the predict function captures (CAPTURE_SAMPLE_RATE). */
+  captureSampleRate: number;
+  /** Firehose writes a captures object when either fills, whichever comes first. */
+  captureBufferMiB: number;
+  captureBufferSeconds: number;
+  /** Days captures and feedback are kept before the bucket deletes them. */
+  liveRetentionDays: number;
+  /** How often the live summary (models/<version>/live.json) is refreshed. */
+  liveSummaryIntervalMinutes: number;
 }
 
 export const STACK_DEFAULTS: StackConfig = {
@@ -47,9 +61,12 @@ export const STACK_DEFAULTS: StackConfig = {
   predictTimeoutSeconds: 10,
   predictReservedConcurrency: 50,
   retrainReservedConcurrency: 2,
+  feedbackReservedConcurrency: 10,
   modelRefreshSeconds: 60,
   throttleRateLimit: 50,
   throttleBurstLimit: 100,
+  feedbackThrottleRateLimit: 10,
+  feedbackThrottleBurstLimit: 20,
   trainVcpu: 4,
   trainMemoryGiB: 8,
   trainTimeoutMinutes: 120,
@@ -59,6 +76,11 @@ export const STACK_DEFAULTS: StackConfig = {
   trainEpochs: 12,
   weeklyRetrain: false,
   corsOrigins: ['*'],
+  captureSampleRate: 1,
+  captureBufferMiB: 5,
+  captureBufferSeconds: 300,
+  liveRetentionDays: 90,
+  liveSummaryIntervalMinutes: 60,
 };
 
 /** Fargate's allowed memory range (GiB) for each vCPU size. */
@@ -173,6 +195,13 @@ export function readStackConfig(node: Pick<Node, 'tryGetContext'>): StackConfig 
     );
   }
   const throttleRateLimit = number(get, 'throttleRateLimit', STACK_DEFAULTS.throttleRateLimit, 1, 10_000);
+  const throttleBurstLimit = number(
+    get,
+    'throttleBurstLimit',
+    Math.max(STACK_DEFAULTS.throttleBurstLimit, throttleRateLimit),
+    1,
+    5_000,
+  );
   return {
     stage: stage as Stage,
     predictMemoryMiB: number(get, 'predictMemoryMiB', STACK_DEFAULTS.predictMemoryMiB, 256, 10_240),
@@ -188,13 +217,27 @@ export function readStackConfig(node: Pick<Node, 'tryGetContext'>): StackConfig 
       STACK_DEFAULTS.retrainReservedConcurrency,
     ),
     modelRefreshSeconds: number(get, 'modelRefreshSeconds', STACK_DEFAULTS.modelRefreshSeconds, 0, 86_400),
-    throttleRateLimit,
-    throttleBurstLimit: number(
+    feedbackReservedConcurrency: reservation(
       get,
-      'throttleBurstLimit',
-      Math.max(STACK_DEFAULTS.throttleBurstLimit, throttleRateLimit),
+      'feedbackReservedConcurrency',
+      STACK_DEFAULTS.feedbackReservedConcurrency,
+    ),
+    throttleRateLimit,
+    throttleBurstLimit,
+    // A route setting replaces the stage's, so anything above the stage's would loosen it.
+    feedbackThrottleRateLimit: number(
+      get,
+      'feedbackThrottleRateLimit',
+      Math.min(STACK_DEFAULTS.feedbackThrottleRateLimit, throttleRateLimit),
       1,
-      5_000,
+      throttleRateLimit,
+    ),
+    feedbackThrottleBurstLimit: number(
+      get,
+      'feedbackThrottleBurstLimit',
+      Math.min(STACK_DEFAULTS.feedbackThrottleBurstLimit, throttleBurstLimit),
+      1,
+      throttleBurstLimit,
     ),
     trainVcpu,
     trainMemoryGiB,
@@ -211,5 +254,17 @@ export function readStackConfig(node: Pick<Node, 'tryGetContext'>): StackConfig 
     trainEpochs: number(get, 'trainEpochs', STACK_DEFAULTS.trainEpochs, 1, 50),
     weeklyRetrain: flag(get, 'weeklyRetrain', STACK_DEFAULTS.weeklyRetrain),
     corsOrigins: origins(get, STACK_DEFAULTS.corsOrigins),
+    captureSampleRate: number(get, 'captureSampleRate', STACK_DEFAULTS.captureSampleRate, 0, 1, false),
+    // Firehose's own bounds for delivery to S3.
+    captureBufferMiB: number(get, 'captureBufferMiB', STACK_DEFAULTS.captureBufferMiB, 1, 128),
+    captureBufferSeconds: number(get, 'captureBufferSeconds', STACK_DEFAULTS.captureBufferSeconds, 0, 900),
+    liveRetentionDays: number(get, 'liveRetentionDays', STACK_DEFAULTS.liveRetentionDays, 1, 3650),
+    liveSummaryIntervalMinutes: number(
+      get,
+      'liveSummaryIntervalMinutes',
+      STACK_DEFAULTS.liveSummaryIntervalMinutes,
+      5,
+      24 * 60,
+    ),
   };
 }

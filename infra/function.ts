@@ -12,8 +12,13 @@ import { NodejsFunction, OutputFormat, type ICommandHooks } from 'aws-cdk-lib/aw
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
+import { CAPTURES_PREFIX, FEEDBACK_PREFIX } from '#lib/live/records';
+import { MODELS_PREFIX } from '#lib/storage/store';
 import { LAMBDA_ESBUILD, REPO_ROOT, type LambdaAsset } from './lambda-bundle.ts';
 import { acknowledge, arnFinding } from './nag.ts';
+
+/** The live summary of a version, `models/<version>/live.json`, as the live-summary function writes it. */
+export const LIVE_SUMMARY_FILE = 'live.json';
 
 export interface DigitFunctionProps extends LambdaAsset {
   memoryMiB: number;
@@ -118,6 +123,57 @@ export class DigitFunction extends NodejsFunction {
     );
     this.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [bucket.bucketArn] }));
     this.acknowledgeModelsPrefix(bucket);
+  }
+
+  /** Writes users' corrections, `feedback/*`, and nothing else: no read, no list, no delete. */
+  bindFeedbackWriter(bucket: s3.IBucket): void {
+    this.addEnvironment('BUCKET', bucket.bucketName);
+    this.addToRolePolicy(
+      new iam.PolicyStatement({ actions: ['s3:PutObject'], resources: [bucket.arnForObjects(`${FEEDBACK_PREFIX}*`)] }),
+    );
+    acknowledge(
+      this.role!,
+      `AwsSolutions-IAM5[${arnFinding(bucket, `/${FEEDBACK_PREFIX}*`)}]`,
+      'One object per prediction id is created at run time under feedback/; the grant is write-only and limited to that prefix.',
+    );
+  }
+
+  /**
+   * Reads captures, feedback and models, and writes each version's live
+   * summary, `models/<version>/live.json`, and nothing else. ListBucket is not
+   * narrowed by prefix: what it would hide is the key names of datasets/, while
+   * a prefix condition could turn S3's 404 for a missing model file into a 403.
+   */
+  bindLiveSummary(bucket: s3.IBucket): void {
+    this.addEnvironment('BUCKET', bucket.bucketName);
+    this.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['s3:GetObject'],
+        resources: [CAPTURES_PREFIX, FEEDBACK_PREFIX, MODELS_PREFIX].map((prefix) =>
+          bucket.arnForObjects(`${prefix}*`),
+        ),
+      }),
+    );
+    this.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['s3:PutObject'],
+        resources: [bucket.arnForObjects(`${MODELS_PREFIX}*/${LIVE_SUMMARY_FILE}`)],
+      }),
+    );
+    this.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [bucket.bucketArn] }));
+    this.acknowledgeModelsPrefix(bucket);
+    acknowledge(
+      this.role!,
+      `AwsSolutions-IAM5[${arnFinding(bucket, `/${MODELS_PREFIX}*/${LIVE_SUMMARY_FILE}`)}]`,
+      'Each model version gets its own live summary; the write is limited to that one file name under models/.',
+    );
+    for (const prefix of [CAPTURES_PREFIX, FEEDBACK_PREFIX]) {
+      acknowledge(
+        this.role!,
+        `AwsSolutions-IAM5[${arnFinding(bucket, `/${prefix}*`)}]`,
+        `Read-only: captures and feedback are created at run time under date partitions of ${prefix}; the grant is limited to that prefix.`,
+      );
+    }
   }
 
   /** Submits training jobs to this queue with this job definition, and reads their status. */

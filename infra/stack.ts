@@ -1,6 +1,7 @@
 /**
  * The whole service in one stack (DESIGN.md, "Cloud"): the bucket, the
- * predict and retrain functions behind an HTTP API, and Batch training.
+ * predict, feedback and retrain functions behind an HTTP API, Batch training,
+ * and live learning's capture delivery and scheduled live summary.
  */
 import { CfnOutput, Duration, RemovalPolicy, Size, Stack, type StackProps } from 'aws-cdk-lib';
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
@@ -12,7 +13,9 @@ import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
+import { CAPTURES_PREFIX, FEEDBACK_PREFIX } from '#lib/live/records';
 import { LATEST_KEY } from '#lib/storage/store';
+import { CAPTURE_ERRORS_PREFIX, CaptureDelivery } from './capture.ts';
 import type { Reservation, StackConfig } from './config.ts';
 import { DigitFunction } from './function.ts';
 import { PREDICT_ASSET } from './lambda-bundle.ts';
@@ -29,8 +32,11 @@ export class DigitnetStack extends Stack {
   readonly bucket: s3.Bucket;
   readonly predictFunction: DigitFunction;
   readonly retrainFunction: DigitFunction;
+  readonly feedbackFunction: DigitFunction;
+  readonly liveFunction: DigitFunction;
   readonly api: apigw.HttpApi;
   readonly training: Training;
+  readonly captures: CaptureDelivery;
 
   constructor(scope: Construct, id: string, props: DigitnetStackProps) {
     super(scope, id, props);
@@ -67,6 +73,14 @@ export class DigitnetStack extends Stack {
           noncurrentVersionExpiration: Duration.days(config.noncurrentVersionExpiryDays),
           abortIncompleteMultipartUploadAfter: Duration.days(7),
         },
+        // What users drew and said is kept only this long; a version that stops being current
+        // (expired, or feedback answered again) is gone a day later rather than kept for recovery.
+        ...[CAPTURES_PREFIX, CAPTURE_ERRORS_PREFIX, FEEDBACK_PREFIX].map((prefix) => ({
+          id: `expire-${prefix.slice(0, -1)}`,
+          prefix,
+          expiration: Duration.days(config.liveRetentionDays),
+          noncurrentVersionExpiration: Duration.days(1),
+        })),
       ],
       removalPolicy,
       autoDeleteObjects: !retain,
@@ -93,6 +107,48 @@ export class DigitnetStack extends Stack {
     });
     this.predictFunction.addEnvironment('MODEL_REFRESH_SECONDS', String(config.modelRefreshSeconds));
     this.predictFunction.bindModelsReadOnly(this.bucket);
+    // Captures leave as log lines, which the subscription below ships to the bucket: the
+    // function itself gets no write access, and its answers never wait on one.
+    this.predictFunction.addEnvironment('CAPTURE_MODE', 'log');
+    this.predictFunction.addEnvironment('CAPTURE_SAMPLE_RATE', String(config.captureSampleRate));
+    this.captures = new CaptureDelivery(this, 'Captures', {
+      bucket: this.bucket,
+      source: this.predictFunction.logGroup,
+      bufferSize: Size.mebibytes(config.captureBufferMiB),
+      bufferInterval: Duration.seconds(config.captureBufferSeconds),
+      logRetention,
+      removalPolicy,
+    });
+
+    this.feedbackFunction = new DigitFunction(this, 'FeedbackFunction', {
+      entry: 'functions/feedback/handler.ts',
+      description: 'digitnet: record a user’s correction or confirmation of an answer',
+      memoryMiB: 256,
+      sourceMaps: true,
+      // One small S3 write under the client's own timeouts (functions/lib/storage/objects.ts).
+      timeout: Duration.seconds(10),
+      reservedConcurrency: reserved(config.feedbackReservedConcurrency),
+      logRetention,
+      removalPolicy,
+    });
+    this.feedbackFunction.bindFeedbackWriter(this.bucket);
+
+    this.liveFunction = new DigitFunction(this, 'LiveFunction', {
+      entry: 'functions/live/handler.ts',
+      description: 'digitnet: join captures with feedback and store each version’s live summary',
+      // Reads every capture and feedback object of the retention period; nobody waits on it.
+      memoryMiB: 1024,
+      sourceMaps: true,
+      timeout: Duration.minutes(15),
+      logRetention,
+      removalPolicy,
+    });
+    this.liveFunction.bindLiveSummary(this.bucket);
+    new events.Rule(this, 'LiveSummarySchedule', {
+      description: 'digitnet: refresh each model version’s live summary (models/<version>/live.json)',
+      schedule: events.Schedule.rate(Duration.minutes(config.liveSummaryIntervalMinutes)),
+      targets: [new targets.LambdaFunction(this.liveFunction, { retryAttempts: 2, maxEventAge: Duration.hours(1) })],
+    });
 
     this.retrainFunction = new DigitFunction(this, 'RetrainFunction', {
       entry: 'functions/retrain/handler.ts',
@@ -158,7 +214,7 @@ export class DigitnetStack extends Stack {
       },
     });
     const accessLogs = new logs.LogGroup(this, 'ApiAccessLogs', { retention: logRetention, removalPolicy });
-    api.addStage('DefaultStage', {
+    const stage = api.addStage('DefaultStage', {
       stageName: '$default',
       autoDeploy: true,
       throttle: { rateLimit: config.throttleRateLimit, burstLimit: config.throttleBurstLimit },
@@ -196,6 +252,26 @@ export class DigitnetStack extends Stack {
         'Public by design: classifying a digit, the model card and report, the health check and the page need no identity; stage throttling bounds abuse.',
       );
     }
+
+    const [feedback] = api.addRoutes({
+      path: '/feedback',
+      methods: [apigw.HttpMethod.POST],
+      integration: new HttpLambdaIntegration('Feedback', this.feedbackFunction),
+    });
+    acknowledge(
+      feedback!,
+      'AwsSolutions-APIG4',
+      'Public by design: whoever got an answer may say whether it was right, without an account; the route has its own tighter throttle and the function a small reserved concurrency.',
+    );
+    // A route setting replaces the stage's default for that route; CloudFormation refuses one
+    // for a route that does not exist yet, hence the dependency.
+    (stage.node.defaultChild as apigw.CfnStage).routeSettings = {
+      'POST /feedback': {
+        ThrottlingRateLimit: config.feedbackThrottleRateLimit,
+        ThrottlingBurstLimit: config.feedbackThrottleBurstLimit,
+      },
+    };
+    stage.node.addDependency(feedback!);
 
     const retrain = new HttpLambdaIntegration('Retrain', this.retrainFunction);
     const operator = new HttpIamAuthorizer();

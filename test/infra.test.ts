@@ -37,8 +37,9 @@ function synth(context: Record<string, unknown> = {}, { bundle = false } = {}) {
 const main = synth({}, { bundle: true });
 const { stack, template } = main;
 
+/** The logical id of an L1 resource, or of an L2 construct's resource. */
 function logicalId(construct: IConstruct): string {
-  return Stack.of(construct).resolve((construct.node.defaultChild as CfnElement).logicalId) as string;
+  return Stack.of(construct).resolve(((construct.node.defaultChild ?? construct) as CfnElement).logicalId) as string;
 }
 
 const arn = (construct: IConstruct) => ({ 'Fn::GetAtt': [logicalId(construct), 'Arn'] });
@@ -131,6 +132,21 @@ describe('bucket', () => {
     });
   });
 
+  test('expires captures, capture errors and feedback after 90 days by default, and their old versions a day later', () => {
+    const rules = template.findResources('AWS::S3::Bucket')[logicalId(stack.bucket)]!.Properties.LifecycleConfiguration
+      .Rules as { Prefix?: string }[];
+    assert.deepEqual(
+      rules.filter((r) => r.Prefix),
+      ['captures/', 'captures-errors/', 'feedback/'].map((prefix) => ({
+        Id: `expire-${prefix.slice(0, -1)}`,
+        Prefix: prefix,
+        ExpirationInDays: 90,
+        NoncurrentVersionExpiration: { NoncurrentDays: 1 },
+        Status: 'Enabled',
+      })),
+    );
+  });
+
   test('writes server access logs to the log bucket', () => {
     template.hasResourceProperties('AWS::S3::Bucket', {
       VersioningConfiguration: Match.anyValue(),
@@ -169,6 +185,13 @@ describe('predict function', () => {
     });
   });
 
+  test('captures every prediction as a log line by default, which it needs no permission to write', () => {
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Role: arn(roleOf(stack.predictFunction)),
+      Environment: { Variables: Match.objectLike({ CAPTURE_MODE: 'log', CAPTURE_SAMPLE_RATE: '1' }) },
+    });
+  });
+
   test('does not load source maps, which would lengthen every cold start', () => {
     template.hasResourceProperties('AWS::Lambda::Function', {
       Role: arn(roleOf(stack.predictFunction)),
@@ -202,6 +225,16 @@ describe('predict function', () => {
       { Effect: 'Allow', Action: 's3:GetObject', Resource: objects(stack.bucket, 'models/*') },
       { Effect: 'Allow', Action: 's3:ListBucket', Resource: arn(stack.bucket) },
     ]);
+  });
+
+  test('can read neither captures nor feedback: its only object read is models/*', () => {
+    const reads = statementsOf(template, roleOf(stack.predictFunction)).filter((s) =>
+      actionsOf([s]).includes('s3:GetObject'),
+    );
+    assert.deepEqual(
+      reads.map((s) => s.Resource),
+      [objects(stack.bucket, 'models/*')],
+    );
   });
 
   test('can neither write nor delete anything', () => {
@@ -268,8 +301,237 @@ describe('retrain function', () => {
   });
 });
 
+describe('capture delivery', () => {
+  const { captures } = stack;
+  const streamArn = { 'Fn::GetAtt': [logicalId(captures.stream), 'Arn'] };
+  const predictLogGroup = () =>
+    template.findResources('AWS::Lambda::Function')[logicalId(stack.predictFunction)]!.Properties.LoggingConfig
+      .LogGroup;
+
+  test('subscribes the capture stream to the predict function’s capture lines, and to nothing else', () => {
+    const filters = Object.values(template.findResources('AWS::Logs::SubscriptionFilter')).map((f) => f.Properties);
+    assert.deepEqual(filters, [
+      {
+        LogGroupName: predictLogGroup(),
+        FilterPattern: '{ $.type = "capture" }',
+        DestinationArn: streamArn,
+        RoleArn: arn(captures.subscriptionRole),
+      },
+    ]);
+  });
+
+  test('CloudWatch Logs may only put records into the capture stream', () => {
+    assert.deepEqual(statementsOf(template, captures.subscriptionRole), [
+      { Effect: 'Allow', Action: ['firehose:PutRecord', 'firehose:PutRecordBatch'], Resource: streamArn },
+    ]);
+  });
+
+  test('the subscription role can be assumed only by CloudWatch Logs of this account and region', () => {
+    template.hasResourceProperties('AWS::IAM::Role', {
+      Description: Match.stringLikeRegexp('CloudWatch Logs puts capture lines'),
+      AssumeRolePolicyDocument: {
+        Statement: [
+          {
+            Action: 'sts:AssumeRole',
+            Effect: 'Allow',
+            Principal: { Service: 'logs.amazonaws.com' },
+            Condition: {
+              StringLike: {
+                'aws:SourceArn': {
+                  'Fn::Join': [
+                    '',
+                    [
+                      'arn:',
+                      { Ref: 'AWS::Partition' },
+                      ':logs:',
+                      { Ref: 'AWS::Region' },
+                      ':',
+                      { Ref: 'AWS::AccountId' },
+                      ':*',
+                    ],
+                  ],
+                },
+              },
+            },
+          },
+        ],
+        Version: '2012-10-17',
+      },
+    });
+  });
+
+  test('the stream writes gzipped objects under captures/dt=YYYY-MM-DD/, and what it cannot process under captures-errors/', () => {
+    template.hasResourceProperties('AWS::KinesisFirehose::DeliveryStream', {
+      DeliveryStreamType: 'DirectPut',
+      ExtendedS3DestinationConfiguration: Match.objectLike({
+        BucketARN: arn(stack.bucket),
+        RoleARN: arn(captures.deliveryRole),
+        Prefix: 'captures/dt=!{timestamp:yyyy-MM-dd}/',
+        ErrorOutputPrefix: 'captures-errors/!{firehose:error-output-type}/dt=!{timestamp:yyyy-MM-dd}/',
+        CompressionFormat: 'GZIP',
+      }),
+    });
+  });
+
+  test('the stream turns CloudWatch Logs’ gzipped envelopes back into the printed lines, one per line', () => {
+    template.hasResourceProperties('AWS::KinesisFirehose::DeliveryStream', {
+      ExtendedS3DestinationConfiguration: Match.objectLike({
+        ProcessingConfiguration: {
+          Enabled: true,
+          Processors: [
+            { Type: 'Decompression', Parameters: [{ ParameterName: 'CompressionFormat', ParameterValue: 'GZIP' }] },
+            {
+              Type: 'CloudWatchLogProcessing',
+              Parameters: [{ ParameterName: 'DataMessageExtraction', ParameterValue: 'true' }],
+            },
+            { Type: 'AppendDelimiterToRecord' },
+          ],
+        },
+      }),
+    });
+  });
+
+  test('the stream delivers every 5 MiB or 300 s by default, whichever comes first', () => {
+    template.hasResourceProperties('AWS::KinesisFirehose::DeliveryStream', {
+      ExtendedS3DestinationConfiguration: Match.objectLike({
+        BufferingHints: { SizeInMBs: 5, IntervalInSeconds: 300 },
+      }),
+    });
+  });
+
+  test('the stream is encrypted at rest and logs its delivery failures', () => {
+    template.hasResourceProperties('AWS::KinesisFirehose::DeliveryStream', {
+      DeliveryStreamEncryptionConfigurationInput: { KeyType: 'AWS_OWNED_CMK' },
+      ExtendedS3DestinationConfiguration: Match.objectLike({
+        CloudWatchLoggingOptions: { Enabled: true, LogGroupName: Match.anyValue(), LogStreamName: Match.anyValue() },
+      }),
+    });
+  });
+
+  test('Firehose may write only under captures/ and captures-errors/, and read or delete nothing', () => {
+    const statements = statementsOf(template, captures.deliveryRole);
+    assert.deepEqual(s3Statements(statements), [
+      {
+        Effect: 'Allow',
+        Action: ['s3:AbortMultipartUpload', 's3:PutObject'],
+        Resource: [objects(stack.bucket, 'captures-errors/*'), objects(stack.bucket, 'captures/*')],
+      },
+      {
+        Effect: 'Allow',
+        Action: ['s3:GetBucketLocation', 's3:ListBucketMultipartUploads'],
+        Resource: arn(stack.bucket),
+      },
+    ]);
+    assert.deepEqual(actionsOf(statements).sort(), [
+      'logs:CreateLogStream',
+      'logs:PutLogEvents',
+      's3:AbortMultipartUpload',
+      's3:GetBucketLocation',
+      's3:ListBucketMultipartUploads',
+      's3:PutObject',
+    ]);
+  });
+
+  test('the stream is created after its role’s policy, which Firehose checks when it starts', () => {
+    const stream = template.findResources('AWS::KinesisFirehose::DeliveryStream')[logicalId(captures.stream)]!;
+    assert.ok(
+      (stream.DependsOn as string[]).includes(logicalId(captures.deliveryRole.node.findChild('DefaultPolicy'))),
+    );
+  });
+});
+
+describe('feedback function', () => {
+  const role = () => roleOf(stack.feedbackFunction);
+
+  test('may write objects under feedback/ and nothing else: no read, list or delete', () => {
+    assert.deepEqual(s3Statements(statementsOf(template, role())), [
+      { Effect: 'Allow', Action: 's3:PutObject', Resource: objects(stack.bucket, 'feedback/*') },
+    ]);
+    assert.deepEqual(actionsOf(statementsOf(template, role())).sort(), [
+      'logs:CreateLogStream',
+      'logs:PutLogEvents',
+      's3:PutObject',
+    ]);
+    assert.equal(managedPolicies(template, role()), undefined);
+  });
+
+  test('gets the bucket name from its environment', () => {
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Role: arn(role()),
+      Handler: 'index.handler',
+      Environment: { Variables: Match.objectLike({ BUCKET: { Ref: logicalId(stack.bucket) } }) },
+    });
+  });
+
+  test('reserves 10 concurrent executions by default, so a flood of corrections takes no more', () => {
+    template.hasResourceProperties('AWS::Lambda::Function', { Role: arn(role()), ReservedConcurrentExecutions: 10 });
+  });
+});
+
+describe('live summary', () => {
+  const role = () => roleOf(stack.liveFunction);
+
+  test('reads captures, feedback and models, writes only models/*/live.json and lists the bucket', () => {
+    assert.deepEqual(s3Statements(statementsOf(template, role())), [
+      {
+        Effect: 'Allow',
+        Action: 's3:GetObject',
+        Resource: [
+          objects(stack.bucket, 'captures/*'),
+          objects(stack.bucket, 'feedback/*'),
+          objects(stack.bucket, 'models/*'),
+        ],
+      },
+      { Effect: 'Allow', Action: 's3:PutObject', Resource: objects(stack.bucket, 'models/*/live.json') },
+      { Effect: 'Allow', Action: 's3:ListBucket', Resource: arn(stack.bucket) },
+    ]);
+  });
+
+  test('can delete nothing and holds no other permission', () => {
+    assert.deepEqual(actionsOf(statementsOf(template, role())).sort(), [
+      'logs:CreateLogStream',
+      'logs:PutLogEvents',
+      's3:GetObject',
+      's3:ListBucket',
+      's3:PutObject',
+    ]);
+    assert.equal(managedPolicies(template, role()), undefined);
+  });
+
+  test('gets the bucket name from its environment', () => {
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Role: arn(role()),
+      Environment: { Variables: Match.objectLike({ BUCKET: { Ref: logicalId(stack.bucket) } }) },
+    });
+  });
+
+  test('runs every hour by default', () => {
+    template.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: 'rate(1 hour)',
+      State: 'ENABLED',
+      Targets: [Match.objectLike({ Arn: arn(stack.liveFunction) })],
+    });
+  });
+
+  test('only the schedule may invoke it', () => {
+    template.hasResourceProperties('AWS::Lambda::Permission', {
+      Action: 'lambda:InvokeFunction',
+      FunctionName: arn(stack.liveFunction),
+      Principal: 'events.amazonaws.com',
+      SourceArn: Match.objectLike({ 'Fn::GetAtt': [Match.stringLikeRegexp('^LiveSummarySchedule'), 'Arn'] }),
+    });
+  });
+});
+
 describe('HTTP API', () => {
-  for (const routeKey of ['POST /predict', 'GET /model', 'GET /model/report', 'GET /health', 'GET /']) {
+  for (const routeKey of [
+    'POST /predict',
+    'GET /model',
+    'GET /model/report',
+    'GET /health',
+    'GET /',
+    'POST /feedback',
+  ]) {
     test(`${routeKey} is public`, () => {
       template.hasResourceProperties('AWS::ApiGatewayV2::Route', { RouteKey: routeKey, AuthorizationType: 'NONE' });
     });
@@ -289,10 +551,34 @@ describe('HTTP API', () => {
       'GET /model',
       'GET /model/report',
       'GET /train/{jobId}',
+      'POST /feedback',
       'POST /predict',
       'POST /promote',
       'POST /train',
     ]);
+  });
+
+  test('POST /feedback goes to the feedback function', () => {
+    const route = Object.values(template.findResources('AWS::ApiGatewayV2::Route')).find(
+      (r) => r.Properties.RouteKey === 'POST /feedback',
+    )!;
+    const integrationId = (route.Properties.Target['Fn::Join'][1] as unknown[])[1] as { Ref: string };
+    const integration = template.findResources('AWS::ApiGatewayV2::Integration')[integrationId.Ref]!;
+    assert.deepEqual(integration.Properties.IntegrationUri, arn(stack.feedbackFunction));
+  });
+
+  test('throttles POST /feedback at 10 requests/s with bursts of 20 by default, tighter than the stage', () => {
+    template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      StageName: '$default',
+      RouteSettings: { 'POST /feedback': { ThrottlingRateLimit: 10, ThrottlingBurstLimit: 20 } },
+    });
+  });
+
+  test('creates the stage after the route its route setting names, which CloudFormation requires', () => {
+    const [routeId] = Object.entries(template.findResources('AWS::ApiGatewayV2::Route')).find(
+      ([, r]) => r.Properties.RouteKey === 'POST /feedback',
+    )!;
+    template.hasResource('AWS::ApiGatewayV2::Stage', { DependsOn: Match.arrayWith([routeId]) });
   });
 
   test('throttles the stage at 50 requests/s with bursts of 100 by default', () => {
@@ -427,7 +713,11 @@ describe('training on Batch', () => {
   });
 
   test('has no weekly schedule unless the context asks for one', () => {
-    template.resourceCountIs('AWS::Events::Rule', 0);
+    const rules = Object.values(template.findResources('AWS::Events::Rule'));
+    assert.deepEqual(
+      rules.filter((r) => r.Properties.Targets.some((t: { BatchParameters?: unknown }) => t.BatchParameters)),
+      [],
+    );
   });
 });
 
@@ -622,9 +912,13 @@ describe('stages and context', () => {
     assert.throws(() => buildApp({ context: { trainVcpu: '4', trainMemoryGiB: '64' } }), /trainMemoryGiB/);
   });
 
-  test('reserved concurrency "off" reserves none for either function (accounts with a limit under 100)', () => {
-    const off = synth({ predictReservedConcurrency: 'off', retrainReservedConcurrency: 'off' });
-    for (const fn of [off.stack.predictFunction, off.stack.retrainFunction]) {
+  test('reserved concurrency "off" reserves none for any function (accounts with a limit under 100)', () => {
+    const off = synth({
+      predictReservedConcurrency: 'off',
+      retrainReservedConcurrency: 'off',
+      feedbackReservedConcurrency: 'off',
+    });
+    for (const fn of [off.stack.predictFunction, off.stack.retrainFunction, off.stack.feedbackFunction]) {
       off.template.hasResourceProperties('AWS::Lambda::Function', {
         Role: arn(roleOf(fn)),
         ReservedConcurrentExecutions: Match.absent(),
@@ -652,6 +946,14 @@ describe('stages and context', () => {
     trainTimeoutMinutes: '90',
     noncurrentVersionExpiryDays: '7',
     weeklyRetrain: 'true',
+    feedbackReservedConcurrency: '4',
+    feedbackThrottleRateLimit: '2',
+    feedbackThrottleBurstLimit: '4',
+    captureSampleRate: '0.25',
+    captureBufferMiB: '64',
+    captureBufferSeconds: '60',
+    liveRetentionDays: '30',
+    liveSummaryIntervalMinutes: '15',
   });
 
   test('context sets the predict function’s memory and timeout', () => {
@@ -676,6 +978,62 @@ describe('stages and context', () => {
   test('context sets the stage throttling', () => {
     tuned.template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
       DefaultRouteSettings: { ThrottlingRateLimit: 5, ThrottlingBurstLimit: 10 },
+    });
+  });
+
+  test('context sets the feedback function’s reserved concurrency and its route’s throttling', () => {
+    tuned.template.hasResourceProperties('AWS::Lambda::Function', {
+      Role: arn(roleOf(tuned.stack.feedbackFunction)),
+      ReservedConcurrentExecutions: 4,
+    });
+    tuned.template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      RouteSettings: { 'POST /feedback': { ThrottlingRateLimit: 2, ThrottlingBurstLimit: 4 } },
+    });
+  });
+
+  test('the /feedback throttle defaults to no more than a lowered stage throttle', () => {
+    const lowered = synth({ throttleRateLimit: '5', throttleBurstLimit: '8' });
+    lowered.template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      RouteSettings: { 'POST /feedback': { ThrottlingRateLimit: 5, ThrottlingBurstLimit: 8 } },
+    });
+  });
+
+  test('a /feedback throttle above the stage’s, which would loosen it, fails synthesis', () => {
+    assert.throws(
+      () => buildApp({ context: { feedbackThrottleRateLimit: '80' } }),
+      /context "feedbackThrottleRateLimit" must be a whole number from 1 to 50; got "80"/,
+    );
+  });
+
+  test('context sets the capture sample rate and the stream’s buffering', () => {
+    tuned.template.hasResourceProperties('AWS::Lambda::Function', {
+      Role: arn(roleOf(tuned.stack.predictFunction)),
+      Environment: { Variables: Match.objectLike({ CAPTURE_SAMPLE_RATE: '0.25' }) },
+    });
+    tuned.template.hasResourceProperties('AWS::KinesisFirehose::DeliveryStream', {
+      ExtendedS3DestinationConfiguration: Match.objectLike({
+        BufferingHints: { SizeInMBs: 64, IntervalInSeconds: 60 },
+      }),
+    });
+  });
+
+  test('context sets how long captures and feedback are kept', () => {
+    const rules = tuned.template.findResources('AWS::S3::Bucket')[logicalId(tuned.stack.bucket)]!.Properties
+      .LifecycleConfiguration.Rules as { Prefix?: string; ExpirationInDays?: number }[];
+    assert.deepEqual(
+      rules.filter((r) => r.Prefix).map((r) => [r.Prefix, r.ExpirationInDays]),
+      [
+        ['captures/', 30],
+        ['captures-errors/', 30],
+        ['feedback/', 30],
+      ],
+    );
+  });
+
+  test('context sets how often the live summary runs', () => {
+    tuned.template.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: 'rate(15 minutes)',
+      Targets: [Match.objectLike({ Arn: arn(tuned.stack.liveFunction) })],
     });
   });
 
