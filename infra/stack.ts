@@ -188,7 +188,7 @@ export class DigitnetStack extends Stack {
     });
     new CfnOutput(this, 'BucketName', {
       value: this.bucket.bucketName,
-      description: 'Bucket with datasets/ and models/',
+      description: 'Bucket with datasets/, models/, captures/ and feedback/',
     });
     new CfnOutput(this, 'JobQueueArn', {
       value: this.training.queue.jobQueueArn,

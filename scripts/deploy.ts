@@ -26,10 +26,11 @@ Docker must be running: the training image is built from infra/train.Dockerfile
 Settings, as CDK context (defaults shown; checked before anything is deployed):
 ${settings}
 stage prod keeps the bucket and logs when the stack is deleted.
-predictReservedConcurrency and retrainReservedConcurrency set concurrency aside
-for each function (off: none). Lambda keeps 100 of the account's concurrency
-unreserved, so with an account limit below 100 plus both (new accounts may have
-10) the deploy fails: set both to off, or ask for a higher limit.
+predictReservedConcurrency, retrainReservedConcurrency and
+feedbackReservedConcurrency set concurrency aside for each function (off: none).
+Lambda keeps 100 of the account's concurrency unreserved, so with an account
+limit below 100 plus all three (new accounts may have 10) the deploy fails: set
+them to off, or ask for a higher limit.
 
 Any other option goes to cdk deploy: --profile NAME, --require-approval never, …
 Tear down with: npx cdk destroy (add the same -c stage=… if you set one).`;
