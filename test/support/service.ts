@@ -14,7 +14,7 @@ import { createModel } from '#lib/training/model';
 import { trainModel } from '#lib/training/train-loop';
 import { ModelStore, versionName, type MetricsInput } from '#lib/storage/store';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { makeHandler, type Handler } from '../../functions/predict/app.ts';
+import { type AppDeps, makeHandler, type Handler } from '../../functions/predict/app.ts';
 import { serveHandler } from '../../scripts/local/http-adapter.ts';
 import { repoRoot, testBucket, testMnist, type TestBucket } from './env.ts';
 
@@ -96,7 +96,7 @@ export interface TestService {
 
 /** Serves the real handler over HTTP on 127.0.0.1, with a promoted trained model unless `promote: false`. */
 export async function startService(
-  options: { promote?: boolean; refreshSeconds?: number; page?: string } = {},
+  options: { promote?: boolean; refreshSeconds?: number; page?: string; capture?: AppDeps['capture'] } = {},
 ): Promise<TestService> {
   const bucket = await testBucket();
   const store = new ModelStore(bucket.objects);
@@ -115,6 +115,7 @@ export async function startService(
     backendReady: () => initBackend(),
     page: async () => page,
     report: (v) => store.attachment(v, 'report.html'),
+    capture: options.capture,
   });
   const served = await serveHandler(handler, {
     host: '127.0.0.1',
