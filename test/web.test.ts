@@ -135,10 +135,16 @@ describe('web page', {
     await service?.close();
   });
 
-  async function open(url: string, options: BrowserContextOptions = DESKTOP): Promise<OpenPage> {
+  /** A new page at `url`; `prepare` runs before it loads (to route a request, say). */
+  async function open(
+    url: string,
+    options: BrowserContextOptions = DESKTOP,
+    prepare?: (page: Page) => Promise<unknown>,
+  ): Promise<OpenPage> {
     const context = await browser.newContext(options);
     closers.push(() => context.close());
     const page = await context.newPage();
+    await prepare?.(page);
     const errors: string[] = [];
     const requests: string[] = [];
     page.on('console', (message) => {
@@ -293,6 +299,7 @@ describe('web page', {
     );
     assert.equal(await page.locator('#per-class tbody tr').count(), 10);
     assert.equal(await page.locator('#error').isHidden(), true);
+    assert.equal(await page.locator('#live').isHidden(), true, 'no live accuracy while GET /model has none');
 
     const report = page.locator('a[href="model/report"]');
     await report.waitFor({ state: 'visible' });
@@ -544,5 +551,44 @@ describe('web page', {
       errors.filter((error) => !error.startsWith('Failed to load resource')),
       [],
     );
+  });
+
+  it('shows live accuracy with its interval and count when GET /model has users’ verdicts, none before any', async () => {
+    // Wilson 95% for 11 right of 12.
+    const live = {
+      predictions: 340,
+      feedback: 12,
+      correct: 11,
+      corrected: 1,
+      accuracy: 11 / 12,
+      low: 0.6461,
+      high: 0.9851,
+      updatedAt: '2026-12-04T10:00:00.000Z',
+    };
+    // Only GET /model is stubbed, and only its `live` part: the server side of it is being built elsewhere.
+    const withLive = (summary: typeof live) => (page: Page) =>
+      page.route('**/model', async (route) => {
+        if (route.request().method() !== 'GET') return route.fallback();
+        const response = await route.fetch();
+        return route.fulfill({ response, json: { ...(await response.json()), live: summary } });
+      });
+
+    const { page, errors } = await open(service.url, DESKTOP, withLive(live));
+    await page.locator('#live').waitFor();
+    assert.equal(await page.locator('#live-accuracy').textContent(), '92% (65–99%)');
+    assert.equal(await page.locator('#live-count').textContent(), 'from 12 of 340 answers confirmed or corrected');
+    assert.match(
+      (await page.locator('#live-count').getAttribute('title')) ?? '',
+      /^11 confirmed right, 1 corrected; updated /,
+    );
+    assert.match(
+      (await page.locator('#live-note').textContent()) ?? '',
+      /^95% interval\. Users correct wrong answers more often than they confirm right ones, so this leans low\.$/,
+    );
+    assert.deepEqual(errors, []);
+
+    const unrated = await open(service.url, DESKTOP, withLive({ ...live, feedback: 0, correct: 0, corrected: 0 }));
+    await unrated.page.waitForSelector('#confusion tbody tr');
+    assert.equal(await unrated.page.locator('#live').isHidden(), true);
   });
 });
