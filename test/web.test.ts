@@ -1,8 +1,8 @@
 /**
  * The web page in real headless Chromium against the real service: a trained
- * model in an embedded S3, the same handler and HTTP adapter as `npm start`.
- * The test draws with the mouse and a finger, uploads files, and reads what
- * the page shows.
+ * model in an embedded S3, the same handlers, routing and HTTP adapter as
+ * `npm start`. The test draws with the mouse and a finger, uploads and drops
+ * files, answers whether the model was right, and reads what the page shows.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,8 +11,10 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { Jimp } from 'jimp';
-import { chromium, type Browser, type BrowserContextOptions, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContextOptions, type Page, type Response } from 'playwright-core';
+import { feedbackKey } from '#lib/live/records';
 import { NO_MODEL_MESSAGE } from '#lib/model-cache';
+import { tokenBucket } from '#lib/rate-limit';
 import { mnistDir, repoRoot, tempDir } from './support/env.ts';
 import { startService, storeTrainedModel, type TestService } from './support/service.ts';
 
@@ -86,6 +88,12 @@ async function renderDigit(
   return image.getBuffer(mime);
 }
 
+/** What the page's POST /predict got back, as far as these tests read it. */
+interface Answer {
+  digit: number;
+  predictionId: string;
+}
+
 interface OpenPage {
   page: Page;
   /** Console errors and uncaught exceptions. */
@@ -127,10 +135,16 @@ describe('web page', {
     await service?.close();
   });
 
-  async function open(url: string, options: BrowserContextOptions = DESKTOP): Promise<OpenPage> {
+  /** A new page at `url`; `prepare` runs before it loads (to route a request, say). */
+  async function open(
+    url: string,
+    options: BrowserContextOptions = DESKTOP,
+    prepare?: (page: Page) => Promise<unknown>,
+  ): Promise<OpenPage> {
     const context = await browser.newContext(options);
     closers.push(() => context.close());
     const page = await context.newPage();
+    await prepare?.(page);
     const errors: string[] = [];
     const requests: string[] = [];
     page.on('console', (message) => {
@@ -176,19 +190,55 @@ describe('web page', {
     await cdp.detach();
   }
 
-  /** Runs `action`, waits for the /predict answer it causes to be shown, and returns the page's result state. */
-  async function predictVia(page: Page, action: () => Promise<unknown>): Promise<string | null> {
+  /** Runs `action`, waits for the /predict answer it causes to be shown, and returns it with the page's result state. */
+  async function predictVia(
+    page: Page,
+    action: () => Promise<unknown>,
+  ): Promise<{ state: string | null; response: Response }> {
     const origin = new URL(page.url()).origin;
-    await Promise.all([page.waitForResponse(`${origin}/predict`, { timeout: 15_000 }), action()]);
+    const [response] = await Promise.all([page.waitForResponse(`${origin}/predict`, { timeout: 15_000 }), action()]);
     await page.waitForSelector('#result[aria-busy="false"]');
-    return page.locator('#result').getAttribute('data-state');
+    return { state: await page.locator('#result').getAttribute('data-state'), response };
   }
 
-  /** The digit the page shows once `action` has led to a prediction; fails with the page's error text if it did not. */
-  async function digitAfter(page: Page, action: () => Promise<unknown>): Promise<number> {
-    const state = await predictVia(page, action);
+  /** The answer the page shows once `action` has led to a prediction; fails with the page's error text if it did not. */
+  async function answerAfter(page: Page, action: () => Promise<unknown>): Promise<Answer> {
+    const { state, response } = await predictVia(page, action);
     assert.equal(state, 'done', `the prediction failed: ${await page.locator('#error').textContent()}`);
+    return (await response.json()) as Answer;
+  }
+
+  /** The digit the page shows once `action` has led to a prediction. */
+  async function digitAfter(page: Page, action: () => Promise<unknown>): Promise<number> {
+    await answerAfter(page, action);
     return Number(await page.locator('#digit').textContent());
+  }
+
+  /** Runs `action` and returns the body the page sent to POST /feedback and the status it got back. */
+  async function feedbackVia(page: Page, action: () => Promise<unknown>): Promise<{ sent: unknown; status: number }> {
+    const [response] = await Promise.all([
+      page.waitForResponse((r) => new URL(r.url()).pathname === '/feedback' && r.request().method() === 'POST'),
+      action(),
+    ]);
+    return { sent: response.request().postDataJSON(), status: response.status() };
+  }
+
+  /** The feedback line, once it has come to start with `start`. */
+  async function feedbackSays(page: Page, start: string): Promise<string> {
+    const line = await page.waitForFunction((text) => {
+      const said = document.getElementById('feedback-status')?.textContent ?? '';
+      return said.startsWith(text) && said;
+    }, start);
+    return (await line.jsonValue()) as string;
+  }
+
+  /** The feedback buttons shown as pressed, by their text. */
+  const pressed = (page: Page) => page.locator('#feedback [aria-pressed="true"]').allTextContents();
+
+  /** The feedback record the service stored in the bucket for `predictionId`. */
+  async function storedFeedback(predictionId: string): Promise<Record<string, unknown> | undefined> {
+    const stored = await service.bucket.objects.get(feedbackKey(predictionId));
+    return stored && JSON.parse(stored.body.toString('utf8'));
   }
 
   /** How many of the #seen canvas's 784 pixels hold ink. */
@@ -249,6 +299,7 @@ describe('web page', {
     );
     assert.equal(await page.locator('#per-class tbody tr').count(), 10);
     assert.equal(await page.locator('#error').isHidden(), true);
+    assert.equal(await page.locator('#live').isHidden(), true, 'no live accuracy while GET /model has none');
 
     const report = page.locator('a[href="model/report"]');
     await report.waitFor({ state: 'visible' });
@@ -366,7 +417,7 @@ describe('web page', {
     await page.waitForFunction((text) => document.getElementById('error')?.textContent?.includes(text), message);
 
     await draw(page, SHAPES.one.strokes);
-    assert.equal(await predictVia(page, () => page.click('#predict')), 'error');
+    assert.equal((await predictVia(page, () => page.click('#predict'))).state, 'error');
     assert.equal(await page.locator('#error').isVisible(), true);
     assert.ok((await page.locator('#error').textContent())?.includes(message));
     assert.equal(await page.locator('#digit').textContent(), '–');
@@ -378,5 +429,166 @@ describe('web page', {
     await page.waitForFunction((v) => document.getElementById('model-version')?.textContent === v, version);
     await page.locator('#no-report').waitFor({ state: 'visible' });
     assert.equal(await page.locator('#report').isHidden(), true);
+  });
+
+  it('after a drawn answer, Right and then Wrong → 3 send the user’s word for that prediction; the bucket keeps the last', async () => {
+    const { page, errors } = await open(service.url);
+    await page.waitForSelector('#confusion tbody tr');
+    assert.equal(await page.locator('#feedback').isHidden(), true, 'nothing to rate before an answer');
+    const answer = await answerAfter(page, () => draw(page, SHAPES.seven.strokes));
+    assert.equal(await page.locator('#feedback').isVisible(), true);
+    assert.deepEqual(await pressed(page), []);
+    assert.equal(await page.locator('#labels').isHidden(), true);
+
+    assert.deepEqual(await feedbackVia(page, () => page.click('#right')), {
+      sent: { predictionId: answer.predictionId, correct: true },
+      status: 200,
+    });
+    await feedbackSays(page, `Thanks — recorded as ${answer.digit}, as the model said.`);
+    assert.deepEqual(await pressed(page), ['Right']);
+    assert.equal((await storedFeedback(answer.predictionId))?.correct, true);
+
+    await page.click('#wrong');
+    await page.locator('#labels').waitFor();
+    assert.equal(await page.locator('#wrong').getAttribute('aria-expanded'), 'true');
+    assert.equal(await page.evaluate(() => document.activeElement?.textContent), '0', 'focus moves to the digits');
+    assert.deepEqual(await feedbackVia(page, () => page.click('#labels [data-label="3"]')), {
+      sent: { predictionId: answer.predictionId, label: 3 },
+      status: 200,
+    });
+    await feedbackSays(page, 'Thanks — recorded as 3.');
+    assert.deepEqual(await pressed(page), ['3']);
+    const stored = await storedFeedback(answer.predictionId);
+    assert.equal(stored?.label, 3);
+    assert.equal(stored && 'correct' in stored, false, 'the correction replaced the confirmation');
+
+    const next = await answerAfter(page, () => page.click('#predict'));
+    assert.notEqual(next.predictionId, answer.predictionId);
+    assert.deepEqual(await pressed(page), [], 'a new answer starts unrated');
+    assert.equal(await page.locator('#labels').isHidden(), true);
+    assert.equal(await page.locator('#feedback-status').textContent(), '');
+    assert.deepEqual(errors, []);
+  });
+
+  it('takes the verdict from the keyboard: N opens the digits, 5 picks one, Enter says the answer was right', async () => {
+    const { page, errors } = await open(service.url);
+    await page.waitForSelector('#confusion tbody tr');
+    const answer = await answerAfter(page, () => draw(page, SHAPES.one.strokes));
+    assert.equal(await page.locator('#right').getAttribute('aria-keyshortcuts'), 'Y Enter');
+    assert.equal(await page.locator('#wrong').getAttribute('aria-keyshortcuts'), 'N');
+    assert.match((await page.locator('#feedback-keys').textContent()) ?? '', /Y or Enter right, N wrong, then 0–9/);
+
+    await page.keyboard.press('n');
+    await page.locator('#labels').waitFor();
+    assert.deepEqual(await feedbackVia(page, () => page.keyboard.press('5')), {
+      sent: { predictionId: answer.predictionId, label: 5 },
+      status: 200,
+    });
+    await feedbackSays(page, 'Thanks — recorded as 5.');
+    assert.deepEqual(await feedbackVia(page, () => page.keyboard.press('Enter')), {
+      sent: { predictionId: answer.predictionId, correct: true },
+      status: 200,
+    });
+    await feedbackSays(page, `Thanks — recorded as ${answer.digit}, as the model said.`);
+    assert.equal(await page.locator('#labels').isHidden(), true);
+    assert.deepEqual(errors, []);
+  });
+
+  it('asks about a dropped image too, and Y confirms it', async () => {
+    const { images } = mnistTestSet();
+    const png = await renderDigit(images.subarray(0, 784), 112, 'image/png');
+    const { page, errors } = await open(service.url);
+    await page.waitForSelector('#confusion tbody tr');
+    const dataTransfer = await page.evaluateHandle(
+      (bytes) => {
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([new Uint8Array(bytes)], 'dropped.png', { type: 'image/png' }));
+        return transfer;
+      },
+      [...png],
+    );
+
+    const answer = await answerAfter(page, () => page.dispatchEvent('#drop', 'drop', { dataTransfer }));
+    assert.match((await page.locator('#source').textContent()) ?? '', /upload: dropped\.png/);
+    assert.equal(await page.locator('#feedback').isVisible(), true);
+    assert.deepEqual(await feedbackVia(page, () => page.keyboard.press('y')), {
+      sent: { predictionId: answer.predictionId, correct: true },
+      status: 200,
+    });
+    await feedbackSays(page, `Thanks — recorded as ${answer.digit}, as the model said.`);
+    assert.deepEqual(errors, []);
+  });
+
+  it('says so briefly when feedback is refused (429) or cannot be sent, and drawing and predicting carry on', async () => {
+    // The route's real throttle: one answer now, the next not for minutes.
+    const throttled = await startService({ throttleFeedback: tokenBucket({ ratePerSecond: 0.01, burst: 1 }) });
+    closers.push(() => throttled.close());
+    const { page, errors } = await open(throttled.url);
+    await page.waitForSelector('#confusion tbody tr');
+    await answerAfter(page, () => draw(page, SHAPES.one.strokes));
+
+    assert.equal((await feedbackVia(page, () => page.click('#right'))).status, 200);
+    await feedbackSays(page, 'Thanks');
+    await page.click('#wrong');
+    assert.equal((await feedbackVia(page, () => page.click('#labels [data-label="4"]'))).status, 429);
+    assert.match(await feedbackSays(page, 'Not recorded: too many requests'), /retry in \d+ s/);
+    assert.deepEqual(await pressed(page), ['Right'], 'the last recorded verdict still shows');
+    assert.equal(await page.locator('#error').isHidden(), true, 'not the page-wide error box');
+
+    await page.context().setOffline(true);
+    await page.click('#labels [data-label="4"]');
+    await feedbackSays(page, 'Not recorded: Could not reach the digitnet service');
+    await page.context().setOffline(false);
+
+    await page.click('#clear');
+    assert.equal(await page.locator('#feedback').isHidden(), true);
+    await answerAfter(page, () => draw(page, SHAPES.seven.strokes));
+    assert.equal(await page.locator('#feedback-status').textContent(), '');
+    assert.deepEqual(await pressed(page), []);
+    assert.equal(await page.locator('#right').isEnabled(), true);
+    // The browser logs each failed request itself; nothing else may go wrong.
+    assert.deepEqual(
+      errors.filter((error) => !error.startsWith('Failed to load resource')),
+      [],
+    );
+  });
+
+  it('shows live accuracy with its interval and count when GET /model has users’ verdicts, none before any', async () => {
+    // Wilson 95% for 11 right of 12.
+    const live = {
+      predictions: 340,
+      feedback: 12,
+      correct: 11,
+      corrected: 1,
+      accuracy: 11 / 12,
+      low: 0.6461,
+      high: 0.9851,
+      updatedAt: '2026-12-04T10:00:00.000Z',
+    };
+    // Only GET /model is stubbed, and only its `live` part: the server side of it is being built elsewhere.
+    const withLive = (summary: typeof live) => (page: Page) =>
+      page.route('**/model', async (route) => {
+        if (route.request().method() !== 'GET') return route.fallback();
+        const response = await route.fetch();
+        return route.fulfill({ response, json: { ...(await response.json()), live: summary } });
+      });
+
+    const { page, errors } = await open(service.url, DESKTOP, withLive(live));
+    await page.locator('#live').waitFor();
+    assert.equal(await page.locator('#live-accuracy').textContent(), '92% (65–99%)');
+    assert.equal(await page.locator('#live-count').textContent(), 'from 12 of 340 answers confirmed or corrected');
+    assert.match(
+      (await page.locator('#live-count').getAttribute('title')) ?? '',
+      /^11 confirmed right, 1 corrected; updated /,
+    );
+    assert.match(
+      (await page.locator('#live-note').textContent()) ?? '',
+      /^95% interval\. Users correct wrong answers more often than they confirm right ones, so this leans low\.$/,
+    );
+    assert.deepEqual(errors, []);
+
+    const unrated = await open(service.url, DESKTOP, withLive({ ...live, feedback: 0, correct: 0, corrected: 0 }));
+    await unrated.page.waitForSelector('#confusion tbody tr');
+    assert.equal(await unrated.page.locator('#live').isHidden(), true);
   });
 });

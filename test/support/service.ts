@@ -1,9 +1,11 @@
 /**
  * A real prediction service for tests: a trained MLP stored in a fresh
- * embedded S3, promoted, and served by the same handler factory and HTTP
- * adapter as `npm start`. The trained weights are cached under test/artifacts/
- * so each suite does not train its own.
+ * embedded S3, promoted, and served by the same handler factories, routing
+ * and HTTP adapter as `npm start` (POST /feedback writes to the same bucket).
+ * The trained weights are cached under test/artifacts/ so each suite does not
+ * train its own.
  */
+import { randomUUID } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { initBackend, tf } from '#lib/backend';
@@ -14,8 +16,10 @@ import { createModel } from '#lib/training/model';
 import { trainModel } from '#lib/training/train-loop';
 import { ModelStore, versionName, type MetricsInput } from '#lib/storage/store';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { makeFeedbackHandler } from '../../functions/feedback/app.ts';
 import { type AppDeps, makeHandler, type Handler } from '../../functions/predict/app.ts';
 import { serveHandler } from '../../scripts/local/http-adapter.ts';
+import { localHandler } from '../../scripts/local/routes.ts';
 import { repoRoot, testBucket, testMnist, type TestBucket } from './env.ts';
 
 const CACHE_DIR = path.join(repoRoot, 'test', 'artifacts', 'mlp-2epochs');
@@ -94,9 +98,18 @@ export interface TestService {
   close(): Promise<void>;
 }
 
-/** Serves the real handler over HTTP on 127.0.0.1, with a promoted trained model unless `promote: false`. */
+/**
+ * Serves the real handlers over HTTP on 127.0.0.1, with a promoted trained model unless `promote: false`.
+ * POST /feedback is not throttled unless `throttleFeedback` is given.
+ */
 export async function startService(
-  options: { promote?: boolean; refreshSeconds?: number; page?: string; capture?: AppDeps['capture'] } = {},
+  options: {
+    promote?: boolean;
+    refreshSeconds?: number;
+    page?: string;
+    capture?: AppDeps['capture'];
+    throttleFeedback?: () => void;
+  } = {},
 ): Promise<TestService> {
   const bucket = await testBucket();
   const store = new ModelStore(bucket.objects);
@@ -117,7 +130,14 @@ export async function startService(
     report: (v) => store.attachment(v, 'report.html'),
     capture: options.capture,
   });
-  const served = await serveHandler(handler, {
+  const feedback = makeFeedbackHandler({
+    objects: bucket.objects,
+    logger,
+    throttle: options.throttleFeedback ?? (() => {}),
+  });
+  // No operator routes here: the predict handler stands in for them behind a token no caller holds.
+  const routes = localHandler({ predict: handler, feedback, operator: handler, token: randomUUID() });
+  const served = await serveHandler(routes, {
     host: '127.0.0.1',
     port: 0,
     onError: (error) => logs.push({ level: 'error', error: String(error) }),
