@@ -37,6 +37,8 @@ export interface StackConfig {
   /** What a job trains when submitted without overrides, as the weekly schedule does. */
   trainArch: Arch;
   trainEpochs: number;
+  /** Whether such a job also trains on users' corrections (`--with-feedback`); the live holdout is scored either way. */
+  trainWithFeedback: boolean;
   weeklyRetrain: boolean;
   corsOrigins: string[];
 }
@@ -57,6 +59,7 @@ export const STACK_DEFAULTS: StackConfig = {
   logRetentionDays: 30,
   trainArch: 'cnn',
   trainEpochs: 12,
+  trainWithFeedback: false,
   weeklyRetrain: false,
   corsOrigins: ['*'],
 };
@@ -209,6 +212,7 @@ export function readStackConfig(node: Pick<Node, 'tryGetContext'>): StackConfig 
     logRetentionDays,
     trainArch,
     trainEpochs: number(get, 'trainEpochs', STACK_DEFAULTS.trainEpochs, 1, 50),
+    trainWithFeedback: flag(get, 'trainWithFeedback', STACK_DEFAULTS.trainWithFeedback),
     weeklyRetrain: flag(get, 'weeklyRetrain', STACK_DEFAULTS.weeklyRetrain),
     corsOrigins: origins(get, STACK_DEFAULTS.corsOrigins),
   };

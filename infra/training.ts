@@ -1,8 +1,8 @@
 /**
  * Training on AWS Batch (Fargate): a VPC without NAT, a compute environment,
  * a job queue, and a job definition whose image is built from
- * infra/train.Dockerfile. The job role can read the dataset and write models,
- * and can delete nothing.
+ * infra/train.Dockerfile. The job role can read the dataset, captures and
+ * feedback, write models, and delete nothing.
  */
 import { IgnoreMode, Stack, type Duration, type RemovalPolicy, type Size } from 'aws-cdk-lib';
 import * as batch from 'aws-cdk-lib/aws-batch';
@@ -13,6 +13,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
+import { CAPTURES_PREFIX, FEEDBACK_PREFIX } from '#lib/live/records';
 import { REPO_ROOT } from './lambda-bundle.ts';
 import { acknowledge, arnFinding } from './nag.ts';
 
@@ -21,7 +22,7 @@ export const TRAIN_DOCKERFILE = 'infra/train.Dockerfile';
 export interface TrainingProps {
   bucket: s3.IBucket;
   /** What a job trains when submitted without overrides (the weekly schedule). */
-  defaults: { arch: string; epochs: number };
+  defaults: { arch: string; epochs: number; withFeedback: boolean };
   vcpu: number;
   memory: Size;
   timeout: Duration;
@@ -86,6 +87,14 @@ export class Training extends Construct {
         resources: [bucket.arnForObjects('datasets/mnist/*')],
       }),
     );
+    // Labelled captures: the live holdout every run is scored on, and with --with-feedback extra training data.
+    // Read only: what users send is never changed by training.
+    this.jobRole.addToPolicy(
+      new iam.PolicyStatement({
+        actions: ['s3:GetObject'],
+        resources: [bucket.arnForObjects(`${CAPTURES_PREFIX}*`), bucket.arnForObjects(`${FEEDBACK_PREFIX}*`)],
+      }),
+    );
     // The job lists the dataset and model prefixes, and ModelStore needs S3 to
     // answer a missing key with 404, which S3 does only for callers that may list.
     this.jobRole.addToPolicy(new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [bucket.bucketArn] }));
@@ -99,6 +108,13 @@ export class Training extends Construct {
       `AwsSolutions-IAM5[${arnFinding(bucket, '/datasets/mnist/*')}]`,
       'The four MNIST files live under datasets/mnist/; the grant is limited to that prefix.',
     );
+    for (const prefix of [CAPTURES_PREFIX, FEEDBACK_PREFIX]) {
+      acknowledge(
+        this.jobRole,
+        `AwsSolutions-IAM5[${arnFinding(bucket, `/${prefix}*`)}]`,
+        `Captures and feedback are written under date partitions of ${prefix} at run time; the read-only grant is limited to that prefix.`,
+      );
+    }
 
     const logGroup = new logs.LogGroup(this, 'Logs', {
       retention: props.logRetention,
@@ -124,6 +140,7 @@ export class Training extends Construct {
         BUCKET: bucket.bucketName,
         ARCH: props.defaults.arch,
         EPOCHS: String(props.defaults.epochs),
+        WITH_FEEDBACK: String(props.defaults.withFeedback),
         // Fargate sets it too, but only by undocumented habit; without it the S3 client cannot start.
         AWS_REGION: Stack.of(this).region,
       },
