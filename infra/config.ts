@@ -42,6 +42,8 @@ export interface StackConfig {
   /** What a job trains when submitted without overrides, as the weekly schedule does. */
   trainArch: Arch;
   trainEpochs: number;
+  /** Whether such a job also trains on users' corrections (`--with-feedback`); the live holdout is scored either way. */
+  trainWithFeedback: boolean;
   weeklyRetrain: boolean;
   corsOrigins: string[];
   /** Share of predictions the predict function captures (CAPTURE_SAMPLE_RATE). */
@@ -74,6 +76,7 @@ export const STACK_DEFAULTS: StackConfig = {
   logRetentionDays: 30,
   trainArch: 'cnn',
   trainEpochs: 12,
+  trainWithFeedback: false,
   weeklyRetrain: false,
   corsOrigins: ['*'],
   captureSampleRate: 1,
@@ -252,6 +255,7 @@ export function readStackConfig(node: Pick<Node, 'tryGetContext'>): StackConfig 
     logRetentionDays,
     trainArch,
     trainEpochs: number(get, 'trainEpochs', STACK_DEFAULTS.trainEpochs, 1, 50),
+    trainWithFeedback: flag(get, 'trainWithFeedback', STACK_DEFAULTS.trainWithFeedback),
     weeklyRetrain: flag(get, 'weeklyRetrain', STACK_DEFAULTS.weeklyRetrain),
     corsOrigins: origins(get, STACK_DEFAULTS.corsOrigins),
     captureSampleRate: number(get, 'captureSampleRate', STACK_DEFAULTS.captureSampleRate, 0, 1, false),

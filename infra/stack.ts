@@ -88,7 +88,7 @@ export class DigitnetStack extends Stack {
 
     this.training = new Training(this, 'Training', {
       bucket: this.bucket,
-      defaults: { arch: config.trainArch, epochs: config.trainEpochs },
+      defaults: { arch: config.trainArch, epochs: config.trainEpochs, withFeedback: config.trainWithFeedback },
       vcpu: config.trainVcpu,
       memory: Size.mebibytes(Math.round(config.trainMemoryGiB * 1024)),
       timeout: Duration.minutes(config.trainTimeoutMinutes),
@@ -168,7 +168,7 @@ export class DigitnetStack extends Stack {
 
     if (config.weeklyRetrain) {
       const rule = new events.Rule(this, 'WeeklyRetrain', {
-        description: `digitnet: weekly training run (${config.trainArch}, ${config.trainEpochs} epochs), promoted only if it passes the quality gate`,
+        description: `digitnet: weekly training run (${config.trainArch}, ${config.trainEpochs} epochs${config.trainWithFeedback ? ', with feedback' : ''}), promoted only if it passes the quality gate`,
         schedule: events.Schedule.cron({ weekDay: 'SUN', hour: '3', minute: '0' }),
       });
       rule.addTarget(

@@ -1,6 +1,6 @@
 /**
  * `npm run models`: every complete model version with its architecture, test
- * accuracy and date; the serving one is marked. Reads the bucket directly:
+ * accuracy, live-holdout accuracy and date; the serving one is marked. Reads the bucket directly:
  * the local one under .data/, or with --deployed the one in cdk.outputs.json.
  */
 import { parseArgs } from 'node:util';
@@ -12,17 +12,19 @@ import { runCli } from './cli/run.ts';
 
 const USAGE = `Usage: npm run models -- [--deployed] [--json]
 
-Lists model versions, oldest first; * marks the one serving. The last column
-is the quality gate's verdict when the version was trained (see its reasons
-with --json).`;
+Lists model versions, oldest first; * marks the one serving. "live acc" is the
+accuracy on the live holdout (users' labelled drawings no version trains on)
+when the version was trained; — when there were none. The last column is the
+quality gate's verdict when the version was trained (see its reasons with --json).`;
 
 function table(versions: VersionSummary[]): string {
   if (versions.length === 0) return 'no model versions yet: train one with `npm run train`';
   const verdict = (v: VersionSummary) => (v.gate ? (v.gate.passed ? 'passed' : 'refused') : '');
+  const pct = (x: number | undefined) => (x === undefined ? '—' : `${(x * 100).toFixed(2)}%`).padStart(8);
   const rows = versions.map((v) =>
-    `${v.serving ? '*' : ' '} ${v.version.padEnd(24)} ${v.arch.padEnd(4)} ${(v.accuracy * 100).toFixed(2).padStart(6)}%  ${v.createdAt}  ${verdict(v)}`.trimEnd(),
+    `${v.serving ? '*' : ' '} ${v.version.padEnd(24)} ${v.arch.padEnd(4)}  ${pct(v.accuracy)}  ${pct(v.liveAccuracy)}  ${v.createdAt}  ${verdict(v)}`.trimEnd(),
   );
-  return ['  version                  arch  test acc  created                   gate', ...rows].join('\n');
+  return ['  version                  arch  test acc  live acc  created                   gate', ...rows].join('\n');
 }
 
 async function main(): Promise<number> {

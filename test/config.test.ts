@@ -75,6 +75,8 @@ const accepted: { env: Env; expect: Partial<Config> }[] = [
     expect: { s3Timeouts: { connectMs: 500, requestMs: 9000 } },
   },
   { env: { MIN_ACCURACY: '0.95' }, expect: { minAccuracy: 0.95 } },
+  { env: {}, expect: { maxLiveRegression: undefined } },
+  { env: { MAX_LIVE_REGRESSION: '0.02' }, expect: { maxLiveRegression: 0.02 } },
   { env: { DATA_DIR: '/var/digitnet' }, expect: { dataDir: '/var/digitnet' } },
 ];
 
@@ -107,6 +109,11 @@ const refused: { env: Env; message: string }[] = [
     message: 'S3_REQUEST_TIMEOUT_MS must be a number from 100 to 600000; got "600001"',
   },
   { env: { MIN_ACCURACY: '98' }, message: 'MIN_ACCURACY must be a number from 0 to 1; got "98"' },
+  { env: { MAX_LIVE_REGRESSION: '2' }, message: 'MAX_LIVE_REGRESSION must be a number from 0 to 1; got "2"' },
+  {
+    env: { MAX_LIVE_REGRESSION: 'one point' },
+    message: 'MAX_LIVE_REGRESSION must be a number from 0 to 1; got "one point"',
+  },
 ];
 
 describe('readConfig: every variable, its default, what it accepts and what it refuses', () => {

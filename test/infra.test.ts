@@ -13,6 +13,7 @@ import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { buildApp } from '../infra/app.ts';
+import { readStackConfig } from '../infra/config.ts';
 import { LAMBDA_ESBUILD, WASM_FILES } from '../infra/lambda-bundle.ts';
 import type { DigitnetStack } from '../infra/stack.ts';
 import { TRAIN_DOCKERFILE } from '../infra/training.ts';
@@ -665,6 +666,7 @@ describe('training on Batch', () => {
           { Name: 'BUCKET', Value: { Ref: logicalId(stack.bucket) } },
           { Name: 'ARCH', Value: 'cnn' },
           { Name: 'EPOCHS', Value: '12' },
+          { Name: 'WITH_FEEDBACK', Value: 'false' },
           { Name: 'AWS_REGION', Value: { Ref: 'AWS::Region' } },
         ],
       }),
@@ -908,6 +910,18 @@ describe('stages and context', () => {
     assert.equal(failed.stderr, 'digitnet: context "stage" must be one of local, dev, prod; got "staging"\n');
   });
 
+  test('trainWithFeedback is true or false, nothing else', () => {
+    const context = (value: unknown) => ({
+      tryGetContext: (key: string) => (key === 'trainWithFeedback' ? value : undefined),
+    });
+    assert.equal(readStackConfig(context(undefined)).trainWithFeedback, false);
+    assert.equal(readStackConfig(context('true')).trainWithFeedback, true);
+    assert.throws(
+      () => readStackConfig(context('yes')),
+      /context "trainWithFeedback" must be true or false; got "yes"/,
+    );
+  });
+
   test('memory a Fargate task cannot have fails synthesis', () => {
     assert.throws(() => buildApp({ context: { trainVcpu: '4', trainMemoryGiB: '64' } }), /trainMemoryGiB/);
   });
@@ -954,6 +968,7 @@ describe('stages and context', () => {
     captureBufferSeconds: '60',
     liveRetentionDays: '30',
     liveSummaryIntervalMinutes: '15',
+    trainWithFeedback: 'true',
   });
 
   test('context sets the predict function’s memory and timeout', () => {
@@ -1054,6 +1069,17 @@ describe('stages and context', () => {
       LifecycleConfiguration: {
         Rules: Match.arrayWith([Match.objectLike({ NoncurrentVersionExpiration: { NoncurrentDays: 7 } })]),
       },
+    });
+  });
+
+  test("trainWithFeedback makes jobs submitted without overrides, as the schedule's are, train on feedback", () => {
+    tuned.template.hasResourceProperties('AWS::Batch::JobDefinition', {
+      ContainerProperties: Match.objectLike({
+        Environment: Match.arrayWith([{ Name: 'WITH_FEEDBACK', Value: 'true' }]),
+      }),
+    });
+    tuned.template.hasResourceProperties('AWS::Events::Rule', {
+      Description: Match.stringLikeRegexp('with feedback'),
     });
   });
 

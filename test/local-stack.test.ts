@@ -207,7 +207,7 @@ describe('npm start', () => {
     );
     assert.equal(await servingVersion(), serving);
     const listed = await cli('models', []);
-    assert.match(listed.stdout, new RegExp(`^  ${final.model.version} +mlp +[\\d.]+% +\\S+ +refused$`, 'm'));
+    assert.match(listed.stdout, new RegExp(`^  ${final.model.version} +mlp +[\\d.]+% +— +\\S+ +refused$`, 'm'));
   });
 
   test('training jobs run one at a time: a second one waits as RUNNABLE until the first has finished', async () => {

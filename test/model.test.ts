@@ -107,6 +107,26 @@ describe('trainModel', () => {
     assert.equal(await run(), await run());
   });
 
+  test('adds extra examples to the training part only, each `repeat` times an epoch, and learns them', async () => {
+    const model = createModel({ arch: 'mlp', seed: 5 });
+    // An image MNIST never has (every pixel full ink), labelled 7: only the extra examples can teach it.
+    const extra = { images: new Uint8Array(2 * 784).fill(255), labels: Uint8Array.of(7, 7), count: 2 };
+    const result = await trainModel(model, subset(mnist.train, 1000), {
+      epochs: 2,
+      batchSize: 50,
+      validationSplit: 0.1,
+      extra: { data: extra, repeat: 10 },
+    });
+    assert.equal(result.validationCount, 100, 'validation is still the last 10% of the MNIST part');
+    assert.equal(result.trainCount, 900 + 2 * 10);
+    const { x } = toTensors(extra, [0]);
+    const out = model.predict(x) as tf.Tensor;
+    const probabilities = out.dataSync();
+    assert.ok(probabilities[7]! > 0.9, `P(7) = ${probabilities[7]}`);
+    tf.dispose([x, out]);
+    model.dispose();
+  });
+
   test('rejects a training set smaller than one batch', async () => {
     const model = createModel({ arch: 'mlp' });
     await assert.rejects(

@@ -35,6 +35,10 @@ const FAILED_JOB = {
   logGroupName: 'Digitnet-dev-TrainingLogs-xyz',
 };
 const VERSION = '20261126T040000Z-cnn';
+/** A job submitted with withFeedback, whose version the live-holdout rule refused. */
+const FEEDBACK_JOB_ID = '1a2b3c4d-5e6f-4a8b-9c0d-1e2f3a4b5c6d';
+const LIVE_REFUSAL =
+  'live-holdout accuracy 88.50% is more than 1 point below the serving model 20261119T030000Z-cnn (90.00%) on the same 200 images';
 
 interface Received {
   method: string;
@@ -80,8 +84,23 @@ function respond(request: IncomingMessage, body: string, signature: string): { s
   if (route === 'POST /train')
     return {
       status: 202,
-      body: { jobId: JSON.parse(body).epochs === 1 ? FAILING_JOB_ID : JOB_ID, status: 'SUBMITTED' },
+      body: {
+        jobId: JSON.parse(body).withFeedback
+          ? FEEDBACK_JOB_ID
+          : JSON.parse(body).epochs === 1
+            ? FAILING_JOB_ID
+            : JOB_ID,
+        status: 'SUBMITTED',
+      },
     };
+  if (route === `GET /train/${FEEDBACK_JOB_ID}`) {
+    const gate = { passed: false, reasons: [LIVE_REFUSAL] };
+    const model = { version: VERSION, accuracy: 0.9931, liveAccuracy: 0.885, serving: false, gate };
+    return {
+      status: 200,
+      body: { jobId: FEEDBACK_JOB_ID, status: 'SUCCEEDED', done: true, withFeedback: true, model },
+    };
+  }
   if (route === `GET /train/${FAILING_JOB_ID}`) return { status: 200, body: FAILED_JOB };
   if (route === `GET /train/${JOB_ID}`) {
     return {
@@ -159,6 +178,19 @@ describe('operator CLIs with --deployed', () => {
     assert.deepEqual(JSON.parse(received[0]!.body), { arch: 'cnn', epochs: 12 });
     assert.match(result.stderr, new RegExp(`${VERSION}: test accuracy 99\\.31% — promoted and serving`));
     assert.equal(JSON.parse(result.stdout).model.version, VERSION);
+  });
+
+  test("npm run retrain --with-feedback --wait asks for feedback and prints the live-holdout accuracy and the live rule's refusal", async () => {
+    const result = await cli('retrain', ['--deployed', '--with-feedback', '--wait']);
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(JSON.parse(received[0]!.body), { arch: 'mlp', epochs: 10, withFeedback: true });
+    assert.match(result.stderr, /started \(mlp, 10 epochs, with feedback\)/);
+    assert.ok(
+      result.stderr.includes(
+        `${VERSION}: test accuracy 99.31%, live-holdout accuracy 88.50% — stored but NOT promoted, because ${LIVE_REFUSAL}; `,
+      ),
+      result.stderr,
+    );
   });
 
   test('npm run promote sends a signed POST /promote with the version', async () => {

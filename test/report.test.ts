@@ -108,6 +108,27 @@ describe('renderReport', () => {
     assert.match(html, /<strong>\d+\.\d\d%<\/strong>/);
   });
 
+  test("shows live-holdout accuracy beside test accuracy, with the serving model's, and the feedback trained on", async () => {
+    const withLive = await renderReport(
+      {
+        ...syntheticMetrics(),
+        liveHoldout: { count: 120, accuracy: 0.925, servingAccuracy: 0.9, servingVersion: '20260501T120000Z-mlp' },
+        feedback: { used: 400, available: 480, weight: 3, maxShare: 0.1 },
+      },
+      testImages,
+    );
+    const headline = between(withLive, '<div class="headline">', '</div>');
+    assert.ok(
+      headline.includes("92.50% on the live holdout of 120 users' drawings · serving 20260501T120000Z-mlp 90.00%"),
+      headline,
+    );
+    assert.ok(withLive.includes("400 of 480 users' corrections, each 3× per epoch (share capped at 10%)"));
+  });
+
+  test('without labelled captures says nothing of a live holdout or feedback', () => {
+    assert.doesNotMatch(html, /live holdout|Feedback/);
+  });
+
   test('escapes markup in interpolated strings such as the version name', async () => {
     const hostile = await renderReport(
       syntheticMetrics({ version: '20260601T120000Z-<img src=x onerror=alert(1)>', backend: '"wasm" & <b>' }),

@@ -102,6 +102,23 @@ describe('POST /train', () => {
     });
   });
 
+  test('passes withFeedback to the job as WITH_FEEDBACK, and echoes it', async () => {
+    batchMock.on(SubmitJobCommand).resolves({ jobId: JOB_ID });
+    for (const withFeedback of [true, false]) {
+      batchMock.resetHistory();
+      const result = await handlerWith()(request('POST', '/train', { arch: 'mlp', epochs: 1, withFeedback }));
+      assert.equal(result.statusCode, 202);
+      assert.deepEqual(batchMock.commandCalls(SubmitJobCommand)[0]!.args[0].input.containerOverrides, {
+        environment: [
+          { name: 'ARCH', value: 'mlp' },
+          { name: 'EPOCHS', value: '1' },
+          { name: 'WITH_FEEDBACK', value: String(withFeedback) },
+        ],
+      });
+      assert.equal(parse(result.body).withFeedback, withFeedback);
+    }
+  });
+
   test('accepts a base64-encoded body', async () => {
     batchMock.on(SubmitJobCommand).resolves({ jobId: JOB_ID });
     const event = {
@@ -129,6 +146,9 @@ describe('POST /train', () => {
     ['a batch size of 2048', { arch: 'mlp', epochs: 1, batchSize: 2048 }, 'invalid_batch_size'],
     ['a batch size as a string', { arch: 'mlp', epochs: 1, batchSize: '128' }, 'invalid_batch_size'],
     ['a null batch size', { arch: 'mlp', epochs: 1, batchSize: null }, 'invalid_batch_size'],
+    ['withFeedback as a string', { arch: 'mlp', epochs: 1, withFeedback: 'yes' }, 'invalid_with_feedback'],
+    ['withFeedback as a number', { arch: 'mlp', epochs: 1, withFeedback: 1 }, 'invalid_with_feedback'],
+    ['a null withFeedback', { arch: 'mlp', epochs: 1, withFeedback: null }, 'invalid_with_feedback'],
     ['an unknown field', { arch: 'mlp', epochs: 1, learningRate: 0.1 }, 'unknown_field'],
   ];
   for (const [what, body, code] of rejected) {
@@ -248,6 +268,33 @@ describe('GET /train/{jobId}', () => {
     };
     const body = parse((await handlerWith(store)(request('GET', `/train/${JOB_ID}`))).body);
     assert.deepEqual(body.model, { version: '20261125T220900Z-mlp', accuracy: 0.9621, serving: false, gate });
+  });
+
+  test("passes on the live-holdout accuracy, the live rule's refusal, and whether the job trained on feedback", async () => {
+    const withFeedback = job('SUCCEEDED', { stoppedAt: Date.parse('2026-11-25T22:10:00Z') });
+    withFeedback.container!.environment!.push({ name: 'WITH_FEEDBACK', value: 'true' });
+    batchMock.on(DescribeJobsCommand).resolves({ jobs: [withFeedback] });
+    const gate = {
+      passed: false,
+      reasons: [
+        'live-holdout accuracy 88.50% is more than 1 point below the serving model 20261120T100000Z-mlp (90.00%) on the same 200 images',
+      ],
+    };
+    const store = {
+      ...noStore,
+      list: async () => [
+        { ...summary('20261125T220900Z-mlp', '2026-11-25T22:09:00Z', 0.978, false, JOB_ID), liveAccuracy: 0.885, gate },
+      ],
+    };
+    const body = parse((await handlerWith(store)(request('GET', `/train/${JOB_ID}`))).body);
+    assert.equal(body.withFeedback, true);
+    assert.deepEqual(body.model, {
+      version: '20261125T220900Z-mlp',
+      accuracy: 0.978,
+      liveAccuracy: 0.885,
+      serving: false,
+      gate,
+    });
   });
 
   test('finds a version written without a job id by the time the job ran', async () => {

@@ -416,6 +416,63 @@ describe('quality gate', () => {
   test('NaN accuracy never passes', () => {
     assert.equal(qualityGate({ arch: 'mlp', accuracy: Number.NaN }, undefined).passed, false);
   });
+
+  describe('on the live holdout', () => {
+    const serving = { accuracy: 0.98, version: '20260101T000000Z-mlp', liveAccuracy: 0.9 };
+    const candidate = (accuracy: number, count = 200) => ({
+      arch: 'mlp' as const,
+      accuracy: 0.98,
+      live: { count, accuracy },
+    });
+
+    test('passes a candidate up to 1 point below the serving model', () => {
+      assert.deepEqual(qualityGate(candidate(0.89), serving), { passed: true, reasons: [] });
+    });
+
+    test('refuses a candidate more than 1 point below the serving model, naming both figures', () => {
+      assert.deepEqual(qualityGate(candidate(0.885), serving), {
+        passed: false,
+        reasons: [
+          'live-holdout accuracy 88.50% is more than 1 point below the serving model 20260101T000000Z-mlp (90.00%) on the same 200 images',
+        ],
+      });
+    });
+
+    test('a configured tolerance overrides the default', () => {
+      assert.equal(qualityGate(candidate(0.885), serving, undefined, 0.02).passed, true);
+      assert.match(qualityGate(candidate(0.895), serving, undefined, 0.001).reasons[0]!, /more than 0\.1 points below/);
+    });
+
+    test('skips the rule, and says so, when the holdout is too small to judge', () => {
+      assert.deepEqual(qualityGate(candidate(0.5, 49), serving), {
+        passed: true,
+        reasons: [],
+        notes: ['live holdout of 49 too small to judge (at least 50 needed); rule skipped'],
+      });
+      assert.equal(qualityGate(candidate(0.5, 50), serving).passed, false, 'from 50 images the rule applies');
+    });
+
+    test('skips the rule, and says so, when the serving model could not be scored', () => {
+      const decision = qualityGate(candidate(0.5), { accuracy: 0.98, version: '20260101T000000Z-mlp' });
+      assert.equal(decision.passed, true);
+      assert.deepEqual(decision.notes, [
+        'the serving model 20260101T000000Z-mlp could not be scored on the live holdout; rule skipped',
+      ]);
+    });
+
+    test('has nothing to compare for a first model', () => {
+      assert.deepEqual(qualityGate(candidate(0.5), undefined), { passed: true, reasons: [] });
+    });
+
+    test('NaN live accuracy never passes', () => {
+      assert.equal(qualityGate(candidate(Number.NaN), serving).passed, false);
+    });
+
+    test('refuses on both rules at once, test set and live holdout', () => {
+      const decision = qualityGate({ ...candidate(0.8), accuracy: 0.97 }, serving);
+      assert.equal(decision.reasons.length, 3, decision.reasons.join(' | '));
+    });
+  });
 });
 
 describe('version names', () => {

@@ -2,15 +2,76 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { parseTrainArgs, UsageError } from '../functions/train/job.ts';
+import { BucketCaptureSink } from '#lib/live/capture-sink';
+import { feedbackKey, newPredictionId, type CaptureRecord } from '#lib/live/records';
+import { logger } from '#lib/log';
+import { MNIST_PIXELS } from '#lib/mnist-shape';
+import { feedbackBudget, inHoldout } from '#lib/training/live-data';
 import { ModelStore } from '#lib/storage/store';
 import { runScript, type ScriptResult } from './support/cli.ts';
-import { mnistDir, tempDir, testBucket } from './support/env.ts';
+import { mnistDir, tempDir, testBucket, testMnist, type TestBucket } from './support/env.ts';
 
 function train(args: string[], dataDir: string, datasetDir = mnistDir): Promise<ScriptResult> {
   return runScript('functions/train/main.ts', args, {
     env: { ...process.env, MNIST_DIR: datasetDir, DATA_DIR: dataDir, BUCKET: '', S3_ENDPOINT: '' },
     maxBuffer: 16 * 1024 * 1024,
   });
+}
+
+/** A run against a bucket the test opened (and may have seeded) itself. */
+async function trainIn(bucket: TestBucket, args: string[]): Promise<ScriptResult> {
+  return runScript('functions/train/main.ts', args, {
+    env: { ...process.env, MNIST_DIR: mnistDir, DATA_DIR: await tempDir(), ...bucket.env },
+    maxBuffer: 16 * 1024 * 1024,
+  });
+}
+
+/**
+ * Users' drawings as the predict function would have captured them (the
+ * first `count` MNIST test digits, every third answered wrongly), each with
+ * feedback: a correction when the answer was wrong, a confirmation when
+ * right; plus feedback for ids never captured, which must change nothing.
+ */
+async function seedLiveData(bucket: TestBucket, count: number): Promise<string[]> {
+  const { test } = await testMnist();
+  const sink = new BucketCaptureSink(bucket.objects, {
+    maxRecords: 10_000,
+    flushSeconds: 3600,
+    writerId: 'test',
+    logger,
+  });
+  const ids: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const at = new Date(Date.UTC(2026, 11, 1, 12) + i * 1000);
+    const id = newPredictionId(at);
+    const label = test.labels[i]!;
+    const digit = i % 3 === 0 ? (label + 1) % 10 : label;
+    const record: CaptureRecord = {
+      type: 'capture',
+      schema: 1,
+      predictionId: id,
+      time: at.toISOString(),
+      modelVersion: '20261130T000000Z-mlp',
+      digit,
+      confidence: 0.9,
+      probabilities: Array.from({ length: 10 }, (_, d) => (d === digit ? 0.9 : 0.1 / 9)),
+      input: Buffer.from(test.images.subarray(i * MNIST_PIXELS, (i + 1) * MNIST_PIXELS)).toString('base64'),
+      format: 'png',
+      latencyMs: 3,
+    };
+    sink.write(record);
+    const answer = digit === label ? { correct: true } : { label };
+    const feedback = { type: 'feedback', schema: 1, predictionId: id, time: at.toISOString(), ...answer };
+    await bucket.objects.put(feedbackKey(id), JSON.stringify(feedback), 'application/json');
+    ids.push(id);
+  }
+  await sink.flush();
+  for (let i = 0; i < 5; i++) {
+    const stranger = newPredictionId(new Date(Date.UTC(2026, 11, 2, 12) + i * 1000));
+    const feedback = { type: 'feedback', schema: 1, predictionId: stranger, time: new Date().toISOString(), label: 1 };
+    await bucket.objects.put(feedbackKey(stranger), JSON.stringify(feedback), 'application/json');
+  }
+  return ids;
 }
 
 /** The bucket a finished training run left under its data dir, read through a fresh embedded S3. */
@@ -85,6 +146,45 @@ describe('npm run train', () => {
     assert.match(result.stderr, /quality gate overridden.*smoke test/);
   });
 
+  test('--with-feedback adds the newest corrections up to the share cap and scores new and serving models on the live holdout', async () => {
+    const bucket = await testBucket();
+    const ids = await seedLiveData(bucket, 300);
+    const holdout = ids.filter(inHoldout).length;
+    const common = ['--epochs', '1', '--train-limit', '2000', '--batch-size', '32'];
+
+    const first = await trainIn(bucket, [...common, '--force', '--reason', 'a model to serve']);
+    assert.equal(first.code, 0, first.stderr);
+    const serving = lastLine(first.stdout);
+    assert.equal(serving.promoted, true);
+    assert.equal(serving.feedback, undefined, 'no --with-feedback, no feedback trained on');
+    assert.equal(serving.liveHoldout.count, holdout, 'scored on the live holdout even without --with-feedback');
+    assert.equal(serving.liveHoldout.servingAccuracy, undefined, 'nothing served before it');
+
+    const second = await trainIn(bucket, [...common, '--with-feedback']);
+    assert.equal(second.code, 0, second.stderr);
+    const outcome = lastLine(second.stdout);
+    const metrics = await new ModelStore(bucket.objects).metrics(outcome.version);
+    assert.ok(metrics);
+    // 2,000 MNIST images less the 10% validation: 1,800 train; 66 corrections × 3 = 198 ≤ 10% of 1,998, 67 × 3 is not.
+    assert.equal(feedbackBudget(1800, 3, 0.1), 66);
+    assert.deepEqual(metrics.feedback, { used: 66, available: ids.length - holdout, weight: 3, maxShare: 0.1 });
+    assert.equal(metrics.training.trainCount, 1800 + 66 * 3, 'each correction repeated weight times per epoch');
+    assert.equal(metrics.training.validationCount, 200, 'validation stays MNIST only');
+    assert.match(second.stderr, /feedback added to the training set.*"used":66/);
+
+    const live = metrics.liveHoldout;
+    assert.ok(live);
+    assert.equal(live.count, holdout, 'the holdout is exactly the ids the hash puts there, and no stranger');
+    assert.equal(live.servingVersion, serving.version);
+    assert.ok(live.accuracy >= 0 && live.accuracy <= 1);
+    assert.ok(typeof live.servingAccuracy === 'number' && live.servingAccuracy >= 0.5, `${live.servingAccuracy}`);
+    const liveRefusal = metrics.gate?.reasons.some((r) => /^live-holdout accuracy/.test(r));
+    assert.equal(liveRefusal, live.accuracy < live.servingAccuracy - 0.01, 'the gate applied the live rule');
+    assert.deepEqual(outcome.liveHoldout, live);
+    const report = (await new ModelStore(bucket.objects).attachment(outcome.version, 'report.html'))!.toString();
+    assert.match(report, /live holdout/);
+  });
+
   test('exits 2 with the usage on a bad flag', async () => {
     const result = await train(['--arch', 'resnet'], await tempDir());
     assert.equal(result.code, 2);
@@ -135,6 +235,44 @@ describe('parseTrainArgs', () => {
     test(`rejects ${argv.join(' ')}`, () => {
       assert.throws(
         () => parseTrainArgs([...argv], {}),
+        (error: Error) => error instanceof UsageError && pattern.test(error.message),
+      );
+    });
+  }
+
+  test("--with-feedback sets the corrections' default weight and share; flags or WITH_FEEDBACK turn it on", () => {
+    const on = parseTrainArgs(['--with-feedback'], {});
+    assert.ok(on !== 'help');
+    assert.deepEqual(on.feedback, { weight: 3, maxShare: 0.1 });
+    const tuned = parseTrainArgs(['--with-feedback', '--feedback-weight', '10', '--feedback-max-share', '0.5'], {});
+    assert.ok(tuned !== 'help');
+    assert.deepEqual(tuned.feedback, { weight: 10, maxShare: 0.5 });
+    const fromEnv = parseTrainArgs([], { WITH_FEEDBACK: 'true' });
+    assert.ok(fromEnv !== 'help');
+    assert.deepEqual(fromEnv.feedback, { weight: 3, maxShare: 0.1 });
+    const off = parseTrainArgs([], { WITH_FEEDBACK: 'false' });
+    assert.ok(off !== 'help');
+    assert.equal(off.feedback, undefined);
+  });
+
+  for (const [argv, env, pattern] of [
+    [
+      ['--with-feedback', '--feedback-weight', '0'],
+      {},
+      /--feedback-weight must be a whole number from 1 to 10; got "0"/,
+    ],
+    [['--with-feedback', '--feedback-weight', '11'], {}, /--feedback-weight must be a whole number from 1 to 10/],
+    [['--with-feedback', '--feedback-weight', '2.5'], {}, /--feedback-weight/],
+    [['--with-feedback', '--feedback-max-share', '0'], {}, /--feedback-max-share must be a number from 0.01 to 0.5/],
+    [['--with-feedback', '--feedback-max-share', '0.6'], {}, /--feedback-max-share/],
+    [['--with-feedback', '--feedback-max-share', 'lots'], {}, /--feedback-max-share/],
+    [['--feedback-weight', '2'], {}, /apply only with --with-feedback/],
+    [['--feedback-max-share', '0.2'], {}, /apply only with --with-feedback/],
+    [[], { WITH_FEEDBACK: 'yes' }, /WITH_FEEDBACK must be true or false; got "yes"/],
+  ] as const) {
+    test(`rejects ${[...argv, ...Object.entries(env).map(([k, v]) => `${k}=${v}`)].join(' ')}`, () => {
+      assert.throws(
+        () => parseTrainArgs([...argv], env),
         (error: Error) => error instanceof UsageError && pattern.test(error.message),
       );
     });

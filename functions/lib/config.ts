@@ -3,7 +3,7 @@
  * process before it serves or trains anything. Every variable the runtime
  * reads is decided here but two kinds: what one entry point alone needs and
  * checks at its start (the retrain function's JOB_QUEUE and JOB_DEFINITION,
- * the training job's ARCH, EPOCHS and BATCH_SIZE, defaults of its flags), and
+ * the training job's ARCH, EPOCHS, BATCH_SIZE and WITH_FEEDBACK, defaults of its flags), and
  * the variables of the libraries it uses (the AWS SDK's credential chain,
  * NODE_OPTIONS), which are theirs.
  */
@@ -49,6 +49,8 @@ export interface Config {
   s3Timeouts: S3Timeouts;
   /** Overrides the per-architecture minimum of the quality gate. */
   minAccuracy?: number;
+  /** Overrides how far (0–1) a new version may fall below the serving one on the live holdout. */
+  maxLiveRegression?: number;
   capture: {
     mode: CaptureMode;
     /** The share of predictions recorded, 0–1. */
@@ -167,6 +169,7 @@ export function readConfig(env: Env = process.env): Config {
       requestMs: numberFrom(env, 'S3_REQUEST_TIMEOUT_MS', S3_TIMEOUT_DEFAULTS.requestMs, 100, 600_000),
     },
     minAccuracy: numberFrom(env, 'MIN_ACCURACY', undefined, 0, 1),
+    maxLiveRegression: numberFrom(env, 'MAX_LIVE_REGRESSION', undefined, 0, 1),
     capture: {
       mode: oneOf(env, 'CAPTURE_MODE', CAPTURE_MODES) ?? 'log',
       sampleRate: numberFrom(env, 'CAPTURE_SAMPLE_RATE', 1, 0, 1),

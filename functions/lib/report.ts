@@ -356,6 +356,14 @@ const STYLE = `
   footer { max-width: 1080px; margin: 0 auto; padding: 0 16px 24px; color: var(--muted); font-size: 0.78rem; }
 `;
 
+/** Accuracy on users' labelled drawings that no version trained on, beside the serving model's on the same images. */
+function liveLine(live: NonNullable<ModelMetrics['liveHoldout']>): Html {
+  const serving = finite(live.servingAccuracy)
+    ? html` · serving ${live.servingVersion ?? ''} ${percent(live.servingAccuracy)}`
+    : '';
+  return html`<span class="live">${percent(live.accuracy)} on the live holdout of ${count(live.count)} users' drawings${serving}</span>`;
+}
+
 /**
  * The report of one trained version. `testImages` is the MNIST test split the
  * version was evaluated on (N×784 raw bytes): `metrics.test.worst` indexes it.
@@ -372,6 +380,7 @@ export async function renderReport(metrics: ModelMetrics, testImages: Uint8Array
 
   const mistakes = test.count - test.confusion.reduce((sum, row, i) => sum + (row[i] ?? 0), 0);
   const totalSeconds = training.history.reduce((sum, e) => sum + (finite(e.seconds) ? e.seconds : 0), 0);
+  const { liveHoldout, feedback } = metrics;
   const validation =
     training.validationCount > 0
       ? `${count(training.trainCount)} training / ${count(training.validationCount)} validation images`
@@ -395,7 +404,7 @@ export async function renderReport(metrics: ModelMetrics, testImages: Uint8Array
 </header>
 <main>
 <section class="card wide summary">
-<div class="headline"><strong>${percent(test.accuracy)}</strong><span>test accuracy on ${count(test.count)} images</span><span>${count(mistakes)} misclassified · loss ${fixed(test.loss, 4)}</span></div>
+<div class="headline"><strong>${percent(test.accuracy)}</strong><span>test accuracy on ${count(test.count)} images</span><span>${count(mistakes)} misclassified · loss ${fixed(test.loss, 4)}</span>${liveHoldout ? liveLine(liveHoldout) : ''}</div>
 <dl>
 <dt>Architecture</dt><dd>${metrics.arch.toUpperCase()} · ${count(metrics.params)} parameters</dd>
 <dt>Backend</dt><dd>${metrics.backend}</dd>
@@ -403,6 +412,7 @@ export async function renderReport(metrics: ModelMetrics, testImages: Uint8Array
 <dt>Training</dt><dd>${training.epochs} ${training.epochs === 1 ? 'epoch' : 'epochs'} · batch ${training.batchSize} · learning rate ${training.learningRate} (${training.schedule}) · seed ${training.seed}</dd>
 <dt>Time</dt><dd>${duration(training.secondsPerEpoch)} per epoch · ${duration(totalSeconds)} in all</dd>
 <dt>Data</dt><dd>${validation}</dd>
+${feedback ? html`<dt>Feedback</dt><dd>${count(feedback.used)} of ${count(feedback.available)} users' corrections, each ${feedback.weight}× per epoch (share capped at ${percent(feedback.maxShare, 0)})</dd>` : ''}
 </dl>
 </section>
 ${trainingCharts(training.history)}

@@ -4,7 +4,7 @@
  * API Gateway authorises every route with IAM before this code runs;
  * `handler.ts` wires the real clients.
  *
- *   POST /train          {arch, epochs, batchSize?}  → 202 {jobId, ...}
+ *   POST /train          {arch, epochs, batchSize?, withFeedback?}  → 202 {jobId, ...}
  *   GET  /train/{jobId}                              → 200 {jobId, status, done, model?}
  *   POST /promote        {version}                   → 200 the new models/latest.json
  */
@@ -59,7 +59,7 @@ export const MAX_BODY_BYTES = 4096;
 
 const TRAIN_BODY: JsonBodyRules = {
   maxBytes: MAX_BODY_BYTES,
-  fields: ['arch', 'epochs', 'batchSize'],
+  fields: ['arch', 'epochs', 'batchSize', 'withFeedback'],
   example: '{"arch": "mlp", "epochs": 5}',
 };
 const PROMOTE_BODY: JsonBodyRules = {
@@ -113,6 +113,8 @@ export interface TrainRequest {
   arch: Arch;
   epochs: number;
   batchSize?: number;
+  /** Train on users' corrections too (`npm run train -- --with-feedback`); omitted, the job definition decides. */
+  withFeedback?: boolean;
 }
 
 export function parseTrainRequest(raw: RawBody): TrainRequest {
@@ -120,6 +122,10 @@ export function parseTrainRequest(raw: RawBody): TrainRequest {
   if (!isArch(body.arch)) throw fieldError('arch', `one of ${ARCHS.join(', ')}`, body.arch);
   const request: TrainRequest = { arch: body.arch, epochs: integerField(body, 'epochs', TRAIN_LIMITS.epochs) };
   if (body.batchSize !== undefined) request.batchSize = integerField(body, 'batchSize', TRAIN_LIMITS.batchSize);
+  if (body.withFeedback !== undefined) {
+    if (typeof body.withFeedback !== 'boolean') throw fieldError('withFeedback', 'true or false', body.withFeedback);
+    request.withFeedback = body.withFeedback;
+  }
   return request;
 }
 
@@ -181,6 +187,7 @@ export function makeHandler(deps: RetrainDeps): Handler {
       { name: 'ARCH', value: request.arch },
       { name: 'EPOCHS', value: String(request.epochs) },
       ...(request.batchSize === undefined ? [] : [{ name: 'BATCH_SIZE', value: String(request.batchSize) }]),
+      ...(request.withFeedback === undefined ? [] : [{ name: 'WITH_FEEDBACK', value: String(request.withFeedback) }]),
     ];
     const jobName = `digitnet-train-${request.arch}-${compactTimestamp(now())}`;
     let jobId: string | undefined;
@@ -235,6 +242,8 @@ export function makeHandler(deps: RetrainDeps): Handler {
       arch,
       epochs: numberOf('EPOCHS'),
       batchSize: numberOf('BATCH_SIZE'),
+      withFeedback:
+        envValue(job, 'WITH_FEEDBACK') === undefined ? undefined : envValue(job, 'WITH_FEEDBACK') === 'true',
       createdAt: iso(job.createdAt),
       startedAt: iso(job.startedAt),
       stoppedAt: iso(job.stoppedAt),
@@ -250,6 +259,7 @@ export function makeHandler(deps: RetrainDeps): Handler {
         body.model = {
           version: model.version,
           accuracy: model.accuracy,
+          ...(model.liveAccuracy === undefined ? {} : { liveAccuracy: model.liveAccuracy }),
           serving: model.serving,
           ...(model.gate ? { gate: model.gate } : {}),
         };

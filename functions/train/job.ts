@@ -12,17 +12,25 @@ import { loadMnist, type MnistSplit } from '#lib/training/mnist';
 import { AUGMENTATION } from '#lib/training/batches';
 import { evaluateModel } from '#lib/training/evaluate';
 import { ARCHS, countParams, createModel, isArch, type Arch } from '#lib/training/model';
-import { SCHEDULES, TRAINING_DEFAULTS, trainModel, type Schedule } from '#lib/training/train-loop';
+import { SCHEDULES, TRAINING_DEFAULTS, trainModel, validationCountOf, type Schedule } from '#lib/training/train-loop';
 import type { ProgressSink } from '#lib/progress';
 import { renderReport } from '#lib/report';
-import { PointerChangedError } from '#lib/errors';
+import { ModelIntegrityError, PointerChangedError } from '#lib/errors';
+import { readLiveData } from '#lib/live/read';
+import type { Logger } from '#lib/log';
+import type { LabelledImages } from '#lib/training/batches';
+import { feedbackBudget, newest, splitLiveData, type LiveSplit } from '#lib/training/live-data';
 import { openStorage, type Storage } from '#lib/storage/storage';
 import { qualityGate } from '#lib/training/quality-gate';
-import { ModelStore, versionName, type ModelMetrics } from '#lib/storage/store';
+import { ModelStore, versionName, type LiveHoldoutScore, type ModelMetrics } from '#lib/storage/store';
+
+/** How much users' corrections count by default: see `feedbackBudget` and TrainOptions.extra. */
+export const FEEDBACK_DEFAULTS = { weight: 3, maxShare: 0.1 } as const;
 
 export const USAGE = `Usage: npm run train -- [options]
 
-Trains a digit classifier on MNIST, evaluates it on the 10,000 test images,
+Trains a digit classifier on MNIST, evaluates it on the 10,000 test images
+(and on the live holdout: users' labelled drawings no version trains on),
 stores it as a new model version and promotes it if it passes the quality gate.
 
 Options (environment variable in brackets):
@@ -36,6 +44,11 @@ Options (environment variable in brackets):
   --seed N                seed for initialisation and shuffling (default 42)
   --train-limit N         train on the first N examples only (quick runs)
   --augment               randomly shift (±${AUGMENTATION.shiftPixels} px), rotate (±${AUGMENTATION.rotationDegrees}°) and scale (±${AUGMENTATION.scale * 100}%) training images
+  --with-feedback         also train on users' corrections outside the live holdout
+                          (WITH_FEEDBACK=true|false; default false)
+  --feedback-weight N     times each correction is repeated per epoch, 1 to 10 (default ${FEEDBACK_DEFAULTS.weight})
+  --feedback-max-share X  the corrections' largest share of the training set,
+                          repetitions included, 0.01 to 0.5 (default ${FEEDBACK_DEFAULTS.maxShare})
   --force                 promote even if the quality gate refuses
   --reason TEXT           why the gate is overridden (logged with --force)
   -h, --help              this text
@@ -54,6 +67,8 @@ export interface TrainArgs {
   seed: number;
   trainLimit?: number;
   augment?: boolean;
+  /** Set by --with-feedback: train on the labelled captures outside the live holdout too. */
+  feedback?: { weight: number; maxShare: number };
   force: boolean;
   reason?: string;
 }
@@ -78,6 +93,13 @@ function fraction(name: string, raw: string | undefined, fallback: number, min: 
   return value;
 }
 
+/** A true/false environment variable; anything else is a mistake worth stopping for. */
+function switchFrom(name: string, raw: string | undefined): boolean {
+  if (raw === undefined || raw === '' || raw === 'false') return false;
+  if (raw === 'true') return true;
+  throw new UsageError(`${name} must be true or false; got "${raw}"`);
+}
+
 /** Flags win over the environment variables the Batch job definition sets. */
 export function parseTrainArgs(
   argv: string[],
@@ -95,6 +117,9 @@ export function parseTrainArgs(
       seed: { type: 'string' },
       'train-limit': { type: 'string' },
       augment: { type: 'boolean' },
+      'with-feedback': { type: 'boolean' },
+      'feedback-weight': { type: 'string' },
+      'feedback-max-share': { type: 'string' },
       force: { type: 'boolean', default: false },
       reason: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
@@ -110,6 +135,15 @@ export function parseTrainArgs(
     throw new UsageError(`--lr-schedule must be one of ${SCHEDULES.join(', ')}; got "${schedule}"`);
   const trainLimit =
     values['train-limit'] === undefined ? undefined : integer('--train-limit', values['train-limit'], 0, 256, 60_000);
+  const withFeedback = values['with-feedback'] ?? switchFrom('WITH_FEEDBACK', env.WITH_FEEDBACK);
+  if (!withFeedback && (values['feedback-weight'] !== undefined || values['feedback-max-share'] !== undefined))
+    throw new UsageError('--feedback-weight and --feedback-max-share apply only with --with-feedback');
+  const feedback = withFeedback
+    ? {
+        weight: integer('--feedback-weight', values['feedback-weight'], FEEDBACK_DEFAULTS.weight, 1, 10),
+        maxShare: fraction('--feedback-max-share', values['feedback-max-share'], FEEDBACK_DEFAULTS.maxShare, 0.01, 0.5),
+      }
+    : undefined;
   return {
     arch,
     epochs: integer('--epochs', values.epochs ?? env.EPOCHS, 10, 1, 200),
@@ -126,6 +160,7 @@ export function parseTrainArgs(
     seed: integer('--seed', values.seed, 42, 0, 2 ** 31 - 1),
     trainLimit,
     ...(values.augment ? { augment: true } : {}),
+    ...(feedback ? { feedback } : {}),
     force: values.force ?? false,
     reason: values.reason,
   };
@@ -146,7 +181,9 @@ export interface TrainOutcome {
   testLoss: number;
   secondsPerEpoch: number;
   promoted: boolean;
-  gate: { passed: boolean; reasons: string[]; forced: boolean };
+  gate: { passed: boolean; reasons: string[]; notes?: string[]; forced: boolean };
+  liveHoldout?: LiveHoldoutScore;
+  feedback?: ModelMetrics['feedback'];
   /** Why a version the gate passed (or --force) was still not promoted. */
   notPromoted?: string;
   bucket: string;
@@ -168,6 +205,65 @@ async function pointerMoved(
     `${version} ${forced ? 'was forced past' : 'passed'} the gate but was not promoted: the serving pointer changed while it trained ` +
     `(it was ${was}, now ${now}); promote it with \`npm run promote -- ${version}\` if it should serve`
   );
+}
+
+/** Labelled captures split into training and holdout; undefined when users have labelled none. */
+async function readLiveSplit(storage: Storage, log: Logger): Promise<LiveSplit | undefined> {
+  const live = await readLiveData(storage.objects);
+  if (live.labelled.length === 0) return undefined;
+  const split = splitLiveData(live.labelled);
+  log.info('labelled captures read', {
+    labelled: live.labelled.length,
+    train: split.train.count,
+    holdout: split.holdout.count,
+    skipped: { ...live.skipped, badInputs: split.skipped },
+  });
+  return split;
+}
+
+/**
+ * The newest corrections the share cap allows, counted against the MNIST
+ * images that train (validation excluded), as `trainModel` will use them.
+ */
+function chooseFeedback(
+  args: TrainArgs & { feedback: { weight: number; maxShare: number } },
+  mnist: MnistSplit,
+  live: LiveSplit | undefined,
+  log: Logger,
+): { extra?: { data: LabelledImages; repeat: number }; record: NonNullable<ModelMetrics['feedback']> } {
+  const { weight, maxShare } = args.feedback;
+  const mnistTraining = mnist.count - validationCountOf(mnist.count, args.validationSplit);
+  const available = live?.train.count ?? 0;
+  const chosen = live ? newest(live.train, feedbackBudget(mnistTraining, weight, maxShare)) : undefined;
+  const used = chosen?.count ?? 0;
+  const record = { used, available, weight, maxShare };
+  log.info('feedback added to the training set', {
+    ...record,
+    share: used === 0 ? 0 : (used * weight) / (mnistTraining + used * weight),
+  });
+  return { ...(chosen && used > 0 ? { extra: { data: chosen, repeat: weight } } : {}), record };
+}
+
+/** The serving version's accuracy on the live holdout; undefined (and logged) if it cannot be loaded. */
+async function scoreServing(
+  store: ModelStore,
+  version: string,
+  holdout: LabelledImages,
+  log: Logger,
+): Promise<number | undefined> {
+  let loaded: Awaited<ReturnType<ModelStore['load']>>;
+  try {
+    loaded = await store.load(version);
+  } catch (error) {
+    if (!(error instanceof ModelIntegrityError)) throw error;
+    log.warn('the serving model could not be loaded to score it on the live holdout', { version, error });
+    return undefined;
+  }
+  try {
+    return (await evaluateModel(loaded.model, holdout, 0)).accuracy;
+  } finally {
+    loaded.model.dispose();
+  }
 }
 
 export async function runTraining(
@@ -196,8 +292,14 @@ export async function runTraining(
     if (basis.invalid)
       log.warn('the serving pointer is invalid; a promotion will replace it', { problem: basis.invalid });
 
+    const live = await readLiveSplit(storage, log);
+    const mnistTrain = firstN(data.train, args.trainLimit);
+    const feedback = args.feedback
+      ? chooseFeedback({ ...args, feedback: args.feedback }, mnistTrain, live, log)
+      : undefined;
+
     const model = createModel({ arch: args.arch, seed: args.seed });
-    const training = await trainModel(model, firstN(data.train, args.trainLimit), {
+    const training = await trainModel(model, mnistTrain, {
       epochs: args.epochs,
       batchSize: args.batchSize,
       learningRate: args.learningRate,
@@ -205,6 +307,7 @@ export async function runTraining(
       validationSplit: args.validationSplit,
       seed: args.seed,
       augment: args.augment,
+      extra: feedback?.extra,
       onProgress: (event) => {
         if (event.type === 'batch') {
           progress.update(
@@ -224,11 +327,33 @@ export async function runTraining(
     const test = await evaluateModel(model, data.test);
     const latest = basis.pointer;
     const current = latest && (await store.metrics(latest.version));
+    let liveHoldout: LiveHoldoutScore | undefined;
+    if (live && live.holdout.count > 0) {
+      const accuracy = (await evaluateModel(model, live.holdout, 0)).accuracy;
+      const servingAccuracy = current && (await scoreServing(store, current.version, live.holdout, log));
+      liveHoldout = {
+        count: live.holdout.count,
+        accuracy,
+        ...(current && servingAccuracy !== undefined ? { servingAccuracy, servingVersion: current.version } : {}),
+      };
+      log.info('scored on the live holdout', { ...liveHoldout });
+    }
     // Decided before saving so the version records why it was or was not promoted.
     const gate = qualityGate(
-      { arch: args.arch, accuracy: test.accuracy },
-      current ? { accuracy: current.test.accuracy, version: current.version } : undefined,
+      {
+        arch: args.arch,
+        accuracy: test.accuracy,
+        ...(live ? { live: { count: live.holdout.count, accuracy: liveHoldout?.accuracy ?? Number.NaN } } : {}),
+      },
+      current
+        ? {
+            accuracy: current.test.accuracy,
+            version: current.version,
+            ...(liveHoldout?.servingAccuracy !== undefined ? { liveAccuracy: liveHoldout.servingAccuracy } : {}),
+          }
+        : undefined,
       config.minAccuracy,
+      config.maxLiveRegression,
     );
     const version = versionName(args.arch, new Date());
     const metrics: Omit<ModelMetrics, 'artifacts'> = {
@@ -248,6 +373,8 @@ export async function runTraining(
       },
       test,
       gate,
+      ...(liveHoldout ? { liveHoldout } : {}),
+      ...(feedback ? { feedback: feedback.record } : {}),
     };
     const saved = await store.save(model, metrics);
     model.dispose();
@@ -290,6 +417,8 @@ export async function runTraining(
       secondsPerEpoch: training.secondsPerEpoch,
       promoted,
       gate: { ...gate, forced },
+      ...(liveHoldout ? { liveHoldout } : {}),
+      ...(feedback ? { feedback: feedback.record } : {}),
       ...(notPromoted ? { notPromoted } : {}),
       bucket: storage.bucket,
     };

@@ -86,7 +86,21 @@ export interface ModelMetrics {
   test: Evaluation;
   /** The quality gate's decision when the version was trained, against the model serving then. */
   gate?: GateDecision;
+  /**
+   * Accuracy on the live holdout (labelled captures no version trains on), and
+   * the serving model's on the same images; absent when there were none.
+   */
+  liveHoldout?: LiveHoldoutScore;
+  /** The users' corrections it trained on (`--with-feedback`): how many of how many, repeated how often, capped where. */
+  feedback?: { used: number; available: number; weight: number; maxShare: number };
   artifacts: { weightsBytes: number; weightsSha256: string; modelJsonSha256: string };
+}
+
+export interface LiveHoldoutScore {
+  count: number;
+  accuracy: number;
+  servingAccuracy?: number;
+  servingVersion?: string;
 }
 
 export type MetricsInput = Omit<ModelMetrics, 'artifacts'>;
@@ -115,6 +129,8 @@ export interface VersionSummary {
   arch: Arch;
   jobId?: string;
   accuracy: number;
+  /** Accuracy on the live holdout when it was trained, if there was one. */
+  liveAccuracy?: number;
   createdAt: string;
   serving: boolean;
   gate?: GateDecision;
@@ -410,6 +426,7 @@ export class ModelStore {
       arch: m.arch,
       ...(m.jobId ? { jobId: m.jobId } : {}),
       accuracy: m.test.accuracy,
+      ...(typeof m.liveHoldout?.accuracy === 'number' ? { liveAccuracy: m.liveHoldout.accuracy } : {}),
       createdAt: m.createdAt,
       serving: m.version === latest?.version,
       ...(m.gate ? { gate: m.gate } : {}),

@@ -1,7 +1,7 @@
 /**
  * Training data as tensors: labelled MNIST bytes → [n,28,28,1] inputs in 0–1
- * and one-hot labels, reproducible shuffles, and the random distortions of
- * `--augment`.
+ * and one-hot labels, reproducible shuffles, the random distortions of
+ * `--augment`, and extra examples (users' corrections) appended and repeated.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { MNIST_CLASSES, MNIST_PIXELS, MNIST_SIDE } from '../mnist-shape.ts';
@@ -40,6 +40,25 @@ export function range(start: number, end: number): Int32Array {
   const out = new Int32Array(end - start);
   for (let i = 0; i < out.length; i++) out[i] = start + i;
   return out;
+}
+
+/** Every index of [start, end) `times` times over; a shuffle then spreads the copies through the epoch. */
+export function repeatedRange(start: number, end: number, times: number): Int32Array {
+  const once = range(start, end);
+  const out = new Int32Array(once.length * times);
+  for (let copy = 0; copy < times; copy++) out.set(once, copy * once.length);
+  return out;
+}
+
+/** `extra` after `base` in one set, so batches index both the same way; `base`'s indices stay what they were. */
+export function appendImages(base: LabelledImages, extra: LabelledImages): LabelledImages {
+  const images = new Uint8Array(base.images.length + extra.images.length);
+  images.set(base.images);
+  images.set(extra.images, base.images.length);
+  const labels = new Uint8Array(base.count + extra.count);
+  labels.set(base.labels);
+  labels.set(extra.labels, base.count);
+  return { images, labels, count: base.count + extra.count };
 }
 
 /** The largest random distortion `--augment` applies to a training image. */

@@ -5,7 +5,15 @@
  */
 import type * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { range, seededRandom, shuffled, toInputs, type LabelledImages } from './batches.ts';
+import {
+  appendImages,
+  range,
+  repeatedRange,
+  seededRandom,
+  shuffled,
+  toInputs,
+  type LabelledImages,
+} from './batches.ts';
 import { evaluateIndices } from './evaluate.ts';
 import { adam } from './kernels/adam.ts';
 import { registerTrainingKernels } from './kernels/index.ts';
@@ -38,6 +46,15 @@ export interface TrainOptions {
   seed?: number;
   /** Randomly shift, rotate and scale each training image (AUGMENTATION); validation images stay as they are. */
   augment?: boolean;
+  /**
+   * Examples added to the training part only (never to validation), each
+   * `repeat` times per epoch: users' corrections (see `feedbackBudget`).
+   * Weight by repetition rather than a per-example factor in the loss: the
+   * fused loss and the wasm kernels take a batch of labels and no weights,
+   * and a copy is an ordinary example to the shuffle, the batches and
+   * `--augment` (which distorts each copy differently).
+   */
+  extra?: { data: LabelledImages; repeat: number };
   onProgress?: (event: ProgressEvent) => void;
 }
 
@@ -58,10 +75,16 @@ export interface EpochResult {
 export interface TrainResult {
   history: EpochResult[];
   secondsPerEpoch: number;
+  /** Examples per epoch, repetitions of `extra` included. */
   trainCount: number;
   validationCount: number;
   /** Whether the training images were augmented; absent from versions stored before the option existed. */
   augment?: boolean;
+}
+
+/** How many of `count` examples the validation split takes: the last ones. */
+export function validationCountOf(count: number, validationSplit: number): number {
+  return Math.floor(count * validationSplit);
 }
 
 /** Share of the run held at the base rate before the cosine decay starts. */
@@ -99,15 +122,26 @@ export async function trainModel(
     validationSplit = 0.1,
     seed = 42,
     augment = false,
+    extra,
     onProgress,
   } = options;
   registerTrainingKernels();
-  const validationCount = Math.floor(data.count * validationSplit);
-  const trainCount = data.count - validationCount;
+  const validationCount = validationCountOf(data.count, validationSplit);
+  const validationIndices = range(data.count - validationCount, data.count);
+  // Without extra examples the indices, and so the shuffles, are exactly what they were before they existed.
+  let trainIndices = range(0, data.count - validationCount);
+  let examples = data;
+  if (extra) {
+    const repeated = repeatedRange(data.count, data.count + extra.data.count, extra.repeat);
+    const both = new Int32Array(trainIndices.length + repeated.length);
+    both.set(trainIndices);
+    both.set(repeated, trainIndices.length);
+    trainIndices = both;
+    examples = appendImages(data, extra.data);
+  }
+  const trainCount = trainIndices.length;
   if (trainCount < batchSize)
     throw new RangeError(`need at least one full batch: ${trainCount} examples < batch size ${batchSize}`);
-  const trainIndices = range(0, trainCount);
-  const validationIndices = range(trainCount, data.count);
   const random = seededRandom(seed);
   // A stream of its own, so turning augmentation on leaves the shuffles unchanged.
   const distort = augment ? seededRandom(seed + 1) : undefined;
@@ -125,8 +159,8 @@ export async function trainModel(
       for (let b = 0; b < batches; b++) {
         optimizer.learningRate = learningRateAt(schedule, learningRate, (epoch - 1) * batches + b, epochs * batches);
         const batch = order.subarray(b * batchSize, (b + 1) * batchSize);
-        const x = toInputs(data, batch, distort);
-        const labels = Array.from(batch, (index) => data.labels[index]!);
+        const x = toInputs(examples, batch, distort);
+        const labels = Array.from(batch, (index) => examples.labels[index]!);
         const score: BatchScore = { loss: 0, correct: 0 };
         optimizer.minimize(
           () => trainingLoss(model.apply(x, { training: true }) as tf.Tensor, labels, score),
