@@ -22,7 +22,7 @@ export const TRAIN_DOCKERFILE = 'infra/train.Dockerfile';
 export interface TrainingProps {
   bucket: s3.IBucket;
   /** What a job trains when submitted without overrides (the weekly schedule). */
-  defaults: { arch: string; epochs: number };
+  defaults: { arch: string; epochs: number; withFeedback: boolean };
   vcpu: number;
   memory: Size;
   timeout: Duration;
@@ -139,6 +139,7 @@ export class Training extends Construct {
         BUCKET: bucket.bucketName,
         ARCH: props.defaults.arch,
         EPOCHS: String(props.defaults.epochs),
+        WITH_FEEDBACK: String(props.defaults.withFeedback),
         // Fargate sets it too, but only by undocumented habit; without it the S3 client cannot start.
         AWS_REGION: Stack.of(this).region,
       },
