@@ -8,6 +8,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { initBackend, tf } from '#lib/backend';
 import { createLogger, type Logger } from '#lib/log';
+import { cachedLiveView } from '#lib/live/stored';
 import { ModelCache } from '#lib/model-cache';
 import { evaluateModel } from '#lib/training/evaluate';
 import { createModel } from '#lib/training/model';
@@ -115,6 +116,7 @@ export async function startService(
     backendReady: () => initBackend(),
     page: async () => page,
     report: (v) => store.attachment(v, 'report.html'),
+    live: cachedLiveView(store, logger),
   });
   const served = await serveHandler(handler, {
     host: '127.0.0.1',
