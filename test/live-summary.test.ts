@@ -147,7 +147,7 @@ describe('summarizeLive', () => {
     assert.equal(summary.skipped.unknownVersionCaptures, 1);
   });
 
-  test('malformed lines, foreign records and feedback for unknown ids are skipped and counted', async () => {
+  test('malformed lines, foreign records, damaged or oversized objects and feedback for unknown ids are skipped and counted', async () => {
     const objects = await bucketWith(TRAFFIC, [V1, V2]);
     await objects.put(
       `${CAPTURES_PREFIX}dt=2026-11-20/foreign.jsonl`,
@@ -155,6 +155,8 @@ describe('summarizeLive', () => {
         '\n',
       ),
     );
+    await objects.put(`${CAPTURES_PREFIX}dt=2026-11-20/damaged.jsonl.gz`, Buffer.from([0x1f, 0x8b, 8, 0, 1, 2, 3]));
+    await objects.put(`${CAPTURES_PREFIX}dt=2026-11-20/huge.jsonl`, Buffer.alloc(64 * 1024 * 1024 + 1, 0x20));
     await writeTraffic(new MemoryObjectsFeedbackOnly(objects), [
       { version: V1, digit: 5, confidence: 0.7, at: at(8), feedback: { label: 6 } },
     ]);
@@ -162,6 +164,7 @@ describe('summarizeLive', () => {
     const summary = summarizeLive(await readLiveData(objects), [V1, V2]);
     assert.deepEqual(summary.skipped, {
       captureLines: 3,
+      captureObjects: 2,
       feedbackObjects: 1,
       unknownPredictionIds: 1,
       unknownVersionCaptures: 0,
@@ -173,7 +176,7 @@ describe('summarizeLive', () => {
     const empty = {
       captures: [],
       labelled: [],
-      skipped: { captureLines: 0, feedbackObjects: 0, unknownPredictionIds: 0 },
+      skipped: { captureLines: 0, captureObjects: 0, feedbackObjects: 0, unknownPredictionIds: 0 },
     };
     assert.deepEqual(summarizeLive(empty, [V1]).versions, []);
   });
