@@ -68,7 +68,10 @@ describe('POST /predict', () => {
       await service.handler(postJson('/predict', { image: `data:image/png;base64,${png.toString('base64')}` })),
     );
     assert.equal(plain.digit, labels[1]);
-    assert.deepEqual(dataUrl, plain);
+    const { predictionId: plainId, ...plainAnswer } = plain;
+    const { predictionId: dataUrlId, ...dataUrlAnswer } = dataUrl;
+    assert.deepEqual(dataUrlAnswer, plainAnswer);
+    assert.notEqual(dataUrlId, plainId, 'each answer has its own predictionId');
   });
 
   test('classifies a raw image/png body (API Gateway base64-encodes binary bodies)', async () => {
