@@ -99,7 +99,7 @@ export async function readStoredLive(store: ModelStore, version: string): Promis
   return stored;
 }
 
-export const liveView = (stored: StoredLive): LiveView => ({
+const liveView = (stored: StoredLive): LiveView => ({
   predictions: stored.predictions,
   feedback: stored.feedback,
   correct: stored.correct,

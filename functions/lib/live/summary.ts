@@ -28,10 +28,11 @@ export const CONFIDENCE_BINS = 10;
  */
 export const MNIST_TRAIN_CLASS_COUNTS: readonly number[] = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949];
 
-/** The Wilson score interval of `successes` out of `n`; null when there is nothing to estimate from. */
-export function wilsonInterval(successes: number, n: number, z = Z_95): { low: number; high: number } | null {
+/** The 95% Wilson score interval of `successes` out of `n`; null when there is nothing to estimate from. */
+export function wilsonInterval(successes: number, n: number): { low: number; high: number } | null {
   if (n === 0) return null;
   const p = successes / n;
+  const z = Z_95;
   const z2 = z * z;
   const denominator = 1 + z2 / n;
   const centre = (p + z2 / (2 * n)) / denominator;
