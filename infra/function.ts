@@ -12,13 +12,12 @@ import { NodejsFunction, OutputFormat, type ICommandHooks } from 'aws-cdk-lib/aw
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
-import { CAPTURES_PREFIX, FEEDBACK_PREFIX } from '#lib/live/records';
+import { CAPTURES_PREFIX, FEEDBACK_PREFIX, LIVE_FILE } from '#lib/live/records';
 import { MODELS_PREFIX } from '#lib/storage/store';
 import { LAMBDA_ESBUILD, REPO_ROOT, type LambdaAsset } from './lambda-bundle.ts';
 import { acknowledge, arnFinding } from './nag.ts';
 
 /** The live summary of a version, `models/<version>/live.json`, as the live-summary function writes it. */
-export const LIVE_SUMMARY_FILE = 'live.json';
 
 export interface DigitFunctionProps extends LambdaAsset {
   memoryMiB: number;
@@ -157,14 +156,14 @@ export class DigitFunction extends NodejsFunction {
     this.addToRolePolicy(
       new iam.PolicyStatement({
         actions: ['s3:PutObject'],
-        resources: [bucket.arnForObjects(`${MODELS_PREFIX}*/${LIVE_SUMMARY_FILE}`)],
+        resources: [bucket.arnForObjects(`${MODELS_PREFIX}*/${LIVE_FILE}`)],
       }),
     );
     this.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [bucket.bucketArn] }));
     this.acknowledgeModelsPrefix(bucket);
     acknowledge(
       this.role!,
-      `AwsSolutions-IAM5[${arnFinding(bucket, `/${MODELS_PREFIX}*/${LIVE_SUMMARY_FILE}`)}]`,
+      `AwsSolutions-IAM5[${arnFinding(bucket, `/${MODELS_PREFIX}*/${LIVE_FILE}`)}]`,
       'Each model version gets its own live summary; the write is limited to that one file name under models/.',
     );
     for (const prefix of [CAPTURES_PREFIX, FEEDBACK_PREFIX]) {

@@ -1,14 +1,17 @@
 /**
  * `npm run report -- <version|latest> [--out FILE]`: renders a stored model
- * version's evaluation report to a local HTML file, and stores it beside the
- * version as report.html when the version has none yet (versions trained
- * before reports existed).
+ * version's evaluation report to a local HTML file, with a "Live traffic"
+ * section when the version has a live.json, and stores it (without that
+ * section) beside the version as report.html when the version has none yet
+ * (versions trained before reports existed).
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { readConfig } from '#lib/config';
 import { loadMnist } from '#lib/training/mnist';
+import { LIVE_FILE } from '#lib/live/records';
+import { readStoredLive, type StoredLive } from '#lib/live/stored';
 import { renderReport } from '#lib/report';
 import { openStorage } from '#lib/storage/storage';
 import { isVersionName, ModelStore } from '#lib/storage/store';
@@ -17,9 +20,10 @@ import { CliError, runCli, USAGE_EXIT } from './cli/run.ts';
 const USAGE = `Usage: npm run report -- <version | latest> [options]
 
 Writes a model version's evaluation report (training curves, confusion matrix,
-per-digit precision and recall, the worst misclassified test images) as one
-self-contained HTML file, and stores it as models/<version>/report.html when
-the version has no stored report yet.
+per-digit precision and recall, the worst misclassified test images, and
+what users said of its answers when \`npm run live\` has summarised them) as
+one self-contained HTML file, and stores it as models/<version>/report.html
+when the version has no stored report yet.
 
   <version>     e.g. 20261125T220000Z-mlp; \`latest\` is the serving version
   --out FILE    where to write it (default reports/<version>.html)
@@ -43,6 +47,18 @@ async function unknownVersion(store: ModelStore, version: string): Promise<CliEr
     .map((v) => `  ${v.version}${v.serving ? '  (serving)' : ''}`);
   const more = versions.length > LISTED_VERSIONS ? `\n  … and ${versions.length - LISTED_VERSIONS} older` : '';
   return new CliError(`no model version "${version}". Newest versions:\n${recent.join('\n')}${more}`);
+}
+
+/** The version's live.json for the "Live traffic" section; a damaged one is reported and left out, not fatal. */
+async function readLive(store: ModelStore, version: string): Promise<StoredLive | undefined> {
+  try {
+    return await readStoredLive(store, version);
+  } catch (error) {
+    process.stderr.write(
+      `report: models/${version}/${LIVE_FILE} left out (${(error as Error).message}); \`npm run live\` rewrites it\n`,
+    );
+    return undefined;
+  }
 }
 
 function parseReportArgs(): { values: { out?: string; help?: boolean }; positionals: string[] } {
@@ -93,7 +109,8 @@ async function main(): Promise<void> {
       baseUrl: config.mnistBaseUrl,
       cacheDir: path.join(config.dataDir, 'mnist'),
     });
-    const html = await renderReport(metrics, test.images);
+    const live = await readLive(store, version);
+    const html = await renderReport(metrics, test.images, live);
 
     const out = path.resolve(values.out ?? path.join('reports', `${version}.html`));
     await mkdir(path.dirname(out), { recursive: true });
@@ -104,7 +121,9 @@ async function main(): Promise<void> {
     if (await store.attachment(version, REPORT_FILE)) {
       process.stdout.write(`models/${version}/${REPORT_FILE} already stored; left unchanged\n`);
     } else {
-      await store.attach(version, REPORT_FILE, html, 'text/html; charset=utf-8');
+      // The stored report describes the version as trained, like the one training stores: live traffic changes.
+      const stored = live ? await renderReport(metrics, test.images) : html;
+      await store.attach(version, REPORT_FILE, stored, 'text/html; charset=utf-8');
       process.stdout.write(`stored models/${version}/${REPORT_FILE} in ${storage.bucket}\n`);
     }
   } finally {

@@ -3,6 +3,8 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, test } from 'node:test';
 import { PNG } from 'pngjs';
+import type { StoredLive } from '#lib/live/stored';
+import { LIVE_CAVEAT } from '#lib/live/summary';
 import { summarise } from '#lib/training/evaluate';
 import { renderReport } from '#lib/report';
 import { ModelStore, type ModelMetrics } from '#lib/storage/store';
@@ -245,6 +247,67 @@ describe('renderReport', () => {
   });
 });
 
+/** What `npm run live` stores: 12 answers with feedback, 3 of them corrected (7 answered as 1 twice, 4 as 9 once). */
+function storedLive(version = '20260601T120000Z-mlp'): StoredLive {
+  const confusion = Array.from({ length: 10 }, () => Array.from({ length: 10 }, () => 0));
+  confusion[7]![1] = 2;
+  confusion[4]![9] = 1;
+  return {
+    version,
+    predictions: 340,
+    feedback: 12,
+    correct: 9,
+    corrected: 3,
+    accuracy: 0.75,
+    low: 0.4677,
+    high: 0.9111,
+    confusion,
+    confidence: { all: [0, 0, 0, 4, 6, 10, 20, 30, 70, 200], corrected: [0, 0, 0, 1, 1, 0, 1, 0, 0, 0] },
+    classMix: { answers: Array(10).fill(0.1), training: Array(10).fill(0.1) },
+    from: '2026-06-02T08:00:00.000Z',
+    to: '2026-06-09T17:30:00.000Z',
+    updatedAt: '2026-06-10T00:00:00.000Z',
+  };
+}
+
+describe('renderReport with live traffic', () => {
+  const testImages = fakeTestImages();
+
+  test('adds a "Live traffic" section: accuracy with its interval and count, the caveat, the corrected answers', async () => {
+    const html = await renderReport(syntheticMetrics(), testImages, storedLive());
+    const section = between(html, '<section class="card wide" id="live">', '</section>');
+    assert.match(section, /<h2>Live traffic<\/h2>/);
+    assert.match(section, /<strong>75\.0%<\/strong><span>users’ accuracy, 95% interval 46\.8% to 91\.1%<\/span>/);
+    assert.match(section, /from 12 answers with feedback/);
+    assert.match(section, /340 captured, 2026-06-02 08:00:00 UTC to 2026-06-09 17:30:00 UTC/);
+    assert.match(section, /12: 9 confirmed, 3 corrected/);
+    assert.ok(section.includes(LIVE_CAVEAT));
+    const table = between(section, '<table id="live-confusion">', '</table>');
+    assert.match(table, /Rows: the digit the user says it was; columns: the model’s answer/);
+    assert.match(table, /title="2 of 2 7s read as 1 \(100\.00%\)">2<\/td>/);
+    assert.match(table, /title="1 of 1 4s read as 9 \(100\.00%\)">1<\/td>/);
+    // The test-set matrix is still there, unchanged.
+    assert.ok(html.includes('<table id="confusion">'));
+  });
+
+  test('without feedback it says so and draws no matrix', async () => {
+    const quiet = { ...storedLive(), feedback: 0, correct: 0, corrected: 0, accuracy: null, low: null, high: null };
+    const section = between(
+      await renderReport(syntheticMetrics(), testImages, quiet),
+      '<section class="card wide" id="live">',
+      '</section>',
+    );
+    assert.match(section, /<strong>–<\/strong><span>no feedback yet<\/span>/);
+    assert.match(section, /No answer has been corrected\./);
+    assert.doesNotMatch(section, /live-confusion/);
+  });
+
+  test('without live data there is no such section', async () => {
+    const html = await renderReport(syntheticMetrics(), testImages);
+    assert.doesNotMatch(html, /Live traffic|id="live"/);
+  });
+});
+
 describe('npm run report', () => {
   let bucket: TestBucket;
   let store: ModelStore;
@@ -287,6 +350,30 @@ describe('npm run report', () => {
       'the report its training run stored',
     );
     assert.match(result.stdout, /already stored; left unchanged/);
+  });
+
+  test('with a live.json the written report has a Live traffic section; the stored one describes training only', async () => {
+    const version = await storeTrainedModel(store);
+    await store.attach(version, 'live.json', JSON.stringify(storedLive(version)), 'application/json');
+    const result = await report([version]);
+    assert.equal(result.code, 0, result.stderr);
+    const html = await readFile(path.join(cwd, 'reports', `${version}.html`), 'utf8');
+    assert.match(html, /<h2>Live traffic<\/h2>/);
+    const stored = (await store.attachment(version, 'report.html'))!.toString('utf8');
+    assert.ok(stored.includes(version));
+    assert.doesNotMatch(stored, /Live traffic/);
+  });
+
+  test('a malformed live.json is left out with a warning; the report is still written', async () => {
+    const version = await storeTrainedModel(store);
+    await store.attach(version, 'live.json', '{"predictions": -1}', 'application/json');
+    const result = await report([version]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(
+      result.stderr,
+      new RegExp(`models/${version}/live\\.json left out \\(.*\\); \`npm run live\` rewrites it`),
+    );
+    assert.doesNotMatch(await readFile(path.join(cwd, 'reports', `${version}.html`), 'utf8'), /Live traffic/);
   });
 
   test('an unknown version exits 1 and names the newest stored versions', async () => {

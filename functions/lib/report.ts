@@ -9,6 +9,8 @@ import { encodeGreyPng } from './image/png-encode.ts';
 import { MNIST_PIXELS, MNIST_SIDE } from './mnist-shape.ts';
 import type { EpochResult } from './training/train-loop.ts';
 import type { ModelMetrics } from './storage/store.ts';
+import type { StoredLive } from './live/stored.ts';
+import { LIVE_CAVEAT } from './live/summary.ts';
 
 /** Markup that is already safe; everything else interpolated into `html` is escaped. */
 class Html {
@@ -210,7 +212,10 @@ function trainingCharts(history: EpochResult[]): Html {
 
 // ---------------------------------------------------------------- tables
 
-function confusionTable(confusion: number[][]): Html {
+const TEST_CONFUSION_CAPTION =
+  "Rows: the true digit; columns: the model's answer. Blue: read correctly; red: mistakes (square-root scale, so small counts still show).";
+
+function confusionTable(confusion: number[][], id = 'confusion', caption = TEST_CONFUSION_CAPTION): Html {
   const digits = confusion.map((_, i) => i);
   const rows = confusion.map((counts, truth) => {
     const total = counts.reduce((a, b) => a + b, 0) || 1;
@@ -230,8 +235,8 @@ function confusionTable(confusion: number[][]): Html {
     });
     return html`<tr><th scope="row">${truth}</th>${cells}</tr>`;
   });
-  return html`<div class="scroll"><table id="confusion">
-<caption>Rows: the true digit; columns: the model's answer. Blue: read correctly; red: mistakes (square-root scale, so small counts still show).</caption>
+  return html`<div class="scroll"><table id="${id}">
+<caption>${caption}</caption>
 <thead><tr><th></th><th class="axis" colspan="${digits.length}" scope="colgroup">predicted →</th></tr>
 <tr><th class="axis" scope="col">true ↓</th>${digits.map((d) => html`<th scope="col">${d}</th>`)}</tr></thead>
 <tbody>${rows}</tbody>
@@ -280,6 +285,35 @@ function worstGrid(metrics: ModelMetrics, testImages: Uint8Array): Html {
 <figcaption><span class="pair">true ${w.label} → <span class="guess">predicted ${w.predicted}</span></span> <span class="conf">(${percent(w.confidence, 1)})</span> <span class="index">· #${w.index}</span></figcaption></figure>`;
   });
   return html`<div class="digits">${figures}</div>`;
+}
+
+// ---------------------------------------------------------------- live traffic
+
+/** What users said of this version's answers (its live.json), when the caller has it. */
+function liveSection(live: StoredLive): Html {
+  const headline =
+    live.accuracy === null
+      ? html`<div class="headline"><strong>–</strong><span>no feedback yet</span></div>`
+      : html`<div class="headline"><strong>${percent(live.accuracy, 1)}</strong><span>users’ accuracy, 95% interval ${percent(live.low ?? Number.NaN, 1)} to ${percent(live.high ?? Number.NaN, 1)}</span><span>from ${count(live.feedback)} ${live.feedback === 1 ? 'answer' : 'answers'} with feedback</span></div>`;
+  return html`<section class="card wide" id="live"><h2>Live traffic</h2>
+<div class="summary">${headline}
+<dl>
+<dt>Predictions</dt><dd>${count(live.predictions)} captured, ${utc(live.from)} to ${utc(live.to)}</dd>
+<dt>Feedback</dt><dd>${count(live.feedback)}: ${count(live.correct)} confirmed, ${count(live.corrected)} corrected</dd>
+<dt>Summarised</dt><dd>${utc(live.updatedAt)}</dd>
+</dl>
+</div>
+<p class="note">${LIVE_CAVEAT}</p>
+${
+  live.corrected === 0
+    ? html`<p class="empty">No answer has been corrected.</p>`
+    : confusionTable(
+        live.confusion,
+        'live-confusion',
+        'Corrected answers only. Rows: the digit the user says it was; columns: the model’s answer.',
+      )
+}
+</section>`;
 }
 
 // ---------------------------------------------------------------- page
@@ -332,14 +366,14 @@ const STYLE = `
   .scroll { overflow-x: auto; max-width: 100%; }
   table { border-collapse: collapse; font-variant-numeric: tabular-nums; font-size: 0.8rem; }
   caption { caption-side: bottom; text-align: left; color: var(--muted); font-size: 0.75rem; padding-top: 8px; }
-  #confusion th, #confusion td { min-width: 38px; height: 30px; text-align: center; padding: 0 3px; }
-  #confusion td { border: 1px solid var(--card); }
-  #confusion th { color: var(--muted); font-weight: 600; }
-  #confusion .axis { font-size: 0.72rem; font-weight: 500; height: auto; white-space: nowrap; }
-  @media (max-width: 480px) { #confusion th, #confusion td { min-width: 27px; height: 25px; padding: 0 1px; font-size: 0.66rem; } }
-  #confusion td.zero { color: var(--bar); }
-  #confusion td.dark { color: #fff; }
-  #confusion td.hit { font-weight: 600; }
+  :is(#confusion, #live-confusion) th, :is(#confusion, #live-confusion) td { min-width: 38px; height: 30px; text-align: center; padding: 0 3px; }
+  :is(#confusion, #live-confusion) td { border: 1px solid var(--card); }
+  :is(#confusion, #live-confusion) th { color: var(--muted); font-weight: 600; }
+  :is(#confusion, #live-confusion) .axis { font-size: 0.72rem; font-weight: 500; height: auto; white-space: nowrap; }
+  @media (max-width: 480px) { :is(#confusion, #live-confusion) th, :is(#confusion, #live-confusion) td { min-width: 27px; height: 25px; padding: 0 1px; font-size: 0.66rem; } }
+  :is(#confusion, #live-confusion) td.zero { color: var(--bar); }
+  :is(#confusion, #live-confusion) td.dark { color: #fff; }
+  :is(#confusion, #live-confusion) td.hit { font-weight: 600; }
   #per-class { width: 100%; font-size: 0.85rem; }
   #per-class th, #per-class td { padding: 4px 8px; text-align: right; border-bottom: 1px solid var(--line); }
   #per-class th:first-child { text-align: center; }
@@ -367,8 +401,10 @@ function liveLine(live: NonNullable<ModelMetrics['liveHoldout']>): Html {
 /**
  * The report of one trained version. `testImages` is the MNIST test split the
  * version was evaluated on (N×784 raw bytes): `metrics.test.worst` indexes it.
+ * `live`, the version's live.json, adds a "Live traffic" section; the report
+ * stored at training has none, since live traffic comes later and changes.
  */
-export async function renderReport(metrics: ModelMetrics, testImages: Uint8Array): Promise<string> {
+export async function renderReport(metrics: ModelMetrics, testImages: Uint8Array, live?: StoredLive): Promise<string> {
   const { test, training } = metrics;
   const available = Math.floor(testImages.length / MNIST_PIXELS);
   const outside = test.worst.find((w) => !Number.isInteger(w.index) || w.index < 0 || w.index >= available);
@@ -415,6 +451,7 @@ export async function renderReport(metrics: ModelMetrics, testImages: Uint8Array
 ${feedback ? html`<dt>Feedback</dt><dd>${count(feedback.used)} of ${count(feedback.available)} users' corrections, each ${feedback.weight}× per epoch (share capped at ${percent(feedback.maxShare, 0)})</dd>` : ''}
 </dl>
 </section>
+${live ? liveSection(live) : ''}
 ${trainingCharts(training.history)}
 <section class="card"><h2>Confusion matrix</h2>${confusionTable(test.confusion)}</section>
 <section class="card"><h2>Per digit</h2>${perClassTable(metrics)}</section>

@@ -12,6 +12,7 @@ import type { ModelCache, ServingModel } from '#lib/model-cache';
 import { parsePredictRequest, type PredictInput } from '#lib/predict-request';
 import { preprocessImage, preprocessPixels } from '#lib/image/preprocess';
 import type { CaptureSink } from '#lib/live/capture-sink';
+import type { LiveView } from '#lib/live/stored';
 import { encodeInput, type InputFormat, newPredictionId } from '#lib/live/records';
 
 export type { Handler, Result };
@@ -31,6 +32,8 @@ export interface AppDeps {
   report?: (version: string) => Promise<Buffer | undefined>;
   /** Where each prediction is recorded, and which share of them; unset records nothing. */
   capture?: { sink: CaptureSink; sampleRate: number; random?: () => number };
+  /** A version's live accuracy (`models/<version>/live.json`), read for GET /model only; null when it has none. */
+  live?: (version: string) => Promise<LiveView | null>;
   predictionId?: () => string;
 }
 
@@ -50,7 +53,7 @@ const toBytes = (input: Float32Array) => Array.from(input, (v) => Math.round(v *
 /** Both /health and /model say when the promoted version would not load and its predecessor serves instead. */
 const fallbackOf = (serving: ServingModel) => (serving.fallback ? { fallback: serving.fallback } : {});
 
-function modelSummary(serving: ServingModel) {
+function modelSummary(serving: ServingModel, live: LiveView | null) {
   const { metrics, pointer } = serving;
   return {
     modelVersion: serving.version,
@@ -73,6 +76,7 @@ function modelSummary(serving: ServingModel) {
       confusion: metrics.test.confusion,
       perClass: metrics.test.perClass,
     },
+    live,
   };
 }
 
@@ -153,7 +157,12 @@ export function makeHandler(deps: AppDeps): Handler {
 
   const routes: Routes = {
     '/predict': { POST: predict },
-    '/model': { GET: async () => json(200, modelSummary(await servingModel())) },
+    '/model': {
+      GET: async () => {
+        const serving = await servingModel();
+        return json(200, modelSummary(serving, (await deps.live?.(serving.version)) ?? null));
+      },
+    },
     '/model/report': { GET: report },
     '/health': { GET: health },
     '/': {

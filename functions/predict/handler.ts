@@ -11,6 +11,7 @@ import { loggableConfig, readConfig } from '#lib/config';
 import { ConfigError } from '#lib/errors';
 import { logger } from '#lib/log';
 import { BucketCaptureSink, type CaptureSink, logCaptureSink } from '#lib/live/capture-sink';
+import { cachedLiveView } from '#lib/live/stored';
 import { ModelCache } from '#lib/model-cache';
 import { createS3Client, S3ObjectStore } from '#lib/storage/objects';
 import { ModelStore } from '#lib/storage/store';
@@ -57,4 +58,5 @@ export const handler = makeHandler({
   page: () => (page ??= readFile(pagePath, 'utf8')),
   report: (version) => store.attachment(version, 'report.html'),
   capture: sink && { sink, sampleRate: config.capture.sampleRate },
+  live: cachedLiveView(store, log),
 });

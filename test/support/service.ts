@@ -10,6 +10,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { initBackend, tf } from '#lib/backend';
 import { createLogger, type Logger } from '#lib/log';
+import { cachedLiveView } from '#lib/live/stored';
 import { ModelCache } from '#lib/model-cache';
 import { evaluateModel } from '#lib/training/evaluate';
 import { createModel } from '#lib/training/model';
@@ -129,6 +130,7 @@ export async function startService(
     page: async () => page,
     report: (v) => store.attachment(v, 'report.html'),
     capture: options.capture,
+    live: cachedLiveView(store, logger),
   });
   const feedback = makeFeedbackHandler({
     objects: bucket.objects,

@@ -5,7 +5,8 @@
  * dropped here, so it reaches no statistic and no training set.
  */
 import { gunzipSync } from 'node:zlib';
-import type { ObjectStore } from '../storage/objects.ts';
+import { ObjectTooLargeError } from '../errors.ts';
+import type { ObjectStore, StoredObject } from '../storage/objects.ts';
 import {
   CAPTURES_PREFIX,
   type CaptureRecord,
@@ -30,8 +31,8 @@ export interface LabelledCapture {
 export interface LiveData {
   captures: CaptureRecord[];
   labelled: LabelledCapture[];
-  /** Lines and objects that were not valid records, and feedback for ids never captured. */
-  skipped: { captureLines: number; feedbackObjects: number; unknownPredictionIds: number };
+  /** Lines and objects that were not valid records (or could not be read), and feedback for ids never captured. */
+  skipped: { captureLines: number; captureObjects: number; feedbackObjects: number; unknownPredictionIds: number };
 }
 
 /** `dt=YYYY-MM-DD/` partitions on or after `since`, so a reader can look at recent days only. */
@@ -41,17 +42,39 @@ function inRange(key: string, prefix: string, since: string | undefined): boolea
   return date !== undefined && date >= since;
 }
 
+/**
+ * An object's text, or undefined when it is too large or not valid gzip: one
+ * damaged object is skipped and counted, and never stops every later summary.
+ */
+async function captureText(objects: ObjectStore, key: string): Promise<string | undefined> {
+  let object: StoredObject | undefined;
+  try {
+    object = await objects.get(key, { maxBytes: MAX_CAPTURE_OBJECT_BYTES });
+  } catch (error) {
+    if (error instanceof ObjectTooLargeError) return undefined;
+    throw error;
+  }
+  if (!object) return '';
+  if (!isGzip(object.body)) return object.body.toString('utf8');
+  try {
+    return gunzipSync(object.body, { maxOutputLength: 8 * MAX_CAPTURE_OBJECT_BYTES }).toString('utf8');
+  } catch {
+    return undefined;
+  }
+}
+
 async function readCaptures(objects: ObjectStore, since: string | undefined) {
   const captures = new Map<string, CaptureRecord>();
   let skipped = 0;
+  let unreadable = 0;
   for (const key of await objects.list(CAPTURES_PREFIX)) {
     if (!inRange(key, CAPTURES_PREFIX, since)) continue;
-    const object = await objects.get(key, { maxBytes: MAX_CAPTURE_OBJECT_BYTES });
-    if (!object) continue;
-    const text = isGzip(object.body)
-      ? gunzipSync(object.body, { maxOutputLength: 8 * MAX_CAPTURE_OBJECT_BYTES })
-      : object.body;
-    for (const line of text.toString('utf8').split('\n')) {
+    const text = await captureText(objects, key);
+    if (text === undefined) {
+      unreadable++;
+      continue;
+    }
+    for (const line of text.split('\n')) {
       if (line.trim() === '') continue;
       const record = parseCapture(line);
       // Firehose delivers at least once: a repeated id is the same record.
@@ -59,7 +82,7 @@ async function readCaptures(objects: ObjectStore, since: string | undefined) {
       else skipped++;
     }
   }
-  return { captures, skipped };
+  return { captures, skipped, unreadable };
 }
 
 const isGzip = (bytes: Buffer) => bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
@@ -79,10 +102,8 @@ async function readFeedback(objects: ObjectStore, since: string | undefined) {
 
 /** Every valid capture (oldest first) and every capture with feedback, joined. */
 export async function readLiveData(objects: ObjectStore, options: { since?: string } = {}): Promise<LiveData> {
-  const [{ captures, skipped: captureLines }, { feedback, skipped: feedbackObjects }] = await Promise.all([
-    readCaptures(objects, options.since),
-    readFeedback(objects, options.since),
-  ]);
+  const [{ captures, skipped: captureLines, unreadable: captureObjects }, { feedback, skipped: feedbackObjects }] =
+    await Promise.all([readCaptures(objects, options.since), readFeedback(objects, options.since)]);
   const labelled: LabelledCapture[] = [];
   let unknownPredictionIds = 0;
   for (const record of feedback.values()) {
@@ -99,6 +120,6 @@ export async function readLiveData(objects: ObjectStore, options: { since?: stri
   return {
     captures: [...captures.values()].sort(byId),
     labelled,
-    skipped: { captureLines, feedbackObjects, unknownPredictionIds },
+    skipped: { captureLines, captureObjects, feedbackObjects, unknownPredictionIds },
   };
 }

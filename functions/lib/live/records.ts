@@ -14,6 +14,8 @@ import { MNIST_CLASSES, MNIST_PIXELS } from '../mnist-shape.ts';
 
 export const CAPTURES_PREFIX = 'captures/';
 export const FEEDBACK_PREFIX = 'feedback/';
+/** Each version's live summary, `models/<version>/live.json`: mutable, outside the version's checksums. */
+export const LIVE_FILE = 'live.json';
 /** Bumped when a field changes meaning; readers skip records of other schemas. */
 export const SCHEMA = 1;
 

@@ -258,8 +258,9 @@ export class ModelStore {
     await this.objects.put(versionKey(version, file), body, contentType);
   }
 
-  async attachment(version: string, file: string): Promise<Buffer | undefined> {
-    return (await this.objects.get(versionKey(version, file)))?.body;
+  /** Throws ObjectTooLargeError beyond `options.maxBytes`, for a reader that must stay cheap. */
+  async attachment(version: string, file: string, options: ReadOptions = {}): Promise<Buffer | undefined> {
+    return (await this.objects.get(versionKey(version, file), options))?.body;
   }
 
   /** A capped read whose size failure is an integrity failure (of the pointer, or of a version). */
@@ -407,14 +408,18 @@ export class ModelStore {
     return { pointer: parsePointer(stored.body), etag: stored.etag };
   }
 
-  /** The metrics of every complete version, oldest first. */
-  async allMetrics(): Promise<ModelMetrics[]> {
+  /** The names of the versions that have metrics (complete ones, unless a file was damaged since), oldest first. */
+  async versions(): Promise<string[]> {
     const keys = await this.objects.list(MODELS_PREFIX);
-    const versions = keys
+    return keys
       .filter((key) => key.endsWith(`/${METRICS_FILE}`))
       .map((key) => key.slice(MODELS_PREFIX.length, -METRICS_FILE.length - 1))
       .filter(isVersionName);
-    const all = await Promise.all(versions.map((v) => this.metrics(v)));
+  }
+
+  /** The metrics of every complete version, oldest first. */
+  async allMetrics(): Promise<ModelMetrics[]> {
+    const all = await Promise.all((await this.versions()).map((v) => this.metrics(v)));
     return all.filter((m): m is ModelMetrics => m !== undefined);
   }
 

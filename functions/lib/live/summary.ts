@@ -1,0 +1,157 @@
+/**
+ * Live accuracy, computed from captures joined with feedback (`read.ts`): per
+ * model version, how often users said the answer was right, with a Wilson
+ * score interval so a figure from twelve answers reads as one. Pure: the
+ * bucket is read and written elsewhere (`stored.ts`).
+ *
+ * The figure leans low: users correct wrong answers more often than they
+ * confirm right ones, so feedback over-represents the mistakes.
+ */
+import { MNIST_CLASSES } from '../mnist-shape.ts';
+import type { CaptureRecord } from './records.ts';
+import type { LabelledCapture, LiveData } from './read.ts';
+
+/** The caveat every view of these numbers carries, in one wording. */
+export const LIVE_CAVEAT =
+  'Users correct wrong answers more often than they confirm right ones, so this accuracy leans low.';
+
+/** z for a two-sided 95% interval. */
+const Z_95 = 1.96;
+
+/** Confidence histograms: ten bins of width 0.1, from 0–0.1 to 0.9–1.0 (1.0 falls in the last). */
+export const CONFIDENCE_BINS = 10;
+
+/**
+ * Labels per digit in the MNIST training split (60,000 images), which every
+ * version trains on; checked against the files by a test. metrics.json does
+ * not record a version's own class counts.
+ */
+export const MNIST_TRAIN_CLASS_COUNTS: readonly number[] = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949];
+
+/** The 95% Wilson score interval of `successes` out of `n`; null when there is nothing to estimate from. */
+export function wilsonInterval(successes: number, n: number): { low: number; high: number } | null {
+  if (n === 0) return null;
+  const p = successes / n;
+  const z = Z_95;
+  const z2 = z * z;
+  const denominator = 1 + z2 / n;
+  const centre = (p + z2 / (2 * n)) / denominator;
+  const half = (z / denominator) * Math.sqrt((p * (1 - p)) / n + z2 / (4 * n * n));
+  // Clamped: at p = 0 or 1 the bound equals the edge, and rounding must not push it past.
+  return { low: Math.max(0, centre - half), high: Math.min(1, centre + half) };
+}
+
+export interface VersionLive {
+  version: string;
+  /** Captured answers (a sampled share of all answers when CAPTURE_SAMPLE_RATE < 1). */
+  predictions: number;
+  /** Captured answers the user gave feedback on. */
+  feedback: number;
+  /** Feedback that agrees with the answer: a confirmation, or a label equal to it. */
+  correct: number;
+  /** Feedback that names another digit. */
+  corrected: number;
+  /** correct / feedback; null without feedback. */
+  accuracy: number | null;
+  /** The 95% Wilson interval of `accuracy`. */
+  low: number | null;
+  high: number | null;
+  /** Corrected answers only: rows are the user's label, columns the digit answered. */
+  confusion: number[][];
+  /** Counts per confidence bin (`CONFIDENCE_BINS`), of every captured answer and of the corrected ones. */
+  confidence: { all: number[]; corrected: number[] };
+  /** Share of each digit among the answers, beside its share in the training set. */
+  classMix: { answers: number[]; training: number[] };
+  /** The first and last capture's time. */
+  from: string;
+  to: string;
+}
+
+export interface LiveSummary {
+  versions: VersionLive[];
+  skipped: LiveData['skipped'] & {
+    /** Valid capture lines naming a version the bucket does not hold. */
+    unknownVersionCaptures: number;
+  };
+}
+
+const zeros = (n: number) => Array.from({ length: n }, () => 0);
+const shares = (counts: readonly number[]) => {
+  const total = counts.reduce((a, b) => a + b, 0);
+  return counts.map((n) => (total === 0 ? 0 : n / total));
+};
+const bin = (confidence: number) => Math.min(CONFIDENCE_BINS - 1, Math.floor(confidence * CONFIDENCE_BINS));
+
+function summarizeVersion(version: string, captures: CaptureRecord[], labelled: LabelledCapture[]): VersionLive {
+  const confusion = Array.from({ length: MNIST_CLASSES }, () => zeros(MNIST_CLASSES));
+  const all = zeros(CONFIDENCE_BINS);
+  const wrong = zeros(CONFIDENCE_BINS);
+  const answers = zeros(MNIST_CLASSES);
+  let from = captures[0]!.time;
+  let to = from;
+  for (const capture of captures) {
+    all[bin(capture.confidence)]!++;
+    answers[capture.digit]!++;
+    if (capture.time < from) from = capture.time;
+    if (capture.time > to) to = capture.time;
+  }
+  let correct = 0;
+  for (const { capture, label } of labelled) {
+    if (label === capture.digit) {
+      correct++;
+      continue;
+    }
+    confusion[label]![capture.digit]!++;
+    wrong[bin(capture.confidence)]!++;
+  }
+  const feedback = labelled.length;
+  const interval = wilsonInterval(correct, feedback);
+  return {
+    version,
+    predictions: captures.length,
+    feedback,
+    correct,
+    corrected: feedback - correct,
+    accuracy: feedback === 0 ? null : correct / feedback,
+    low: interval?.low ?? null,
+    high: interval?.high ?? null,
+    confusion,
+    confidence: { all, corrected: wrong },
+    classMix: { answers: shares(answers), training: shares(MNIST_TRAIN_CLASS_COUNTS) },
+    from,
+    to,
+  };
+}
+
+function groupInto<T>(groups: Map<string, T[]>, key: string, item: T): void {
+  const group = groups.get(key);
+  if (group) group.push(item);
+  else groups.set(key, [item]);
+}
+
+/**
+ * One summary per version in `stored` that has captures, oldest version
+ * first. Captures naming any other version (one deleted since, or a forged
+ * line) are counted, not summarised: they would otherwise create a folder
+ * for a version that does not exist.
+ */
+export function summarizeLive(data: LiveData, stored: readonly string[]): LiveSummary {
+  const known = new Set(stored);
+  const captures = new Map<string, CaptureRecord[]>();
+  const labelled = new Map<string, LabelledCapture[]>();
+  let unknownVersionCaptures = 0;
+  for (const capture of data.captures) {
+    if (!known.has(capture.modelVersion)) {
+      unknownVersionCaptures++;
+      continue;
+    }
+    groupInto(captures, capture.modelVersion, capture);
+  }
+  for (const entry of data.labelled) {
+    if (known.has(entry.capture.modelVersion)) groupInto(labelled, entry.capture.modelVersion, entry);
+  }
+  const versions = [...captures.keys()]
+    .sort()
+    .map((version) => summarizeVersion(version, captures.get(version)!, labelled.get(version) ?? []));
+  return { versions, skipped: { ...data.skipped, unknownVersionCaptures } };
+}
