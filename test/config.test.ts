@@ -36,6 +36,10 @@ describe('readConfig: the key pair for S3_ENDPOINT', () => {
 
 type Env = Record<string, string>;
 
+const QUEUE_ARN = 'arn:aws:batch:eu-west-1:123456789012:job-queue/TrainingQueue-abc';
+const DEFINITION_ARN = 'arn:aws:batch:eu-west-1:123456789012:job-definition/TrainingJobDefinition-abc:3';
+const BATCH_TARGET = { jobQueue: QUEUE_ARN, jobDefinition: DEFINITION_ARN };
+
 /** What readConfig makes of each variable, alone in an otherwise empty environment. */
 const accepted: { env: Env; expect: Partial<Config> }[] = [
   {
@@ -76,6 +80,8 @@ const accepted: { env: Env; expect: Partial<Config> }[] = [
   },
   { env: { MIN_ACCURACY: '0.95' }, expect: { minAccuracy: 0.95 } },
   { env: { DATA_DIR: '/var/digitnet' }, expect: { dataDir: '/var/digitnet' } },
+  { env: {}, expect: { batchTarget: undefined } },
+  { env: { JOB_QUEUE: QUEUE_ARN, JOB_DEFINITION: DEFINITION_ARN }, expect: { batchTarget: BATCH_TARGET } },
 ];
 
 const refused: { env: Env; message: string }[] = [
@@ -107,6 +113,15 @@ const refused: { env: Env; message: string }[] = [
     message: 'S3_REQUEST_TIMEOUT_MS must be a number from 100 to 600000; got "600001"',
   },
   { env: { MIN_ACCURACY: '98' }, message: 'MIN_ACCURACY must be a number from 0 to 1; got "98"' },
+  {
+    env: { JOB_QUEUE: QUEUE_ARN, JOB_DEFINITION: 'TrainingJobDefinition' },
+    message: 'JOB_DEFINITION must be the ARN of a Batch job-definition; got "TrainingJobDefinition"',
+  },
+  {
+    env: { JOB_QUEUE: DEFINITION_ARN, JOB_DEFINITION: DEFINITION_ARN },
+    message: `JOB_QUEUE must be the ARN of a Batch job-queue; got "${DEFINITION_ARN}"`,
+  },
+  { env: { JOB_DEFINITION: DEFINITION_ARN }, message: 'JOB_QUEUE must be the ARN of a Batch job-queue; got nothing' },
 ];
 
 describe('readConfig: every variable, its default, what it accepts and what it refuses', () => {

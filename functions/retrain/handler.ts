@@ -9,11 +9,13 @@ import { ConfigError } from '#lib/errors';
 import { logger } from '#lib/log';
 import { createS3Client, S3ObjectStore } from '#lib/storage/objects';
 import { ModelStore } from '#lib/storage/store';
-import { makeHandler, readRetrainEnv } from './app.ts';
+import { makeHandler } from './app.ts';
+import { batchJobs } from './batch-jobs.ts';
 
 const config = readConfig();
 if (!config.bucket) throw new ConfigError('BUCKET must be set for the retrain function');
-const env = readRetrainEnv(process.env);
+if (!config.batchTarget)
+  throw new ConfigError('JOB_QUEUE and JOB_DEFINITION (Batch ARNs) must be set for the retrain function');
 const s3 = createS3Client({
   bucket: config.bucket,
   endpoint: config.s3Endpoint,
@@ -26,8 +28,8 @@ const log = logger.child({ function: 'retrain' });
 log.debug('configuration', loggableConfig(config));
 
 export const handler = makeHandler({
-  batch: new BatchClient({ region: config.region }),
+  batch: batchJobs(new BatchClient({ region: config.region })),
   store: new ModelStore(new S3ObjectStore(s3, config.bucket)),
-  env,
+  target: config.batchTarget,
   logger: log,
 });
