@@ -11,7 +11,7 @@ import { loggableConfig, readConfig } from '#lib/config';
 import { ConfigError } from '#lib/errors';
 import { logger } from '#lib/log';
 import { ModelCache } from '#lib/model-cache';
-import { createS3Client, S3ObjectStore } from '#lib/storage/objects';
+import { configuredBucket } from '#lib/storage/objects';
 import { ModelStore } from '#lib/storage/store';
 import { makeHandler } from './app.ts';
 
@@ -23,14 +23,7 @@ const pagePath = bundled ? path.join(here, 'web', 'index.html') : path.join(here
 
 const config = readConfig();
 if (!config.bucket) throw new ConfigError('BUCKET must be set for the predict function');
-const s3 = createS3Client({
-  bucket: config.bucket,
-  endpoint: config.s3Endpoint,
-  region: config.region,
-  credentials: config.s3Credentials,
-  timeouts: config.s3Timeouts,
-});
-const store = new ModelStore(new S3ObjectStore(s3, config.bucket));
+const store = new ModelStore(configuredBucket(config.bucket, config).objects);
 const log = logger.child({ function: 'predict' });
 log.debug('configuration', loggableConfig(config));
 let page: Promise<string> | undefined;
