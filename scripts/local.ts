@@ -107,7 +107,7 @@ async function main(): Promise<void> {
   const operator = makeOperatorHandler({
     batch,
     store,
-    env: { jobQueue: LOCAL_QUEUE, jobDefinition: LOCAL_JOB_DEFINITION },
+    target: { jobQueue: LOCAL_QUEUE, jobDefinition: LOCAL_JOB_DEFINITION },
     logger: logger.child({ function: 'retrain' }),
   });
   const token = randomBytes(24).toString('base64url');

@@ -4,14 +4,14 @@ import { cp, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { gunzipSync } from 'node:zlib';
 import { readFileSync } from 'node:fs';
 import JPEG from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { ModelStore } from '#lib/storage/store';
 import { LAMBDA_ESBUILD } from '../infra/lambda-bundle.ts';
 import { buildPredict } from '../scripts/build.ts';
-import { mnistDir, tempDir, testBucket, type TestBucket } from './support/env.ts';
+import { tempDir, testBucket, testMnist, type TestBucket } from './support/env.ts';
+import { apiEvent, postJson } from './support/events.ts';
 import { storeTrainedModel } from './support/service.ts';
 
 const run = promisify(execFile);
@@ -61,15 +61,6 @@ async function invoke(
   return { results: JSON.parse(stdout), logs: stderr };
 }
 
-const event = (method: string, rawPath: string, body?: string) => ({
-  version: '2.0',
-  rawPath,
-  headers: { 'content-type': 'application/json' },
-  isBase64Encoded: false,
-  body,
-  requestContext: { requestId: 'r', http: { method, path: rawPath } },
-});
-
 describe('npm run build', () => {
   test('puts the handler, its .wasm files and the page in one folder', async () => {
     const files = await readdir(bundleDir, { recursive: true });
@@ -107,12 +98,11 @@ describe('npm run build', () => {
 /** What the bundle must do under each Node it may run on. */
 function answersUnder(node: string): void {
   test('the bundle answers from its own folder against the embedded S3, on the wasm backend', async () => {
-    const images = gunzipSync(readFileSync(path.join(mnistDir, 't10k-images-idx3-ubyte.gz'))).subarray(16);
-    const labels = gunzipSync(readFileSync(path.join(mnistDir, 't10k-labels-idx1-ubyte.gz'))).subarray(8);
+    const { images, labels } = (await testMnist()).test;
     const pixels = Array.from(images.subarray(0, 784));
     const { results, logs } = await invoke(
       node,
-      [event('GET', '/health'), event('POST', '/predict', JSON.stringify({ pixels })), event('GET', '/')],
+      [apiEvent('GET', '/health'), postJson('/predict', { pixels }), apiEvent('GET', '/')],
       bucket.env,
     );
     const [health, prediction, page] = results;
@@ -125,17 +115,14 @@ function answersUnder(node: string): void {
   });
 
   test('the bundle decodes PNG and JPEG uploads, each under its time budget', async () => {
-    const images = gunzipSync(readFileSync(path.join(mnistDir, 't10k-images-idx3-ubyte.gz'))).subarray(16);
-    const labels = gunzipSync(readFileSync(path.join(mnistDir, 't10k-labels-idx1-ubyte.gz'))).subarray(8);
+    const { images, labels } = (await testMnist()).test;
     const digit = new PNG({ width: 28, height: 28 });
     images.subarray(0, 784).forEach((value, i) => digit.data.set([value, value, value, 255], i * 4));
     const png = PNG.sync.write(digit);
     const jpeg = JPEG.encode({ data: digit.data, width: 28, height: 28 }, 95).data;
     const { results } = await invoke(
       node,
-      [png, jpeg].map((bytes) =>
-        event('POST', '/predict', JSON.stringify({ image: Buffer.from(bytes).toString('base64') })),
-      ),
+      [png, jpeg].map((bytes) => postJson('/predict', { image: Buffer.from(bytes).toString('base64') })),
       bucket.env,
     );
     for (const result of results) {
@@ -145,7 +132,7 @@ function answersUnder(node: string): void {
   });
 
   test('the bundle fails at cold start when BUCKET is missing', async () => {
-    await assert.rejects(invoke(node, [event('GET', '/health')], {}), /BUCKET must be set/);
+    await assert.rejects(invoke(node, [apiEvent('GET', '/health')], {}), /BUCKET must be set/);
   });
 }
 

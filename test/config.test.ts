@@ -36,6 +36,10 @@ describe('readConfig: the key pair for S3_ENDPOINT', () => {
 
 type Env = Record<string, string>;
 
+const QUEUE_ARN = 'arn:aws:batch:eu-west-1:123456789012:job-queue/TrainingQueue-abc';
+const DEFINITION_ARN = 'arn:aws:batch:eu-west-1:123456789012:job-definition/TrainingJobDefinition-abc:3';
+const BATCH_TARGET = { jobQueue: QUEUE_ARN, jobDefinition: DEFINITION_ARN };
+
 /** What readConfig makes of each variable, alone in an otherwise empty environment. */
 const accepted: { env: Env; expect: Partial<Config> }[] = [
   {
@@ -78,6 +82,19 @@ const accepted: { env: Env; expect: Partial<Config> }[] = [
   { env: {}, expect: { maxLiveRegression: undefined } },
   { env: { MAX_LIVE_REGRESSION: '0.02' }, expect: { maxLiveRegression: 0.02 } },
   { env: { DATA_DIR: '/var/digitnet' }, expect: { dataDir: '/var/digitnet' } },
+  { env: {}, expect: { capture: { mode: 'log', sampleRate: 1, flushSeconds: 5 } } },
+  {
+    env: { CAPTURE_MODE: 'Bucket', CAPTURE_SAMPLE_RATE: '0.1', CAPTURE_FLUSH_SECONDS: '0.5' },
+    expect: { capture: { mode: 'bucket', sampleRate: 0.1, flushSeconds: 0.5 } },
+  },
+  { env: { CAPTURE_MODE: 'off' }, expect: { capture: { mode: 'off', sampleRate: 1, flushSeconds: 5 } } },
+  { env: {}, expect: { feedbackLimit: { ratePerSecond: 5, burst: 20 } } },
+  {
+    env: { FEEDBACK_RATE_PER_SECOND: '0.5', FEEDBACK_BURST: '3' },
+    expect: { feedbackLimit: { ratePerSecond: 0.5, burst: 3 } },
+  },
+  { env: {}, expect: { batchTarget: undefined } },
+  { env: { JOB_QUEUE: QUEUE_ARN, JOB_DEFINITION: DEFINITION_ARN }, expect: { batchTarget: BATCH_TARGET } },
 ];
 
 const refused: { env: Env; message: string }[] = [
@@ -114,6 +131,23 @@ const refused: { env: Env; message: string }[] = [
     env: { MAX_LIVE_REGRESSION: 'one point' },
     message: 'MAX_LIVE_REGRESSION must be a number from 0 to 1; got "one point"',
   },
+  {
+    env: { JOB_QUEUE: QUEUE_ARN, JOB_DEFINITION: 'TrainingJobDefinition' },
+    message: 'JOB_DEFINITION must be the ARN of a Batch job-definition; got "TrainingJobDefinition"',
+  },
+  {
+    env: { JOB_QUEUE: DEFINITION_ARN, JOB_DEFINITION: DEFINITION_ARN },
+    message: `JOB_QUEUE must be the ARN of a Batch job-queue; got "${DEFINITION_ARN}"`,
+  },
+  { env: { JOB_DEFINITION: DEFINITION_ARN }, message: 'JOB_QUEUE must be the ARN of a Batch job-queue; got nothing' },
+  { env: { CAPTURE_MODE: 'disk' }, message: 'CAPTURE_MODE must be one of log, bucket, off; got "disk"' },
+  { env: { CAPTURE_SAMPLE_RATE: '1.5' }, message: 'CAPTURE_SAMPLE_RATE must be a number from 0 to 1; got "1.5"' },
+  { env: { CAPTURE_FLUSH_SECONDS: '0' }, message: 'CAPTURE_FLUSH_SECONDS must be a number from 0.01 to 3600; got "0"' },
+  {
+    env: { FEEDBACK_RATE_PER_SECOND: '-1' },
+    message: 'FEEDBACK_RATE_PER_SECOND must be a number from 0.01 to 10000; got "-1"',
+  },
+  { env: { FEEDBACK_BURST: '0' }, message: 'FEEDBACK_BURST must be a number from 1 to 100000; got "0"' },
 ];
 
 describe('readConfig: every variable, its default, what it accepts and what it refuses', () => {

@@ -212,6 +212,10 @@ describe('the same mistake gets the same status and code on every route', () => 
   let feedback: LambdaLike;
   let served: ServedHandler;
 
+  const unreachableBatch = async (): Promise<never> => {
+    throw new UnavailableError('a malformed request must not reach AWS Batch');
+  };
+
   before(async () => {
     // Real storage with no model in it: a request that got past the edge would be a 503, not the 4xx expected.
     const store = new ModelStore((await testBucket()).objects);
@@ -222,13 +226,9 @@ describe('the same mistake gets the same status and code on every route', () => 
       page: async () => '',
     });
     operator = makeOperatorHandler({
-      batch: {
-        send: async () => {
-          throw new UnavailableError('a malformed request must not reach AWS Batch');
-        },
-      },
+      batch: { submit: unreachableBatch, describe: unreachableBatch },
       store,
-      env: {
+      target: {
         jobQueue: 'arn:aws:batch:eu-west-1:123456789012:job-queue/q',
         jobDefinition: 'arn:aws:batch:eu-west-1:123456789012:job-definition/d',
       },

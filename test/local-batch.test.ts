@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { after, describe, test } from 'node:test';
-import { DescribeJobsCommand, SubmitJobCommand, type JobDetail } from '@aws-sdk/client-batch';
+import type { JobDetail } from '@aws-sdk/client-batch';
 import fc from 'fast-check';
 import { createLogger } from '#lib/log';
 import { ModelStore } from '#lib/storage/store';
@@ -116,11 +116,14 @@ describe('LocalBatch', () => {
   /** Runs one job of `command` and resolves with its description once Batch says it is done. */
   async function finishedJob(command: [string, ...string[]]): Promise<JobDetail> {
     const batch = new LocalBatch({ env: {}, logger: silent, command });
-    const { jobId } = await batch.send(
-      new SubmitJobCommand({ jobName: 'fails', jobQueue: LOCAL_QUEUE, jobDefinition: LOCAL_JOB_DEFINITION }),
-    );
+    const jobId = await batch.submit({
+      jobName: 'fails',
+      jobQueue: LOCAL_QUEUE,
+      jobDefinition: LOCAL_JOB_DEFINITION,
+      containerOverrides: { environment: [] },
+    });
     for (;;) {
-      const [job] = (await batch.send(new DescribeJobsCommand({ jobs: [jobId!] }))).jobs!;
+      const job = await batch.describe(jobId);
       if (job!.status === 'SUCCEEDED' || job!.status === 'FAILED') return job!;
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
@@ -183,7 +186,7 @@ describe('npm run retrain --wait on the local stack, when the job cannot get the
     const operator = makeOperatorHandler({
       batch,
       store: new ModelStore(bucket.objects),
-      env: { jobQueue: LOCAL_QUEUE, jobDefinition: LOCAL_JOB_DEFINITION },
+      target: { jobQueue: LOCAL_QUEUE, jobDefinition: LOCAL_JOB_DEFINITION },
       logger: silent,
     });
     const token = 'local-batch-test-token';

@@ -1,14 +1,11 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import { startEmbeddedS3 } from '#lib/storage/embedded-s3';
 import { createLogger } from '#lib/log';
 import {
   DatasetError,
@@ -25,19 +22,10 @@ import {
   type MnistFiles,
 } from '#lib/training/mnist';
 import { MNIST_PIXELS } from '#lib/mnist-shape';
-import { IN_PROCESS_S3_TIMEOUTS, S3ObjectStore, createS3Client, type ObjectStore } from '#lib/storage/objects';
+import type { ObjectStore } from '#lib/storage/objects';
+import { mnistDir, tempDir, testBucket } from './support/env.ts';
 
-const repoRoot = fileURLToPath(new URL('..', import.meta.url));
-const mnistDir = path.resolve(repoRoot, process.env.MNIST_DIR ?? '../shared/mnist');
 const FILE_NAMES = Object.keys(MNIST_FILES) as MnistFileName[];
-
-const scratch: string[] = [];
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'digitnet-mnist-'));
-  scratch.push(dir);
-  return dir;
-}
-after(() => Promise.all(scratch.map((dir) => rm(dir, { recursive: true, force: true }))));
 
 const md5 = (bytes: Uint8Array) => createHash('md5').update(bytes).digest('hex');
 const quietLogger = (lines: string[] = []) => createLogger({}, (line) => lines.push(line), 'debug');
@@ -261,18 +249,6 @@ async function startMirror(reply: (file: string, index: number) => Reply = () =>
   };
 }
 
-async function startBucket(): Promise<{ store: ObjectStore; close(): Promise<void> }> {
-  const s3 = await startEmbeddedS3({ directory: await tempDir(), port: 0 });
-  const client = createS3Client({ ...s3, timeouts: IN_PROCESS_S3_TIMEOUTS });
-  return {
-    store: new S3ObjectStore(client, s3.bucket),
-    close: async () => {
-      client.destroy();
-      await s3.close();
-    },
-  };
-}
-
 async function assertCacheHolds(cacheDir: string, files: MnistFileName[]): Promise<void> {
   assert.deepEqual((await readdir(cacheDir)).sort(), [...files].sort());
   for (const file of files) assert.equal(md5(await readFile(path.join(cacheDir, file))), MNIST_FILES[file].md5);
@@ -288,12 +264,12 @@ describe('loading from a mirror and a bucket', () => {
 
   test('downloads and caches the files, seeds the bucket, and the next load reads the bucket', async () => {
     const mirror = track(await startMirror());
-    const bucket = track(await startBucket());
+    const bucket = await testBucket();
     const cacheDir = await tempDir();
     const progress: DownloadProgress[] = [];
 
     const mnist = await loadMnist({
-      bucket: bucket.store,
+      bucket: bucket.objects,
       baseUrl: mirror.baseUrl,
       cacheDir,
       logger: quietLogger(),
@@ -305,7 +281,7 @@ describe('loading from a mirror and a bucket', () => {
     assert.equal(mnist.test.count, 10_000);
     assert.deepEqual(mirror.requests, FILE_NAMES);
     await assertCacheHolds(cacheDir, FILE_NAMES);
-    assert.deepEqual(await bucket.store.list(MNIST_PREFIX), FILE_NAMES.map((file) => MNIST_PREFIX + file).sort());
+    assert.deepEqual(await bucket.objects.list(MNIST_PREFIX), FILE_NAMES.map((file) => MNIST_PREFIX + file).sort());
 
     const total = FILE_NAMES.reduce((sum, file) => sum + MNIST_FILES[file].bytes, 0);
     assert.ok(
@@ -314,7 +290,7 @@ describe('loading from a mirror and a bucket', () => {
     assert.equal(progress.at(-1)!.loaded, total);
 
     const again = await resolveMnistFiles({
-      bucket: bucket.store,
+      bucket: bucket.objects,
       baseUrl: mirror.baseUrl,
       cacheDir: await tempDir(),
       logger: quietLogger(),
@@ -339,26 +315,26 @@ describe('loading from a mirror and a bucket', () => {
 
   test('fails on an md5 mismatch without caching the file or writing the bucket', async () => {
     const mirror = track(await startMirror(() => 'corrupt'));
-    const bucket = track(await startBucket());
+    const bucket = await testBucket();
     const cacheDir = await tempDir();
 
     await assertRejectsDataset(
-      resolveMnistFiles({ bucket: bucket.store, baseUrl: mirror.baseUrl, cacheDir, logger: quietLogger() }),
+      resolveMnistFiles({ bucket: bucket.objects, baseUrl: mirror.baseUrl, cacheDir, logger: quietLogger() }),
       'train-images-idx3-ubyte.gz',
       /md5 [0-9a-f]{32} .* does not match the published f68b3c2dcbeaaa9fbdd348bbdeb94873/,
     );
     assert.deepEqual(mirror.requests, ['train-images-idx3-ubyte.gz']);
     assert.deepEqual(await readdir(cacheDir), []);
-    assert.deepEqual(await bucket.store.list(''), []);
+    assert.deepEqual(await bucket.objects.list(''), []);
   });
 
   test('keeps only verified files in the cache and seeds nothing when the last file is corrupt', async () => {
     const mirror = track(await startMirror((file) => (file === 't10k-labels-idx1-ubyte.gz' ? 'corrupt' : 'serve')));
-    const bucket = track(await startBucket());
+    const bucket = await testBucket();
     const cacheDir = await tempDir();
 
     await assertRejectsDataset(
-      resolveMnistFiles({ bucket: bucket.store, baseUrl: mirror.baseUrl, cacheDir, logger: quietLogger() }),
+      resolveMnistFiles({ bucket: bucket.objects, baseUrl: mirror.baseUrl, cacheDir, logger: quietLogger() }),
       't10k-labels-idx1-ubyte.gz',
       /does not match the published/,
     );
@@ -366,7 +342,7 @@ describe('loading from a mirror and a bucket', () => {
       cacheDir,
       FILE_NAMES.filter((file) => file !== 't10k-labels-idx1-ubyte.gz'),
     );
-    assert.deepEqual(await bucket.store.list(''), []);
+    assert.deepEqual(await bucket.objects.list(''), []);
   });
 
   test('retries a request that failed with 500 and then succeeds', async () => {
@@ -430,15 +406,15 @@ describe('loading from a mirror and a bucket', () => {
 
   test('fails on a corrupt file in the bucket instead of downloading', async () => {
     const mirror = track(await startMirror());
-    const bucket = track(await startBucket());
+    const bucket = await testBucket();
     for (const file of FILE_NAMES) {
       const body = file === 'train-labels-idx1-ubyte.gz' ? flipped(real[file]) : real[file];
-      await bucket.store.put(MNIST_PREFIX + file, body);
+      await bucket.objects.put(MNIST_PREFIX + file, body);
     }
 
     await assertRejectsDataset(
       resolveMnistFiles({
-        bucket: bucket.store,
+        bucket: bucket.objects,
         baseUrl: mirror.baseUrl,
         cacheDir: await tempDir(),
         logger: quietLogger(),

@@ -1,12 +1,10 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { gunzipSync } from 'node:zlib';
 import { Jimp } from 'jimp';
 import { runScript, type ScriptResult } from './support/cli.ts';
-import { mnistDir, tempDir } from './support/env.ts';
+import { tempDir, testMnist } from './support/env.ts';
 import { startService, type TestService } from './support/service.ts';
 
 let service: TestService;
@@ -16,8 +14,8 @@ let label: number;
 before(async () => {
   service = await startService();
   dir = await tempDir();
-  const images = gunzipSync(readFileSync(path.join(mnistDir, 't10k-images-idx3-ubyte.gz'))).subarray(16);
-  label = gunzipSync(readFileSync(path.join(mnistDir, 't10k-labels-idx1-ubyte.gz')))[8 + 3]!;
+  const { images, labels } = (await testMnist()).test;
+  label = labels[3]!;
   const image = new Jimp({ width: 112, height: 112, color: 0xffffffff });
   for (let y = 0; y < 112; y++)
     for (let x = 0; x < 112; x++) {

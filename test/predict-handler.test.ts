@@ -1,7 +1,4 @@
 import assert from 'node:assert/strict';
-import { gunzipSync } from 'node:zlib';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Jimp } from 'jimp';
 import { initBackend } from '#lib/backend';
@@ -10,7 +7,7 @@ import { ModelCache } from '#lib/model-cache';
 import { MAX_BATCH } from '#lib/predict-request';
 import { ModelStore } from '#lib/storage/store';
 import { makeHandler, type Result } from '../functions/predict/app.ts';
-import { mnistDir, testBucket } from './support/env.ts';
+import { testBucket, testMnist } from './support/env.ts';
 import { apiEvent, postJson } from './support/events.ts';
 import { startService, storeTrainedModel, type TestService } from './support/service.ts';
 
@@ -20,8 +17,7 @@ before(async () => {
 });
 after(() => service.close());
 
-const images = gunzipSync(readFileSync(path.join(mnistDir, 't10k-images-idx3-ubyte.gz'))).subarray(16);
-const labels = gunzipSync(readFileSync(path.join(mnistDir, 't10k-labels-idx1-ubyte.gz'))).subarray(8);
+const { images, labels } = (await testMnist()).test;
 const digitPixels = (i: number) => Array.from(images.subarray(i * 784, (i + 1) * 784));
 
 /** MNIST test digit i as a PNG, dark ink on white, scaled up `scale` times. */

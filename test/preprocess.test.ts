@@ -1,7 +1,5 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { gunzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { Jimp } from 'jimp';
 import { AppError } from '#lib/errors';
@@ -19,26 +17,15 @@ import { EmptyImageError, toMnistInput, type RawImage } from '#lib/image/mnist-t
 import { InvalidPixelsError, preprocessImage, preprocessPixels } from '#lib/image/preprocess';
 import { MNIST_PIXELS } from '#lib/mnist-shape';
 import { MAX_JPEG_SCANS } from '#lib/image/header';
+import { testMnist } from './support/env.ts';
 import { frameHeader, progressiveJpeg } from './support/jpeg.ts';
 
-// The test does its own tiny IDX parse so it does not depend on #lib/mnist.
-const IDX_IMAGES_MAGIC = 0x00000803;
-const IDX_IMAGES_HEADER = 16;
 const DIGITS = 50;
-
-function loadMnistDigits(count: number): Uint8Array[] {
-  const file = gunzipSync(readFileSync('/work/shared/mnist/t10k-images-idx3-ubyte.gz'));
-  assert.equal(file.readUInt32BE(0), IDX_IMAGES_MAGIC);
-  assert.equal(file.readUInt32BE(8), 28);
-  assert.equal(file.readUInt32BE(12), 28);
-  // Every 97th digit, so the sample is spread over the file's writers and classes.
-  return Array.from({ length: count }, (_, k) => {
-    const start = IDX_IMAGES_HEADER + k * 97 * MNIST_PIXELS;
-    return new Uint8Array(file.subarray(start, start + MNIST_PIXELS));
-  });
-}
-
-const digits = loadMnistDigits(DIGITS);
+const { images: testImages } = (await testMnist()).test;
+// Every 97th digit, so the sample is spread over the file's writers and classes.
+const digits = Array.from({ length: DIGITS }, (_, k) =>
+  testImages.slice(k * 97 * MNIST_PIXELS, (k * 97 + 1) * MNIST_PIXELS),
+);
 
 /** The digit's intensity at a fractional pixel position, bilinear, 0 outside. */
 function sample(digit: Uint8Array, u: number, v: number): number {

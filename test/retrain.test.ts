@@ -2,30 +2,25 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { before, beforeEach, describe, test } from 'node:test';
 import {
-  BatchClient,
   DescribeJobsCommand,
   SubmitJobCommand,
+  type BatchClient,
   type JobDetail,
   type JobStatus,
 } from '@aws-sdk/client-batch';
-import type { APIGatewayProxyEventV2 } from 'aws-lambda';
-import { mockClient } from 'aws-sdk-client-mock';
 import { initBackend } from '#lib/backend';
+import type { BatchTarget } from '#lib/config';
 import { PointerChangedError } from '#lib/errors';
 import { createLogger } from '#lib/log';
 import { summarise } from '#lib/training/evaluate';
 import { createModel } from '#lib/training/model';
 import { ModelStore, versionName, type VersionSummary } from '#lib/storage/store';
-import {
-  makeHandler,
-  MAX_BODY_BYTES,
-  readRetrainEnv,
-  type RetrainDeps,
-  type RetrainEnv,
-} from '../functions/retrain/app.ts';
+import { makeHandler, MAX_BODY_BYTES, type RetrainDeps } from '../functions/retrain/app.ts';
+import { batchJobs, type BatchJobs, type JobSubmission } from '../functions/retrain/batch-jobs.ts';
 import { repoRoot, testBucket, type TestBucket } from './support/env.ts';
+import { apiEvent, postJson } from './support/events.ts';
 
-const env: RetrainEnv = {
+const target: BatchTarget = {
   jobQueue: 'arn:aws:batch:eu-west-1:123456789012:job-queue/TrainingQueue-abc',
   jobDefinition: 'arn:aws:batch:eu-west-1:123456789012:job-definition/TrainingJobDefinition-abc:3',
 };
@@ -33,8 +28,37 @@ const NOW = new Date('2026-11-25T22:00:00.000Z');
 const JOB_ID = '8c3c6f1e-2b7d-4d1a-9a55-1f2e3d4c5b6a';
 const silent = createLogger({ service: 'test' }, () => {});
 
-const batchMock = mockClient(BatchClient);
-beforeEach(() => batchMock.reset());
+/** AWS Batch as these tests need it: records every call; knows `jobs`; fails with `failure` when one is set. */
+interface FakeBatch extends BatchJobs {
+  jobs: JobDetail[];
+  failure?: Error;
+  submitted: JobSubmission[];
+  described: string[];
+}
+
+function fakeBatch(): FakeBatch {
+  const fake: FakeBatch = {
+    jobs: [],
+    submitted: [],
+    described: [],
+    async submit(job) {
+      fake.submitted.push(job);
+      if (fake.failure) throw fake.failure;
+      return JOB_ID;
+    },
+    async describe(jobId) {
+      fake.described.push(jobId);
+      if (fake.failure) throw fake.failure;
+      return fake.jobs.find((job) => job.jobId === jobId);
+    },
+  };
+  return fake;
+}
+
+let batch = fakeBatch();
+beforeEach(() => {
+  batch = fakeBatch();
+});
 
 const noStore: RetrainDeps['store'] = {
   list: async () => [],
@@ -45,33 +69,19 @@ const noStore: RetrainDeps['store'] = {
 };
 
 function handlerWith(store: RetrainDeps['store'] = noStore) {
-  return makeHandler({ batch: new BatchClient({ region: 'eu-west-1' }), store, env, logger: silent, now: () => NOW });
-}
-
-function request(method: string, path: string, body?: unknown): APIGatewayProxyEventV2 {
-  return {
-    version: '2.0',
-    routeKey: `${method} ${path}`,
-    rawPath: path,
-    rawQueryString: '',
-    headers: { 'content-type': 'application/json' },
-    isBase64Encoded: false,
-    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-    requestContext: { http: { method, path }, requestId: 'req-1' },
-  } as unknown as APIGatewayProxyEventV2;
+  return makeHandler({ batch, store, target, logger: silent, now: () => NOW });
 }
 
 const parse = (body: unknown) => JSON.parse(String(body));
 
 describe('POST /train', () => {
   test('submits the Batch job with arch, epochs and batch size as container environment', async () => {
-    batchMock.on(SubmitJobCommand).resolves({ jobId: JOB_ID, jobName: 'x' });
-    const result = await handlerWith()(request('POST', '/train', { arch: 'cnn', epochs: 12, batchSize: 256 }));
+    const result = await handlerWith()(postJson('/train', { arch: 'cnn', epochs: 12, batchSize: 256 }));
     assert.equal(result.statusCode, 202);
-    assert.deepEqual(batchMock.commandCalls(SubmitJobCommand)[0]!.args[0].input, {
+    assert.deepEqual(batch.submitted[0], {
       jobName: 'digitnet-train-cnn-20261125T220000Z',
-      jobQueue: env.jobQueue,
-      jobDefinition: env.jobDefinition,
+      jobQueue: target.jobQueue,
+      jobDefinition: target.jobDefinition,
       containerOverrides: {
         environment: [
           { name: 'ARCH', value: 'cnn' },
@@ -92,9 +102,8 @@ describe('POST /train', () => {
   });
 
   test('leaves the batch size to the job when batchSize is omitted', async () => {
-    batchMock.on(SubmitJobCommand).resolves({ jobId: JOB_ID });
-    await handlerWith()(request('POST', '/train', { arch: 'mlp', epochs: 1 }));
-    assert.deepEqual(batchMock.commandCalls(SubmitJobCommand)[0]!.args[0].input.containerOverrides, {
+    await handlerWith()(postJson('/train', { arch: 'mlp', epochs: 1 }));
+    assert.deepEqual(batch.submitted[0].containerOverrides, {
       environment: [
         { name: 'ARCH', value: 'mlp' },
         { name: 'EPOCHS', value: '1' },
@@ -103,12 +112,11 @@ describe('POST /train', () => {
   });
 
   test('passes withFeedback to the job as WITH_FEEDBACK, and echoes it', async () => {
-    batchMock.on(SubmitJobCommand).resolves({ jobId: JOB_ID });
     for (const withFeedback of [true, false]) {
-      batchMock.resetHistory();
-      const result = await handlerWith()(request('POST', '/train', { arch: 'mlp', epochs: 1, withFeedback }));
+      batch = fakeBatch();
+      const result = await handlerWith()(postJson('/train', { arch: 'mlp', epochs: 1, withFeedback }));
       assert.equal(result.statusCode, 202);
-      assert.deepEqual(batchMock.commandCalls(SubmitJobCommand)[0]!.args[0].input.containerOverrides, {
+      assert.deepEqual(batch.submitted[0]!.containerOverrides, {
         environment: [
           { name: 'ARCH', value: 'mlp' },
           { name: 'EPOCHS', value: '1' },
@@ -120,12 +128,8 @@ describe('POST /train', () => {
   });
 
   test('accepts a base64-encoded body', async () => {
-    batchMock.on(SubmitJobCommand).resolves({ jobId: JOB_ID });
-    const event = {
-      ...request('POST', '/train'),
-      isBase64Encoded: true,
-      body: Buffer.from('{"arch":"mlp","epochs":2}').toString('base64'),
-    };
+    const event = apiEvent('POST', '/train', { body: Buffer.from('{"arch":"mlp","epochs":2}') });
+    assert.equal(event.isBase64Encoded, true);
     assert.equal((await handlerWith()(event)).statusCode, 202);
   });
 
@@ -153,19 +157,17 @@ describe('POST /train', () => {
   ];
   for (const [what, body, code] of rejected) {
     test(`returns 400 ${code} for ${what}, without calling Batch`, async () => {
-      const result = await handlerWith()(request('POST', '/train', body));
+      const result = await handlerWith()(postJson('/train', body));
       assert.equal(result.statusCode, 400);
       const { error } = parse(result.body);
       assert.equal(error.code, code);
       assert.equal(typeof error.message, 'string');
-      assert.equal(batchMock.commandCalls(SubmitJobCommand).length, 0);
+      assert.equal(batch.submitted.length, 0);
     });
   }
 
   test(`returns 413 when the body is over ${MAX_BODY_BYTES} bytes`, async () => {
-    const result = await handlerWith()(
-      request('POST', '/train', { arch: 'mlp', epochs: 1, pad: 'x'.repeat(MAX_BODY_BYTES) }),
-    );
+    const result = await handlerWith()(postJson('/train', { arch: 'mlp', epochs: 1, pad: 'x'.repeat(MAX_BODY_BYTES) }));
     assert.equal(result.statusCode, 413);
   });
 
@@ -173,8 +175,8 @@ describe('POST /train', () => {
     const refusal = Object.assign(new Error('User arn:aws:iam::123456789012:role/x is not authorized'), {
       name: 'ClientException',
     });
-    batchMock.on(SubmitJobCommand).rejects(refusal);
-    const result = await handlerWith()(request('POST', '/train', { arch: 'mlp', epochs: 1 }));
+    batch.failure = refusal;
+    const result = await handlerWith()(postJson('/train', { arch: 'mlp', epochs: 1 }));
     assert.equal(result.statusCode, 502);
     const { error } = parse(result.body);
     assert.equal(error.code, 'batch_error');
@@ -187,8 +189,8 @@ function job(status: JobStatus, extra: Partial<JobDetail> = {}): JobDetail {
   return {
     jobId: JOB_ID,
     jobName: 'digitnet-train-mlp-20261125T220000Z',
-    jobQueue: env.jobQueue,
-    jobDefinition: env.jobDefinition,
+    jobQueue: target.jobQueue,
+    jobDefinition: target.jobDefinition,
     status,
     createdAt: Date.parse('2026-11-25T22:00:00Z'),
     startedAt: Date.parse('2026-11-25T22:02:00Z'),
@@ -230,8 +232,8 @@ describe('GET /train/{jobId}', () => {
   ];
   for (const [status, done] of statuses) {
     test(`reports a ${status} job as ${status} with done=${done}`, async () => {
-      batchMock.on(DescribeJobsCommand, { jobs: [JOB_ID] }).resolves({ jobs: [job(status)] });
-      const result = await handlerWith()(request('GET', `/train/${JOB_ID}`));
+      batch.jobs = [job(status)];
+      const result = await handlerWith()(apiEvent('GET', `/train/${JOB_ID}`));
       assert.equal(result.statusCode, 200);
       const body = parse(result.body);
       assert.equal(body.jobId, JOB_ID);
@@ -243,9 +245,7 @@ describe('GET /train/{jobId}', () => {
   }
 
   test('names the version recorded with the job id, even when another job overlapped', async () => {
-    batchMock
-      .on(DescribeJobsCommand)
-      .resolves({ jobs: [job('SUCCEEDED', { stoppedAt: Date.parse('2026-11-25T22:10:00Z') })] });
+    batch.jobs = [job('SUCCEEDED', { stoppedAt: Date.parse('2026-11-25T22:10:00Z') })];
     const store = {
       ...noStore,
       list: async () => [
@@ -253,27 +253,25 @@ describe('GET /train/{jobId}', () => {
         summary('20261125T220900Z-mlp', '2026-11-25T22:09:00Z', 0.978, true, JOB_ID),
       ],
     };
-    const body = parse((await handlerWith(store)(request('GET', `/train/${JOB_ID}`))).body);
+    const body = parse((await handlerWith(store)(apiEvent('GET', `/train/${JOB_ID}`))).body);
     assert.deepEqual(body.model, { version: '20261125T220900Z-mlp', accuracy: 0.978, serving: true });
   });
 
   test('passes on why the quality gate refused the version', async () => {
-    batchMock
-      .on(DescribeJobsCommand)
-      .resolves({ jobs: [job('SUCCEEDED', { stoppedAt: Date.parse('2026-11-25T22:10:00Z') })] });
+    batch.jobs = [job('SUCCEEDED', { stoppedAt: Date.parse('2026-11-25T22:10:00Z') })];
     const gate = { passed: false, reasons: ['test accuracy 96.21% is below the minimum 97.50% for mlp'] };
     const store = {
       ...noStore,
       list: async () => [{ ...summary('20261125T220900Z-mlp', '2026-11-25T22:09:00Z', 0.9621, false, JOB_ID), gate }],
     };
-    const body = parse((await handlerWith(store)(request('GET', `/train/${JOB_ID}`))).body);
+    const body = parse((await handlerWith(store)(apiEvent('GET', `/train/${JOB_ID}`))).body);
     assert.deepEqual(body.model, { version: '20261125T220900Z-mlp', accuracy: 0.9621, serving: false, gate });
   });
 
   test("passes on the live-holdout accuracy, the live rule's refusal, and whether the job trained on feedback", async () => {
     const withFeedback = job('SUCCEEDED', { stoppedAt: Date.parse('2026-11-25T22:10:00Z') });
     withFeedback.container!.environment!.push({ name: 'WITH_FEEDBACK', value: 'true' });
-    batchMock.on(DescribeJobsCommand).resolves({ jobs: [withFeedback] });
+    batch.jobs = [withFeedback];
     const gate = {
       passed: false,
       reasons: [
@@ -286,7 +284,7 @@ describe('GET /train/{jobId}', () => {
         { ...summary('20261125T220900Z-mlp', '2026-11-25T22:09:00Z', 0.978, false, JOB_ID), liveAccuracy: 0.885, gate },
       ],
     };
-    const body = parse((await handlerWith(store)(request('GET', `/train/${JOB_ID}`))).body);
+    const body = parse((await handlerWith(store)(apiEvent('GET', `/train/${JOB_ID}`))).body);
     assert.equal(body.withFeedback, true);
     assert.deepEqual(body.model, {
       version: '20261125T220900Z-mlp',
@@ -298,9 +296,7 @@ describe('GET /train/{jobId}', () => {
   });
 
   test('finds a version written without a job id by the time the job ran', async () => {
-    batchMock
-      .on(DescribeJobsCommand)
-      .resolves({ jobs: [job('SUCCEEDED', { stoppedAt: Date.parse('2026-11-25T22:10:00Z') })] });
+    batch.jobs = [job('SUCCEEDED', { stoppedAt: Date.parse('2026-11-25T22:10:00Z') })];
     const store = {
       ...noStore,
       list: async () => [
@@ -309,14 +305,12 @@ describe('GET /train/{jobId}', () => {
         summary('20261125T220900Z-mlp', '2026-11-25T22:09:00Z', 0.978),
       ],
     };
-    const body = parse((await handlerWith(store)(request('GET', `/train/${JOB_ID}`))).body);
+    const body = parse((await handlerWith(store)(apiEvent('GET', `/train/${JOB_ID}`))).body);
     assert.deepEqual(body.model, { version: '20261125T220900Z-mlp', accuracy: 0.978, serving: false });
   });
 
   test('lists every candidate instead of guessing when overlapping jobs wrote versions without job ids', async () => {
-    batchMock
-      .on(DescribeJobsCommand)
-      .resolves({ jobs: [job('SUCCEEDED', { stoppedAt: Date.parse('2026-11-25T22:10:00Z') })] });
+    batch.jobs = [job('SUCCEEDED', { stoppedAt: Date.parse('2026-11-25T22:10:00Z') })];
     const store = {
       ...noStore,
       list: async () => [
@@ -324,7 +318,7 @@ describe('GET /train/{jobId}', () => {
         summary('20261125T220900Z-mlp', '2026-11-25T22:09:00Z', 0.978, true),
       ],
     };
-    const body = parse((await handlerWith(store)(request('GET', `/train/${JOB_ID}`))).body);
+    const body = parse((await handlerWith(store)(apiEvent('GET', `/train/${JOB_ID}`))).body);
     assert.equal(body.model, undefined);
     assert.deepEqual(
       body.candidates.map((c: { version: string }) => c.version),
@@ -338,8 +332,8 @@ describe('GET /train/{jobId}', () => {
       stoppedAt: Date.parse('2026-11-25T22:03:00Z'),
       container: { exitCode: 1, logStreamName: 'train/default/abc' },
     });
-    batchMock.on(DescribeJobsCommand).resolves({ jobs: [failed] });
-    const body = parse((await handlerWith()(request('GET', `/train/${JOB_ID}`))).body);
+    batch.jobs = [failed];
+    const body = parse((await handlerWith()(apiEvent('GET', `/train/${JOB_ID}`))).body);
     assert.equal(body.statusReason, 'Essential container in task exited');
     assert.equal(body.exitCode, 1);
     assert.equal(body.logStreamName, 'train/default/abc');
@@ -355,8 +349,8 @@ describe('GET /train/{jobId}', () => {
         },
       });
     const logGroupOf = async (detail: JobDetail) => {
-      batchMock.on(DescribeJobsCommand).resolves({ jobs: [detail] });
-      const body = parse((await handlerWith()(request('GET', `/train/${JOB_ID}`))).body);
+      batch.jobs = [detail];
+      const body = parse((await handlerWith()(apiEvent('GET', `/train/${JOB_ID}`))).body);
       return [body.logGroupName, body.logStreamName];
     };
     const stackGroup = { 'awslogs-group': 'Digitnet-dev-TrainingLogs1A2B3C-xyz', 'awslogs-stream-prefix': 'train' };
@@ -369,41 +363,35 @@ describe('GET /train/{jobId}', () => {
   });
 
   test('returns 404 for a job Batch does not know', async () => {
-    batchMock.on(DescribeJobsCommand).resolves({ jobs: [] });
-    const result = await handlerWith()(request('GET', `/train/${JOB_ID}`));
+    batch.jobs = [];
+    const result = await handlerWith()(apiEvent('GET', `/train/${JOB_ID}`));
     assert.equal(result.statusCode, 404);
     assert.equal(parse(result.body).error.code, 'job_not_found');
   });
 
   test('returns 404 for a job of another queue in the account', async () => {
-    batchMock
-      .on(DescribeJobsCommand)
-      .resolves({ jobs: [job('RUNNING', { jobQueue: 'arn:aws:batch:eu-west-1:123456789012:job-queue/other' })] });
-    assert.equal((await handlerWith()(request('GET', `/train/${JOB_ID}`))).statusCode, 404);
+    batch.jobs = [job('RUNNING', { jobQueue: 'arn:aws:batch:eu-west-1:123456789012:job-queue/other' })];
+    assert.equal((await handlerWith()(apiEvent('GET', `/train/${JOB_ID}`))).statusCode, 404);
   });
 
   test('returns 400 for something that is not a job id, without calling Batch', async () => {
-    const result = await handlerWith()(request('GET', '/train/..%2Fpromote'));
+    const result = await handlerWith()(apiEvent('GET', '/train/..%2Fpromote'));
     assert.equal(result.statusCode, 400);
     assert.equal(parse(result.body).error.code, 'invalid_job_id');
-    assert.equal(batchMock.commandCalls(DescribeJobsCommand).length, 0);
+    assert.equal(batch.described.length, 0);
   });
 
   test('returns 502 when the model versions cannot be listed', async () => {
-    batchMock
-      .on(DescribeJobsCommand)
-      .resolves({ jobs: [job('SUCCEEDED', { stoppedAt: Date.parse('2026-11-25T22:10:00Z') })] });
+    batch.jobs = [job('SUCCEEDED', { stoppedAt: Date.parse('2026-11-25T22:10:00Z') })];
     const broken = { ...noStore, list: () => Promise.reject(new Error('socket hang up')) };
-    const result = await handlerWith(broken)(request('GET', `/train/${JOB_ID}`));
+    const result = await handlerWith(broken)(apiEvent('GET', `/train/${JOB_ID}`));
     assert.equal(result.statusCode, 502);
     assert.equal(parse(result.body).error.code, 'storage_error');
   });
 
   test('returns 502 when Batch cannot describe the job', async () => {
-    batchMock
-      .on(DescribeJobsCommand)
-      .rejects(Object.assign(new Error('throttled'), { name: 'TooManyRequestsException' }));
-    const result = await handlerWith()(request('GET', `/train/${JOB_ID}`));
+    batch.failure = Object.assign(new Error('throttled'), { name: 'TooManyRequestsException' });
+    const result = await handlerWith()(apiEvent('GET', `/train/${JOB_ID}`));
     assert.equal(result.statusCode, 502);
     assert.equal(parse(result.body).error.code, 'batch_error');
   });
@@ -450,7 +438,7 @@ describe('POST /promote on the embedded S3', () => {
 
   test('points models/latest.json at the version and returns the pointer', async () => {
     const version = await saveVersion(0.98);
-    const result = await handlerWith(store)(request('POST', '/promote', { version }));
+    const result = await handlerWith(store)(postJson('/promote', { version }));
     assert.equal(result.statusCode, 200);
     const pointer = parse(result.body);
     assert.equal(pointer.version, version);
@@ -463,7 +451,7 @@ describe('POST /promote on the embedded S3', () => {
     const older = await saveVersion(0.979);
     const newer = await saveVersion(0.981);
     await store.promote(newer);
-    const pointer = parse((await handlerWith(store)(request('POST', '/promote', { version: older }))).body);
+    const pointer = parse((await handlerWith(store)(postJson('/promote', { version: older }))).body);
     assert.equal(pointer.version, older);
     assert.equal(pointer.previous, newer);
   });
@@ -475,23 +463,21 @@ describe('POST /promote on the embedded S3', () => {
     ['no version', {}, 'missing_field'],
   ] as const) {
     test(`returns 400 ${code} for ${what}`, async () => {
-      const result = await handlerWith(store)(request('POST', '/promote', body));
+      const result = await handlerWith(store)(postJson('/promote', body));
       assert.equal(result.statusCode, 400);
       assert.equal(parse(result.body).error.code, code);
     });
   }
 
   test('returns 400 for unknown fields', async () => {
-    const result = await handlerWith(store)(
-      request('POST', '/promote', { version: '20261125T220000Z-mlp', force: true }),
-    );
+    const result = await handlerWith(store)(postJson('/promote', { version: '20261125T220000Z-mlp', force: true }));
     assert.equal(result.statusCode, 400);
     assert.equal(parse(result.body).error.code, 'unknown_field');
   });
 
   test('returns 404 for a version that does not exist, leaving the pointer alone', async () => {
     const before = await store.latest();
-    const result = await handlerWith(store)(request('POST', '/promote', { version: '20200101T000000Z-mlp' }));
+    const result = await handlerWith(store)(postJson('/promote', { version: '20200101T000000Z-mlp' }));
     assert.equal(result.statusCode, 404);
     assert.equal(parse(result.body).error.code, 'version_not_found');
     assert.deepEqual(await store.latest(), before);
@@ -506,7 +492,7 @@ describe('POST /promote on the embedded S3', () => {
         throw new PointerChangedError(`the serving pointer changed after it was read; ${version} was not promoted`);
       },
     };
-    const result = await handlerWith(racing)(request('POST', '/promote', { version }));
+    const result = await handlerWith(racing)(postJson('/promote', { version }));
     assert.equal(result.statusCode, 409);
     const { error } = parse(result.body);
     assert.equal(error.code, 'pointer_changed');
@@ -517,7 +503,7 @@ describe('POST /promote on the embedded S3', () => {
     const version = await saveVersion(0.98);
     await bucket.objects.put(`models/${version}/weights.bin`, Buffer.from('truncated'));
     const before = await store.latest();
-    const result = await handlerWith(store)(request('POST', '/promote', { version }));
+    const result = await handlerWith(store)(postJson('/promote', { version }));
     assert.equal(result.statusCode, 409);
     const { error } = parse(result.body);
     assert.equal(error.code, 'version_incomplete');
@@ -530,7 +516,7 @@ describe('POST /promote on the embedded S3', () => {
       ...noStore,
       metrics: async () => Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:1')),
     };
-    const result = await handlerWith(unreachable)(request('POST', '/promote', { version: '20261125T220000Z-mlp' }));
+    const result = await handlerWith(unreachable)(postJson('/promote', { version: '20261125T220000Z-mlp' }));
     assert.equal(result.statusCode, 502);
     assert.equal(parse(result.body).error.code, 'storage_error');
     assert.doesNotMatch(String(result.body), /ECONNREFUSED/);
@@ -539,35 +525,24 @@ describe('POST /promote on the embedded S3', () => {
 
 describe('routing', () => {
   test('returns 404 for a path it does not serve', async () => {
-    const result = await handlerWith()(request('POST', '/predict', {}));
+    const result = await handlerWith()(postJson('/predict', {}));
     assert.equal(result.statusCode, 404);
     assert.equal(parse(result.body).error.code, 'route_not_found');
   });
 
   test('returns 405 with Allow for the wrong method', async () => {
-    const result = await handlerWith()(request('GET', '/train'));
+    const result = await handlerWith()(apiEvent('GET', '/train'));
     assert.equal(result.statusCode, 405);
     assert.equal(result.headers.allow, 'POST');
   });
 
   test('puts the request id on every response', async () => {
-    const result = await handlerWith()(request('DELETE', '/promote'));
-    assert.equal(result.headers['x-request-id'], 'req-1');
+    const result = await handlerWith()(apiEvent('DELETE', '/promote'));
+    assert.equal(result.headers['x-request-id'], 'req-test');
   });
 });
 
 describe('the Lambda entry', () => {
-  test('reads the queue and job definition ARNs', () => {
-    assert.deepEqual(readRetrainEnv({ JOB_QUEUE: env.jobQueue, JOB_DEFINITION: env.jobDefinition }), env);
-  });
-
-  test('rejects a job definition that is not an ARN', () => {
-    assert.throws(
-      () => readRetrainEnv({ JOB_QUEUE: env.jobQueue, JOB_DEFINITION: 'TrainingJobDefinition' }),
-      /JOB_DEFINITION must be the ARN/,
-    );
-  });
-
   const load = (extra: Record<string, string>) =>
     spawnSync(
       process.execPath,
@@ -586,14 +561,45 @@ describe('the Lambda entry', () => {
     );
 
   test('fails at cold start when JOB_QUEUE is missing', () => {
-    const run = load({ JOB_DEFINITION: env.jobDefinition });
+    const run = load({ JOB_DEFINITION: target.jobDefinition });
     assert.notEqual(run.status, 0);
     assert.match(run.stderr, /JOB_QUEUE must be the ARN of a Batch job-queue/);
   });
 
+  test('fails at cold start when neither Batch ARN is set', () => {
+    const run = load({});
+    assert.notEqual(run.status, 0);
+    assert.match(run.stderr, /JOB_QUEUE and JOB_DEFINITION \(Batch ARNs\) must be set for the retrain function/);
+  });
+
   test('exports a handler when its settings are present', () => {
-    const run = load({ JOB_QUEUE: env.jobQueue, JOB_DEFINITION: env.jobDefinition });
+    const run = load({ JOB_QUEUE: target.jobQueue, JOB_DEFINITION: target.jobDefinition });
     assert.equal(run.status, 0, run.stderr);
     assert.equal(run.stdout.trim(), 'function');
+  });
+});
+
+describe('batchJobs: the SDK client behind the port', () => {
+  test('sends SubmitJob with the submission as its input, and DescribeJobs for the one job', async () => {
+    const sent: object[] = [];
+    const client = {
+      send: async (command: SubmitJobCommand | DescribeJobsCommand) => {
+        sent.push(command);
+        return command instanceof SubmitJobCommand ? { jobId: JOB_ID } : { jobs: [job('RUNNING')] };
+      },
+    } as unknown as Pick<BatchClient, 'send'>;
+    const jobs = batchJobs(client);
+    const submission: JobSubmission = {
+      jobName: 'digitnet-train-mlp-20261125T220000Z',
+      ...target,
+      containerOverrides: { environment: [{ name: 'ARCH', value: 'mlp' }] },
+    };
+    assert.equal(await jobs.submit(submission), JOB_ID);
+    assert.deepEqual(await jobs.describe(JOB_ID), job('RUNNING'));
+    const [submit, describe] = sent as [SubmitJobCommand, DescribeJobsCommand];
+    assert.ok(submit instanceof SubmitJobCommand);
+    assert.deepEqual(submit.input, submission);
+    assert.ok(describe instanceof DescribeJobsCommand);
+    assert.deepEqual(describe.input, { jobs: [JOB_ID] });
   });
 });

@@ -6,16 +6,15 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { gunzipSync } from 'node:zlib';
 import { Jimp } from 'jimp';
 import { chromium, type Browser, type BrowserContextOptions, type Page, type Response } from 'playwright-core';
 import { feedbackKey } from '#lib/live/records';
 import { NO_MODEL_MESSAGE } from '#lib/model-cache';
 import { tokenBucket } from '#lib/rate-limit';
-import { mnistDir, repoRoot, tempDir } from './support/env.ts';
+import { repoRoot, tempDir, testMnist } from './support/env.ts';
 import { startService, storeTrainedModel, type TestService } from './support/service.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -64,12 +63,6 @@ const SHAPES: Record<'one' | 'seven' | 'zero', { digit: number; strokes: Stroke[
     ],
   },
 };
-
-function mnistTestSet(): { images: Buffer; labels: Buffer } {
-  const images = gunzipSync(readFileSync(path.join(mnistDir, 't10k-images-idx3-ubyte.gz'))).subarray(16);
-  const labels = gunzipSync(readFileSync(path.join(mnistDir, 't10k-labels-idx1-ubyte.gz'))).subarray(8);
-  return { images, labels };
-}
 
 /** A test digit scaled up to `side`×`side`, dark ink on white, encoded as `mime`. */
 async function renderDigit(
@@ -354,7 +347,7 @@ describe('web page', {
   });
 
   it('reads uploaded MNIST test digits as PNG, JPEG and an over-1-MB BMP the page shrinks first', async () => {
-    const { images, labels } = mnistTestSet();
+    const { images, labels } = (await testMnist()).test;
     const dir = await tempDir('digitnet-web-');
     const { page, errors } = await open(service.url);
     await page.waitForSelector('#confusion tbody tr');
@@ -495,7 +488,7 @@ describe('web page', {
   });
 
   it('asks about a dropped image too, and Y confirms it', async () => {
-    const { images } = mnistTestSet();
+    const { images } = (await testMnist()).test;
     const png = await renderDigit(images.subarray(0, 784), 112, 'image/png');
     const { page, errors } = await open(service.url);
     await page.waitForSelector('#confusion tbody tr');

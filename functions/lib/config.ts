@@ -1,11 +1,12 @@
 /**
  * Environment read and validated once, at start-up: a bad value fails the
  * process before it serves or trains anything. Every variable the runtime
- * reads is decided here but two kinds: what one entry point alone needs and
- * checks at its start (the retrain function's JOB_QUEUE and JOB_DEFINITION,
- * the training job's ARCH, EPOCHS, BATCH_SIZE and WITH_FEEDBACK, defaults of its flags), and
- * the variables of the libraries it uses (the AWS SDK's credential chain,
- * NODE_OPTIONS), which are theirs.
+ * reads is decided here but two kinds: the training job's ARCH, EPOCHS,
+ * BATCH_SIZE and WITH_FEEDBACK, which are defaults of its command-line flags and checked with
+ * them, and the variables of the libraries it uses (the AWS SDK's credential
+ * chain, NODE_OPTIONS), which are theirs. A variable only one entry point
+ * needs (BUCKET in the cloud, the Batch ARNs) is validated here when set;
+ * that entry point says so when it is missing.
  */
 import { ConfigError } from './errors.ts';
 import { S3_TIMEOUT_DEFAULTS, type S3Timeouts } from './storage/objects.ts';
@@ -24,6 +25,12 @@ export type BackendName = (typeof BACKEND_NAMES)[number];
 export interface S3Credentials {
   accessKeyId: string;
   secretAccessKey: string;
+}
+
+/** Where POST /train submits: ARNs the stack gives the retrain function. */
+export interface BatchTarget {
+  jobQueue: string;
+  jobDefinition: string;
 }
 
 export interface Config {
@@ -60,6 +67,8 @@ export interface Config {
   };
   /** POST /feedback per process; API Gateway's route throttle is the cloud's limit. */
   feedbackLimit: { ratePerSecond: number; burst: number };
+  /** JOB_QUEUE and JOB_DEFINITION, set together; only the retrain function needs them. */
+  batchTarget?: BatchTarget;
   /** Where local state (the embedded S3's files, the dataset cache) lives. */
   dataDir: string;
 }
@@ -150,6 +159,22 @@ function s3Credentials(env: Env, endpoint: string | undefined): S3Credentials | 
   return { accessKeyId, secretAccessKey };
 }
 
+function batchArn(env: Env, name: string, kind: string): string {
+  const value = optional(env, name);
+  if (!value?.startsWith('arn:') || !value.includes(`:${kind}/`)) {
+    throw new ConfigError(`${name} must be the ARN of a Batch ${kind}; got ${value ? `"${value}"` : 'nothing'}`);
+  }
+  return value;
+}
+
+function batchTarget(env: Env): BatchTarget | undefined {
+  if (!optional(env, 'JOB_QUEUE') && !optional(env, 'JOB_DEFINITION')) return undefined;
+  return {
+    jobQueue: batchArn(env, 'JOB_QUEUE', 'job-queue'),
+    jobDefinition: batchArn(env, 'JOB_DEFINITION', 'job-definition'),
+  };
+}
+
 export function readConfig(env: Env = process.env): Config {
   const s3Endpoint = url(env, 'S3_ENDPOINT');
   return {
@@ -179,6 +204,7 @@ export function readConfig(env: Env = process.env): Config {
       ratePerSecond: numberFrom(env, 'FEEDBACK_RATE_PER_SECOND', 5, 0.01, 10_000),
       burst: numberFrom(env, 'FEEDBACK_BURST', 20, 1, 100_000),
     },
+    batchTarget: batchTarget(env),
     dataDir: optional(env, 'DATA_DIR') ?? '.data',
   };
 }

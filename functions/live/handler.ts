@@ -7,18 +7,11 @@ import { readConfig } from '#lib/config';
 import { ConfigError } from '#lib/errors';
 import { refreshLiveSummaries } from '#lib/live/stored';
 import { logger } from '#lib/log';
-import { createS3Client, S3ObjectStore } from '#lib/storage/objects';
+import { configuredBucket } from '#lib/storage/objects';
 
 const config = readConfig();
 if (!config.bucket) throw new ConfigError('BUCKET must be set for the live function');
-const s3 = createS3Client({
-  bucket: config.bucket,
-  endpoint: config.s3Endpoint,
-  region: config.region,
-  credentials: config.s3Credentials,
-  timeouts: config.s3Timeouts,
-});
-const objects = new S3ObjectStore(s3, config.bucket);
+const { objects } = configuredBucket(config.bucket, config);
 const log = logger.child({ function: 'live' });
 
 export const handler = async (_event: unknown) => {

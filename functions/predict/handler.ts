@@ -13,7 +13,7 @@ import { logger } from '#lib/log';
 import { BucketCaptureSink, type CaptureSink, logCaptureSink } from '#lib/live/capture-sink';
 import { cachedLiveView } from '#lib/live/stored';
 import { ModelCache } from '#lib/model-cache';
-import { createS3Client, S3ObjectStore } from '#lib/storage/objects';
+import { configuredBucket } from '#lib/storage/objects';
 import { ModelStore } from '#lib/storage/store';
 import { makeHandler } from './app.ts';
 
@@ -25,14 +25,7 @@ const pagePath = bundled ? path.join(here, 'web', 'index.html') : path.join(here
 
 const config = readConfig();
 if (!config.bucket) throw new ConfigError('BUCKET must be set for the predict function');
-const s3 = createS3Client({
-  bucket: config.bucket,
-  endpoint: config.s3Endpoint,
-  region: config.region,
-  credentials: config.s3Credentials,
-  timeouts: config.s3Timeouts,
-});
-const objects = new S3ObjectStore(s3, config.bucket);
+const objects = configuredBucket(config.bucket, config).objects;
 const store = new ModelStore(objects);
 const log = logger.child({ function: 'predict' });
 log.debug('configuration', loggableConfig(config));

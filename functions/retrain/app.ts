@@ -8,18 +8,11 @@
  *   GET  /train/{jobId}                              → 200 {jobId, status, done, model?}
  *   POST /promote        {version}                   → 200 the new models/latest.json
  */
-import {
-  DescribeJobsCommand,
-  SubmitJobCommand,
-  type BatchClient,
-  type JobDetail,
-  type KeyValuePair,
-} from '@aws-sdk/client-batch';
+import type { JobDetail, KeyValuePair } from '@aws-sdk/client-batch';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import {
   AppError,
   BadRequestError,
-  ConfigError,
   ConflictError,
   ModelIntegrityError,
   NotFoundError,
@@ -46,6 +39,8 @@ import {
   type ModelStore,
   type VersionSummary,
 } from '#lib/storage/store';
+import type { BatchTarget } from '#lib/config';
+import type { BatchJobs } from './batch-jobs.ts';
 import type { OperatorPath } from './paths.ts';
 
 /** What POST /train accepts; anything outside these is a 400 before Batch is called. */
@@ -76,27 +71,10 @@ const CLOCK_SLACK_MS = 5_000;
 
 export type { Handler, Result };
 
-export interface RetrainEnv {
-  jobQueue: string;
-  jobDefinition: string;
-}
-
-/** Reads JOB_QUEUE and JOB_DEFINITION (ARNs set by the stack); a missing one fails the cold start. */
-export function readRetrainEnv(env: Record<string, string | undefined>): RetrainEnv {
-  const arn = (name: string, kind: string): string => {
-    const value = env[name]?.trim();
-    if (!value?.startsWith('arn:') || !value.includes(`:${kind}/`)) {
-      throw new ConfigError(`${name} must be the ARN of a Batch ${kind}; got ${value ? `"${value}"` : 'nothing'}`);
-    }
-    return value;
-  };
-  return { jobQueue: arn('JOB_QUEUE', 'job-queue'), jobDefinition: arn('JOB_DEFINITION', 'job-definition') };
-}
-
 export interface RetrainDeps {
-  batch: Pick<BatchClient, 'send'>;
+  batch: BatchJobs;
   store: Pick<ModelStore, 'list' | 'metrics' | 'promote'>;
-  env: RetrainEnv;
+  target: BatchTarget;
   logger: Logger;
   now?: () => Date;
 }
@@ -128,8 +106,6 @@ export function parseTrainRequest(raw: RawBody): TrainRequest {
   }
   return request;
 }
-
-/** e.g. 20261125T220000Z: job names sort by submission time, like model versions. */
 
 const iso = (epochMs: number | undefined) => (epochMs === undefined ? undefined : new Date(epochMs).toISOString());
 
@@ -167,7 +143,7 @@ function versionsOf(job: JobDetail, arch: string | undefined, versions: VersionS
 }
 
 export function makeHandler(deps: RetrainDeps): Handler {
-  const { batch, store, env, logger } = deps;
+  const { batch, store, target, logger } = deps;
   const now = deps.now ?? (() => new Date());
 
   /** S3 trouble is an upstream failure (502); integrity errors keep their meaning for the caller to map. */
@@ -189,18 +165,16 @@ export function makeHandler(deps: RetrainDeps): Handler {
       ...(request.batchSize === undefined ? [] : [{ name: 'BATCH_SIZE', value: String(request.batchSize) }]),
       ...(request.withFeedback === undefined ? [] : [{ name: 'WITH_FEEDBACK', value: String(request.withFeedback) }]),
     ];
+    // e.g. digitnet-train-mlp-20261125T220000Z: job names sort by submission time, like model versions.
     const jobName = `digitnet-train-${request.arch}-${compactTimestamp(now())}`;
     let jobId: string | undefined;
     try {
-      const out = await batch.send(
-        new SubmitJobCommand({
-          jobName,
-          jobQueue: env.jobQueue,
-          jobDefinition: env.jobDefinition,
-          containerOverrides: { environment },
-        }),
-      );
-      jobId = out.jobId;
+      jobId = await batch.submit({
+        jobName,
+        jobQueue: target.jobQueue,
+        jobDefinition: target.jobDefinition,
+        containerOverrides: { environment },
+      });
     } catch (error) {
       log.error('SubmitJob failed', { error, jobName });
       throw new UpstreamError(
@@ -218,7 +192,7 @@ export function makeHandler(deps: RetrainDeps): Handler {
     if (!JOB_ID.test(jobId)) throw new BadRequestError(`"${jobId}" is not a Batch job id`, 'invalid_job_id');
     let job: JobDetail | undefined;
     try {
-      job = (await batch.send(new DescribeJobsCommand({ jobs: [jobId] }))).jobs?.[0];
+      job = await batch.describe(jobId);
     } catch (error) {
       log.error('DescribeJobs failed', { error, jobId });
       throw new UpstreamError(
@@ -227,7 +201,7 @@ export function makeHandler(deps: RetrainDeps): Handler {
       );
     }
     // DescribeJobs sees every job in the account; answer only for our own queue.
-    if (!job || job.jobQueue !== env.jobQueue) throw new NotFoundError(`no training job ${jobId}`, 'job_not_found');
+    if (!job || job.jobQueue !== target.jobQueue) throw new NotFoundError(`no training job ${jobId}`, 'job_not_found');
     const arch = envValue(job, 'ARCH');
     const numberOf = (name: string) => {
       const value = envValue(job, name);

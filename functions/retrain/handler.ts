@@ -7,27 +7,22 @@ import { BatchClient } from '@aws-sdk/client-batch';
 import { loggableConfig, readConfig } from '#lib/config';
 import { ConfigError } from '#lib/errors';
 import { logger } from '#lib/log';
-import { createS3Client, S3ObjectStore } from '#lib/storage/objects';
+import { configuredBucket } from '#lib/storage/objects';
 import { ModelStore } from '#lib/storage/store';
-import { makeHandler, readRetrainEnv } from './app.ts';
+import { makeHandler } from './app.ts';
+import { batchJobs } from './batch-jobs.ts';
 
 const config = readConfig();
 if (!config.bucket) throw new ConfigError('BUCKET must be set for the retrain function');
-const env = readRetrainEnv(process.env);
-const s3 = createS3Client({
-  bucket: config.bucket,
-  endpoint: config.s3Endpoint,
-  region: config.region,
-  credentials: config.s3Credentials,
-  timeouts: config.s3Timeouts,
-});
+if (!config.batchTarget)
+  throw new ConfigError('JOB_QUEUE and JOB_DEFINITION (Batch ARNs) must be set for the retrain function');
 
 const log = logger.child({ function: 'retrain' });
 log.debug('configuration', loggableConfig(config));
 
 export const handler = makeHandler({
-  batch: new BatchClient({ region: config.region }),
-  store: new ModelStore(new S3ObjectStore(s3, config.bucket)),
-  env,
+  batch: batchJobs(new BatchClient({ region: config.region })),
+  store: new ModelStore(configuredBucket(config.bucket, config).objects),
+  target: config.batchTarget,
   logger: log,
 });

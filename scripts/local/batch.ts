@@ -1,6 +1,7 @@
 /**
  * AWS Batch for the local stack: the retrain handler submits and describes
- * jobs through this exactly as it does through the real BatchClient, and each
+ * jobs through this exactly as it does through the real BatchClient (the
+ * BatchJobs port of functions/retrain/batch-jobs.ts), and each
  * job is the training entry point run as a child process against the same
  * bucket. Progress goes into `statusReason`, which Batch leaves free-form.
  * Jobs run one at a time, first come first served, and wait as RUNNABLE
@@ -11,8 +12,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DescribeJobsCommand, SubmitJobCommand, type JobDetail } from '@aws-sdk/client-batch';
+import type { JobDetail } from '@aws-sdk/client-batch';
 import type { Logger } from '#lib/log';
+import type { BatchJobs, JobSubmission } from '../../functions/retrain/batch-jobs.ts';
 import { eachLine, lastErrorOf } from './job-output.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -53,29 +55,20 @@ interface QueuedJob {
   env: Record<string, string | undefined>;
 }
 
-export class LocalBatch {
+export class LocalBatch implements BatchJobs {
   private readonly jobs = new Map<string, JobDetail>();
   private readonly waiting: QueuedJob[] = [];
   private running?: { job: JobDetail; child: ChildProcess };
 
   constructor(private readonly options: LocalBatchOptions) {}
 
-  async send(command: SubmitJobCommand | DescribeJobsCommand): Promise<{ jobId?: string; jobs?: JobDetail[] }> {
-    if (command instanceof SubmitJobCommand) return { jobId: this.submit(command) };
-    if (command instanceof DescribeJobsCommand) {
-      return {
-        jobs: (command.input.jobs ?? [])
-          .map((id) => this.jobs.get(id))
-          .filter((job): job is JobDetail => job !== undefined),
-      };
-    }
-    throw new Error(`the local Batch does not implement ${(command as object).constructor.name}`);
+  async describe(jobId: string): Promise<JobDetail | undefined> {
+    return this.jobs.get(jobId);
   }
 
-  private submit(command: SubmitJobCommand): string {
-    const { jobName, jobQueue, jobDefinition, containerOverrides } = command.input;
+  async submit({ jobName, jobQueue, jobDefinition, containerOverrides }: JobSubmission): Promise<string> {
     const jobId = randomUUID();
-    const environment = containerOverrides?.environment ?? [];
+    const { environment } = containerOverrides;
     const job: JobDetail = {
       jobId,
       jobName,

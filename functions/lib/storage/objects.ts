@@ -13,6 +13,7 @@ import {
   S3ServiceException,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
+import type { Config } from '../config.ts';
 import { ObjectTooLargeError, WriteConflictError } from '../errors.ts';
 
 export interface StoredObject {
@@ -227,4 +228,16 @@ export class S3ObjectStore implements ObjectStore {
     } while (token);
     return keys.sort();
   }
+}
+
+/** The client and the store for the bucket the configuration names, as every entry point opens it. */
+export function configuredBucket(bucket: string, config: Config): { client: S3Client; objects: S3ObjectStore } {
+  const client = createS3Client({
+    bucket,
+    endpoint: config.s3Endpoint,
+    region: config.region,
+    credentials: config.s3Credentials,
+    timeouts: config.s3Timeouts,
+  });
+  return { client, objects: new S3ObjectStore(client, bucket) };
 }

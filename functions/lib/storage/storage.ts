@@ -5,7 +5,13 @@
  */
 import path from 'node:path';
 import type { Config, S3Credentials } from '../config.ts';
-import { createS3Client, IN_PROCESS_S3_TIMEOUTS, S3ObjectStore, type ObjectStore } from './objects.ts';
+import {
+  configuredBucket,
+  createS3Client,
+  IN_PROCESS_S3_TIMEOUTS,
+  S3ObjectStore,
+  type ObjectStore,
+} from './objects.ts';
 
 export interface Storage {
   objects: ObjectStore;
@@ -21,15 +27,9 @@ export async function openStorage(config: Config): Promise<Storage> {
   if (config.bucket || config.s3Endpoint) {
     if (!config.bucket)
       throw new Error('S3_ENDPOINT is set but BUCKET is not: set both, or neither to use the embedded S3');
-    const client = createS3Client({
-      bucket: config.bucket,
-      endpoint: config.s3Endpoint,
-      region: config.region,
-      credentials: config.s3Credentials,
-      timeouts: config.s3Timeouts,
-    });
+    const { client, objects } = configuredBucket(config.bucket, config);
     return {
-      objects: new S3ObjectStore(client, config.bucket),
+      objects,
       bucket: config.bucket,
       endpoint: config.s3Endpoint,
       credentials: config.s3Credentials,
