@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { readFileSync } from 'node:fs';
 import JPEG from 'jpeg-js';
 import { PNG } from 'pngjs';
+import { parseCapture } from '#lib/live/records';
 import { ModelStore } from '#lib/storage/store';
 import { LAMBDA_ESBUILD } from '../infra/lambda-bundle.ts';
 import { buildPredict } from '../scripts/build.ts';
@@ -43,7 +44,7 @@ async function invoke(
   node: string,
   events: unknown[],
   env: Record<string, string>,
-): Promise<{ results: { statusCode: number; body: string }[]; logs: string }> {
+): Promise<{ results: { statusCode: number; body: string }[]; logs: string; stdout: string[] }> {
   const script = path.join(bundleDir, '..', 'invoke.mjs');
   await writeFile(
     script,
@@ -51,14 +52,16 @@ async function invoke(
      const events = JSON.parse(process.argv[2]);
      const out = [];
      for (const e of events) out.push(await handler(e, { awsRequestId: 'bundle-test' }));
-     process.stdout.write(JSON.stringify(out));`,
+     process.stdout.write(JSON.stringify(out) + '\\n');`,
   );
   const { stdout, stderr } = await run(node, [script, JSON.stringify(events)], {
     cwd: path.dirname(bundleDir),
     env: { PATH: process.env.PATH!, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true', ...env },
     maxBuffer: 8 * 1024 * 1024,
   });
-  return { results: JSON.parse(stdout), logs: stderr };
+  // The handler's own stdout lines (captures) come first; the invoking script's results are the last line.
+  const lines = stdout.trimEnd().split('\n');
+  return { results: JSON.parse(lines.pop()!), logs: stderr, stdout: lines };
 }
 
 describe('npm run build', () => {
@@ -100,7 +103,7 @@ function answersUnder(node: string): void {
   test('the bundle answers from its own folder against the embedded S3, on the wasm backend', async () => {
     const { images, labels } = (await testMnist()).test;
     const pixels = Array.from(images.subarray(0, 784));
-    const { results, logs } = await invoke(
+    const { results, logs, stdout } = await invoke(
       node,
       [apiEvent('GET', '/health'), postJson('/predict', { pixels }), apiEvent('GET', '/')],
       bucket.env,
@@ -109,7 +112,13 @@ function answersUnder(node: string): void {
     assert.match(logs, /"message":"tfjs backend active","backend":"wasm"/, 'the bundle found its .wasm files');
     assert.equal(health!.statusCode, 200, health!.body);
     assert.deepEqual(JSON.parse(health!.body), { status: 'ok', modelVersion: version });
-    assert.equal(JSON.parse(prediction!.body).digit, labels[0]);
+    const answer = JSON.parse(prediction!.body);
+    assert.equal(answer.digit, labels[0]);
+    // As in Lambda: the prediction is captured as one line on stdout, for the log subscription to ship.
+    assert.deepEqual(
+      stdout.map((line) => parseCapture(line)?.predictionId),
+      [answer.predictionId],
+    );
     assert.equal(page!.statusCode, 200);
     assert.match(page!.body, /<html/i);
   });
