@@ -10,6 +10,7 @@ import { LATEST_KEY, ModelStore, versionName } from '#lib/storage/store';
 import { parseTrainArgs, runTraining, type TrainArgs } from '../functions/train/job.ts';
 import { mnistDir, tempDir, testBucket } from './support/env.ts';
 import { MemoryObjects } from './support/memory-objects.ts';
+import { untrainedTraining } from './support/metrics.ts';
 
 before(() => initBackend());
 
@@ -28,17 +29,7 @@ async function saveVersion(store: ModelStore, accuracy: number): Promise<string>
     createdAt: new Date(clock).toISOString(),
     backend: 'cpu',
     params: model.countParams(),
-    training: {
-      epochs: 1,
-      batchSize: 32,
-      learningRate: 0.001,
-      schedule: 'cosine',
-      seed: 1,
-      history: [],
-      secondsPerEpoch: 0,
-      trainCount: 0,
-      validationCount: 0,
-    },
+    training: untrainedTraining(32),
     test: { ...summarise(confusion, 0.1), accuracy },
   });
   model.dispose();

@@ -19,6 +19,7 @@ import { makeHandler, MAX_BODY_BYTES, type RetrainDeps } from '../functions/retr
 import { batchJobs, type BatchJobs, type JobSubmission } from '../functions/retrain/batch-jobs.ts';
 import { repoRoot, testBucket, type TestBucket } from './support/env.ts';
 import { apiEvent, postJson } from './support/events.ts';
+import { untrainedTraining } from './support/metrics.ts';
 
 const target: BatchTarget = {
   jobQueue: 'arn:aws:batch:eu-west-1:123456789012:job-queue/TrainingQueue-abc',
@@ -419,17 +420,7 @@ describe('POST /promote on the embedded S3', () => {
       createdAt: new Date(clock).toISOString(),
       backend: 'cpu',
       params: model.countParams(),
-      training: {
-        epochs: 1,
-        batchSize: 128,
-        learningRate: 0.001,
-        schedule: 'cosine',
-        seed: 1,
-        history: [],
-        secondsPerEpoch: 0,
-        trainCount: 0,
-        validationCount: 0,
-      },
+      training: untrainedTraining(128),
       test: { ...summarise(confusion, 0.1), accuracy },
     });
     model.dispose();

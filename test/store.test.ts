@@ -17,6 +17,7 @@ import {
 } from '#lib/storage/store';
 import { testBucket, type TestBucket } from './support/env.ts';
 import { MemoryObjects } from './support/memory-objects.ts';
+import { untrainedTraining } from './support/metrics.ts';
 
 let bucket: TestBucket;
 before(async () => {
@@ -41,17 +42,7 @@ function metricsFor(version: string, accuracy: number, arch: Arch = 'mlp', param
     createdAt: new Date(clock).toISOString(),
     backend: 'wasm',
     params,
-    training: {
-      epochs: 1,
-      batchSize: 1,
-      learningRate: 0.001,
-      schedule: 'cosine',
-      seed: 1,
-      history: [],
-      secondsPerEpoch: 0,
-      trainCount: 0,
-      validationCount: 0,
-    },
+    training: untrainedTraining(1),
     test: { ...summarise(confusion, 0.1), accuracy },
   };
 }

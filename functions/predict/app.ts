@@ -13,7 +13,7 @@ import { parsePredictRequest, type PredictInput } from '#lib/predict-request';
 import { preprocessImage, preprocessPixels } from '#lib/image/preprocess';
 import type { CaptureSink } from '#lib/live/capture-sink';
 import type { LiveView } from '#lib/live/stored';
-import { encodeInput, type InputFormat, newPredictionId } from '#lib/live/records';
+import { captureRecord, encodeInput, type InputFormat, newPredictionId } from '#lib/live/records';
 
 export type { Handler, Result };
 
@@ -117,19 +117,8 @@ export function makeHandler(deps: AppDeps): Handler {
       predictions.forEach(({ predictionId, digit, confidence, probabilities }, i) => {
         if (random() >= capture.sampleRate) return;
         const { input, format } = inputs[i]!;
-        capture.sink.write({
-          type: 'capture',
-          schema: 1,
-          predictionId,
-          time,
-          modelVersion,
-          digit,
-          confidence,
-          probabilities,
-          input: encodeInput(input),
-          format,
-          latencyMs,
-        });
+        const record = { predictionId, time, modelVersion, digit, confidence, probabilities, format, latencyMs };
+        capture.sink.write(captureRecord({ ...record, input: encodeInput(input) }));
       });
     }
     return json(200, request.batch ? { predictions, modelVersion } : { ...predictions[0], modelVersion });

@@ -6,12 +6,13 @@
 import { runCli, USAGE_EXIT } from '../cli/run.ts';
 import { benchAugment } from './augment.ts';
 import { benchLoad } from './load.ts';
-import { benchPredict } from './predict.ts';
+import { benchCapture, benchPredict } from './predict.ts';
 import { benchTrain } from './train.ts';
 
 const benches: Record<string, (argv: string[]) => Promise<void>> = {
   train: benchTrain,
   predict: () => benchPredict(),
+  capture: () => benchCapture(),
   load: benchLoad,
   augment: benchAugment,
   kernels: async () => void (await import('./kernels.ts')),

@@ -13,18 +13,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, NamedAttrMap, NamedTensorMap } from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-wasm';
 import { initBackend } from '#lib/backend';
+import { TRAINING_KERNELS } from '#lib/training/kernels/index';
 import { createModel, type Arch } from '#lib/training/model';
 
-const PROJECT_KERNELS = [
-  'BatchMatMul',
-  '_FusedMatMul',
-  'Conv2DBackpropFilter',
-  'Conv2DBackpropInput',
-  'MaxPoolGrad',
-  'Sum',
-  'Mean',
-  'Identity',
-];
 const BATCH = 128;
 
 // argv[2] is the bench's name (`npm run bench -- kernels --runs 5`).
@@ -33,7 +24,7 @@ const runs = Number(values.runs);
 if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs must be a positive integer, got ${values.runs}`);
 
 type KernelSet = Map<string, KernelConfig | undefined>;
-const kernelSet = (): KernelSet => new Map(PROJECT_KERNELS.map((name) => [name, tf.getKernel(name, 'wasm')]));
+const kernelSet = (): KernelSet => new Map(TRAINING_KERNELS.map((name) => [name, tf.getKernel(name, 'wasm')]));
 const stock = kernelSet();
 await initBackend(['wasm'], 'wasm');
 const project = kernelSet();

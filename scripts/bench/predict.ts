@@ -9,6 +9,7 @@
  *   - HTTP throughput with autocannon on 127.0.0.1 against `npm start`.
  */
 import { execFile } from 'node:child_process';
+import { openSync, writeSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,6 +18,7 @@ import autocannon from 'autocannon';
 import { Jimp } from 'jimp';
 import { initBackend } from '#lib/backend';
 import { classify } from '#lib/classify';
+import { BucketCaptureSink, type CaptureSink, logCaptureSink } from '#lib/live/capture-sink';
 import { startEmbeddedS3 } from '#lib/storage/embedded-s3';
 import { createLogger } from '#lib/log';
 import { loadMnist } from '#lib/training/mnist';
@@ -116,8 +118,8 @@ async function throughput(dataDir: string, bodies: Record<string, string>): Prom
   }
 }
 
-export async function benchPredict(): Promise<void> {
-  emit({ bench: 'predict', machine: machine() });
+/** An embedded S3 with a one-epoch MLP promoted in it, and MNIST: what each predict bench starts from. */
+async function servingSetUp() {
   const backend = await initBackend(['wasm', 'cpu']);
   const dir = await (await import('node:fs/promises')).mkdtemp(path.join(os.tmpdir(), 'digitnet-bench-'));
   const s3 = await startEmbeddedS3({ directory: path.join(dir, 's3'), port: 0 });
@@ -142,6 +144,18 @@ export async function benchPredict(): Promise<void> {
   });
   await store.promote(version);
   model.dispose();
+  return { backend, dir, s3, objects, store, mnist };
+}
+
+async function smallPng(digit: Uint8Array): Promise<Buffer> {
+  const small = new Jimp({ width: 28, height: 28, color: 0xff });
+  for (let i = 0; i < 784; i++) small.bitmap.data.set([digit[i]!, digit[i]!, digit[i]!, 255], i * 4);
+  return small.getBuffer('image/png');
+}
+
+export async function benchPredict(): Promise<void> {
+  emit({ bench: 'predict', machine: machine() });
+  const { backend, dir, s3, store, mnist } = await servingSetUp();
 
   await coldStart(dir, storageEnv(s3));
 
@@ -153,10 +167,8 @@ export async function benchPredict(): Promise<void> {
     page: async () => '',
   });
   const digit = mnist.test.images.subarray(0, 784);
-  const small = new Jimp({ width: 28, height: 28, color: 0xff });
-  for (let i = 0; i < 784; i++) small.bitmap.data.set([digit[i]!, digit[i]!, digit[i]!, 255], i * 4);
   const images: Record<string, Buffer> = {
-    '28x28 PNG': await small.getBuffer('image/png'),
+    '28x28 PNG': await smallPng(digit),
     '280x280 canvas PNG': await canvasDrawing(digit, 1),
     '320x240 JPEG photo': await paperPhoto(digit, 1),
   };
@@ -202,4 +214,71 @@ export async function benchPredict(): Promise<void> {
   await s3.close();
 
   await throughput(dir, { '28x28 PNG': bodies['28x28 PNG']!, '280x280 canvas PNG': bodies['280x280 canvas PNG']! });
+}
+
+/**
+ * `npm run bench -- capture`: what recording each prediction adds to the
+ * handler, for one image and a batch of 32: no capture, the cloud's log line
+ * (written synchronously, as Lambda's stdout is, here to /dev/null), and the
+ * local stack's buffered bucket writes.
+ */
+export async function benchCapture(): Promise<void> {
+  emit({ bench: 'capture', machine: machine() });
+  const { backend, s3, objects, store, mnist } = await servingSetUp();
+  const logger = createLogger({}, () => {});
+  const devNull = openSync('/dev/null', 'w');
+  const sinks: Record<string, CaptureSink | undefined> = {
+    none: undefined,
+    'log line (cloud)': logCaptureSink((line) => void writeSync(devNull, `${line}\n`)),
+    'bucket, batched (local)': new BucketCaptureSink(objects, {
+      maxRecords: 500,
+      flushSeconds: 5,
+      writerId: 'bench',
+      logger,
+    }),
+  };
+  const png = (await smallPng(mnist.test.images.subarray(0, 784))).toString('base64');
+  const bodies = {
+    'one 28x28 PNG': JSON.stringify({ image: png }),
+    'batch of 32': JSON.stringify({ images: new Array(32).fill(png) }),
+  };
+  const handlers = Object.entries(sinks).map(([name, sink]) => ({
+    name,
+    sink,
+    handler: makeHandler({
+      cache: new ModelCache({ store, refreshSeconds: 60, logger }),
+      logger,
+      backendReady: async () => backend,
+      page: async () => '',
+      capture: sink && { sink, sampleRate: 1 },
+    }),
+  }));
+  // Rounds alternate the variants, so a warm-up or a busy moment does not land on one of them alone.
+  const ROUNDS = 5;
+  for (const [bodyName, body] of Object.entries(bodies)) {
+    const p50s = new Map<string, number[]>(handlers.map(({ name }) => [name, []]));
+    for (let round = 0; round <= ROUNDS; round++) {
+      for (const { name, handler, sink } of handlers) {
+        const times = await time(async () => {
+          const result = await handler(event(body));
+          if (result.statusCode !== 200) throw new Error(String(result.body));
+        }, 200);
+        await sink?.flush();
+        if (round > 0) p50s.get(name)!.push(percentile(times, 50));
+      }
+    }
+    const baseline = percentile(p50s.get('none')!, 50);
+    for (const [name, values] of p50s) {
+      const p50 = percentile(values, 50);
+      emit({
+        measure: `handler latency with capture, ${bodyName}`,
+        capture: name,
+        rounds: ROUNDS,
+        p50Ms: round(p50, 3),
+        addedP50Ms: round(p50 - baseline, 3),
+        addedPerPredictionMs: round((p50 - baseline) / (bodyName === 'batch of 32' ? 32 : 1), 4),
+      });
+    }
+  }
+  await s3.close();
 }

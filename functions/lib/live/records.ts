@@ -98,7 +98,10 @@ export const trueLabel = (capture: CaptureRecord, feedback: FeedbackRecord): num
 
 /** The model input as stored: one byte per pixel, as MNIST stores it. */
 export function encodeInput(input: Float32Array): string {
-  return Buffer.from(Uint8Array.from(input, (v) => Math.round(Math.min(1, Math.max(0, v)) * 255))).toString('base64');
+  // A plain loop: Uint8Array.from with a mapping function is several times slower, and this runs per prediction.
+  const bytes = Buffer.allocUnsafe(input.length);
+  for (let i = 0; i < input.length; i++) bytes[i] = Math.round(Math.min(1, Math.max(0, input[i]!)) * 255);
+  return bytes.toString('base64');
 }
 
 export function decodeInput(base64: string): Uint8Array {
@@ -142,6 +145,22 @@ export function parseCapture(line: string): CaptureRecord | undefined {
     Number.isFinite(latencyMs) &&
     latencyMs >= 0;
   if (!valid) return undefined;
+  return captureRecord({
+    predictionId,
+    time,
+    modelVersion,
+    digit,
+    confidence,
+    probabilities,
+    input,
+    format: format as InputFormat,
+    latencyMs,
+  });
+}
+
+/** A capture record from its fields, in the one field order every writer and reader shares. */
+export function captureRecord(fields: Omit<CaptureRecord, 'type' | 'schema'>): CaptureRecord {
+  const { predictionId, time, modelVersion, digit, confidence, probabilities, input, format, latencyMs } = fields;
   return {
     type: 'capture',
     schema: SCHEMA,
@@ -152,7 +171,7 @@ export function parseCapture(line: string): CaptureRecord | undefined {
     confidence,
     probabilities,
     input,
-    format: format as InputFormat,
+    format,
     latencyMs,
   };
 }

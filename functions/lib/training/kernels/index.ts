@@ -17,6 +17,18 @@ import { registerMaxPoolGrad } from './max-pool-grad.ts';
 import { registerLeadingReductions } from './reduce-leading-axes.ts';
 import { assertWasmInternals } from './wasm-module.ts';
 
+/** The stock kernels on wasm these replace or add, by name. */
+export const TRAINING_KERNELS = [
+  'BatchMatMul',
+  '_FusedMatMul',
+  'Conv2DBackpropFilter',
+  'Conv2DBackpropInput',
+  'MaxPoolGrad',
+  'Sum',
+  'Mean',
+  'Identity',
+] as const;
+
 let registered = false;
 
 /**
