@@ -262,7 +262,7 @@ describe('captures and feedback in the bucket', () => {
         [day1[1]!.predictionId, 5],
       ],
     );
-    assert.deepEqual(live.skipped, { captureLines: 0, feedbackObjects: 1, unknownPredictionIds: 1 });
+    assert.deepEqual(live.skipped, { captureLines: 0, captureObjects: 0, feedbackObjects: 1, unknownPredictionIds: 1 });
     assert.equal((await readLiveData(bucket.objects, { since: '2026-12-02' })).captures.length, 1);
   });
 
