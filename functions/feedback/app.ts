@@ -47,7 +47,7 @@ export function parseFeedbackRequest(raw: { body?: string; isBase64Encoded?: boo
     return { ...base, correct };
   }
   if (!Number.isInteger(label) || (label as number) < 0 || (label as number) > 9) {
-    throw fieldError('label', 'the right digit, a whole number from 0 to 9', label);
+    throw fieldError('label', 'the right digit, a whole number from 0 to 9 (or send "correct": true)', label);
   }
   return { ...base, label: label as number };
 }
