@@ -156,7 +156,9 @@ function lineChart(options: ChartOptions): Html {
   // SVG text cannot be measured without a browser; ~6.5 units a character at font-size 12 leaves room for the widest names.
   let legendX = MARGIN.left + 6;
   const legend = series.map((s) => {
-    const item = html`<g transform="translate(${legendX} 14)"><line class="swatch ${s.tone}" x1="0" x2="22" y1="0" y2="0"/><text class="legend" x="28" y="0" dominant-baseline="middle">${s.name}</text></g>`;
+    const swatch = html`<line class="swatch ${s.tone}" x1="0" x2="22" y1="0" y2="0"/>`;
+    const name = html`<text class="legend" x="28" y="0" dominant-baseline="middle">${s.name}</text>`;
+    const item = html`<g transform="translate(${legendX} 14)">${swatch}${name}</g>`;
     legendX += 28 + s.name.length * 6.5 + 18;
     return item;
   });
@@ -260,8 +262,10 @@ function perClassTable(metrics: ModelMetrics): Html {
 <td>${count(c.support)}</td><td class="confused">${confused < 0 ? '–' : `${confused} (${count(row[confused]!)})`}</td></tr>`;
   });
   return html`<div class="scroll"><table id="per-class">
-<caption>Highlighted: more than ${WEAK_MARGIN * 100} percentage point below the overall test accuracy (${percent(accuracy)}). Confused with: the digit it is most often mistaken for, and how often.</caption>
-<thead><tr><th scope="col">Digit</th><th scope="col">Precision</th><th scope="col">Recall</th><th scope="col">F1</th><th scope="col">Images</th><th scope="col">Confused with</th></tr></thead>
+<caption>Highlighted: more than ${WEAK_MARGIN * 100} percentage point below the overall test accuracy (${percent(accuracy)}).
+Confused with: the digit it is most often mistaken for, and how often.</caption>
+<thead><tr><th scope="col">Digit</th><th scope="col">Precision</th><th scope="col">Recall</th><th scope="col">F1</th>
+<th scope="col">Images</th><th scope="col">Confused with</th></tr></thead>
 <tbody>${rows}</tbody>
 </table></div>`;
 }
@@ -281,20 +285,26 @@ function worstGrid(metrics: ModelMetrics, testImages: Uint8Array): Html {
   const figures = worst.map((w) => {
     const src = digitPng(testImages, w.index);
     const what = `true ${w.label} → predicted ${w.predicted} (${percent(w.confidence, 1)})`;
+    const pair = html`<span class="pair">true ${w.label} → <span class="guess">predicted ${w.predicted}</span></span>`;
     return html`<figure><img src="${src}" width="${MNIST_SIDE}" height="${MNIST_SIDE}" alt="Test image ${w.index}: ${what}">
-<figcaption><span class="pair">true ${w.label} → <span class="guess">predicted ${w.predicted}</span></span> <span class="conf">(${percent(w.confidence, 1)})</span> <span class="index">· #${w.index}</span></figcaption></figure>`;
+<figcaption>${pair} <span class="conf">(${percent(w.confidence, 1)})</span> <span class="index">· #${w.index}</span></figcaption></figure>`;
   });
   return html`<div class="digits">${figures}</div>`;
 }
 
 // ---------------------------------------------------------------- live traffic
 
+const liveInterval = (live: StoredLive) =>
+  html`<span>users’ accuracy, 95% interval ${percent(live.low ?? Number.NaN, 1)} to ${percent(live.high ?? Number.NaN, 1)}</span>`;
+const liveCount = (live: StoredLive) =>
+  html`<span>from ${count(live.feedback)} ${live.feedback === 1 ? 'answer' : 'answers'} with feedback</span>`;
+
 /** What users said of this version's answers (its live.json), when the caller has it. */
 function liveSection(live: StoredLive): Html {
   const headline =
     live.accuracy === null
       ? html`<div class="headline"><strong>–</strong><span>no feedback yet</span></div>`
-      : html`<div class="headline"><strong>${percent(live.accuracy, 1)}</strong><span>users’ accuracy, 95% interval ${percent(live.low ?? Number.NaN, 1)} to ${percent(live.high ?? Number.NaN, 1)}</span><span>from ${count(live.feedback)} ${live.feedback === 1 ? 'answer' : 'answers'} with feedback</span></div>`;
+      : html`<div class="headline"><strong>${percent(live.accuracy, 1)}</strong>${liveInterval(live)}${liveCount(live)}</div>`;
   return html`<section class="card wide" id="live"><h2>Live traffic</h2>
 <div class="summary">${headline}
 <dl>
@@ -391,6 +401,12 @@ const STYLE = `
 `;
 
 /** Accuracy on users' labelled drawings that no version trained on, beside the serving model's on the same images. */
+function feedbackLine(feedback: NonNullable<ModelMetrics['feedback']>): Html {
+  const share = percent(feedback.maxShare, 0);
+  const used = html`${count(feedback.used)} of ${count(feedback.available)} users' corrections`;
+  return html`<dt>Feedback</dt><dd>${used}, each ${feedback.weight}× per epoch (share capped at ${share})</dd>`;
+}
+
 function liveLine(live: NonNullable<ModelMetrics['liveHoldout']>): Html {
   const serving = finite(live.servingAccuracy)
     ? html` · serving ${live.servingVersion ?? ''} ${percent(live.servingAccuracy)}`
@@ -421,6 +437,8 @@ export async function renderReport(metrics: ModelMetrics, testImages: Uint8Array
     training.validationCount > 0
       ? `${count(training.trainCount)} training / ${count(training.validationCount)} validation images`
       : `${count(training.trainCount)} training images, no validation split`;
+  const misclassified = html`<span>${count(mistakes)} misclassified · loss ${fixed(test.loss, 4)}</span>`;
+  const rate = `learning rate ${training.learningRate} (${training.schedule}) · seed ${training.seed}`;
 
   const page = html`<!doctype html>
 <html lang="en">
@@ -440,15 +458,15 @@ export async function renderReport(metrics: ModelMetrics, testImages: Uint8Array
 </header>
 <main>
 <section class="card wide summary">
-<div class="headline"><strong>${percent(test.accuracy)}</strong><span>test accuracy on ${count(test.count)} images</span><span>${count(mistakes)} misclassified · loss ${fixed(test.loss, 4)}</span>${liveHoldout ? liveLine(liveHoldout) : ''}</div>
+<div class="headline"><strong>${percent(test.accuracy)}</strong><span>test accuracy on ${count(test.count)} images</span>${misclassified}${liveHoldout ? liveLine(liveHoldout) : ''}</div>
 <dl>
 <dt>Architecture</dt><dd>${metrics.arch.toUpperCase()} · ${count(metrics.params)} parameters</dd>
 <dt>Backend</dt><dd>${metrics.backend}</dd>
 <dt>Created</dt><dd>${utc(metrics.createdAt)}</dd>
-<dt>Training</dt><dd>${training.epochs} ${training.epochs === 1 ? 'epoch' : 'epochs'} · batch ${training.batchSize} · learning rate ${training.learningRate} (${training.schedule}) · seed ${training.seed}</dd>
+<dt>Training</dt><dd>${training.epochs} ${training.epochs === 1 ? 'epoch' : 'epochs'} · batch ${training.batchSize} · ${rate}</dd>
 <dt>Time</dt><dd>${duration(training.secondsPerEpoch)} per epoch · ${duration(totalSeconds)} in all</dd>
 <dt>Data</dt><dd>${validation}</dd>
-${feedback ? html`<dt>Feedback</dt><dd>${count(feedback.used)} of ${count(feedback.available)} users' corrections, each ${feedback.weight}× per epoch (share capped at ${percent(feedback.maxShare, 0)})</dd>` : ''}
+${feedback ? feedbackLine(feedback) : ''}
 </dl>
 </section>
 ${live ? liveSection(live) : ''}
