@@ -11,7 +11,8 @@ import type { ObjectStore } from '../storage/objects.ts';
 import { isVersionName, ModelStore } from '../storage/store.ts';
 import { readLiveData } from './read.ts';
 import { LIVE_FILE } from './records.ts';
-import { CONFIDENCE_BINS, type LiveSummary, summarizeLive, type VersionLive } from './summary.ts';
+import { CONFIDENCE_BINS } from './profile.ts';
+import { type LiveSummary, summarizeLive, type VersionLive } from './summary.ts';
 
 /** A summary is about 2 KB; GET /model reads it, so anything far larger is refused before its body is read. */
 export const LIVE_MAX_BYTES = 64 * 1024;

@@ -8,6 +8,7 @@
  * confirm right ones, so feedback over-represents the mistakes.
  */
 import { MNIST_CLASSES } from '../mnist-shape.ts';
+import { CONFIDENCE_BINS, confidenceBin } from './profile.ts';
 import type { CaptureRecord } from './records.ts';
 import type { LabelledCapture, LiveData } from './read.ts';
 
@@ -17,9 +18,6 @@ export const LIVE_CAVEAT =
 
 /** z for a two-sided 95% interval. */
 const Z_95 = 1.96;
-
-/** Confidence histograms: ten bins of width 0.1, from 0–0.1 to 0.9–1.0 (1.0 falls in the last). */
-export const CONFIDENCE_BINS = 10;
 
 /**
  * Labels per digit in the MNIST training split (60,000 images), which every
@@ -80,7 +78,6 @@ const shares = (counts: readonly number[]) => {
   const total = counts.reduce((a, b) => a + b, 0);
   return counts.map((n) => (total === 0 ? 0 : n / total));
 };
-const bin = (confidence: number) => Math.min(CONFIDENCE_BINS - 1, Math.floor(confidence * CONFIDENCE_BINS));
 
 function summarizeVersion(version: string, captures: CaptureRecord[], labelled: LabelledCapture[]): VersionLive {
   const confusion = Array.from({ length: MNIST_CLASSES }, () => zeros(MNIST_CLASSES));
@@ -90,7 +87,7 @@ function summarizeVersion(version: string, captures: CaptureRecord[], labelled: 
   let from = captures[0]!.time;
   let to = from;
   for (const capture of captures) {
-    all[bin(capture.confidence)]!++;
+    all[confidenceBin(capture.confidence)]!++;
     answers[capture.digit]!++;
     if (capture.time < from) from = capture.time;
     if (capture.time > to) to = capture.time;
@@ -102,7 +99,7 @@ function summarizeVersion(version: string, captures: CaptureRecord[], labelled: 
       continue;
     }
     confusion[label]![capture.digit]!++;
-    wrong[bin(capture.confidence)]!++;
+    wrong[confidenceBin(capture.confidence)]!++;
   }
   const feedback = labelled.length;
   const interval = wilsonInterval(correct, feedback);
