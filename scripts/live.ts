@@ -1,6 +1,6 @@
 /**
  * `npm run live`: live accuracy per model version, from captured predictions
- * joined with users' feedback (functions/lib/live/). Reads the bucket
+ * joined with users' feedback, and input drift (functions/lib/live/). Reads the bucket
  * directly, as `npm run models` does, so it works while `npm start` runs;
  * locally it also stores each version's summary as live.json, which is how
  * GET /model and the report get it without the cloud's schedule.
@@ -9,7 +9,9 @@ import { parseArgs } from 'node:util';
 import { readConfig } from '#lib/config';
 import { LIVE_FILE } from '#lib/live/records';
 import { computeLiveSummaries, storeLiveSummaries } from '#lib/live/stored';
-import { CONFIDENCE_BINS, LIVE_CAVEAT, type LiveSummary, type VersionLive } from '#lib/live/summary';
+import { type Drift, psiLevel } from '#lib/live/drift';
+import { CONFIDENCE_BINS, FEATURES } from '#lib/live/profile';
+import { LIVE_CAVEAT, type LiveSummary, type VersionLive } from '#lib/live/summary';
 import { openStorage } from '#lib/storage/storage';
 import { ModelStore } from '#lib/storage/store';
 import { stackOutput } from './cli/outputs.ts';
@@ -21,6 +23,12 @@ Joins captured predictions with users' feedback, per model version: answers
 captured, feedback, confirmed, corrected, the accuracy users report with its
 95% Wilson interval, the corrections' confusion pairs, the confidence
 histogram, and the mix of answers against the training set's.
+
+Input drift: the captures of the last DRIFT_WINDOW_DAYS (7) against the
+reference profile the version's training stored, per feature as a population
+stability index (PSI): under 0.1 no change, 0.1 to 0.25 moderate, over 0.25
+significant. The score is the largest; over DRIFT_THRESHOLD (0.25) it is an
+alarm. Fewer than DRIFT_MIN_SAMPLES (200) captures are not enough data.
 
 ${LIVE_CAVEAT}
 
@@ -77,7 +85,27 @@ function classMix({ answers, training }: VersionLive['classMix']): string[] {
   ];
 }
 
-function versionTable(v: VersionLive, serving: boolean): string {
+const psiText = (x: number) => x.toFixed(3);
+
+function driftLines(drift: Drift | undefined, minSamples: number): string[] {
+  if (!drift) return [];
+  const window = `${count(drift.samples)} captures since ${minute(drift.since)} UTC`;
+  if (drift.level === 'no reference profile') return [`  drift        no reference profile: ${drift.reference}`];
+  if (drift.level === 'not enough data')
+    return [`  drift        not enough data: ${window}, ${count(minSamples)} needed`];
+  const alarm = drift.alarm ? `ALARM: over ${drift.threshold}` : `alarm over ${drift.threshold}`;
+  return [
+    `  drift        ${drift.level}: score ${psiText(drift.score!)} (${alarm}), ${window}`,
+    "    PSI per feature against the version's reference profile",
+    ...FEATURES.map((f) => {
+      const value = drift.features![f];
+      const level = psiLevel(value);
+      return `    ${f.padEnd(14)}${psiText(value).padStart(7)}${level === 'none' ? '' : `  ${level}`}`;
+    }),
+  ];
+}
+
+function versionTable(v: VersionLive, serving: boolean, minSamples: number): string {
   const accuracy =
     v.accuracy === null
       ? '–  (no feedback yet)'
@@ -94,6 +122,7 @@ function versionTable(v: VersionLive, serving: boolean): string {
     ...histogram(v.confidence),
     '  class mix    share of each digit among the answers, and in MNIST training',
     ...classMix(v.classMix),
+    ...driftLines(v.drift, minSamples),
   ].join('\n');
 }
 
@@ -109,12 +138,12 @@ function skippedLine(skipped: LiveSummary['skipped']): string | undefined {
   return shown.length > 0 ? `Left out: ${shown.join('; ')}.` : undefined;
 }
 
-function report(summary: LiveSummary, serving: string | undefined): string {
+function report(summary: LiveSummary, serving: string | undefined, minSamples: number): string {
   const header = `Live accuracy: what users said of the answers they were given.\n${LIVE_CAVEAT}`;
   const body =
     summary.versions.length === 0
       ? 'No captured predictions yet: answers from POST /predict are recorded (CAPTURE_MODE) and users rate them on the page or with POST /feedback.'
-      : summary.versions.map((v) => versionTable(v, v.version === serving)).join('\n\n');
+      : summary.versions.map((v) => versionTable(v, v.version === serving, minSamples)).join('\n\n');
   return [header, body, skippedLine(summary.skipped)].filter(Boolean).join('\n\n');
 }
 
@@ -156,7 +185,7 @@ async function main(): Promise<void> {
   try {
     const store = new ModelStore(storage.objects);
     const [summary, serving] = await Promise.all([
-      computeLiveSummaries(storage.objects, { since }),
+      computeLiveSummaries(storage.objects, { since, drift: config.drift }),
       // A malformed pointer costs only the "(serving)" mark here; `npm run models` reports it.
       store.latest().then(
         (pointer) => pointer?.version,
@@ -175,7 +204,9 @@ async function main(): Promise<void> {
       : summary.versions.length > 0
         ? `Stored models/<version>/${LIVE_FILE} for ${summary.versions.length} ${summary.versions.length === 1 ? 'version' : 'versions'} in ${storage.bucket}.`
         : undefined;
-    process.stdout.write(`${[report(summary, serving), stored].filter(Boolean).join('\n\n')}\n`);
+    process.stdout.write(
+      `${[report(summary, serving, config.drift.minSamples), stored].filter(Boolean).join('\n\n')}\n`,
+    );
   } finally {
     await storage.close();
   }

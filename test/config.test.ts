@@ -88,6 +88,11 @@ const accepted: { env: Env; expect: Partial<Config> }[] = [
     expect: { capture: { mode: 'bucket', sampleRate: 0.1, flushSeconds: 0.5 } },
   },
   { env: { CAPTURE_MODE: 'off' }, expect: { capture: { mode: 'off', sampleRate: 1, flushSeconds: 5 } } },
+  { env: {}, expect: { drift: { windowDays: 7, threshold: 0.25, minSamples: 200 } } },
+  {
+    env: { DRIFT_WINDOW_DAYS: '3', DRIFT_THRESHOLD: '0.1', DRIFT_MIN_SAMPLES: '50' },
+    expect: { drift: { windowDays: 3, threshold: 0.1, minSamples: 50 } },
+  },
   { env: {}, expect: { feedbackLimit: { ratePerSecond: 5, burst: 20 } } },
   {
     env: { FEEDBACK_RATE_PER_SECOND: '0.5', FEEDBACK_BURST: '3' },
@@ -98,6 +103,9 @@ const accepted: { env: Env; expect: Partial<Config> }[] = [
 ];
 
 const refused: { env: Env; message: string }[] = [
+  { env: { DRIFT_WINDOW_DAYS: '0' }, message: 'DRIFT_WINDOW_DAYS must be a number from 1 to 90; got "0"' },
+  { env: { DRIFT_THRESHOLD: 'high' }, message: 'DRIFT_THRESHOLD must be a number from 0.01 to 10; got "high"' },
+  { env: { DRIFT_MIN_SAMPLES: '-5' }, message: 'DRIFT_MIN_SAMPLES must be a number from 1 to 1000000; got "-5"' },
   { env: { LOG_LEVEL: 'verbose' }, message: 'LOG_LEVEL must be one of debug, info, warn, error; got "verbose"' },
   { env: { LOG_LEVEL: 'trace' }, message: 'LOG_LEVEL must be one of debug, info, warn, error; got "trace"' },
   { env: { TFJS_BACKEND: 'webgl' }, message: 'TFJS_BACKEND must be one of node, wasm, cpu; got "webgl"' },

@@ -1,15 +1,19 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { before, describe, test } from 'node:test';
+import { createHash } from 'node:crypto';
+import { profileOf } from '#lib/live/profile';
 import { CAPTURES_PREFIX } from '#lib/live/records';
 import { readStoredLive } from '#lib/live/stored';
 import { LIVE_CAVEAT, wilsonInterval } from '#lib/live/summary';
+import { MNIST_PIXELS } from '#lib/mnist-shape';
 import { LATEST_KEY, ModelStore } from '#lib/storage/store';
 import { runScript, type ScriptResult } from './support/cli.ts';
 import { tempDir, testBucket, type TestBucket } from './support/env.ts';
 import { type Answer, writeTraffic } from './support/live.ts';
 
 const SERVING = '20261101T100000Z-mlp';
+const BLANK = new Uint8Array(MNIST_PIXELS);
 const OLDER = '20261020T100000Z-mlp';
 /** In the past whenever the suite runs: the feedback route refuses ids from the future. */
 const at = (day: number, minute: number) => new Date(Date.UTC(2026, 10, day, 9, minute));
@@ -81,6 +85,7 @@ describe('npm run live', () => {
         `${OLDER}\\n {2}predictions {2}2,[^\\n]*\\n {2}feedback {5}0[\\s\\S]*accuracy {5}– {2}\\(no feedback yet\\)`,
       ),
     );
+    assert.match(out, /training {4}9\.9%[^\n]*\n {2}drift {8}no reference profile: metrics of /);
     assert.match(out, /Left out: 2 capture lines that were not valid records\./);
     assert.match(out, /Stored models\/<version>\/live\.json for 2 versions/);
     const stored = (await storedLive(SERVING))!;
@@ -88,6 +93,34 @@ describe('npm run live', () => {
       { feedback: stored.feedback, correct: stored.correct, low: stored.low, high: stored.high },
       { feedback: 10, correct: 8, ...wilsonInterval(8, 10) },
     );
+  });
+
+  test('shows drift per feature against the version’s reference profile, and in --json', async () => {
+    // The serving version's captures are blank frames; its reference is a profile of blank frames too, but all
+    // answered 3 with full confidence, so the class mix and confidence moved and the ink did not.
+    const profile = JSON.stringify(
+      profileOf(Array.from({ length: 10 }, () => ({ input: BLANK, digit: 3, confidence: 1 }))),
+    );
+    const files = { 'profile.json': createHash('sha256').update(profile).digest('hex') };
+    const artifacts = { weightsBytes: 0, weightsSha256: '', modelJsonSha256: '', files };
+    await bucket.objects.put(`models/${SERVING}/profile.json`, profile);
+    await bucket.objects.put(
+      `models/${SERVING}/metrics.json`,
+      JSON.stringify({ version: SERVING, params: 0, artifacts }),
+    );
+    const env = { ...bucket.env, DRIFT_MIN_SAMPLES: '5', DRIFT_WINDOW_DAYS: '90' };
+    const result = await live(['--no-write'], env);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /drift {8}significant: score \d+\.\d{3} \(ALARM: over 0\.25\), 10 captures since /);
+    assert.match(result.stdout, /classMix +\d+\.\d{3} {2}significant\n/);
+    assert.match(result.stdout, /thickness +0\.000\n/);
+    const json = await live(['--json', '--no-write'], env);
+    const drift = JSON.parse(json.stdout).versions[1].drift;
+    assert.deepEqual(
+      { level: drift.level, alarm: drift.alarm, samples: drift.samples, thickness: drift.features.thickness },
+      { level: 'significant', alarm: true, samples: 10, thickness: 0 },
+    );
+    assert.equal(JSON.parse(json.stdout).versions[0].drift.level, 'no reference profile');
   });
 
   test('--json prints exactly one JSON object with versions and skipped', async () => {

@@ -48,7 +48,19 @@ describe('the scheduled live function (functions/live/handler.ts)', () => {
     }
     const { low, high } = wilsonInterval(1, 2)!;
     const expected = {
-      versions: [{ version: VERSION, predictions: 3, feedback: 2, correct: 1, accuracy: 0.5, low, high }],
+      versions: [
+        {
+          version: VERSION,
+          predictions: 3,
+          feedback: 2,
+          correct: 1,
+          accuracy: 0.5,
+          low,
+          high,
+          // Its metrics.json is a stub, so no profile; and the captures are older than the 7-day window.
+          drift: { level: 'no reference profile', score: null, samples: 0, alarm: false },
+        },
+      ],
       skipped: {
         captureLines: 2,
         captureObjects: 0,

@@ -14,6 +14,7 @@ import {
   isVersionName,
   versionName,
   type MetricsInput,
+  type VersionFile,
 } from '#lib/storage/store';
 import { testBucket, type TestBucket } from './support/env.ts';
 import { MemoryObjects } from './support/memory-objects.ts';
@@ -227,6 +228,73 @@ describe('ModelStore on the embedded S3', () => {
     await store.promote(b);
     const second = await store.latestIfChanged(first.etag);
     assert.ok(second && second !== 'unchanged' && second.pointer.version === b);
+  });
+});
+
+describe('files saved with a version (profile.json)', () => {
+  const PROFILE = { name: 'profile.json', body: '{"schema":1}', contentType: 'application/json' };
+
+  /** Saves a version with `files` through a store that records the order of its writes. */
+  async function saveWith(files: VersionFile[]) {
+    const objects = new MemoryObjects();
+    const writes: string[] = [];
+    const recording: ObjectStore = {
+      get: (key, options) => objects.get(key, options),
+      getIfChanged: (key, etag, options) => objects.getIfChanged(key, etag, options),
+      exists: (key) => objects.exists(key),
+      list: (prefix) => objects.list(prefix),
+      put: async (key, body, type, condition) => {
+        writes.push(key.split('/').at(-1)!);
+        return objects.put(key, body, type, condition);
+      },
+    };
+    const store = new ModelStore(recording);
+    const version = nextVersion();
+    const model = createModel({ arch: 'mlp', seed: 1 });
+    try {
+      await store.save(model, metricsFor(version, 0.98), files);
+    } finally {
+      model.dispose();
+    }
+    return { version, writes, store, objects };
+  }
+
+  test('are written before metrics.json, which records their checksums', async () => {
+    const { version, writes, store } = await saveWith([PROFILE]);
+    assert.deepEqual(writes, ['weights.bin', 'model.json', 'profile.json', 'metrics.json']);
+    const metrics = await store.metrics(version);
+    assert.deepEqual(metrics?.artifacts.files, { 'profile.json': sha256(PROFILE.body) });
+    assert.equal((await store.verifiedFile(version, 'profile.json', 1024))?.toString(), PROFILE.body);
+  });
+
+  test('a version saved without the file has none: undefined, not an error', async () => {
+    const { version, store } = await saveWith([]);
+    assert.equal((await store.metrics(version))?.artifacts.files, undefined);
+    assert.equal(await store.verifiedFile(version, 'profile.json', 1024), undefined);
+    assert.equal(await store.verifiedFile(nextVersion(), 'profile.json', 1024), undefined, 'no such version');
+  });
+
+  test('a file changed, deleted or grown past the cap after saving is a ModelIntegrityError', async () => {
+    const { version, store, objects } = await saveWith([PROFILE]);
+    await assert.rejects(store.verifiedFile(version, 'profile.json', 4), ModelIntegrityError);
+    await objects.put(`models/${version}/profile.json`, '{"schema":2}');
+    await assert.rejects(store.verifiedFile(version, 'profile.json', 1024), /does not match its recorded checksum/);
+    objects.objects.delete(`models/${version}/profile.json`);
+    await assert.rejects(store.verifiedFile(version, 'profile.json', 1024), /is missing profile.json/);
+  });
+
+  test('names that are paths or the version’s own files are refused before anything is written', async () => {
+    for (const name of ['../latest.json', 'a/b.json', 'metrics.json', 'weights.bin', '', 'Profile.json']) {
+      await assert.rejects(saveWith([{ ...PROFILE, name }]), ModelIntegrityError, name);
+    }
+  });
+
+  test('metrics whose file checksums are malformed are refused', async () => {
+    const { version, store, objects } = await saveWith([PROFILE]);
+    const key = `models/${version}/metrics.json`;
+    const metrics = JSON.parse(objects.objects.get(key)!.body.toString());
+    await objects.put(key, JSON.stringify({ ...metrics, artifacts: { ...metrics.artifacts, files: ['x'] } }));
+    await assert.rejects(store.metrics(version), /malformed file checksums/);
   });
 });
 

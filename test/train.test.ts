@@ -3,6 +3,7 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import { parseTrainArgs, UsageError } from '../functions/train/job.ts';
 import { BucketCaptureSink } from '#lib/live/capture-sink';
+import { PROFILE_FILE, PROFILE_MAX_BYTES, parseProfile } from '#lib/live/profile';
 import { feedbackKey, newPredictionId, type CaptureRecord } from '#lib/live/records';
 import { logger } from '#lib/log';
 import { MNIST_PIXELS } from '#lib/mnist-shape';
@@ -122,6 +123,13 @@ describe('npm run train', () => {
       'the version records why it was refused',
     );
     assert.equal(await store.latest(), undefined, 'nothing promoted');
+    const profile = parseProfile((await store.verifiedFile(outcome.version, PROFILE_FILE, PROFILE_MAX_BYTES))!);
+    assert.ok(!('problem' in profile), 'the version stores its reference profile, covered by its checksums');
+    assert.equal(profile.count, 10_000, 'profiled on the test set');
+    assert.ok(
+      profile.features.classMix.every((n) => n > 500),
+      `with the new version’s answers, about 1,000 per digit: ${profile.features.classMix}`,
+    );
     const report = (await store.attachment(outcome.version, 'report.html'))?.toString('utf8');
     assert.match(
       report ?? '',

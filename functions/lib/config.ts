@@ -9,6 +9,7 @@
  * that entry point says so when it is missing.
  */
 import { ConfigError } from './errors.ts';
+import { DRIFT_DEFAULTS, type DriftOptions } from './live/drift.ts';
 import { S3_TIMEOUT_DEFAULTS, type S3Timeouts } from './storage/objects.ts';
 
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
@@ -65,6 +66,8 @@ export interface Config {
     /** How long the bucket sink buffers a record at most. */
     flushSeconds: number;
   };
+  /** Input drift in the live summary: days of captures compared, the score that alarms, the fewest captures scored. */
+  drift: DriftOptions & { windowDays: number };
   /** POST /feedback per process; API Gateway's route throttle is the cloud's limit. */
   feedbackLimit: { ratePerSecond: number; burst: number };
   /** JOB_QUEUE and JOB_DEFINITION, set together; only the retrain function needs them. */
@@ -199,6 +202,11 @@ export function readConfig(env: Env = process.env): Config {
       mode: oneOf(env, 'CAPTURE_MODE', CAPTURE_MODES) ?? 'log',
       sampleRate: numberFrom(env, 'CAPTURE_SAMPLE_RATE', 1, 0, 1),
       flushSeconds: numberFrom(env, 'CAPTURE_FLUSH_SECONDS', 5, 0.01, 3600),
+    },
+    drift: {
+      windowDays: numberFrom(env, 'DRIFT_WINDOW_DAYS', DRIFT_DEFAULTS.windowDays, 1, 90),
+      threshold: numberFrom(env, 'DRIFT_THRESHOLD', DRIFT_DEFAULTS.threshold, 0.01, 10),
+      minSamples: numberFrom(env, 'DRIFT_MIN_SAMPLES', DRIFT_DEFAULTS.minSamples, 1, 1_000_000),
     },
     feedbackLimit: {
       ratePerSecond: numberFrom(env, 'FEEDBACK_RATE_PER_SECOND', 5, 0.01, 10_000),

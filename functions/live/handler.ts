@@ -1,7 +1,9 @@
 /**
  * The scheduled live function: joins captures with feedback and rewrites
- * `models/<version>/live.json` for every version with captures (see
- * `functions/lib/live/`). The schedule's event carries nothing it needs.
+ * `models/<version>/live.json` for every version with captures, input drift
+ * included (see `functions/lib/live/`; `driftScore` there is what a metric
+ * publishes). A version whose drift is over DRIFT_THRESHOLD is logged as a
+ * warning. The schedule's event carries nothing it needs.
  */
 import { readConfig } from '#lib/config';
 import { ConfigError } from '#lib/errors';
@@ -15,9 +17,9 @@ const { objects } = configuredBucket(config.bucket, config);
 const log = logger.child({ function: 'live' });
 
 export const handler = async (_event: unknown) => {
-  const { versions, skipped } = await refreshLiveSummaries(objects);
+  const { versions, skipped } = await refreshLiveSummaries(objects, new Date(), config.drift);
   const result = {
-    versions: versions.map(({ version, predictions, feedback, correct, accuracy, low, high }) => ({
+    versions: versions.map(({ version, predictions, feedback, correct, accuracy, low, high, drift }) => ({
       version,
       predictions,
       feedback,
@@ -25,9 +27,13 @@ export const handler = async (_event: unknown) => {
       accuracy,
       low,
       high,
+      drift: drift && { level: drift.level, score: drift.score, samples: drift.samples, alarm: drift.alarm },
     })),
     skipped,
   };
   log.info('live summaries refreshed', result);
+  for (const { version, drift } of versions) {
+    if (drift?.alarm) log.warn('input drift over the threshold', { modelVersion: version, ...drift });
+  }
   return result;
 };

@@ -1,7 +1,8 @@
 /**
  * The training job: loads MNIST, trains, evaluates on the 10,000 test images,
- * stores the version, and promotes it if it passes the quality gate (or
- * `--force`). `main.ts` is the thin command-line entry around it.
+ * stores the version with the input profile drift is later measured against,
+ * and promotes it if it passes the quality gate (or `--force`). `main.ts` is
+ * the thin command-line entry around it.
  */
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -16,7 +17,9 @@ import { SCHEDULES, TRAINING_DEFAULTS, trainModel, validationCountOf, type Sched
 import type { ProgressSink } from '#lib/progress';
 import { renderReport } from '#lib/report';
 import { ModelIntegrityError, PointerChangedError } from '#lib/errors';
+import { PROFILE_FILE, profileOf, type ProfileSample } from '#lib/live/profile';
 import { readLiveData } from '#lib/live/read';
+import { MNIST_PIXELS } from '#lib/mnist-shape';
 import type { Logger } from '#lib/log';
 import type { LabelledImages } from '#lib/training/batches';
 import { feedbackBudget, newest, splitLiveData, type LiveSplit } from '#lib/training/live-data';
@@ -207,6 +210,19 @@ async function pointerMoved(
   );
 }
 
+function* testSamples(
+  test: MnistSplit,
+  answers: { digits: Uint8Array; confidences: Float32Array },
+): Generator<ProfileSample> {
+  for (let i = 0; i < test.count; i++) {
+    yield {
+      input: test.images.subarray(i * MNIST_PIXELS, (i + 1) * MNIST_PIXELS),
+      digit: answers.digits[i]!,
+      confidence: answers.confidences[i]!,
+    };
+  }
+}
+
 /** Labelled captures split into training and holdout; undefined when users have labelled none. */
 async function readLiveSplit(storage: Storage, log: Logger): Promise<LiveSplit | undefined> {
   const live = await readLiveData(storage.objects);
@@ -324,7 +340,11 @@ export async function runTraining(
       },
     });
     progress.done();
-    const test = await evaluateModel(model, data.test);
+    const answers = { digits: new Uint8Array(data.test.count), confidences: new Float32Array(data.test.count) };
+    const test = await evaluateModel(model, data.test, undefined, (index, digit, confidence) => {
+      answers.digits[index] = digit;
+      answers.confidences[index] = confidence;
+    });
     const latest = basis.pointer;
     const current = latest && (await store.metrics(latest.version));
     let liveHoldout: LiveHoldoutScore | undefined;
@@ -376,7 +396,11 @@ export async function runTraining(
       ...(liveHoldout ? { liveHoldout } : {}),
       ...(feedback ? { feedback: feedback.record } : {}),
     };
-    const saved = await store.save(model, metrics);
+    // The reference drift is measured against: the test images with this version's answers to them.
+    const profile = profileOf(testSamples(data.test, answers));
+    const saved = await store.save(model, metrics, [
+      { name: PROFILE_FILE, body: JSON.stringify(profile), contentType: 'application/json' },
+    ]);
     model.dispose();
     await store.attach(version, 'report.html', await renderReport(saved, data.test.images), 'text/html; charset=utf-8');
     log.info('model stored', { version, testAccuracy: test.accuracy, tensors: tf.memory().numTensors });

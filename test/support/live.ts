@@ -19,6 +19,8 @@ export interface Answer {
   at: Date;
   /** What the user says: the right digit, or that the answer was right. */
   feedback?: { label: number } | { correct: true };
+  /** The 28×28 input as stored (base64 of 784 bytes); a blank frame if unset. */
+  input?: string;
 }
 
 const silent = createLogger({}, () => {});
@@ -35,7 +37,7 @@ export function captureRecord(answer: Answer, predictionId = newPredictionId(ans
     digit: answer.digit,
     confidence: answer.confidence,
     probabilities: Array.from({ length: MNIST_CLASSES }, (_, d) => (d === answer.digit ? answer.confidence : rest)),
-    input: encodeInput(new Float32Array(MNIST_PIXELS)),
+    input: answer.input ?? encodeInput(new Float32Array(MNIST_PIXELS)),
     format: 'png',
     latencyMs: 3.5,
   };

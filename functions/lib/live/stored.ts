@@ -1,17 +1,22 @@
 /**
  * The live summary stored beside each version as `models/<version>/live.json`:
  * written by the scheduled live function in the cloud and by `npm run live`
- * locally, read by GET /model and by the version's report. Unlike the
+ * locally, read by GET /model and by the version's report. It carries the
+ * drift of the version's recent captures against the reference profile its
+ * training stored (`profile.json`). Unlike the
  * version's other files it changes: it is an annotation outside the checksums
  * in metrics.json, never part of what makes a version complete.
  */
+import { ModelIntegrityError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { MNIST_CLASSES } from '../mnist-shape.ts';
 import type { ObjectStore } from '../storage/objects.ts';
 import { isVersionName, ModelStore } from '../storage/store.ts';
 import { readLiveData } from './read.ts';
 import { LIVE_FILE } from './records.ts';
-import { CONFIDENCE_BINS, type LiveSummary, summarizeLive, type VersionLive } from './summary.ts';
+import { DRIFT_DEFAULTS, DRIFT_LEVELS, type DriftOptions } from './drift.ts';
+import { CONFIDENCE_BINS, FEATURES, PROFILE_FILE, PROFILE_MAX_BYTES, type Profile, parseProfile } from './profile.ts';
+import { type LiveSummary, summarizeLive, type VersionLive } from './summary.ts';
 
 /** A summary is about 2 KB; GET /model reads it, so anything far larger is refused before its body is read. */
 export const LIVE_MAX_BYTES = 64 * 1024;
@@ -20,16 +25,60 @@ export const LIVE_CACHE_MS = 60_000;
 
 export type StoredLive = VersionLive & { updatedAt: string };
 
+const DAY_MS = 86_400_000;
+
 /** What GET /model says of live traffic: the headline numbers, not the histograms. */
 export type LiveView = Pick<
   StoredLive,
   'predictions' | 'feedback' | 'correct' | 'corrected' | 'accuracy' | 'low' | 'high' | 'updatedAt'
 >;
 
-/** Every version's summary from every retained capture and feedback (or those from `since` on). */
-export async function computeLiveSummaries(objects: ObjectStore, options: { since?: string } = {}) {
-  const [data, versions] = await Promise.all([readLiveData(objects, options), new ModelStore(objects).versions()]);
-  return summarizeLive(data, versions);
+export interface LiveOptions {
+  /** YYYY-MM-DD: only captures and feedback from that day on. */
+  since?: string;
+  /** Drift's window ends now. */
+  now?: Date;
+  drift?: DriftOptions & { windowDays: number };
+}
+
+/**
+ * A version's reference profile; undefined when it was saved without one, the
+ * problem when the file is damaged (drift then says so instead of failing
+ * every version's summary).
+ */
+async function readReference(store: ModelStore, version: string): Promise<Profile | { problem: string } | undefined> {
+  let bytes: Buffer | undefined;
+  try {
+    bytes = await store.verifiedFile(version, PROFILE_FILE, PROFILE_MAX_BYTES);
+  } catch (error) {
+    if (error instanceof ModelIntegrityError) return { problem: error.message };
+    throw error;
+  }
+  if (!bytes) return undefined;
+  const profile = parseProfile(bytes);
+  return 'problem' in profile ? { problem: `models/${version}/${PROFILE_FILE} ${profile.problem}` } : profile;
+}
+
+/**
+ * Every version's summary from every retained capture and feedback (or those
+ * from `since` on), each with the drift of its captures of the last
+ * `windowDays` against its reference profile.
+ */
+export async function computeLiveSummaries(objects: ObjectStore, options: LiveOptions = {}): Promise<LiveSummary> {
+  const store = new ModelStore(objects);
+  const { windowDays, ...driftOptions } = options.drift ?? DRIFT_DEFAULTS;
+  const now = options.now ?? new Date();
+  const [data, versions] = await Promise.all([readLiveData(objects, options), store.versions()]);
+  const stored = new Set(versions);
+  const captured = [...new Set(data.captures.map((c) => c.modelVersion))].filter((v) => stored.has(v));
+  const references = new Map<string, Profile | { problem: string }>();
+  for (const version of captured) {
+    const reference = await readReference(store, version);
+    if (reference) references.set(version, reference);
+  }
+  const windowStart = now.getTime() - windowDays * DAY_MS;
+  const since = new Date(options.since ? Math.max(windowStart, Date.parse(`${options.since}T00:00:00Z`)) : windowStart);
+  return summarizeLive(data, versions, { ...driftOptions, references, since });
 }
 
 /** Writes each version's live.json; the time is the caller's, so one refresh stamps every file alike. */
@@ -42,8 +91,12 @@ export async function storeLiveSummaries(objects: ObjectStore, summary: LiveSumm
 }
 
 /** Recomputes and stores live.json for every version with captures. */
-export async function refreshLiveSummaries(objects: ObjectStore, now: Date = new Date()): Promise<LiveSummary> {
-  const summary = await computeLiveSummaries(objects);
+export async function refreshLiveSummaries(
+  objects: ObjectStore,
+  now: Date = new Date(),
+  drift?: LiveOptions['drift'],
+): Promise<LiveSummary> {
+  const summary = await computeLiveSummaries(objects, { now, ...(drift ? { drift } : {}) });
   await storeLiveSummaries(objects, summary, now);
   return summary;
 }
@@ -55,6 +108,28 @@ const isTime = (v: unknown): v is string => typeof v === 'string' && !Number.isN
 const listOf = (v: unknown, length: number, item: (x: unknown) => boolean) =>
   Array.isArray(v) && v.length === length && v.every(item);
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+const isNonNegative = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0;
+
+/** A stored drift result, or absent (a live.json written before drift was measured). */
+function isStoredDrift(v: unknown): boolean {
+  if (v === undefined) return true;
+  if (!isObject(v)) return false;
+  const { level, score, features, samples, since, threshold, alarm, reference } = v;
+  const measured = score !== null || features !== null;
+  return (
+    (DRIFT_LEVELS as readonly unknown[]).includes(level) &&
+    (score === null || isNonNegative(score)) &&
+    (features === null || (isObject(features) && FEATURES.every((f) => isNonNegative(features[f])))) &&
+    (score === null) === (features === null) &&
+    measured === (level === 'none' || level === 'moderate' || level === 'significant') &&
+    isCount(samples) &&
+    isTime(since) &&
+    isNonNegative(threshold) &&
+    typeof alarm === 'boolean' &&
+    (reference === undefined || typeof reference === 'string')
+  );
+}
 
 /** A stored summary as read back, or undefined for anything else: the bucket's files are checked, not trusted. */
 export function parseStoredLive(bytes: Buffer, version: string): StoredLive | undefined {
@@ -86,7 +161,8 @@ export function parseStoredLive(bytes: Buffer, version: string): StoredLive | un
     listOf(classMix.training, MNIST_CLASSES, isShare) &&
     isTime(value.from) &&
     isTime(value.to) &&
-    isTime(value.updatedAt);
+    isTime(value.updatedAt) &&
+    isStoredDrift(value.drift);
   return valid ? (value as unknown as StoredLive) : undefined;
 }
 

@@ -1,14 +1,17 @@
 /**
  * Live accuracy, computed from captures joined with feedback (`read.ts`): per
  * model version, how often users said the answer was right, with a Wilson
- * score interval so a figure from twelve answers reads as one. Pure: the
- * bucket is read and written elsewhere (`stored.ts`).
+ * score interval so a figure from twelve answers reads as one; and, when asked,
+ * input drift of recent captures (`drift.ts`). Pure: the bucket is read and
+ * written elsewhere (`stored.ts`).
  *
  * The figure leans low: users correct wrong answers more often than they
  * confirm right ones, so feedback over-represents the mistakes.
  */
-import { MNIST_CLASSES } from '../mnist-shape.ts';
-import type { CaptureRecord } from './records.ts';
+import { MNIST_CLASSES, MNIST_PIXELS } from '../mnist-shape.ts';
+import { type Drift, type DriftOptions, driftOf } from './drift.ts';
+import { CONFIDENCE_BINS, confidenceBin, type Profile, type ProfileSample } from './profile.ts';
+import { type CaptureRecord, decodeInput } from './records.ts';
 import type { LabelledCapture, LiveData } from './read.ts';
 
 /** The caveat every view of these numbers carries, in one wording. */
@@ -17,9 +20,6 @@ export const LIVE_CAVEAT =
 
 /** z for a two-sided 95% interval. */
 const Z_95 = 1.96;
-
-/** Confidence histograms: ten bins of width 0.1, from 0–0.1 to 0.9–1.0 (1.0 falls in the last). */
-export const CONFIDENCE_BINS = 10;
 
 /**
  * Labels per digit in the MNIST training split (60,000 images), which every
@@ -65,6 +65,16 @@ export interface VersionLive {
   /** The first and last capture's time. */
   from: string;
   to: string;
+  /** Recent inputs against the version's reference profile; absent when drift was not asked for. */
+  drift?: Drift;
+}
+
+/** What drift is measured with: each version's reference profile (or why it has none) and the window. */
+export interface DriftInput extends DriftOptions {
+  /** A version missing here has no profile.json. */
+  references: ReadonlyMap<string, Profile | { problem: string }>;
+  /** Captures made from this moment on are the recent ones. */
+  since: Date;
 }
 
 export interface LiveSummary {
@@ -80,9 +90,30 @@ const shares = (counts: readonly number[]) => {
   const total = counts.reduce((a, b) => a + b, 0);
   return counts.map((n) => (total === 0 ? 0 : n / total));
 };
-const bin = (confidence: number) => Math.min(CONFIDENCE_BINS - 1, Math.floor(confidence * CONFIDENCE_BINS));
 
-function summarizeVersion(version: string, captures: CaptureRecord[], labelled: LabelledCapture[]): VersionLive {
+const NO_PROFILE = { problem: 'none stored: versions trained before profiles were stored have none' };
+
+/**
+ * The captures made since `since` as profile samples. An input that does not
+ * decode to 784 bytes (its base64 has the right length but not the right
+ * characters) is left out: it was never a model input.
+ */
+function recentSamples(captures: readonly CaptureRecord[], since: Date): ProfileSample[] {
+  const samples: ProfileSample[] = [];
+  for (const { time, input, digit, confidence } of captures) {
+    if (Date.parse(time) < since.getTime()) continue;
+    const bytes = decodeInput(input);
+    if (bytes.length === MNIST_PIXELS) samples.push({ input: bytes, digit, confidence });
+  }
+  return samples;
+}
+
+function summarizeVersion(
+  version: string,
+  captures: CaptureRecord[],
+  labelled: LabelledCapture[],
+  drift: DriftInput | undefined,
+): VersionLive {
   const confusion = Array.from({ length: MNIST_CLASSES }, () => zeros(MNIST_CLASSES));
   const all = zeros(CONFIDENCE_BINS);
   const wrong = zeros(CONFIDENCE_BINS);
@@ -90,7 +121,7 @@ function summarizeVersion(version: string, captures: CaptureRecord[], labelled: 
   let from = captures[0]!.time;
   let to = from;
   for (const capture of captures) {
-    all[bin(capture.confidence)]!++;
+    all[confidenceBin(capture.confidence)]!++;
     answers[capture.digit]!++;
     if (capture.time < from) from = capture.time;
     if (capture.time > to) to = capture.time;
@@ -102,7 +133,7 @@ function summarizeVersion(version: string, captures: CaptureRecord[], labelled: 
       continue;
     }
     confusion[label]![capture.digit]!++;
-    wrong[bin(capture.confidence)]!++;
+    wrong[confidenceBin(capture.confidence)]!++;
   }
   const feedback = labelled.length;
   const interval = wilsonInterval(correct, feedback);
@@ -120,6 +151,14 @@ function summarizeVersion(version: string, captures: CaptureRecord[], labelled: 
     classMix: { answers: shares(answers), training: shares(MNIST_TRAIN_CLASS_COUNTS) },
     from,
     to,
+    ...(drift && {
+      drift: driftOf(
+        drift.references.get(version) ?? NO_PROFILE,
+        recentSamples(captures, drift.since),
+        drift.since,
+        drift,
+      ),
+    }),
   };
 }
 
@@ -133,9 +172,10 @@ function groupInto<T>(groups: Map<string, T[]>, key: string, item: T): void {
  * One summary per version in `stored` that has captures, oldest version
  * first. Captures naming any other version (one deleted since, or a forged
  * line) are counted, not summarised: they would otherwise create a folder
- * for a version that does not exist.
+ * for a version that does not exist. With `drift`, each summary says how far
+ * the version's recent inputs are from its reference profile.
  */
-export function summarizeLive(data: LiveData, stored: readonly string[]): LiveSummary {
+export function summarizeLive(data: LiveData, stored: readonly string[], drift?: DriftInput): LiveSummary {
   const known = new Set(stored);
   const captures = new Map<string, CaptureRecord[]>();
   const labelled = new Map<string, LabelledCapture[]>();
@@ -152,6 +192,6 @@ export function summarizeLive(data: LiveData, stored: readonly string[]): LiveSu
   }
   const versions = [...captures.keys()]
     .sort()
-    .map((version) => summarizeVersion(version, captures.get(version)!, labelled.get(version) ?? []));
+    .map((version) => summarizeVersion(version, captures.get(version)!, labelled.get(version) ?? [], drift));
   return { versions, skipped: { ...data.skipped, unknownVersionCaptures } };
 }

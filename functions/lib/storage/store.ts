@@ -1,10 +1,10 @@
 /**
  * ModelStore: model versions in one bucket, as laid out in DESIGN.md.
  *
- *   models/<version>/weights.bin, model.json, metrics.json (written in that order)
+ *   models/<version>/weights.bin, model.json, profile.json, metrics.json (written in that order)
  *   models/latest.json  {"version", "promotedAt", "accuracy", ...}
  *
- * metrics.json is written last and records the checksums of the other two, so
+ * metrics.json is written last and records the checksums of the others, so
  * a version is complete exactly when its metrics.json exists and matches.
  * Promotion is one write of latest.json, made only after the version has been
  * read back and verified; rollback is the same write with an older version.
@@ -47,6 +47,9 @@ export const WEIGHTS_MAX_BYTES = 64 * 1024 * 1024;
 const BYTES_PER_PARAM = 4;
 /** A promotion that did not base its decision on a pointer re-reads it and tries again this many times on a race. */
 const PROMOTE_ATTEMPTS = 3;
+
+/** A further file's name: a plain name in the version's folder, never a path. */
+const EXTRA_FILE = /^[a-z0-9][a-z0-9.-]{0,63}$/;
 
 /** e.g. 20261125T220000Z-mlp: sorts by time and names its architecture. */
 const VERSION_PATTERN = /^\d{8}T\d{6}Z-[a-z0-9]+$/;
@@ -93,7 +96,20 @@ export interface ModelMetrics {
   liveHoldout?: LiveHoldoutScore;
   /** The users' corrections it trained on (`--with-feedback`): how many of how many, repeated how often, capped where. */
   feedback?: { used: number; available: number; weight: number; maxShare: number };
-  artifacts: { weightsBytes: number; weightsSha256: string; modelJsonSha256: string };
+  artifacts: {
+    weightsBytes: number;
+    weightsSha256: string;
+    modelJsonSha256: string;
+    /** SHA-256 of each further file saved with the version (its profile.json), by name; absent in older versions. */
+    files?: Record<string, string>;
+  };
+}
+
+/** A file saved with a version, before its metrics, and covered by their checksums. */
+export interface VersionFile {
+  name: string;
+  body: string;
+  contentType: string;
 }
 
 export interface LiveHoldoutScore {
@@ -190,6 +206,10 @@ function parseMetrics(bytes: Buffer, version: string): ModelMetrics {
   if (typeof artifacts.weightsSha256 !== 'string' || typeof artifacts.modelJsonSha256 !== 'string') {
     throw new ModelIntegrityError(`metrics of ${version} record no checksums`);
   }
+  const files = artifacts.files;
+  if (files !== undefined && !(isObject(files) && Object.values(files).every((h) => typeof h === 'string'))) {
+    throw new ModelIntegrityError(`metrics of ${version} record malformed file checksums`);
+  }
   return value as unknown as ModelMetrics;
 }
 
@@ -216,11 +236,17 @@ export class ModelStore {
   constructor(private readonly objects: ObjectStore) {}
 
   /**
-   * Writes a new, immutable version: weights, topology, then metrics with the
-   * checksums of both, and reads all three back before returning.
+   * Writes a new, immutable version: weights, topology, `files`, then metrics
+   * with the checksums of all of them, and reads weights, topology and metrics
+   * back before returning. A file saved here is part of the complete version
+   * (read it with `verifiedFile`); `attach` is for what may come later.
    */
-  async save(model: tfl.LayersModel, input: MetricsInput): Promise<ModelMetrics> {
+  async save(model: tfl.LayersModel, input: MetricsInput, files: readonly VersionFile[] = []): Promise<ModelMetrics> {
     const { version } = input;
+    for (const { name } of files) {
+      if (!EXTRA_FILE.test(name) || [WEIGHTS_FILE, MODEL_FILE, METRICS_FILE].includes(name))
+        throw new ModelIntegrityError(`"${name}" cannot be saved as a file of a version`);
+    }
     if (await this.objects.exists(versionKey(version, MODEL_FILE))) {
       throw new ModelIntegrityError(`version ${version} already exists; versions are immutable`);
     }
@@ -241,10 +267,12 @@ export class ModelStore {
             weightsBytes: weights.byteLength,
             weightsSha256: sha256(weights),
             modelJsonSha256: sha256(modelJson),
+            ...(files.length > 0 ? { files: Object.fromEntries(files.map((f) => [f.name, sha256(f.body)])) } : {}),
           },
         };
         await this.objects.put(versionKey(version, WEIGHTS_FILE), weights);
         await this.objects.put(versionKey(version, MODEL_FILE), modelJson, 'application/json');
+        for (const file of files) await this.objects.put(versionKey(version, file.name), file.body, file.contentType);
         await this.objects.put(versionKey(version, METRICS_FILE), JSON.stringify(metrics), 'application/json');
         return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
       }),
@@ -261,6 +289,24 @@ export class ModelStore {
   /** Throws ObjectTooLargeError beyond `options.maxBytes`, for a reader that must stay cheap. */
   async attachment(version: string, file: string, options: ReadOptions = {}): Promise<Buffer | undefined> {
     return (await this.objects.get(versionKey(version, file), options))?.body;
+  }
+
+  /**
+   * A file saved with a version (`save`'s `files`), checked against the
+   * checksum its metrics record; undefined when the version is incomplete or
+   * was saved without that file. Throws ModelIntegrityError when the file is
+   * missing, too large or does not match.
+   */
+  async verifiedFile(version: string, file: string, maxBytes: number): Promise<Buffer | undefined> {
+    const key = versionKey(version, file);
+    const metrics = await this.metrics(version);
+    const recorded = metrics?.artifacts.files?.[file];
+    if (recorded === undefined) return undefined;
+    const stored = await this.read(key, maxBytes);
+    if (!stored) throw new ModelIntegrityError(`version ${version} is missing ${file}`);
+    if (sha256(stored.body) !== recorded)
+      throw new ModelIntegrityError(`${file} of ${version} does not match its recorded checksum`);
+    return stored.body;
   }
 
   /** A capped read whose size failure is an integrity failure (of the pointer, or of a version). */

@@ -34,12 +34,20 @@ export function predictProbabilities(model: tfl.LayersModel, x: tf.Tensor): tf.T
   return tf.tidy(() => model.predict(x) as tf.Tensor2D);
 }
 
-/** Evaluates the examples at `indices`; `worstCount` of the most confident mistakes are kept. */
+/** Each evaluated example's answer: its index, the digit predicted and the confidence in it. */
+export type AnswerSink = (index: number, predicted: number, confidence: number) => void;
+
+/**
+ * Evaluates the examples at `indices`; `worstCount` of the most confident
+ * mistakes are kept. `onAnswer` sees every answer, for a caller that needs
+ * them (the input profile) without a second pass over the model.
+ */
 export async function evaluateIndices(
   model: tfl.LayersModel,
   data: LabelledImages,
   indices: Int32Array,
   worstCount = 0,
+  onAnswer?: AnswerSink,
 ): Promise<Evaluation> {
   const confusion = Array.from({ length: MNIST_CLASSES }, () => new Array<number>(MNIST_CLASSES).fill(0));
   let lossSum = 0;
@@ -57,6 +65,7 @@ export async function evaluateIndices(
       const label = data.labels[index]!;
       const predicted = argmax(probs, row * MNIST_CLASSES);
       confusion[label]![predicted]!++;
+      onAnswer?.(index, predicted, probs[row * MNIST_CLASSES + predicted]!);
       if (worstCount > 0 && predicted !== label) {
         wrong.push({ index, label, predicted, confidence: probs[row * MNIST_CLASSES + predicted]! });
       }
@@ -88,6 +97,11 @@ export function summarise(confusion: number[][], loss: number, worst: Evaluation
 }
 
 /** Evaluates on a whole split: accuracy, loss, confusion matrix, per-class metrics, worst mistakes. */
-export function evaluateModel(model: tfl.LayersModel, data: LabelledImages, worstCount = 36): Promise<Evaluation> {
-  return evaluateIndices(model, data, range(0, data.count), worstCount);
+export function evaluateModel(
+  model: tfl.LayersModel,
+  data: LabelledImages,
+  worstCount = 36,
+  onAnswer?: AnswerSink,
+): Promise<Evaluation> {
+  return evaluateIndices(model, data, range(0, data.count), worstCount, onAnswer);
 }
