@@ -5,10 +5,8 @@
  * are parsed from either form.
  */
 import type { Node } from 'constructs';
+import { STAGES, type Stage } from '#lib/config';
 import { ARCHS, isArch, type Arch } from '#lib/training/model';
-
-export const STAGES = ['local', 'dev', 'prod'] as const;
-export type Stage = (typeof STAGES)[number];
 
 export type Reservation = number | 'off';
 
