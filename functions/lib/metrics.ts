@@ -17,7 +17,8 @@ import type { Logger } from './log.ts';
 
 export const NAMESPACE = 'digitnet';
 
-export type Component = 'predict' | 'feedback' | 'retrain' | 'live' | 'train';
+/** `drift`: the input-drift score, DriftScore, which the dashboard and an alarm already read. */
+export type Component = 'predict' | 'feedback' | 'retrain' | 'live' | 'train' | 'drift';
 
 /** The CloudWatch units these metrics use. */
 export type Unit = 'Count' | 'Milliseconds' | 'Seconds' | 'None';
