@@ -34,6 +34,9 @@ const HOURLY = Duration.hours(1);
  */
 export const MIN_REQUESTS_FOR_RATE = 10;
 
+/** Every alarm's name starts so; the topic lets only these alarms publish. */
+const alarmPrefix = (stage: Stage) => `digitnet-${stage}-`;
+
 export type AlarmThresholds = Pick<
   StackConfig,
   'alarmApi5xxPercent' | 'alarmPredictP99Ms' | 'alarmApiThrottles' | 'alarmLowConfidencePercent' | 'alarmDriftScore'
@@ -82,6 +85,21 @@ export class Monitoring extends Construct {
       masterKey: key,
       enforceSSL: true,
     });
+    // The topic's own policy (enforceSSL creates one) replaces SNS's default, which is what lets a
+    // same-account alarm publish; without this statement every alarm action would be refused.
+    this.topic.addToResourcePolicy(
+      new iam.PolicyStatement({
+        principals: [new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
+        actions: ['sns:Publish'],
+        resources: [this.topic.topicArn],
+        conditions: {
+          StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID },
+          ArnLike: {
+            'aws:SourceArn': `arn:${Aws.PARTITION}:cloudwatch:${Aws.REGION}:${Aws.ACCOUNT_ID}:alarm:${alarmPrefix(stage)}*`,
+          },
+        },
+      }),
+    );
     if (props.alarmEmail) this.topic.addSubscription(new subscriptions.EmailSubscription(props.alarmEmail));
 
     const ours = (name: string, component: Component, statistic: string, period = PERIOD) =>
@@ -141,7 +159,7 @@ export class Monitoring extends Construct {
       evaluationPeriods = 1,
     ): cloudwatch.Alarm => {
       const created = new cloudwatch.Alarm(this, id, {
-        alarmName: `digitnet-${stage}-${id}`,
+        alarmName: `${alarmPrefix(stage)}${id}`,
         alarmDescription: `digitnet (${stage}): ${description}`,
         metric,
         threshold,

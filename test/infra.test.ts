@@ -814,6 +814,42 @@ describe('metrics, alarms and dashboard', () => {
     ]);
   });
 
+  test('only this stack’s alarms may publish to the topic, since its policy replaces SNS’s default', () => {
+    template.hasResourceProperties('AWS::SNS::TopicPolicy', {
+      Topics: [topic],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          {
+            Sid: Match.anyValue(),
+            Effect: 'Allow',
+            Action: 'sns:Publish',
+            Principal: { Service: 'cloudwatch.amazonaws.com' },
+            Resource: topic,
+            Condition: {
+              StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } },
+              ArnLike: {
+                'aws:SourceArn': {
+                  'Fn::Join': [
+                    '',
+                    [
+                      'arn:',
+                      { Ref: 'AWS::Partition' },
+                      ':cloudwatch:',
+                      { Ref: 'AWS::Region' },
+                      ':',
+                      { Ref: 'AWS::AccountId' },
+                      ':alarm:digitnet-dev-*',
+                    ],
+                  ],
+                },
+              },
+            },
+          },
+        ]),
+      },
+    });
+  });
+
   test('no e-mail subscription unless alarmEmail is set', () => {
     template.resourceCountIs('AWS::SNS::Subscription', 0);
     const subscribed = synth({ alarmEmail: 'ops@example.com' });
