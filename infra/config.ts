@@ -5,10 +5,8 @@
  * are parsed from either form.
  */
 import type { Node } from 'constructs';
+import { STAGES, type Stage } from '#lib/config';
 import { ARCHS, isArch, type Arch } from '#lib/training/model';
-
-export const STAGES = ['local', 'dev', 'prod'] as const;
-export type Stage = (typeof STAGES)[number];
 
 export type Reservation = number | 'off';
 
@@ -55,6 +53,16 @@ export interface StackConfig {
   liveRetentionDays: number;
   /** How often the live summary (models/<version>/live.json) is refreshed. */
   liveSummaryIntervalMinutes: number;
+  /** An answer below this confidence counts as LowConfidence (LOW_CONFIDENCE_THRESHOLD). */
+  lowConfidenceThreshold: number;
+  /** Where the alarm topic sends e-mail; none when absent (subscribe to the topic yourself). */
+  alarmEmail?: string;
+  /** Alarm thresholds (infra/monitoring.ts; README, "Metrics and alarms"). */
+  alarmApi5xxPercent: number;
+  alarmPredictP99Ms: number;
+  alarmApiThrottles: number;
+  alarmLowConfidencePercent: number;
+  alarmDriftScore: number;
 }
 
 export const STACK_DEFAULTS: StackConfig = {
@@ -84,6 +92,12 @@ export const STACK_DEFAULTS: StackConfig = {
   captureBufferSeconds: 300,
   liveRetentionDays: 90,
   liveSummaryIntervalMinutes: 60,
+  lowConfidenceThreshold: 0.6,
+  alarmApi5xxPercent: 5,
+  alarmPredictP99Ms: 1000,
+  alarmApiThrottles: 20,
+  alarmLowConfidencePercent: 30,
+  alarmDriftScore: 0.25,
 };
 
 /** Fargate's allowed memory range (GiB) for each vCPU size. */
@@ -164,6 +178,15 @@ function origins(get: Lookup, fallback: string[]): string[] {
   return list as string[];
 }
 
+function email(get: Lookup): string | undefined {
+  const raw = get('alarmEmail');
+  if (raw === undefined || raw === '') return undefined;
+  if (typeof raw !== 'string' || !/^[^\s@,]+@[^\s@,]+\.[^\s@,]+$/.test(raw)) {
+    throw new StackConfigError(`context "alarmEmail" must be one e-mail address; got ${JSON.stringify(raw)}`);
+  }
+  return raw;
+}
+
 export function readStackConfig(node: Pick<Node, 'tryGetContext'>): StackConfig {
   const get: Lookup = (key) => node.tryGetContext(key);
   const stage = get('stage') ?? STACK_DEFAULTS.stage;
@@ -205,6 +228,7 @@ export function readStackConfig(node: Pick<Node, 'tryGetContext'>): StackConfig 
     1,
     5_000,
   );
+  const alarmEmail = email(get);
   return {
     stage: stage as Stage,
     predictMemoryMiB: number(get, 'predictMemoryMiB', STACK_DEFAULTS.predictMemoryMiB, 256, 10_240),
@@ -270,5 +294,19 @@ export function readStackConfig(node: Pick<Node, 'tryGetContext'>): StackConfig 
       5,
       24 * 60,
     ),
+    lowConfidenceThreshold: number(get, 'lowConfidenceThreshold', STACK_DEFAULTS.lowConfidenceThreshold, 0, 1, false),
+    ...(alarmEmail ? { alarmEmail } : {}),
+    alarmApi5xxPercent: number(get, 'alarmApi5xxPercent', STACK_DEFAULTS.alarmApi5xxPercent, 0.1, 100, false),
+    alarmPredictP99Ms: number(get, 'alarmPredictP99Ms', STACK_DEFAULTS.alarmPredictP99Ms, 10, 60_000),
+    alarmApiThrottles: number(get, 'alarmApiThrottles', STACK_DEFAULTS.alarmApiThrottles, 1, 1_000_000),
+    alarmLowConfidencePercent: number(
+      get,
+      'alarmLowConfidencePercent',
+      STACK_DEFAULTS.alarmLowConfidencePercent,
+      1,
+      100,
+      false,
+    ),
+    alarmDriftScore: number(get, 'alarmDriftScore', STACK_DEFAULTS.alarmDriftScore, 0.001, 100, false),
   };
 }

@@ -12,6 +12,7 @@ import { NodejsFunction, OutputFormat, type ICommandHooks } from 'aws-cdk-lib/aw
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
+import type { Stage } from '#lib/config';
 import { CAPTURES_PREFIX, FEEDBACK_PREFIX, LIVE_FILE } from '#lib/live/records';
 import { MODELS_PREFIX } from '#lib/storage/store';
 import { LAMBDA_ESBUILD, REPO_ROOT, type LambdaAsset } from './lambda-bundle.ts';
@@ -20,6 +21,8 @@ import { acknowledge, arnFinding } from './nag.ts';
 /** The live summary of a version, `models/<version>/live.json`, as the live-summary function writes it. */
 
 export interface DigitFunctionProps extends LambdaAsset {
+  /** STAGE: the `stage` dimension of the function's metrics. */
+  stage: Stage;
   memoryMiB: number;
   timeout: Duration;
   logRetention: logs.RetentionDays;
@@ -65,7 +68,7 @@ export class DigitFunction extends NodejsFunction {
       role,
       logGroup,
       // Stack traces point at the TypeScript source instead of minified output.
-      environment: props.sourceMaps ? { NODE_OPTIONS: '--enable-source-maps' } : {},
+      environment: { STAGE: props.stage, ...(props.sourceMaps ? { NODE_OPTIONS: '--enable-source-maps' } : {}) },
       // LAMBDA_ESBUILD's settings as NodejsFunction's options; test/infra.test.ts checks the
       // asset comes out byte for byte as `npm run build` makes it.
       bundling: {

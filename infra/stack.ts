@@ -19,6 +19,7 @@ import { CAPTURE_ERRORS_PREFIX, CaptureDelivery } from './capture.ts';
 import type { Reservation, StackConfig } from './config.ts';
 import { DigitFunction } from './function.ts';
 import { PREDICT_ASSET } from './lambda-bundle.ts';
+import { Monitoring } from './monitoring.ts';
 import { acknowledge } from './nag.ts';
 import { Training } from './training.ts';
 
@@ -37,6 +38,7 @@ export class DigitnetStack extends Stack {
   readonly api: apigw.HttpApi;
   readonly training: Training;
   readonly captures: CaptureDelivery;
+  readonly monitoring: Monitoring;
 
   constructor(scope: Construct, id: string, props: DigitnetStackProps) {
     super(scope, id, props);
@@ -88,6 +90,7 @@ export class DigitnetStack extends Stack {
 
     this.training = new Training(this, 'Training', {
       bucket: this.bucket,
+      stage: config.stage,
       defaults: { arch: config.trainArch, epochs: config.trainEpochs, withFeedback: config.trainWithFeedback },
       vcpu: config.trainVcpu,
       memory: Size.mebibytes(Math.round(config.trainMemoryGiB * 1024)),
@@ -97,6 +100,7 @@ export class DigitnetStack extends Stack {
     });
 
     this.predictFunction = new DigitFunction(this, 'PredictFunction', {
+      stage: config.stage,
       ...PREDICT_ASSET,
       description: 'digitnet: classify digits, report the serving model, serve the page',
       memoryMiB: config.predictMemoryMiB,
@@ -106,6 +110,7 @@ export class DigitnetStack extends Stack {
       removalPolicy,
     });
     this.predictFunction.addEnvironment('MODEL_REFRESH_SECONDS', String(config.modelRefreshSeconds));
+    this.predictFunction.addEnvironment('LOW_CONFIDENCE_THRESHOLD', String(config.lowConfidenceThreshold));
     this.predictFunction.bindModelsReadOnly(this.bucket);
     // Captures leave as log lines, which the subscription below ships to the bucket: the
     // function itself gets no write access, and its answers never wait on one.
@@ -121,6 +126,7 @@ export class DigitnetStack extends Stack {
     });
 
     this.feedbackFunction = new DigitFunction(this, 'FeedbackFunction', {
+      stage: config.stage,
       entry: 'functions/feedback/handler.ts',
       description: 'digitnet: record a user’s correction or confirmation of an answer',
       memoryMiB: 256,
@@ -134,6 +140,7 @@ export class DigitnetStack extends Stack {
     this.feedbackFunction.bindFeedbackWriter(this.bucket);
 
     this.liveFunction = new DigitFunction(this, 'LiveFunction', {
+      stage: config.stage,
       entry: 'functions/live/handler.ts',
       description: 'digitnet: join captures with feedback and store each version’s live summary',
       // Reads every capture and feedback object of the retention period; nobody waits on it.
@@ -151,6 +158,7 @@ export class DigitnetStack extends Stack {
     });
 
     this.retrainFunction = new DigitFunction(this, 'RetrainFunction', {
+      stage: config.stage,
       entry: 'functions/retrain/handler.ts',
       description: 'digitnet: submit and follow training jobs, promote or roll back model versions',
       memoryMiB: 512,
@@ -164,7 +172,24 @@ export class DigitnetStack extends Stack {
     this.retrainFunction.bindModelsPromoter(this.bucket, LATEST_KEY);
     this.retrainFunction.bindTrainingJobs(this.training.queue, this.training.jobDefinition);
 
-    this.api = this.httpApi(config, logRetention, removalPolicy);
+    const apiAccessLogs = new logs.LogGroup(this, 'ApiAccessLogs', { retention: logRetention, removalPolicy });
+    this.api = this.httpApi(config, apiAccessLogs);
+
+    this.monitoring = new Monitoring(this, 'Monitoring', {
+      stage: config.stage,
+      api: this.api,
+      apiAccessLogs,
+      functions: {
+        predict: this.predictFunction,
+        feedback: this.feedbackFunction,
+        retrain: this.retrainFunction,
+        live: this.liveFunction,
+      },
+      jobQueue: this.training.queue,
+      thresholds: config,
+      ...(config.alarmEmail ? { alarmEmail: config.alarmEmail } : {}),
+      removalPolicy,
+    });
 
     if (config.weeklyRetrain) {
       const rule = new events.Rule(this, 'WeeklyRetrain', {
@@ -198,9 +223,21 @@ export class DigitnetStack extends Stack {
       value: this.training.jobDefinition.jobDefinitionArn,
       description: 'Batch job definition for training',
     });
+    new CfnOutput(this, 'DashboardName', {
+      value: this.monitoring.dashboard.dashboardName,
+      description: 'CloudWatch dashboard: traffic, latency, errors, confidence, live accuracy, training, drift',
+    });
+    new CfnOutput(this, 'DashboardUrl', {
+      value: this.monitoring.dashboardUrl,
+      description: 'The dashboard in the CloudWatch console',
+    });
+    new CfnOutput(this, 'AlarmTopicArn', {
+      value: this.monitoring.topic.topicArn,
+      description: 'SNS topic every alarm notifies (subscribe to it, or set the alarmEmail context)',
+    });
   }
 
-  private httpApi(config: StackConfig, logRetention: logs.RetentionDays, removalPolicy: RemovalPolicy): apigw.HttpApi {
+  private httpApi(config: StackConfig, accessLogs: logs.ILogGroup): apigw.HttpApi {
     const api = new apigw.HttpApi(this, 'Api', {
       apiName: `digitnet-${config.stage}`,
       description: 'digitnet: digit classification; training and promotion need IAM (SigV4) credentials',
@@ -213,7 +250,6 @@ export class DigitnetStack extends Stack {
         maxAge: Duration.hours(1),
       },
     });
-    const accessLogs = new logs.LogGroup(this, 'ApiAccessLogs', { retention: logRetention, removalPolicy });
     const stage = api.addStage('DefaultStage', {
       stageName: '$default',
       autoDeploy: true,
@@ -232,6 +268,8 @@ export class DigitnetStack extends Stack {
             bytes: '$context.responseLength',
             ms: '$context.responseLatency',
             integrationError: '$context.integrationErrorMessage',
+            // The 429 metric filter (infra/monitoring.ts) takes its stage dimension from here.
+            stage: config.stage,
           }),
         ),
       },

@@ -14,6 +14,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { CAPTURES_PREFIX, FEEDBACK_PREFIX } from '#lib/live/records';
+import type { Stage } from '#lib/config';
 import { REPO_ROOT } from './lambda-bundle.ts';
 import { acknowledge, arnFinding } from './nag.ts';
 
@@ -21,6 +22,8 @@ export const TRAIN_DOCKERFILE = 'infra/train.Dockerfile';
 
 export interface TrainingProps {
   bucket: s3.IBucket;
+  /** STAGE: the `stage` dimension of the job's metrics. */
+  stage: Stage;
   /** What a job trains when submitted without overrides (the weekly schedule). */
   defaults: { arch: string; epochs: number; withFeedback: boolean };
   vcpu: number;
@@ -140,6 +143,9 @@ export class Training extends Construct {
         ARCH: props.defaults.arch,
         EPOCHS: String(props.defaults.epochs),
         WITH_FEEDBACK: String(props.defaults.withFeedback),
+        STAGE: props.stage,
+        // Off by default outside Lambda; CloudWatch Logs turns the job's EMF lines into metrics too.
+        METRICS: 'emf',
         // Fargate sets it too, but only by undocumented habit; without it the S3 client cannot start.
         AWS_REGION: Stack.of(this).region,
       },

@@ -18,13 +18,15 @@ const settings = Object.entries(STACK_DEFAULTS)
 const USAGE = `Usage: npm run deploy -- [cdk deploy options]
 
 Deploys digitnet to the AWS account and region of your credentials and writes
-its outputs (ApiUrl, BucketName, JobQueueArn, JobDefinitionArn) to ${OUTPUTS_FILE}.
+its outputs (ApiUrl, BucketName, JobQueueArn, JobDefinitionArn, DashboardName,
+DashboardUrl, AlarmTopicArn) to ${OUTPUTS_FILE}.
 Before the first deploy to an account and region: npx cdk bootstrap.
 Docker must be running: the training image is built from infra/train.Dockerfile
 (CDK_DOCKER names another builder).
 
 Settings, as CDK context (defaults shown; checked before anything is deployed):
 ${settings}
+  -c alarmEmail=ADDRESS  (none: every alarm goes to the topic AlarmTopicArn only)
 stage prod keeps the bucket and logs when the stack is deleted.
 predictReservedConcurrency, retrainReservedConcurrency and
 feedbackReservedConcurrency set concurrency aside for each function (off: none).

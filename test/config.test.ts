@@ -100,6 +100,21 @@ const accepted: { env: Env; expect: Partial<Config> }[] = [
   },
   { env: {}, expect: { batchTarget: undefined } },
   { env: { JOB_QUEUE: QUEUE_ARN, JOB_DEFINITION: DEFINITION_ARN }, expect: { batchTarget: BATCH_TARGET } },
+  { env: {}, expect: { stage: 'local', metrics: { mode: 'off', lowConfidenceThreshold: 0.6 } } },
+  { env: { STAGE: 'Prod' }, expect: { stage: 'prod' } },
+  {
+    env: { AWS_LAMBDA_FUNCTION_NAME: 'PredictFunction' },
+    expect: { metrics: { mode: 'emf', lowConfidenceThreshold: 0.6 } },
+  },
+  {
+    env: { AWS_LAMBDA_FUNCTION_NAME: 'PredictFunction', METRICS: 'off' },
+    expect: { metrics: { mode: 'off', lowConfidenceThreshold: 0.6 } },
+  },
+  {
+    env: { METRICS: 'EMF', LOW_CONFIDENCE_THRESHOLD: '0.75' },
+    expect: { metrics: { mode: 'emf', lowConfidenceThreshold: 0.75 } },
+  },
+  { env: { LOW_CONFIDENCE_THRESHOLD: '0' }, expect: { metrics: { mode: 'off', lowConfidenceThreshold: 0 } } },
 ];
 
 const refused: { env: Env; message: string }[] = [
@@ -156,6 +171,17 @@ const refused: { env: Env; message: string }[] = [
     message: 'FEEDBACK_RATE_PER_SECOND must be a number from 0.01 to 10000; got "-1"',
   },
   { env: { FEEDBACK_BURST: '0' }, message: 'FEEDBACK_BURST must be a number from 1 to 100000; got "0"' },
+  { env: { STAGE: 'staging' }, message: 'STAGE must be one of local, dev, prod; got "staging"' },
+  { env: { METRICS: 'stdout' }, message: 'METRICS must be one of emf, off; got "stdout"' },
+  { env: { METRICS: 'true' }, message: 'METRICS must be one of emf, off; got "true"' },
+  {
+    env: { LOW_CONFIDENCE_THRESHOLD: '60' },
+    message: 'LOW_CONFIDENCE_THRESHOLD must be a number from 0 to 1; got "60"',
+  },
+  {
+    env: { LOW_CONFIDENCE_THRESHOLD: 'low' },
+    message: 'LOW_CONFIDENCE_THRESHOLD must be a number from 0 to 1; got "low"',
+  },
 ];
 
 describe('readConfig: every variable, its default, what it accepts and what it refuses', () => {

@@ -48,10 +48,13 @@ describe('npm run deploy', () => {
       'trainMemoryGiB=8',
       'weeklyRetrain=false',
       'corsOrigins=*',
+      'alarmApi5xxPercent=5',
+      'lowConfidenceThreshold=0.6',
     ];
     for (const setting of [...settings, 'predictReservedConcurrency=50', 'retrainReservedConcurrency=2']) {
       assert.match(result.stdout, new RegExp(`-c ${setting.replace('*', '\\*')}\\n`));
     }
+    assert.match(result.stdout, /-c alarmEmail=ADDRESS /);
     assert.match(result.stdout, /cdk bootstrap/);
     assert.equal((await calls('cdk')).length + (await calls('docker')).length, callsBefore);
   });

@@ -10,6 +10,7 @@ import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { UnavailableError } from '#lib/errors';
 import { fieldError, json, pathMatcher, readJsonObject, router, type Result } from '#lib/http';
 import { createLogger } from '#lib/log';
+import { noMetrics } from '#lib/metrics';
 import { ModelCache } from '#lib/model-cache';
 import { MAX_BODY_BYTES as PREDICT_MAX_BYTES } from '#lib/predict-request';
 import { ModelStore } from '#lib/storage/store';
@@ -33,7 +34,7 @@ describe('router', () => {
     '/things': { GET: answer('list'), POST: answer('create') },
     '/things/{id}': { GET: answer('one') },
   });
-  const call = (method: string, path: string) => route(apiEvent(method, path), silent);
+  const call = (method: string, path: string) => route(apiEvent(method, path), silent, noMetrics.begin());
 
   test('runs the handler for the path and method, with the path parameters', async () => {
     assert.deepEqual(parse(await call('GET', '/things/42')), { name: 'one', params: { id: '42' } });

@@ -667,6 +667,8 @@ describe('training on Batch', () => {
           { Name: 'ARCH', Value: 'cnn' },
           { Name: 'EPOCHS', Value: '12' },
           { Name: 'WITH_FEEDBACK', Value: 'false' },
+          { Name: 'STAGE', Value: 'dev' },
+          { Name: 'METRICS', Value: 'emf' },
           { Name: 'AWS_REGION', Value: { Ref: 'AWS::Region' } },
         ],
       }),
@@ -723,12 +725,392 @@ describe('training on Batch', () => {
   });
 });
 
+describe('metrics, alarms and dashboard', () => {
+  const { monitoring } = stack;
+  const topic = { Ref: logicalId(monitoring.topic) };
+  const alarmProps = (name: string) => {
+    const found = Object.values(template.findResources('AWS::CloudWatch::Alarm')).filter(
+      (a) => a.Properties.AlarmName === `digitnet-dev-${name}`,
+    );
+    assert.equal(found.length, 1, `one alarm ${name}`);
+    return found[0]!.Properties;
+  };
+  const ours = (name: string, component: string, stat: string, period = 300) => ({
+    MetricStat: {
+      Metric: {
+        Namespace: 'digitnet',
+        MetricName: name,
+        Dimensions: [
+          { Name: 'component', Value: component },
+          { Name: 'stage', Value: 'dev' },
+        ],
+      },
+      Period: period,
+      Stat: stat,
+    },
+  });
+
+  test('every function and the training job know their stage, the dimension of their metrics', () => {
+    for (const fn of [stack.predictFunction, stack.feedbackFunction, stack.retrainFunction, stack.liveFunction]) {
+      template.hasResourceProperties('AWS::Lambda::Function', {
+        Role: arn(roleOf(fn)),
+        Environment: { Variables: Match.objectLike({ STAGE: 'dev', METRICS: Match.absent() }) },
+      });
+    }
+  });
+
+  test('the predict function counts answers below 0.6 confidence as low by default', () => {
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Role: arn(roleOf(stack.predictFunction)),
+      Environment: { Variables: Match.objectLike({ LOW_CONFIDENCE_THRESHOLD: '0.6' }) },
+    });
+  });
+
+  test('no function gains a permission for metrics: they are log lines', () => {
+    for (const fn of [stack.predictFunction, stack.feedbackFunction, stack.retrainFunction, stack.liveFunction]) {
+      assert.deepEqual(
+        actionsOf(statementsOf(template, roleOf(fn))).filter((a) => !a.startsWith('s3:') && !a.startsWith('batch:')),
+        ['logs:CreateLogStream', 'logs:PutLogEvents'],
+      );
+    }
+  });
+
+  test('one SNS topic, encrypted with its own rotated key and TLS-only', () => {
+    template.resourceCountIs('AWS::SNS::Topic', 1);
+    template.hasResourceProperties('AWS::SNS::Topic', {
+      KmsMasterKeyId: { 'Fn::GetAtt': [Match.stringLikeRegexp('^MonitoringTopicKey'), 'Arn'] },
+    });
+    template.hasResourceProperties('AWS::KMS::Key', {
+      EnableKeyRotation: true,
+      Description: 'digitnet (dev): encrypts the alarm topic',
+    });
+    template.hasResourceProperties('AWS::SNS::TopicPolicy', {
+      Topics: [topic],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Effect: 'Deny',
+            Action: 'sns:Publish',
+            Principal: '*',
+            Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+          }),
+        ]),
+      },
+    });
+  });
+
+  test('the key lets CloudWatch alarms and EventBridge publish to the topic, and no other service', () => {
+    const key = Object.values(template.findResources('AWS::KMS::Key'))[0]!;
+    const services = (key.Properties.KeyPolicy.Statement as (Statement & { Principal: Record<string, unknown> })[])
+      .filter((s) => s.Principal.Service)
+      .map((s) => ({ Action: s.Action, Principal: s.Principal, Resource: s.Resource, Effect: s.Effect }));
+    assert.deepEqual(services, [
+      {
+        Effect: 'Allow',
+        Action: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+        Principal: { Service: ['cloudwatch.amazonaws.com', 'events.amazonaws.com'] },
+        Resource: '*',
+      },
+    ]);
+  });
+
+  test('only this stack’s alarms may publish to the topic, since its policy replaces SNS’s default', () => {
+    template.hasResourceProperties('AWS::SNS::TopicPolicy', {
+      Topics: [topic],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          {
+            Sid: Match.anyValue(),
+            Effect: 'Allow',
+            Action: 'sns:Publish',
+            Principal: { Service: 'cloudwatch.amazonaws.com' },
+            Resource: topic,
+            Condition: {
+              StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } },
+              ArnLike: {
+                'aws:SourceArn': {
+                  'Fn::Join': [
+                    '',
+                    [
+                      'arn:',
+                      { Ref: 'AWS::Partition' },
+                      ':cloudwatch:',
+                      { Ref: 'AWS::Region' },
+                      ':',
+                      { Ref: 'AWS::AccountId' },
+                      ':alarm:digitnet-dev-*',
+                    ],
+                  ],
+                },
+              },
+            },
+          },
+        ]),
+      },
+    });
+  });
+
+  test('no e-mail subscription unless alarmEmail is set', () => {
+    template.resourceCountIs('AWS::SNS::Subscription', 0);
+    const subscribed = synth({ alarmEmail: 'ops@example.com' });
+    subscribed.template.hasResourceProperties('AWS::SNS::Subscription', {
+      Protocol: 'email',
+      Endpoint: 'ops@example.com',
+      TopicArn: { Ref: logicalId(subscribed.stack.monitoring.topic) },
+    });
+  });
+
+  test('every alarm notifies the topic, and treats missing data as fine', () => {
+    const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm'));
+    assert.equal(alarms.length, 10);
+    for (const { Properties } of alarms) {
+      assert.deepEqual(Properties.AlarmActions, [topic], Properties.AlarmName);
+      assert.equal(Properties.TreatMissingData, 'notBreaching', Properties.AlarmName);
+      assert.equal(Properties.ComparisonOperator, 'GreaterThanOrEqualToThreshold', Properties.AlarmName);
+    }
+  });
+
+  test('API 5xx: 5% or more of at least 10 requests in 5 minutes', () => {
+    const props = alarmProps('Api5xxRate');
+    assert.deepEqual([props.Threshold, props.EvaluationPeriods, props.DatapointsToAlarm], [5, 1, 1]);
+    const [expression, ...inputs] = props.Metrics;
+    assert.equal(expression.Expression, 'IF(whole >= 10, 100 * part / whole, 0)');
+    assert.deepEqual(
+      inputs.map((m: { Id: string; MetricStat: { Metric: { MetricName: string }; Period: number; Stat: string } }) => [
+        m.Id,
+        m.MetricStat.Metric.MetricName,
+        m.MetricStat.Period,
+        m.MetricStat.Stat,
+      ]),
+      [
+        ['part', '5xx', 300, 'Sum'],
+        ['whole', 'Count', 300, 'Sum'],
+      ],
+    );
+    assert.deepEqual(inputs[0].MetricStat.Metric.Dimensions, [{ Name: 'ApiId', Value: { Ref: logicalId(stack.api) } }]);
+  });
+
+  test('POST /predict p99 latency: 1000 ms or more for three 5-minute periods in a row', () => {
+    const props = alarmProps('PredictLatencyP99');
+    assert.deepEqual(
+      {
+        Namespace: props.Namespace,
+        MetricName: props.MetricName,
+        Dimensions: props.Dimensions,
+        ExtendedStatistic: props.ExtendedStatistic,
+        Period: props.Period,
+      },
+      {
+        Namespace: 'digitnet',
+        MetricName: 'Latency',
+        Dimensions: [
+          { Name: 'component', Value: 'predict' },
+          { Name: 'stage', Value: 'dev' },
+        ],
+        ExtendedStatistic: 'p99',
+        Period: 300,
+      },
+    );
+    assert.deepEqual([props.Threshold, props.EvaluationPeriods, props.DatapointsToAlarm], [1000, 3, 3]);
+  });
+
+  test('API throttling: 20 or more 429s in 5 minutes, counted from the access log', () => {
+    const props = alarmProps('ApiThrottled');
+    assert.deepEqual(
+      [props.Namespace, props.MetricName, props.Dimensions, props.Statistic, props.Period, props.Threshold],
+      ['digitnet', 'ApiThrottled', [{ Name: 'stage', Value: 'dev' }], 'Sum', 300, 20],
+    );
+    template.hasResourceProperties('AWS::Logs::MetricFilter', {
+      LogGroupName: { Ref: Match.stringLikeRegexp('^ApiAccessLogs') },
+      FilterPattern: '{ $.status = "429" }',
+      MetricTransformations: [
+        {
+          MetricNamespace: 'digitnet',
+          MetricName: 'ApiThrottled',
+          MetricValue: '1',
+          Dimensions: [{ Key: 'stage', Value: '$.stage' }],
+        },
+      ],
+    });
+    template.hasResourceProperties('AWS::ApiGatewayV2::Stage', {
+      AccessLogSettings: { DestinationArn: Match.anyValue(), Format: Match.stringLikeRegexp('"stage":"dev"') },
+    });
+  });
+
+  test('function throttles: any throttle of any of the four functions in 5 minutes', () => {
+    const props = alarmProps('FunctionThrottles');
+    const [expression, ...inputs] = props.Metrics;
+    assert.equal(expression.Expression, 'predict + feedback + retrain + live');
+    assert.deepEqual(
+      inputs.map((m: { Id: string; MetricStat: { Metric: { MetricName: string; Dimensions: unknown } } }) => [
+        m.Id,
+        m.MetricStat.Metric.MetricName,
+        m.MetricStat.Metric.Dimensions,
+      ]),
+      [stack.predictFunction, stack.feedbackFunction, stack.retrainFunction, stack.liveFunction].map((fn, i) => [
+        ['predict', 'feedback', 'retrain', 'live'][i],
+        'Throttles',
+        [{ Name: 'FunctionName', Value: { Ref: logicalId(fn) } }],
+      ]),
+    );
+    assert.equal(props.Threshold, 1);
+  });
+
+  test('function errors: one alarm per function on any failed invocation in 5 minutes', () => {
+    const fns = {
+      PredictFunctionErrors: stack.predictFunction,
+      FeedbackFunctionErrors: stack.feedbackFunction,
+      RetrainFunctionErrors: stack.retrainFunction,
+      LiveFunctionErrors: stack.liveFunction,
+    };
+    for (const [name, fn] of Object.entries(fns)) {
+      const props = alarmProps(name);
+      assert.deepEqual(
+        [props.Namespace, props.MetricName, props.Dimensions, props.Statistic, props.Period, props.Threshold],
+        ['AWS/Lambda', 'Errors', [{ Name: 'FunctionName', Value: { Ref: logicalId(fn) } }], 'Sum', 300, 1],
+      );
+    }
+  });
+
+  test('low-confidence rate: 30% or more of at least 10 predictions, for three 5-minute periods in a row', () => {
+    const props = alarmProps('LowConfidenceRate');
+    assert.deepEqual([props.Threshold, props.EvaluationPeriods, props.DatapointsToAlarm], [30, 3, 3]);
+    assert.deepEqual(props.Metrics, [
+      {
+        Id: 'expr_1',
+        Expression: 'IF(whole >= 10, 100 * part / whole, 0)',
+        Label: 'low-confidence answers, % of predictions',
+        ReturnData: true,
+      },
+      { Id: 'part', ...ours('LowConfidence', 'predict', 'Sum'), ReturnData: false },
+      { Id: 'whole', ...ours('Predictions', 'predict', 'Sum'), ReturnData: false },
+    ]);
+  });
+
+  test("drift: the hourly DriftScore at 0.25 or more, the drift module's own threshold", () => {
+    const props = alarmProps('Drift');
+    const { MetricStat } = ours('DriftScore', 'drift', 'Maximum', 3600);
+    assert.deepEqual(
+      [props.Namespace, props.MetricName, props.Dimensions, props.Statistic, props.Period, props.Threshold],
+      [
+        MetricStat.Metric.Namespace,
+        MetricStat.Metric.MetricName,
+        MetricStat.Metric.Dimensions,
+        MetricStat.Stat,
+        MetricStat.Period,
+        0.25,
+      ],
+    );
+  });
+
+  test('a training job that fails on this queue, after its retries, is sent to the topic with its reason', () => {
+    template.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: {
+        source: ['aws.batch'],
+        'detail-type': ['Batch Job State Change'],
+        detail: { status: ['FAILED'], jobQueue: [{ 'Fn::GetAtt': [logicalId(stack.training.queue), 'JobQueueArn'] }] },
+      },
+      Targets: [
+        Match.objectLike({
+          Arn: topic,
+          InputTransformer: {
+            InputPathsMap: {
+              'detail-jobName': '$.detail.jobName',
+              'detail-jobId': '$.detail.jobId',
+              'detail-statusReason': '$.detail.statusReason',
+            },
+            InputTemplate:
+              '"digitnet (dev): training job <detail-jobName> (<detail-jobId>) failed: <detail-statusReason>"',
+          },
+        }),
+      ],
+    });
+    template.hasResourceProperties('AWS::SNS::TopicPolicy', {
+      Topics: [topic],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Effect: 'Allow',
+            Action: 'sns:Publish',
+            Principal: { Service: 'events.amazonaws.com' },
+            Resource: topic,
+          }),
+        ]),
+      },
+    });
+  });
+
+  test('the dashboard digitnet-dev graphs every metric the service publishes, the drift score and the alarms', () => {
+    const dashboards = Object.values(template.findResources('AWS::CloudWatch::Dashboard'));
+    assert.equal(dashboards.length, 1);
+    assert.equal(dashboards[0]!.Properties.DashboardName, 'digitnet-dev');
+    // The body is JSON joined around the region's token; with the token replaced it parses.
+    const parts = dashboards[0]!.Properties.DashboardBody['Fn::Join'][1] as unknown[];
+    const body = JSON.parse(parts.map((p) => (typeof p === 'string' ? p : 'REGION')).join('')) as {
+      widgets: { type: string; properties: { title: string; metrics?: unknown[] } }[];
+    };
+    const strings = (value: unknown): string[] =>
+      typeof value === 'string'
+        ? [value]
+        : typeof value === 'object' && value !== null
+          ? Object.values(value).flatMap(strings)
+          : [];
+    const shown = (name: string) =>
+      body.widgets.some((w) =>
+        strings(w.properties.metrics ?? []).some((s) => s === name || s.includes(`MetricName="${name}"`)),
+      );
+    for (const name of [
+      'Predictions',
+      'Latency',
+      'Confidence',
+      'LowConfidence',
+      'ColdStart',
+      'Errors',
+      'LiveAccuracy',
+      'LiveFeedback',
+      'TestAccuracy',
+      'LiveHoldoutAccuracy',
+      'EpochSeconds',
+      'GatePassed',
+      'Promoted',
+      'DriftScore',
+      'ApiThrottled',
+      'Count',
+      '5xx',
+      '4xx',
+      'Throttles',
+    ]) {
+      assert.ok(shown(name), `the dashboard graphs ${name}`);
+    }
+    const alarmsWidget = body.widgets.find((w) => w.properties.title === 'Alarms');
+    assert.equal(alarmsWidget?.type, 'alarm');
+  });
+});
+
 describe('outputs', () => {
-  for (const name of ['ApiUrl', 'BucketName', 'JobQueueArn', 'JobDefinitionArn']) {
+  for (const name of ['ApiUrl', 'BucketName', 'JobQueueArn', 'JobDefinitionArn', 'DashboardName', 'AlarmTopicArn']) {
     test(`exports ${name}`, () => {
       template.hasOutput(name, { Value: Match.anyValue() });
     });
   }
+
+  test('exports the dashboard’s console address in the stack’s region', () => {
+    template.hasOutput('DashboardUrl', {
+      Value: {
+        'Fn::Join': [
+          '',
+          [
+            'https://',
+            { Ref: 'AWS::Region' },
+            '.console.aws.amazon.com/cloudwatch/home?region=',
+            { Ref: 'AWS::Region' },
+            '#dashboards:name=',
+            { Ref: logicalId(stack.monitoring.dashboard) },
+          ],
+        ],
+      },
+    });
+  });
 });
 
 describe('cdk-nag', () => {
@@ -969,6 +1351,12 @@ describe('stages and context', () => {
     liveRetentionDays: '30',
     liveSummaryIntervalMinutes: '15',
     trainWithFeedback: 'true',
+    lowConfidenceThreshold: '0.5',
+    alarmApi5xxPercent: '2.5',
+    alarmPredictP99Ms: '500',
+    alarmApiThrottles: '5',
+    alarmLowConfidencePercent: '40',
+    alarmDriftScore: '0.1',
   });
 
   test('context sets the predict function’s memory and timeout', () => {
@@ -1082,6 +1470,45 @@ describe('stages and context', () => {
       Description: Match.stringLikeRegexp('with feedback'),
     });
   });
+
+  test('context sets the low-confidence threshold and every alarm threshold', () => {
+    tuned.template.hasResourceProperties('AWS::Lambda::Function', {
+      Role: arn(roleOf(tuned.stack.predictFunction)),
+      Environment: { Variables: Match.objectLike({ LOW_CONFIDENCE_THRESHOLD: '0.5' }) },
+    });
+    const thresholds = Object.fromEntries(
+      Object.values(tuned.template.findResources('AWS::CloudWatch::Alarm')).map((a) => [
+        a.Properties.AlarmName,
+        a.Properties.Threshold,
+      ]),
+    );
+    assert.deepEqual(
+      [
+        thresholds['digitnet-dev-Api5xxRate'],
+        thresholds['digitnet-dev-PredictLatencyP99'],
+        thresholds['digitnet-dev-ApiThrottled'],
+        thresholds['digitnet-dev-LowConfidenceRate'],
+        thresholds['digitnet-dev-Drift'],
+      ],
+      [2.5, 500, 5, 40, 0.1],
+    );
+  });
+
+  for (const [key, value, message] of [
+    ['alarmEmail', 'ops', 'must be one e-mail address; got "ops"'],
+    ['alarmEmail', 'a@example.com,b@example.com', 'must be one e-mail address; got "a@example.com,b@example.com"'],
+    ['lowConfidenceThreshold', '60', 'must be a number from 0 to 1; got "60"'],
+    ['alarmApi5xxPercent', '0', 'must be a number from 0.1 to 100; got "0"'],
+    ['alarmPredictP99Ms', '1.5', 'must be a whole number from 10 to 60000; got "1.5"'],
+    ['alarmApiThrottles', 'many', 'must be a whole number from 1 to 1000000; got "many"'],
+    ['alarmLowConfidencePercent', '101', 'must be a number from 1 to 100; got "101"'],
+    ['alarmDriftScore', '-1', 'must be a number from 0.001 to 100; got "-1"'],
+  ]) {
+    test(`${key}=${value} fails synthesis`, () => {
+      const context = { tryGetContext: (k: string) => (k === key ? value : undefined) };
+      assert.throws(() => readStackConfig(context), { message: `context "${key}" ${message}` });
+    });
+  }
 
   test('weeklyRetrain submits the training job every Sunday', () => {
     tuned.template.hasResourceProperties('AWS::Events::Rule', {

@@ -21,7 +21,7 @@ describe('the scheduled live function (functions/live/handler.ts)', () => {
   before(async () => {
     bucket = await testBucket();
     // The handler reads its configuration at import, as at a cold start.
-    Object.assign(process.env, bucket.env);
+    Object.assign(process.env, bucket.env, { METRICS: 'emf', STAGE: 'dev' });
     ({ handler } = await import('../functions/live/handler.ts'));
     // Only the listing of metrics.json decides which versions exist for the summaries.
     await bucket.objects.put(`models/${VERSION}/metrics.json`, '{}');
@@ -34,7 +34,7 @@ describe('the scheduled live function (functions/live/handler.ts)', () => {
     await bucket.objects.put(`${CAPTURES_PREFIX}dt=2026-11-20/foreign.jsonl`, '{"type":"capture"}\nnot json\n');
   });
 
-  test('writes live.json for each stored version with captures and logs one summary line', async () => {
+  test('writes live.json for each stored version with captures, logs one summary line and one metrics line per version', async () => {
     const write = process.stderr.write;
     process.stderr.write = ((line: string) => {
       logged.push(JSON.parse(line));
@@ -74,12 +74,45 @@ describe('the scheduled live function (functions/live/handler.ts)', () => {
     assert.equal(stored.corrected, 1);
     assert.equal(stored.confusion[4]![9], 1);
     assert.equal(await bucket.objects.exists('models/20261102T100000Z-cnn/live.json'), false);
-    assert.equal(logged.length, 1);
+    assert.equal(logged.length, 2);
     assert.deepEqual(
       { level: logged[0]!.level, message: logged[0]!.message, function: logged[0]!.function },
       { level: 'info', message: 'live summaries refreshed', function: 'live' },
     );
     assert.deepEqual({ versions: logged[0]!.versions, skipped: logged[0]!.skipped }, expected);
+    const { level, time, service, function: fn, message, ...emf } = logged[1]!;
+    assert.deepEqual(
+      { level, service, function: fn, message },
+      { level: 'info', service: 'digitnet', function: 'live', message: 'metrics' },
+    );
+    assert.equal(typeof time, 'string');
+    assert.equal(typeof (emf._aws as { Timestamp: unknown }).Timestamp, 'number');
+    assert.deepEqual(
+      { ...emf, _aws: { ...(emf._aws as object), Timestamp: 0 } },
+      {
+        _aws: {
+          Timestamp: 0,
+          CloudWatchMetrics: [
+            {
+              Namespace: 'digitnet',
+              Dimensions: [
+                ['stage', 'component'],
+                ['stage', 'component', 'modelVersion'],
+              ],
+              Metrics: [
+                { Name: 'LiveFeedback', Unit: 'Count' },
+                { Name: 'LiveAccuracy', Unit: 'None' },
+              ],
+            },
+          ],
+        },
+        stage: 'dev',
+        component: 'live',
+        modelVersion: VERSION,
+        LiveFeedback: 2,
+        LiveAccuracy: 0.5,
+      },
+    );
   });
 
   test('without BUCKET it fails at start-up and says so', async () => {

@@ -3,6 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { Jimp } from 'jimp';
 import { initBackend } from '#lib/backend';
 import { createLogger } from '#lib/log';
+import { createMetrics } from '#lib/metrics';
 import { ModelCache } from '#lib/model-cache';
 import { MAX_BATCH } from '#lib/predict-request';
 import { ModelStore } from '#lib/storage/store';
@@ -246,6 +247,75 @@ describe('other routes', () => {
     const result = await service.handler(apiEvent('GET', '/predict'));
     assertError(result, 405, 'method_not_allowed');
     assert.equal(result.headers.allow, 'POST');
+  });
+});
+
+describe('metrics', () => {
+  test('a prediction records Latency, and Predictions, Confidence and LowConfidence by model version, in one line', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = createLogger({}, (line) => lines.push(JSON.parse(line)), 'error');
+    const handler = makeHandler({
+      cache: service.cache,
+      logger,
+      backendReady: () => initBackend(),
+      page: async () => '',
+      metrics: { sink: createMetrics('emf', { stage: 'dev', component: 'predict' }), lowConfidenceThreshold: 0.6 },
+    });
+    const pngs = await Promise.all([0, 1, 2].map((i) => digitPng(i, 2)));
+    const result = await handler(postJson('/predict', { images: pngs.map((p) => p.toString('base64')) }));
+    const confidences: number[] = body(result).predictions.map((p: { confidence: number }) => p.confidence);
+    assert.equal(lines.length, 1, 'one metrics line, and no other line at LOG_LEVEL error');
+    const { _aws, Latency, Confidence, ...rest } = lines[0]!;
+    assert.deepEqual(rest, {
+      level: 'info',
+      time: rest.time,
+      requestId: 'req-test',
+      message: 'metrics',
+      stage: 'dev',
+      component: 'predict',
+      modelVersion: service.version,
+      ColdStart: 1,
+      Predictions: 3,
+      LowConfidence: confidences.filter((c) => c < 0.6).length,
+    });
+    assert.ok(typeof Latency === 'number' && Latency > 0, `latency ${Latency}`);
+    assert.ok(Math.abs((Confidence as number) - confidences.reduce((a, b) => a + b) / 3) < 1e-9);
+    assert.deepEqual((_aws as { CloudWatchMetrics: unknown }).CloudWatchMetrics, [
+      {
+        Namespace: 'digitnet',
+        Dimensions: [['stage', 'component']],
+        Metrics: [
+          { Name: 'ColdStart', Unit: 'Count' },
+          { Name: 'Latency', Unit: 'Milliseconds' },
+        ],
+      },
+      {
+        Namespace: 'digitnet',
+        Dimensions: [
+          ['stage', 'component'],
+          ['stage', 'component', 'modelVersion'],
+        ],
+        Metrics: [
+          { Name: 'Predictions', Unit: 'Count' },
+          { Name: 'Confidence', Unit: 'None' },
+          { Name: 'LowConfidence', Unit: 'Count' },
+        ],
+      },
+    ]);
+  });
+
+  test('an answer below the threshold counts as LowConfidence', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const logger = createLogger({}, (line) => lines.push(JSON.parse(line)), 'error');
+    const handler = makeHandler({
+      cache: service.cache,
+      logger,
+      backendReady: () => initBackend(),
+      page: async () => '',
+      metrics: { sink: createMetrics('emf', { stage: 'dev', component: 'predict' }), lowConfidenceThreshold: 1 },
+    });
+    await handler(postJson('/predict', { pixels: digitPixels(0) }));
+    assert.equal(lines[0]!.LowConfidence, 1, 'every confidence is below 1');
   });
 });
 

@@ -12,9 +12,18 @@ import { ModelStore } from '#lib/storage/store';
 import { runScript, type ScriptResult } from './support/cli.ts';
 import { mnistDir, tempDir, testBucket, testMnist, type TestBucket } from './support/env.ts';
 
+/** Metrics on and the stage set, as the stack sets them for the Batch job. */
 function train(args: string[], dataDir: string, datasetDir = mnistDir): Promise<ScriptResult> {
   return runScript('functions/train/main.ts', args, {
-    env: { ...process.env, MNIST_DIR: datasetDir, DATA_DIR: dataDir, BUCKET: '', S3_ENDPOINT: '' },
+    env: {
+      ...process.env,
+      MNIST_DIR: datasetDir,
+      DATA_DIR: dataDir,
+      BUCKET: '',
+      S3_ENDPOINT: '',
+      METRICS: 'emf',
+      STAGE: 'dev',
+    },
     maxBuffer: 16 * 1024 * 1024,
   });
 }
@@ -113,6 +122,26 @@ describe('npm run train', () => {
     assert.ok(
       progressLines.some((line) => line.event === 'epoch'),
       'JSON progress lines when stdout is not a terminal',
+    );
+    const metrics = result.stderr
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line))
+      .filter((line) => line.message === 'metrics');
+    assert.equal(metrics.length, 1, 'one metrics line per run');
+    const { _aws, stage, component, arch, EpochSeconds, TestAccuracy, GatePassed, Promoted } = metrics[0];
+    assert.deepEqual(
+      { stage, component, arch, TestAccuracy, GatePassed, Promoted },
+      { stage: 'dev', component: 'train', arch: 'mlp', TestAccuracy: outcome.testAccuracy, GatePassed: 0, Promoted: 0 },
+    );
+    assert.equal(EpochSeconds, outcome.secondsPerEpoch);
+    assert.deepEqual(
+      _aws.CloudWatchMetrics.map((d: { Metrics: { Name: string }[] }) => d.Metrics.map((m) => m.Name)),
+      [
+        ['EpochSeconds', 'TestAccuracy'],
+        ['GatePassed', 'Promoted'],
+      ],
+      'no LiveHoldoutAccuracy without labelled captures',
     );
     const store = await storeIn(dataDir);
     const [stored] = await store.list();

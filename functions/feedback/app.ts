@@ -9,6 +9,7 @@
 import { BadRequestError } from '#lib/errors';
 import { fieldError, json, readJsonObject, router, serve, type Handler } from '#lib/http';
 import type { Logger } from '#lib/log';
+import type { Metrics } from '#lib/metrics';
 import { feedbackKey, type FeedbackRecord, isPredictionId, predictionTime, SCHEMA } from '#lib/live/records';
 import type { ObjectStore } from '#lib/storage/objects';
 
@@ -18,6 +19,8 @@ export interface FeedbackDeps {
   /** Throws TooManyRequestsError when the caller must slow down. */
   throttle: () => void;
   now?: () => Date;
+  /** FeedbackLabels and FeedbackConfirmations, one per stored answer; unset records none. */
+  metrics?: Metrics;
 }
 
 /** A feedback body is under 100 bytes; this leaves room for whitespace and nothing else. */
@@ -58,13 +61,16 @@ export function makeFeedbackHandler(deps: FeedbackDeps): Handler {
     deps.logger,
     router({
       '/feedback': {
-        POST: async (event) => {
+        POST: async (event, _log, _params, metrics) => {
           deps.throttle();
           const record = parseFeedbackRequest(event, now());
           await deps.objects.put(feedbackKey(record.predictionId), JSON.stringify(record), 'application/json');
-          return json(200, { predictionId: record.predictionId, recorded: 'label' in record ? 'label' : 'correct' });
+          const label = 'label' in record;
+          metrics.add(label ? 'FeedbackLabels' : 'FeedbackConfirmations', 1, 'Count');
+          return json(200, { predictionId: record.predictionId, recorded: label ? 'label' : 'correct' });
         },
       },
     }),
+    { metrics: deps.metrics },
   );
 }

@@ -2,6 +2,7 @@
 import { readConfig } from '#lib/config';
 import { ConfigError } from '#lib/errors';
 import { logger } from '#lib/log';
+import { createMetrics } from '#lib/metrics';
 import { tokenBucket } from '#lib/rate-limit';
 import { configuredBucket } from '#lib/storage/objects';
 import { makeFeedbackHandler } from './app.ts';
@@ -13,4 +14,5 @@ export const handler = makeFeedbackHandler({
   objects: configuredBucket(config.bucket, config).objects,
   logger: logger.child({ function: 'feedback' }),
   throttle: tokenBucket(config.feedbackLimit),
+  metrics: createMetrics(config.metrics.mode, { stage: config.stage, component: 'feedback' }),
 });

@@ -19,6 +19,14 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export const CAPTURE_MODES = ['log', 'bucket', 'off'] as const;
 export type CaptureMode = (typeof CAPTURE_MODES)[number];
 
+/** Where the service runs: `local` for `npm start` and the CLIs; the stack sets `dev` or `prod` (STAGE). */
+export const STAGES = ['local', 'dev', 'prod'] as const;
+export type Stage = (typeof STAGES)[number];
+
+/** CloudWatch metrics as Embedded Metric Format log lines (`functions/lib/metrics.ts`), or none. */
+export const METRICS_MODES = ['emf', 'off'] as const;
+export type MetricsMode = (typeof METRICS_MODES)[number];
+
 export const BACKEND_NAMES = ['node', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
 
@@ -74,6 +82,18 @@ export interface Config {
   batchTarget?: BatchTarget;
   /** Where local state (the embedded S3's files, the dataset cache) lives. */
   dataDir: string;
+  /** The `stage` dimension of every metric. */
+  stage: Stage;
+  metrics: {
+    /**
+     * `emf` by default only in Lambda (AWS_LAMBDA_FUNCTION_NAME set), where
+     * CloudWatch Logs turns the lines into metrics; elsewhere they would only
+     * fill a terminal, so the stack sets METRICS=emf for the Batch job itself.
+     */
+    mode: MetricsMode;
+    /** An answer whose confidence is below this counts as LowConfidence. */
+    lowConfidenceThreshold: number;
+  };
 }
 
 type Env = Record<string, string | undefined>;
@@ -214,6 +234,11 @@ export function readConfig(env: Env = process.env): Config {
     },
     batchTarget: batchTarget(env),
     dataDir: optional(env, 'DATA_DIR') ?? '.data',
+    stage: oneOf(env, 'STAGE', STAGES) ?? 'local',
+    metrics: {
+      mode: oneOf(env, 'METRICS', METRICS_MODES) ?? (optional(env, 'AWS_LAMBDA_FUNCTION_NAME') ? 'emf' : 'off'),
+      lowConfidenceThreshold: numberFrom(env, 'LOW_CONFIDENCE_THRESHOLD', 0.6, 0, 1),
+    },
   };
 }
 

@@ -16,6 +16,7 @@ import {
   UnavailableError,
 } from './errors.ts';
 import type { Logger } from './log.ts';
+import { type MetricSet, type Metrics, noMetrics } from './metrics.ts';
 
 export type Result = APIGatewayProxyStructuredResultV2 & {
   statusCode: number;
@@ -58,15 +59,24 @@ export function toErrorResponse(error: unknown, logger: Logger, requestId: strin
   return internalError(requestId);
 }
 
+const INTERNAL_ERROR = 'internal_error';
+
 /** What a caller sees of an unexpected error: the request id to quote, nothing of the error itself. */
 export const internalError = (requestId: string) =>
-  json(500, { error: { code: 'internal_error', message: `internal error (request ${requestId})` } });
+  json(500, { error: { code: INTERNAL_ERROR, message: `internal error (request ${requestId})` } });
 
 export function requestLine(event: APIGatewayProxyEventV2): { method: string; path: string } {
   return { method: event.requestContext?.http?.method?.toUpperCase() ?? 'GET', path: event.rawPath || '/' };
 }
 
-export type Route = (event: APIGatewayProxyEventV2, log: Logger, params: Record<string, string>) => Promise<Result>;
+/** `metrics` is the request's: what a route adds leaves in the request's one metrics line. */
+export type Route = (
+  event: APIGatewayProxyEventV2,
+  log: Logger,
+  params: Record<string, string>,
+  metrics: MetricSet,
+) => Promise<Result>;
+export type Router = (event: APIGatewayProxyEventV2, log: Logger, metrics: MetricSet) => Promise<Result>;
 /** A path's handlers by HTTP method (upper case). */
 export type Methods = Partial<Record<string, Route>>;
 /** Paths as API Gateway writes them (`/train/{jobId}`), each to its methods. */
@@ -85,16 +95,16 @@ export function pathMatcher(templates: readonly string[]): (path: string) => boo
 }
 
 /** Finds the route for a request: 404 `route_not_found` when no path matches, 405 with `Allow` when the method does not. */
-export function router(routes: Routes): (event: APIGatewayProxyEventV2, log: Logger) => Promise<Result> {
+export function router(routes: Routes): Router {
   const table = Object.entries(routes).map(([template, methods]) => ({ pattern: pathPattern(template), methods }));
-  return async (event, log) => {
+  return async (event, log, metrics) => {
     const { method, path } = requestLine(event);
     for (const { pattern, methods } of table) {
       const match = pattern.exec(path);
       if (!match) continue;
       const run = Object.hasOwn(methods, method) ? methods[method] : undefined;
       if (!run) throw new MethodNotAllowedError(Object.keys(methods).join(', '));
-      return run(event, log, { ...match.groups });
+      return run(event, log, { ...match.groups }, metrics);
     }
     throw new NotFoundError(`no route for ${method} ${path}`, 'route_not_found');
   };
@@ -188,26 +198,37 @@ function describe(value: unknown): string {
   return String(value);
 }
 
+export interface ServeOptions {
+  /** Fields added to every access-log line. */
+  logFields?: () => Record<string, unknown>;
+  metrics?: Metrics;
+}
+
 /**
  * Wraps a router: a request id on every response and log line, errors mapped
- * in one place, one access-log line per request.
+ * in one place, one access-log line per request, and at most one metrics line:
+ * what the route recorded, Errors by code for an error response, ColdStart on
+ * the handler's first request.
  */
-export function serve(
-  logger: Logger,
-  route: (event: APIGatewayProxyEventV2, log: Logger) => Promise<Result>,
-  logFields: () => Record<string, unknown> = () => ({}),
-): Handler {
+export function serve(logger: Logger, route: Router, options: ServeOptions = {}): Handler {
+  const { logFields = () => ({}), metrics = noMetrics } = options;
+  let cold = true;
   return async (event, context) => {
     const requestId = context?.awsRequestId ?? event.requestContext?.requestId ?? 'local';
     const { method, path } = requestLine(event);
     const log = logger.child({ requestId });
     const started = performance.now();
+    const recorded = metrics.begin();
+    if (cold) recorded.add('ColdStart', 1, 'Count');
+    cold = false;
     let result: Result;
     try {
-      result = await route(event, log);
+      result = await route(event, log, recorded);
     } catch (error) {
       result = toErrorResponse(error, log, requestId);
+      recorded.add('Errors', 1, 'Count', { code: error instanceof AppError ? error.code : INTERNAL_ERROR });
     }
+    recorded.flush(log);
     result.headers['x-request-id'] = requestId;
     log.info('request', {
       method,

@@ -13,6 +13,11 @@ export interface Logger {
   info(message: string, fields?: LogFields): void;
   warn(message: string, fields?: LogFields): void;
   error(message: string, fields?: LogFields): void;
+  /**
+   * One `metrics` line at level info whatever LOG_LEVEL says: a quieter log
+   * must not silence the metrics alarms are built on (functions/lib/metrics.ts).
+   */
+  metrics(document: LogFields): void;
   child(fields: LogFields): Logger;
 }
 
@@ -29,17 +34,20 @@ export function createLogger(
   minLevel: LogLevel = readLogLevel(),
 ): Logger {
   const threshold = LEVELS[minLevel];
-  const emit = (level: LogLevel, message: string, fields: LogFields = {}): void => {
-    if (LEVELS[level] < threshold) return;
+  const line = (level: LogLevel, message: string, fields: LogFields): void => {
     const entry: LogFields = { level, time: new Date().toISOString(), ...base, message };
     for (const [key, value] of Object.entries(fields)) entry[key] = serialise(value);
     write(JSON.stringify(entry));
+  };
+  const emit = (level: LogLevel, message: string, fields: LogFields = {}): void => {
+    if (LEVELS[level] >= threshold) line(level, message, fields);
   };
   return {
     debug: (m, f) => emit('debug', m, f),
     info: (m, f) => emit('info', m, f),
     warn: (m, f) => emit('warn', m, f),
     error: (m, f) => emit('error', m, f),
+    metrics: (document) => line('info', 'metrics', document),
     child: (fields) => createLogger({ ...base, ...fields }, write, minLevel),
   };
 }

@@ -1,20 +1,25 @@
 /**
  * The scheduled live function: joins captures with feedback and rewrites
  * `models/<version>/live.json` for every version with captures, input drift
- * included (see `functions/lib/live/`; `driftScore` there is what a metric
- * publishes). A version whose drift is over DRIFT_THRESHOLD is logged as a
- * warning. The schedule's event carries nothing it needs.
+ * included (see `functions/lib/live/`), and publishes each version's
+ * LiveFeedback, LiveAccuracy and DriftScore as metrics (the Drift alarm reads
+ * the largest DriftScore). A version whose drift is over DRIFT_THRESHOLD is
+ * logged as a warning. The schedule's event carries nothing it needs.
  */
 import { readConfig } from '#lib/config';
 import { ConfigError } from '#lib/errors';
+import { driftScore } from '#lib/live/drift';
 import { refreshLiveSummaries } from '#lib/live/stored';
 import { logger } from '#lib/log';
+import { createMetrics } from '#lib/metrics';
 import { configuredBucket } from '#lib/storage/objects';
 
 const config = readConfig();
 if (!config.bucket) throw new ConfigError('BUCKET must be set for the live function');
 const { objects } = configuredBucket(config.bucket, config);
 const log = logger.child({ function: 'live' });
+const metrics = createMetrics(config.metrics.mode, { stage: config.stage, component: 'live' });
+const driftMetrics = createMetrics(config.metrics.mode, { stage: config.stage, component: 'drift' });
 
 export const handler = async (_event: unknown) => {
   const { versions, skipped } = await refreshLiveSummaries(objects, new Date(), config.drift);
@@ -32,7 +37,14 @@ export const handler = async (_event: unknown) => {
     skipped,
   };
   log.info('live summaries refreshed', result);
-  for (const { version, drift } of versions) {
+  // One line per version: a line holds one value of the modelVersion dimension.
+  for (const { version, feedback, accuracy, drift } of versions) {
+    const byVersion = { modelVersion: version };
+    const set = metrics.begin().add('LiveFeedback', feedback, 'Count', byVersion);
+    if (accuracy !== null) set.add('LiveAccuracy', accuracy, 'None', byVersion);
+    set.flush(log);
+    const score = driftScore(drift);
+    if (score) driftMetrics.begin().add('DriftScore', score.score, 'None', byVersion).flush(log);
     if (drift?.alarm) log.warn('input drift over the threshold', { modelVersion: version, ...drift });
   }
   return result;

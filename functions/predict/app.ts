@@ -8,6 +8,7 @@ import { classify } from '#lib/classify';
 import { NotFoundError } from '#lib/errors';
 import { json, router, serve, type Handler, type Result, type Routes } from '#lib/http';
 import type { Logger } from '#lib/log';
+import type { MetricSet, Metrics } from '#lib/metrics';
 import type { ModelCache, ServingModel } from '#lib/model-cache';
 import { parsePredictRequest, type PredictInput } from '#lib/predict-request';
 import { preprocessImage, preprocessPixels } from '#lib/image/preprocess';
@@ -35,6 +36,11 @@ export interface AppDeps {
   /** A version's live accuracy (`models/<version>/live.json`), read for GET /model only; null when it has none. */
   live?: (version: string) => Promise<LiveView | null>;
   predictionId?: () => string;
+  /**
+   * CloudWatch metrics (functions/lib/metrics.ts); unset records none. An
+   * answer below `lowConfidenceThreshold` counts as LowConfidence.
+   */
+  metrics?: { sink: Metrics; lowConfidenceThreshold: number };
 }
 
 interface ModelInput {
@@ -93,7 +99,14 @@ export function makeHandler(deps: AppDeps): Handler {
   const capture = deps.capture;
   const random = capture?.random ?? Math.random;
 
-  async function predict(event: APIGatewayProxyEventV2): Promise<Result> {
+  const lowConfidence = deps.metrics?.lowConfidenceThreshold ?? 0;
+
+  async function predict(
+    event: APIGatewayProxyEventV2,
+    _log: Logger,
+    _params: Record<string, string>,
+    metrics: MetricSet,
+  ): Promise<Result> {
     const started = performance.now();
     const request = parsePredictRequest({
       body: event.body,
@@ -121,6 +134,18 @@ export function makeHandler(deps: AppDeps): Handler {
         capture.sink.write(captureRecord({ ...record, input: encodeInput(input) }));
       });
     }
+    let confidences = 0;
+    let low = 0;
+    for (const { confidence } of predictions) {
+      confidences += confidence;
+      if (confidence < lowConfidence) low++;
+    }
+    const byVersion = { modelVersion };
+    metrics
+      .add('Latency', performance.now() - started, 'Milliseconds')
+      .add('Predictions', predictions.length, 'Count', byVersion)
+      .add('Confidence', confidences / predictions.length, 'None', byVersion)
+      .add('LowConfidence', low, 'Count', byVersion);
     return json(200, request.batch ? { predictions, modelVersion } : { ...predictions[0], modelVersion });
   }
 
@@ -163,5 +188,8 @@ export function makeHandler(deps: AppDeps): Handler {
     },
   };
 
-  return serve(logger, router(routes), () => ({ modelVersion: cache.peek()?.version }));
+  return serve(logger, router(routes), {
+    logFields: () => ({ modelVersion: cache.peek()?.version }),
+    metrics: deps.metrics?.sink,
+  });
 }

@@ -10,6 +10,7 @@ import { initBackend, useWasmFilesFrom } from '#lib/backend';
 import { loggableConfig, readConfig } from '#lib/config';
 import { ConfigError } from '#lib/errors';
 import { logger } from '#lib/log';
+import { createMetrics } from '#lib/metrics';
 import { BucketCaptureSink, type CaptureSink, logCaptureSink } from '#lib/live/capture-sink';
 import { cachedLiveView } from '#lib/live/stored';
 import { ModelCache } from '#lib/model-cache';
@@ -52,4 +53,8 @@ export const handler = makeHandler({
   report: (version) => store.attachment(version, 'report.html'),
   capture: sink && { sink, sampleRate: config.capture.sampleRate },
   live: cachedLiveView(store, log),
+  metrics: {
+    sink: createMetrics(config.metrics.mode, { stage: config.stage, component: 'predict' }),
+    lowConfidenceThreshold: config.metrics.lowConfidenceThreshold,
+  },
 });

@@ -31,6 +31,7 @@ import {
   type Result,
 } from '#lib/http';
 import type { Logger } from '#lib/log';
+import type { MetricSet, Metrics } from '#lib/metrics';
 import { ARCHS, isArch, type Arch } from '#lib/training/model';
 import {
   compactTimestamp,
@@ -77,6 +78,8 @@ export interface RetrainDeps {
   target: BatchTarget;
   logger: Logger;
   now?: () => Date;
+  /** Submissions, Promotions and Rollbacks; unset records none. */
+  metrics?: Metrics;
 }
 
 function integerField(body: Record<string, unknown>, name: string, limits: { min: number; max: number }): number {
@@ -157,7 +160,12 @@ export function makeHandler(deps: RetrainDeps): Handler {
     }
   }
 
-  async function submit(event: APIGatewayProxyEventV2, log: Logger): Promise<Result> {
+  async function submit(
+    event: APIGatewayProxyEventV2,
+    log: Logger,
+    _params: Record<string, string>,
+    metrics: MetricSet,
+  ): Promise<Result> {
     const request = parseTrainRequest(event);
     const environment = [
       { name: 'ARCH', value: request.arch },
@@ -185,6 +193,7 @@ export function makeHandler(deps: RetrainDeps): Handler {
     if (!jobId) throw new UpstreamError('AWS Batch answered without a job id', 'batch_error');
     const caller = (event.requestContext as { authorizer?: { iam?: { userArn?: string } } }).authorizer?.iam?.userArn;
     log.info('training job submitted', { jobId, jobName, ...request, caller });
+    metrics.add('Submissions', 1, 'Count');
     return json(202, { jobId, jobName, status: 'SUBMITTED', ...request }, { location: `/train/${jobId}` });
   }
 
@@ -244,7 +253,12 @@ export function makeHandler(deps: RetrainDeps): Handler {
     return json(200, body);
   }
 
-  async function promote(event: APIGatewayProxyEventV2, log: Logger): Promise<Result> {
+  async function promote(
+    event: APIGatewayProxyEventV2,
+    log: Logger,
+    _params: Record<string, string>,
+    metrics: MetricSet,
+  ): Promise<Result> {
     const { version } = readJsonObject(event, PROMOTE_BODY);
     if (!isVersionName(version)) throw fieldError('version', 'a model version name like 20261125T220000Z-mlp', version);
     let pointer: LatestPointer;
@@ -262,6 +276,9 @@ export function makeHandler(deps: RetrainDeps): Handler {
       throw error;
     }
     log.info('model promoted', { version, previous: pointer.previous });
+    // Version names sort by creation time: going back to an older one is a rollback.
+    const rollback = pointer.previous !== undefined && version < pointer.previous;
+    metrics.add(rollback ? 'Rollbacks' : 'Promotions', 1, 'Count');
     return json(200, pointer);
   }
 
@@ -270,5 +287,5 @@ export function makeHandler(deps: RetrainDeps): Handler {
     '/train/{jobId}': { GET: (_event, log, { jobId }) => status(jobId!, log) },
     '/promote': { POST: promote },
   };
-  return serve(logger, router(routes));
+  return serve(logger, router(routes), { metrics: deps.metrics });
 }

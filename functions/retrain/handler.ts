@@ -7,6 +7,7 @@ import { BatchClient } from '@aws-sdk/client-batch';
 import { loggableConfig, readConfig } from '#lib/config';
 import { ConfigError } from '#lib/errors';
 import { logger } from '#lib/log';
+import { createMetrics } from '#lib/metrics';
 import { configuredBucket } from '#lib/storage/objects';
 import { ModelStore } from '#lib/storage/store';
 import { makeHandler } from './app.ts';
@@ -25,4 +26,5 @@ export const handler = makeHandler({
   store: new ModelStore(configuredBucket(config.bucket, config).objects),
   target: config.batchTarget,
   logger: log,
+  metrics: createMetrics(config.metrics.mode, { stage: config.stage, component: 'retrain' }),
 });

@@ -9,6 +9,7 @@ import { parseArgs } from 'node:util';
 import { initBackend, tf } from '#lib/backend';
 import type { Config } from '#lib/config';
 import { logger } from '#lib/log';
+import { createMetrics } from '#lib/metrics';
 import { loadMnist, type MnistSplit } from '#lib/training/mnist';
 import { AUGMENTATION } from '#lib/training/batches';
 import { evaluateModel } from '#lib/training/evaluate';
@@ -430,6 +431,15 @@ export async function runTraining(
         serving: latest?.version,
       });
     }
+    const byArch = { arch: args.arch };
+    const metricsLine = createMetrics(config.metrics.mode, { stage: config.stage, component: 'train' })
+      .begin()
+      .add('EpochSeconds', training.secondsPerEpoch, 'Seconds', byArch)
+      .add('TestAccuracy', test.accuracy, 'None', byArch)
+      .add('GatePassed', gate.passed ? 1 : 0, 'Count')
+      .add('Promoted', promoted ? 1 : 0, 'Count');
+    if (liveHoldout) metricsLine.add('LiveHoldoutAccuracy', liveHoldout.accuracy, 'None', byArch);
+    metricsLine.flush(log);
     return {
       version,
       arch: args.arch,

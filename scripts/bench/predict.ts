@@ -21,6 +21,7 @@ import { classify } from '#lib/classify';
 import { BucketCaptureSink, type CaptureSink, logCaptureSink } from '#lib/live/capture-sink';
 import { startEmbeddedS3 } from '#lib/storage/embedded-s3';
 import { createLogger } from '#lib/log';
+import { createMetrics } from '#lib/metrics';
 import { loadMnist } from '#lib/training/mnist';
 import { ModelCache } from '#lib/model-cache';
 import { evaluateModel } from '#lib/training/evaluate';
@@ -216,6 +217,55 @@ export async function benchPredict(): Promise<void> {
   await throughput(dir, { '28x28 PNG': bodies['28x28 PNG']!, '280x280 canvas PNG': bodies['280x280 canvas PNG']! });
 }
 
+interface Variant {
+  name: string;
+  handler: ReturnType<typeof makeHandler>;
+  /** Run after each variant's round, outside the timing (a buffered sink's flush). */
+  settle?: () => Promise<unknown>;
+}
+
+/**
+ * Each body through each variant, 200 requests a round; rounds alternate the
+ * variants, so a warm-up or a busy moment does not land on one of them alone.
+ * Emits the median of the rounds' p50s, and what it adds to the first variant's.
+ */
+async function compareVariants(measure: string, key: string, variants: Variant[], bodies: Record<string, string>) {
+  const ROUNDS = 5;
+  for (const [bodyName, body] of Object.entries(bodies)) {
+    const p50s = new Map<string, number[]>(variants.map(({ name }) => [name, []]));
+    for (let round = 0; round <= ROUNDS; round++) {
+      for (const { name, handler, settle } of variants) {
+        const times = await time(async () => {
+          const result = await handler(event(body));
+          if (result.statusCode !== 200) throw new Error(String(result.body));
+        }, 200);
+        await settle?.();
+        if (round > 0) p50s.get(name)!.push(percentile(times, 50));
+      }
+    }
+    const baseline = percentile(p50s.get(variants[0]!.name)!, 50);
+    for (const [name, values] of p50s) {
+      const p50 = percentile(values, 50);
+      emit({
+        measure: `${measure}, ${bodyName}`,
+        [key]: name,
+        rounds: ROUNDS,
+        p50Ms: round(p50, 3),
+        addedP50Ms: round(p50 - baseline, 3),
+        addedPerPredictionMs: round((p50 - baseline) / (bodyName === 'batch of 32' ? 32 : 1), 4),
+      });
+    }
+  }
+}
+
+async function comparisonBodies(mnist: Awaited<ReturnType<typeof servingSetUp>>['mnist']) {
+  const png = (await smallPng(mnist.test.images.subarray(0, 784))).toString('base64');
+  return {
+    'one 28x28 PNG': JSON.stringify({ image: png }),
+    'batch of 32': JSON.stringify({ images: new Array(32).fill(png) }),
+  };
+}
+
 /**
  * `npm run bench -- capture`: what recording each prediction adds to the
  * handler, for one image and a batch of 32: no capture, the cloud's log line
@@ -237,14 +287,9 @@ export async function benchCapture(): Promise<void> {
       logger,
     }),
   };
-  const png = (await smallPng(mnist.test.images.subarray(0, 784))).toString('base64');
-  const bodies = {
-    'one 28x28 PNG': JSON.stringify({ image: png }),
-    'batch of 32': JSON.stringify({ images: new Array(32).fill(png) }),
-  };
-  const handlers = Object.entries(sinks).map(([name, sink]) => ({
+  const variants = Object.entries(sinks).map(([name, sink]) => ({
     name,
-    sink,
+    settle: () => sink?.flush() ?? Promise.resolve(),
     handler: makeHandler({
       cache: new ModelCache({ store, refreshSeconds: 60, logger }),
       logger,
@@ -253,32 +298,50 @@ export async function benchCapture(): Promise<void> {
       capture: sink && { sink, sampleRate: 1 },
     }),
   }));
-  // Rounds alternate the variants, so a warm-up or a busy moment does not land on one of them alone.
-  const ROUNDS = 5;
-  for (const [bodyName, body] of Object.entries(bodies)) {
-    const p50s = new Map<string, number[]>(handlers.map(({ name }) => [name, []]));
-    for (let round = 0; round <= ROUNDS; round++) {
-      for (const { name, handler, sink } of handlers) {
-        const times = await time(async () => {
-          const result = await handler(event(body));
-          if (result.statusCode !== 200) throw new Error(String(result.body));
-        }, 200);
-        await sink?.flush();
-        if (round > 0) p50s.get(name)!.push(percentile(times, 50));
-      }
+  await compareVariants('handler latency with capture', 'capture', variants, await comparisonBodies(mnist));
+  await s3.close();
+}
+
+/**
+ * `npm run bench -- metrics`: what the EMF metrics line adds to the handler.
+ * Both variants log as in Lambda (the access line, written synchronously, here
+ * to /dev/null); one also records and writes its metrics line.
+ */
+export async function benchMetrics(): Promise<void> {
+  emit({ bench: 'metrics', machine: machine() });
+  const { backend, s3, store, mnist } = await servingSetUp();
+  const devNull = openSync('/dev/null', 'w');
+  const logger = createLogger({ service: 'digitnet' }, (line) => void writeSync(devNull, `${line}\n`), 'info');
+  const variants = (['off', 'emf'] as const).map((mode) => ({
+    name: mode,
+    handler: makeHandler({
+      cache: new ModelCache({ store, refreshSeconds: 60, logger }),
+      logger,
+      backendReady: async () => backend,
+      page: async () => '',
+      metrics: { sink: createMetrics(mode, { stage: 'dev', component: 'predict' }), lowConfidenceThreshold: 0.6 },
+    }),
+  }));
+  await compareVariants('handler latency with metrics', 'metrics', variants, await comparisonBodies(mnist));
+  // The handler's run-to-run spread is larger than one line's cost, so the line is also timed alone:
+  // what a /predict request records, built and written, 1,000 lines per sample.
+  const metrics = createMetrics('emf', { stage: 'dev', component: 'predict' });
+  const byVersion = { modelVersion: '20261203T000000Z-mlp' };
+  const lines = await time(() => {
+    for (let i = 0; i < 1000; i++) {
+      metrics
+        .begin()
+        .add('Latency', 0.43, 'Milliseconds')
+        .add('Predictions', 1, 'Count', byVersion)
+        .add('Confidence', 0.97, 'None', byVersion)
+        .add('LowConfidence', 0, 'Count', byVersion)
+        .flush(logger);
     }
-    const baseline = percentile(p50s.get('none')!, 50);
-    for (const [name, values] of p50s) {
-      const p50 = percentile(values, 50);
-      emit({
-        measure: `handler latency with capture, ${bodyName}`,
-        capture: name,
-        rounds: ROUNDS,
-        p50Ms: round(p50, 3),
-        addedP50Ms: round(p50 - baseline, 3),
-        addedPerPredictionMs: round((p50 - baseline) / (bodyName === 'batch of 32' ? 32 : 1), 4),
-      });
-    }
-  }
+  }, 50);
+  emit({
+    measure: 'one /predict metrics line alone, built and written to /dev/null',
+    p50Ms: round(percentile(lines, 50) / 1000, 4),
+    p99Ms: round(percentile(lines, 99) / 1000, 4),
+  });
   await s3.close();
 }
