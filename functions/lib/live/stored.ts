@@ -9,6 +9,7 @@ import type { Logger } from '../log.ts';
 import { MNIST_CLASSES } from '../mnist-shape.ts';
 import type { ObjectStore } from '../storage/objects.ts';
 import { isVersionName, ModelStore } from '../storage/store.ts';
+import { compareVersions, type PairComparison } from './comparison.ts';
 import { readLiveData } from './read.ts';
 import { LIVE_FILE } from './records.ts';
 import { CONFIDENCE_BINS, type LiveSummary, summarizeLive, type VersionLive } from './summary.ts';
@@ -26,10 +27,16 @@ export type LiveView = Pick<
   'predictions' | 'feedback' | 'correct' | 'corrected' | 'accuracy' | 'low' | 'high' | 'updatedAt'
 >;
 
-/** Every version's summary from every retained capture and feedback (or those from `since` on). */
-export async function computeLiveSummaries(objects: ObjectStore, options: { since?: string } = {}) {
+/**
+ * Every version's summary from every retained capture and feedback (or those
+ * from `since` on), and the comparisons of versions that ran side by side.
+ */
+export async function computeLiveSummaries(
+  objects: ObjectStore,
+  options: { since?: string } = {},
+): Promise<LiveSummary & { comparisons: PairComparison[] }> {
   const [data, versions] = await Promise.all([readLiveData(objects, options), new ModelStore(objects).versions()]);
-  return summarizeLive(data, versions);
+  return { ...summarizeLive(data, versions), comparisons: compareVersions(data, versions) };
 }
 
 /** Writes each version's live.json; the time is the caller's, so one refresh stamps every file alike. */
