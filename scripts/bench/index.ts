@@ -6,13 +6,14 @@
 import { runCli, USAGE_EXIT } from '../cli/run.ts';
 import { benchAugment } from './augment.ts';
 import { benchLoad } from './load.ts';
-import { benchCapture, benchPredict } from './predict.ts';
+import { benchCandidate, benchCapture, benchPredict } from './predict.ts';
 import { benchTrain } from './train.ts';
 
 const benches: Record<string, (argv: string[]) => Promise<void>> = {
   train: benchTrain,
   predict: () => benchPredict(),
   capture: () => benchCapture(),
+  candidate: () => benchCandidate(),
   load: benchLoad,
   augment: benchAugment,
   kernels: async () => void (await import('./kernels.ts')),
