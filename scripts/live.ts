@@ -8,6 +8,7 @@
 import { parseArgs } from 'node:util';
 import { readConfig } from '#lib/config';
 import { LIVE_FILE } from '#lib/live/records';
+import { COMPARISON_CAVEAT, type PairComparison } from '#lib/live/comparison';
 import { computeLiveSummaries, storeLiveSummaries } from '#lib/live/stored';
 import { type Drift, psiLevel } from '#lib/live/drift';
 import { CONFIDENCE_BINS, FEATURES } from '#lib/live/profile';
@@ -22,7 +23,10 @@ const USAGE = `Usage: npm run live -- [--deployed] [--json] [--since YYYY-MM-DD]
 Joins captured predictions with users' feedback, per model version: answers
 captured, feedback, confirmed, corrected, the accuracy users report with its
 95% Wilson interval, the corrections' confusion pairs, the confidence
-histogram, and the mix of answers against the training set's.
+histogram, and the mix of answers against the training set's. Versions that
+ran side by side (a shadow or canary candidate beside the serving one) are
+compared on the same inputs: how often they agree, and the accuracy of each on
+the inputs users labelled.
 
 Input drift: the captures of the last DRIFT_WINDOW_DAYS (7) against the
 reference profile the version's training stored, per feature as a population
@@ -36,7 +40,7 @@ Locally it also stores each version's summary as models/<version>/${LIVE_FILE},
 which GET /model and \`npm run report\` show.
 
   --deployed          read the deployed bucket (cdk.outputs.json); never stores
-  --json              print one JSON object: {"versions": [...], "skipped": {...}}
+  --json              print one JSON object: {"versions": [...], "skipped": {...}, "comparisons": [...]}
   --since YYYY-MM-DD  only captures and feedback from that day (UTC) on; not stored
   --no-write          print only; store nothing
   -h, --help          this text
@@ -126,6 +130,30 @@ function versionTable(v: VersionLive, serving: boolean, minSamples: number): str
   ].join('\n');
 }
 
+function comparisonTable(c: PairComparison, serving: string | undefined): string {
+  const width = Math.max(...c.versions.map((v) => v.length));
+  const name = (v: string) => `${v}${v === serving ? ' (serving)' : ''}`;
+  const score = (s: PairComparison['scores'][number]) =>
+    `    ${s.version.padEnd(width)}  ${
+      s.accuracy === null
+        ? '–'
+        : `${percent(s.accuracy)}  95% interval ${percent(s.low)} to ${percent(s.high)} (${count(s.correct)} of ${count(c.feedback)})`
+    }`;
+  return [
+    `${name(c.versions[0])}  vs  ${name(c.versions[1])}`,
+    `  compared     ${count(c.compared)} inputs answered by both; agreed on ${count(c.agreed)} (${percent(c.agreement)})`,
+    `  answered     ${c.scores.map((s) => `${s.version} ${count(s.answered)}`).join(' · ')}`,
+    `  feedback     ${count(c.feedback)} of them labelled by users; each version's accuracy on those:`,
+    ...c.scores.map(score),
+  ].join('\n');
+}
+
+function comparisons(list: PairComparison[], serving: string | undefined): string | undefined {
+  if (list.length === 0) return undefined;
+  const header = `Side by side: versions that answered the same inputs (a shadow or canary beside the serving one).\n${COMPARISON_CAVEAT}`;
+  return [header, ...list.map((c) => comparisonTable(c, serving))].join('\n\n');
+}
+
 function skippedLine(skipped: LiveSummary['skipped']): string | undefined {
   const parts = [
     [skipped.captureLines, 'capture lines that were not valid records'],
@@ -138,13 +166,19 @@ function skippedLine(skipped: LiveSummary['skipped']): string | undefined {
   return shown.length > 0 ? `Left out: ${shown.join('; ')}.` : undefined;
 }
 
-function report(summary: LiveSummary, serving: string | undefined, minSamples: number): string {
+function report(
+  summary: LiveSummary & { comparisons: PairComparison[] },
+  serving: string | undefined,
+  minSamples: number,
+): string {
   const header = `Live accuracy: what users said of the answers they were given.\n${LIVE_CAVEAT}`;
   const body =
     summary.versions.length === 0
       ? 'No captured predictions yet: answers from POST /predict are recorded (CAPTURE_MODE) and users rate them on the page or with POST /feedback.'
       : summary.versions.map((v) => versionTable(v, v.version === serving, minSamples)).join('\n\n');
-  return [header, body, skippedLine(summary.skipped)].filter(Boolean).join('\n\n');
+  return [header, body, comparisons(summary.comparisons, serving), skippedLine(summary.skipped)]
+    .filter(Boolean)
+    .join('\n\n');
 }
 
 /** A real calendar day as YYYY-MM-DD: partitions are named so, and "2026-02-30" would silently read nothing. */

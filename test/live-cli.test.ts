@@ -5,6 +5,7 @@ import { createHash } from 'node:crypto';
 import { profileOf } from '#lib/live/profile';
 import { CAPTURES_PREFIX } from '#lib/live/records';
 import { readStoredLive } from '#lib/live/stored';
+import { COMPARISON_CAVEAT } from '#lib/live/comparison';
 import { LIVE_CAVEAT, wilsonInterval } from '#lib/live/summary';
 import { MNIST_PIXELS } from '#lib/mnist-shape';
 import { LATEST_KEY, ModelStore } from '#lib/storage/store';
@@ -123,11 +124,12 @@ describe('npm run live', () => {
     assert.equal(JSON.parse(json.stdout).versions[0].drift.level, 'no reference profile');
   });
 
-  test('--json prints exactly one JSON object with versions and skipped', async () => {
+  test('--json prints exactly one JSON object with versions, skipped and comparisons (none here)', async () => {
     const result = await live(['--json', '--no-write']);
     assert.equal(result.code, 0, result.stderr);
     const parsed = JSON.parse(result.stdout);
-    assert.deepEqual(Object.keys(parsed).sort(), ['skipped', 'versions']);
+    assert.deepEqual(Object.keys(parsed).sort(), ['comparisons', 'skipped', 'versions']);
+    assert.deepEqual(parsed.comparisons, []);
     assert.deepEqual(
       parsed.versions.map(
         ({ version, predictions, feedback, correct, corrected, accuracy }: Record<string, unknown>) => ({
@@ -206,5 +208,64 @@ describe('npm run live', () => {
     assert.equal(result.code, 0);
     assert.match(result.stdout, /^Usage: npm run live/);
     assert.ok(result.stdout.includes(LIVE_CAVEAT));
+  });
+});
+
+describe('npm run live with a candidate beside the serving version', () => {
+  const CANDIDATE = '20261102T100000Z-cnn';
+  const beside = (digit: number) => ({ modelVersion: CANDIDATE, digit, confidence: 0.7 });
+  /** Shadow traffic: SERVING answered 4, the candidate agreed on 3; two labelled, the candidate right on both. */
+  const SHADOW: Answer[] = [
+    { version: SERVING, digit: 1, confidence: 0.9, at: at(22, 0), alternative: beside(1), feedback: { correct: true } },
+    { version: SERVING, digit: 2, confidence: 0.9, at: at(22, 1), alternative: beside(2) },
+    { version: SERVING, digit: 3, confidence: 0.9, at: at(22, 2), alternative: beside(3) },
+    { version: SERVING, digit: 4, confidence: 0.6, at: at(22, 3), alternative: beside(9), feedback: { label: 9 } },
+  ];
+  let bucket: TestBucket;
+  let cwd: string;
+
+  before(async () => {
+    bucket = await testBucket();
+    cwd = await tempDir();
+    for (const version of [SERVING, CANDIDATE]) await bucket.objects.put(`models/${version}/metrics.json`, '{}');
+    const pointer = { version: SERVING, promotedAt: at(1, 0).toISOString(), accuracy: 0.98, arch: 'mlp' };
+    await bucket.objects.put(LATEST_KEY, JSON.stringify(pointer), 'application/json');
+    await writeTraffic(bucket.objects, SHADOW);
+  });
+  const live = (args: string[]) =>
+    runScript('scripts/live.ts', args, {
+      cwd,
+      env: { PATH: process.env.PATH ?? '', ...bucket.env, DATA_DIR: path.join(cwd, '.data') },
+    });
+
+  test('--json compares the two on the same inputs: agreement, and each scored on the labelled ones', async () => {
+    const result = await live(['--json', '--no-write']);
+    assert.equal(result.code, 0, result.stderr);
+    const [comparison, ...others] = JSON.parse(result.stdout).comparisons;
+    assert.deepEqual(others, []);
+    const score = (version: string, answered: number, correct: number) => {
+      const interval = wilsonInterval(correct, 2)!;
+      return { version, answered, correct, accuracy: correct / 2, low: interval.low, high: interval.high };
+    };
+    assert.deepEqual(comparison, {
+      versions: [SERVING, CANDIDATE],
+      compared: 4,
+      agreed: 3,
+      agreement: 0.75,
+      feedback: 2,
+      scores: [score(SERVING, 4, 1), score(CANDIDATE, 0, 2)],
+    });
+  });
+
+  test('the text report shows the pair with its caveat', async () => {
+    const result = await live(['--no-write']);
+    assert.equal(result.code, 0, result.stderr);
+    assert.ok(result.stdout.includes(COMPARISON_CAVEAT));
+    assert.match(result.stdout, new RegExp(`${SERVING} \\(serving\\) {2}vs {2}${CANDIDATE}`));
+    assert.match(result.stdout, /compared {5}4 inputs answered by both; agreed on 3 \(75\.0%\)/);
+    assert.match(
+      result.stdout,
+      new RegExp(`${CANDIDATE} {2}100\\.0% {2}95% interval 34\\.2% to 100\\.0% \\(2 of 2\\)`),
+    );
   });
 });

@@ -287,6 +287,12 @@ describe('the operator routes record submissions, promotions and rollbacks', () 
     list: async () => [],
     metrics: async () => ({}) as ModelMetrics,
     promote: async (version) => pointers[version]!,
+    setCandidate: async () => {
+      throw new Error('not expected');
+    },
+    clearCandidate: async () => {
+      throw new Error('not expected');
+    },
   };
 
   test('Submissions for an accepted job, Promotions forward, Rollbacks to an older version', async () => {

@@ -61,12 +61,15 @@ beforeEach(() => {
   batch = fakeBatch();
 });
 
+const notExpected = async () => {
+  throw new Error('not expected');
+};
 const noStore: RetrainDeps['store'] = {
   list: async () => [],
   metrics: async () => undefined,
-  promote: async () => {
-    throw new Error('not expected');
-  },
+  promote: notExpected,
+  setCandidate: notExpected,
+  clearCandidate: notExpected,
 };
 
 function handlerWith(store: RetrainDeps['store'] = noStore) {
@@ -477,6 +480,7 @@ describe('POST /promote on the embedded S3', () => {
   test('returns 409 pointer_changed when the pointer keeps changing under the promotion', async () => {
     const version = await saveVersion(0.98);
     const racing: RetrainDeps['store'] = {
+      ...noStore,
       list: () => store.list(),
       metrics: (v) => store.metrics(v),
       promote: async () => {

@@ -7,17 +7,26 @@
  * verified. A version that fails to load never replaces a working one; a
  * cold process whose promoted version fails serves the pointer's `previous`
  * instead, if that one verifies, and says so (`fallback`).
+ *
+ * The pointer's candidate (shadow or canary) is held beside the serving model.
+ * It is loaded in the background once the serving model is in place, with the
+ * same verification, and never delays an answer: until it has loaded, and for
+ * good if it fails to, requests are served as if there were none.
  */
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { PointerInvalidError, UnavailableError } from './errors.ts';
 import type { Logger } from './log.ts';
 import {
   LATEST_KEY,
+  type Candidate,
   type LatestPointer,
   type LoadedModel,
   type ModelMetrics,
   type ModelStore,
 } from './storage/store.ts';
+
+/** The pointer's candidate with its loaded model. */
+export type CandidateModel = Candidate & { model: tfl.LayersModel; metrics: ModelMetrics };
 
 export interface ServingModel {
   version: string;
@@ -26,6 +35,8 @@ export interface ServingModel {
   pointer: LatestPointer;
   /** Set when this is the pointer's `previous`, served because the promoted version would not load. */
   fallback?: { from: string; reason: string };
+  /** The pointer's candidate, once it has loaded. */
+  candidate?: CandidateModel;
 }
 
 export interface ModelCacheOptions {
@@ -56,6 +67,13 @@ export class ModelCache {
   private inFlight: Promise<void> | undefined;
   /** A version that failed to load is not retried until the pointer changes again. */
   private rejected: string | undefined;
+  /** The candidate the last pointer read names, and the loaded model of one (the same once its load ends). */
+  private wantedCandidate: Candidate | undefined;
+  private loadedCandidate: LoadedModel | undefined;
+  private loadingCandidate: string | undefined;
+  private readonly candidateLoads = new Set<Promise<void>>();
+  /** A candidate that failed to load is not retried until the pointer names another one, or none. */
+  private rejectedCandidate: string | undefined;
   private readonly now: () => number;
 
   constructor(private readonly options: ModelCacheOptions) {
@@ -80,6 +98,19 @@ export class ModelCache {
   /** The serving model if one is loaded; never triggers a load. */
   peek(): ServingModel | undefined {
     return this.serving;
+  }
+
+  /** Where the pointer's candidate stands in this process, for /health and /model; undefined when it names none. */
+  candidateState(): 'loading' | 'ready' | 'failed' | undefined {
+    const wanted = this.wantedCandidate?.version;
+    if (wanted === undefined) return undefined;
+    if (this.serving?.candidate?.version === wanted) return 'ready';
+    return wanted === this.rejectedCandidate ? 'failed' : 'loading';
+  }
+
+  /** Resolves once every candidate load started so far has ended, loaded or failed. */
+  async candidateSettled(): Promise<void> {
+    await Promise.all(this.candidateLoads);
   }
 
   private refreshDue(): boolean {
@@ -120,8 +151,19 @@ export class ModelCache {
     }
     this.lastCheck = this.now();
     if (latest === undefined || latest === 'unchanged') return;
-    const { pointer, etag } = latest;
+    const { pointer, etag, candidateInvalid } = latest;
     this.etag = etag;
+    if (candidateInvalid)
+      logger.error('the candidate in the model pointer is invalid; serving without one', {
+        problem: candidateInvalid,
+        modelVersion: pointer.version,
+      });
+    await this.serve(pointer);
+    this.followCandidate(pointer.candidate);
+  }
+
+  private async serve(pointer: LatestPointer): Promise<void> {
+    const { store, logger } = this.options;
     if (this.serving && pointer.version === this.serving.version) {
       // Re-promoted (e.g. a rollback to the version a fallback is serving): it is now served as promoted.
       const { fallback: _, ...serving } = this.serving;
@@ -146,6 +188,67 @@ export class ModelCache {
         throw unloadable(pointer.version);
       }
     }
+  }
+
+  /**
+   * Makes the loaded candidate match the pointer's: drops one it no longer
+   * names, starts loading a new one in the background. Called only once the
+   * serving model for that pointer is settled, so a candidate never delays it.
+   */
+  private followCandidate(wanted: Candidate | undefined): void {
+    this.wantedCandidate = wanted;
+    if (wanted?.version !== this.rejectedCandidate) this.rejectedCandidate = undefined;
+    const loaded = this.loadedCandidate;
+    if (loaded && loaded.metrics.version !== wanted?.version) {
+      this.loadedCandidate = undefined;
+      loaded.model.dispose();
+      this.options.logger.info('candidate dropped', { candidateVersion: loaded.metrics.version });
+    }
+    const needed = wanted && !this.loadedCandidate && wanted.version !== this.rejectedCandidate;
+    if (needed && wanted.version !== this.loadingCandidate) this.loadCandidate(wanted.version);
+    this.publish();
+  }
+
+  private loadCandidate(version: string): void {
+    const { store, logger } = this.options;
+    this.loadingCandidate = version;
+    const loading = store.load(version, this.options.backendReady).then(
+      (loaded) => {
+        if (this.loadingCandidate === version) this.loadingCandidate = undefined;
+        // The pointer may have moved on while it loaded.
+        if (this.wantedCandidate?.version !== version || this.loadedCandidate) {
+          loaded.model.dispose();
+          return;
+        }
+        this.loadedCandidate = loaded;
+        this.publish();
+        logger.info('candidate loaded', { candidateVersion: version, modelVersion: this.serving?.version });
+      },
+      (error: unknown) => {
+        if (this.loadingCandidate === version) this.loadingCandidate = undefined;
+        if (this.wantedCandidate?.version === version) this.rejectedCandidate = version;
+        logger.error('candidate failed to load; serving without it', {
+          error,
+          candidateVersion: version,
+          modelVersion: this.serving?.version,
+        });
+      },
+    );
+    this.candidateLoads.add(loading);
+    loading.finally(() => this.candidateLoads.delete(loading));
+  }
+
+  /** The snapshot requests see: the serving model with the candidate, when the one the pointer names has loaded. */
+  private publish(): void {
+    if (!this.serving) return;
+    const { candidate: _, ...serving } = this.serving;
+    const wanted = this.wantedCandidate;
+    const loaded = this.loadedCandidate;
+    // A candidate equal to what serves (a fallback to it) would only compare the model with itself.
+    const usable = wanted && loaded?.metrics.version === wanted.version && wanted.version !== serving.version;
+    this.serving = usable
+      ? { ...serving, candidate: { ...wanted, model: loaded.model, metrics: loaded.metrics } }
+      : serving;
   }
 
   private replace(pointer: LatestPointer, loaded: LoadedModel, fallback?: ServingModel['fallback']): void {

@@ -4,17 +4,18 @@
  * Lambda; the local server and the tests build their own.
  */
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
-import { classify } from '#lib/classify';
+import { classify, type Prediction } from '#lib/classify';
 import { NotFoundError } from '#lib/errors';
 import { json, router, serve, type Handler, type Result, type Routes } from '#lib/http';
 import type { Logger } from '#lib/log';
 import type { MetricSet, Metrics } from '#lib/metrics';
-import type { ModelCache, ServingModel } from '#lib/model-cache';
+import type { CandidateModel, ModelCache, ServingModel } from '#lib/model-cache';
 import { parsePredictRequest, type PredictInput } from '#lib/predict-request';
 import { preprocessImage, preprocessPixels } from '#lib/image/preprocess';
 import type { CaptureSink } from '#lib/live/capture-sink';
 import type { LiveView } from '#lib/live/stored';
 import { captureRecord, encodeInput, type InputFormat, newPredictionId } from '#lib/live/records';
+import { answeredByCandidate } from '#lib/rollout/canary';
 
 export type { Handler, Result };
 
@@ -59,11 +60,42 @@ const toBytes = (input: Float32Array) => Array.from(input, (v) => Math.round(v *
 /** Both /health and /model say when the promoted version would not load and its predecessor serves instead. */
 const fallbackOf = (serving: ServingModel) => (serving.fallback ? { fallback: serving.fallback } : {});
 
-function modelSummary(serving: ServingModel, live: LiveView | null) {
+/** Both /health and /model name the pointer's candidate, and whether this process has it loaded and running. */
+function candidateOf(serving: ServingModel, cache: ModelCache, failures: CandidateFailures) {
+  const wanted = serving.pointer.candidate;
+  const state = cache.candidateState();
+  if (!wanted || !state) return {};
+  const { version, mode, since } = wanted;
+  return {
+    candidate: {
+      version,
+      mode,
+      ...(wanted.mode === 'canary' ? { percent: wanted.percent } : {}),
+      since,
+      state,
+      failures: failures.version === version ? failures.count : 0,
+    },
+  };
+}
+
+/** One version's answers to a request's inputs. */
+interface Answers {
+  version: string;
+  answers: Prediction[];
+}
+
+/** Requests on which this process's candidate threw, counted per candidate version. */
+interface CandidateFailures {
+  version?: string;
+  count: number;
+}
+
+function modelSummary(serving: ServingModel, live: LiveView | null, candidate: ReturnType<typeof candidateOf>) {
   const { metrics, pointer } = serving;
   return {
     modelVersion: serving.version,
     ...fallbackOf(serving),
+    ...candidate,
     arch: metrics.arch,
     params: metrics.params,
     createdAt: metrics.createdAt,
@@ -98,12 +130,31 @@ export function makeHandler(deps: AppDeps): Handler {
   const predictionId = deps.predictionId ?? (() => newPredictionId());
   const capture = deps.capture;
   const random = capture?.random ?? Math.random;
+  const failures: CandidateFailures = { count: 0 };
 
   const lowConfidence = deps.metrics?.lowConfidenceThreshold ?? 0;
 
+  /** The candidate's answers, or undefined when it throws: a candidate never decides whether a request succeeds. */
+  function tryCandidate(candidate: CandidateModel, inputs: Float32Array[], log: Logger): Answers | undefined {
+    try {
+      return { version: candidate.version, answers: classify(candidate.model, inputs) };
+    } catch (error) {
+      if (failures.version !== candidate.version) Object.assign(failures, { version: candidate.version, count: 0 });
+      failures.count++;
+      // Logged on the 1st, 2nd, 4th, 8th… failure: a candidate that always throws must not flood the log.
+      if ((failures.count & (failures.count - 1)) === 0)
+        log.error('the candidate failed; answered without it', {
+          error,
+          candidateVersion: candidate.version,
+          failures: failures.count,
+        });
+      return undefined;
+    }
+  }
+
   async function predict(
     event: APIGatewayProxyEventV2,
-    _log: Logger,
+    log: Logger,
     _params: Record<string, string>,
     metrics: MetricSet,
   ): Promise<Result> {
@@ -115,11 +166,15 @@ export function makeHandler(deps: AppDeps): Handler {
     });
     const inputs = await Promise.all(request.inputs.map(toModelInput));
     const serving = await servingModel();
-    const modelVersion = serving.version;
-    const predictions = classify(
-      serving.model,
-      inputs.map((i) => i.input),
-    ).map((p, i) => ({
+    const pixels = inputs.map((i) => i.input);
+    const served: Answers = { version: serving.version, answers: classify(serving.model, pixels) };
+    // The candidate runs after the serving answer exists, so its failure can only ever cost its own answer.
+    const { candidate } = serving;
+    const tried = candidate && tryCandidate(candidate, pixels, log);
+    const [answer, other]: [Answers, Answers | undefined] =
+      candidate && tried && answeredByCandidate(candidate, event.body) ? [tried, served] : [served, tried];
+    const modelVersion = answer.version;
+    const predictions = answer.answers.map((p, i) => ({
       ...p,
       predictionId: predictionId(),
       ...(request.includeInput ? { input: toBytes(inputs[i]!.input) } : {}),
@@ -131,7 +186,14 @@ export function makeHandler(deps: AppDeps): Handler {
         if (random() >= capture.sampleRate) return;
         const { input, format } = inputs[i]!;
         const record = { predictionId, time, modelVersion, digit, confidence, probabilities, format, latencyMs };
-        capture.sink.write(captureRecord({ ...record, input: encodeInput(input) }));
+        const alternative = other && {
+          modelVersion: other.version,
+          digit: other.answers[i]!.digit,
+          confidence: other.answers[i]!.confidence,
+        };
+        capture.sink.write(
+          captureRecord({ ...record, input: encodeInput(input), ...(alternative ? { alternative } : {}) }),
+        );
       });
     }
     let confidences = 0;
@@ -155,6 +217,7 @@ export function makeHandler(deps: AppDeps): Handler {
       status: serving.fallback ? 'degraded' : 'ok',
       modelVersion: serving.version,
       ...fallbackOf(serving),
+      ...candidateOf(serving, cache, failures),
     });
   }
 
@@ -174,7 +237,8 @@ export function makeHandler(deps: AppDeps): Handler {
     '/model': {
       GET: async () => {
         const serving = await servingModel();
-        return json(200, modelSummary(serving, (await deps.live?.(serving.version)) ?? null));
+        const live = (await deps.live?.(serving.version)) ?? null;
+        return json(200, modelSummary(serving, live, candidateOf(serving, cache, failures)));
       },
     },
     '/model/report': { GET: report },

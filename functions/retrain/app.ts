@@ -7,6 +7,9 @@
  *   POST /train          {arch, epochs, batchSize?, withFeedback?}  → 202 {jobId, ...}
  *   GET  /train/{jobId}                              → 200 {jobId, status, done, model?}
  *   POST /promote        {version}                   → 200 the new models/latest.json
+ *                        {version, mode: "shadow"}  or  {version, mode: "canary", percent}
+ *                                                    → 200 the pointer, with the version as its candidate
+ *                        {clearCandidate: true}     → 200 the pointer, without a candidate
  */
 import type { JobDetail, KeyValuePair } from '@aws-sdk/client-batch';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
@@ -34,9 +37,12 @@ import type { Logger } from '#lib/log';
 import type { MetricSet, Metrics } from '#lib/metrics';
 import { ARCHS, isArch, type Arch } from '#lib/training/model';
 import {
+  CANARY_PERCENT,
+  CANDIDATE_MODES,
   compactTimestamp,
   isVersionName,
   type LatestPointer,
+  type ModelMetrics,
   type ModelStore,
   type VersionSummary,
 } from '#lib/storage/store';
@@ -60,9 +66,11 @@ const TRAIN_BODY: JsonBodyRules = {
 };
 const PROMOTE_BODY: JsonBodyRules = {
   maxBytes: MAX_BODY_BYTES,
-  fields: ['version'],
+  fields: ['version', 'mode', 'percent', 'clearCandidate'],
   example: '{"version": "20261125T220000Z-mlp"}',
 };
+/** `serve` promotes (the default); the others make the version the candidate beside the serving one. */
+export const PROMOTE_MODES = ['serve', ...CANDIDATE_MODES] as const;
 
 /** AWS Batch job ids are UUIDs. */
 const JOB_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -74,7 +82,7 @@ export type { Handler, Result };
 
 export interface RetrainDeps {
   batch: BatchJobs;
-  store: Pick<ModelStore, 'list' | 'metrics' | 'promote'>;
+  store: Pick<ModelStore, 'list' | 'metrics' | 'promote' | 'setCandidate' | 'clearCandidate'>;
   target: BatchTarget;
   logger: Logger;
   now?: () => Date;
@@ -108,6 +116,34 @@ export function parseTrainRequest(raw: RawBody): TrainRequest {
     request.withFeedback = body.withFeedback;
   }
   return request;
+}
+
+export type PromoteRequest =
+  | { action: 'serve'; version: string }
+  | { action: 'candidate'; version: string; mode: 'shadow' }
+  | { action: 'candidate'; version: string; mode: 'canary'; percent: number }
+  | { action: 'clear' };
+
+export function parsePromoteRequest(raw: RawBody): PromoteRequest {
+  const body = readJsonObject(raw, PROMOTE_BODY);
+  const { version, mode, percent, clearCandidate } = body;
+  if (clearCandidate !== undefined) {
+    if (clearCandidate !== true) throw fieldError('clearCandidate', 'true', clearCandidate);
+    if (Object.keys(body).length > 1)
+      throw new BadRequestError(
+        'clearCandidate takes no other field: send {"clearCandidate": true}',
+        'invalid_request',
+      );
+    return { action: 'clear' };
+  }
+  if (!isVersionName(version)) throw fieldError('version', 'a model version name like 20261125T220000Z-mlp', version);
+  if (mode !== undefined && !(PROMOTE_MODES as readonly unknown[]).includes(mode))
+    throw fieldError('mode', `one of ${PROMOTE_MODES.join(', ')}`, mode);
+  if (mode !== 'canary') {
+    if (percent !== undefined) throw fieldError('percent', 'left out: only a canary answers a percentage', percent);
+    return mode === 'shadow' ? { action: 'candidate', version, mode } : { action: 'serve', version };
+  }
+  return { action: 'candidate', version, mode, percent: integerField(body, 'percent', CANARY_PERCENT) };
 }
 
 const iso = (epochMs: number | undefined) => (epochMs === undefined ? undefined : new Date(epochMs).toISOString());
@@ -259,27 +295,45 @@ export function makeHandler(deps: RetrainDeps): Handler {
     _params: Record<string, string>,
     metrics: MetricSet,
   ): Promise<Result> {
-    const { version } = readJsonObject(event, PROMOTE_BODY);
-    if (!isVersionName(version)) throw fieldError('version', 'a model version name like 20261125T220000Z-mlp', version);
+    const request = parsePromoteRequest(event);
+    if (request.action === 'clear') {
+      const pointer = await fromStorage('clear the candidate', () => store.clearCandidate());
+      log.info('candidate cleared', { modelVersion: pointer.version });
+      return json(200, pointer);
+    }
+    const { version } = request;
     let pointer: LatestPointer;
+    let stored: ModelMetrics | undefined;
     try {
-      const metrics = await fromStorage('read the version', () => store.metrics(version));
-      if (!metrics)
+      stored = await fromStorage('read the version', () => store.metrics(version));
+      if (!stored)
         throw new NotFoundError(
           `model version ${version} does not exist or never finished uploading`,
           'version_not_found',
         );
-      pointer = await fromStorage('promote the version', () => store.promote(version, { now: now() }));
+      pointer = await fromStorage(
+        request.action === 'serve' ? 'promote the version' : 'set the candidate',
+        request.action === 'serve'
+          ? () => store.promote(version, { now: now() })
+          : () => {
+              const { action: _, ...wanted } = request;
+              return store.setCandidate(wanted, { now: now() });
+            },
+      );
     } catch (error) {
       if (error instanceof ModelIntegrityError)
         throw new ConflictError(`model version ${version} cannot be served: ${error.message}`, 'version_incomplete');
       throw error;
     }
-    log.info('model promoted', { version, previous: pointer.previous });
-    // Version names sort by creation time: going back to an older one is a rollback.
-    const rollback = pointer.previous !== undefined && version < pointer.previous;
-    metrics.add(rollback ? 'Rollbacks' : 'Promotions', 1, 'Count');
-    return json(200, pointer);
+    if (request.action === 'serve') {
+      log.info('model promoted', { version, previous: pointer.previous });
+      // Version names sort by creation time: going back to an older one is a rollback.
+      const rollback = pointer.previous !== undefined && version < pointer.previous;
+      metrics.add(rollback ? 'Rollbacks' : 'Promotions', 1, 'Count');
+    } else log.info('candidate set', { modelVersion: pointer.version, candidate: pointer.candidate });
+    // The gate is not enforced here (an operator decides, and a candidate is an experiment); its refusal is told.
+    const refused = stored.gate && !stored.gate.passed ? { gate: stored.gate } : {};
+    return json(200, { ...pointer, ...refused });
   }
 
   const routes: Record<OperatorPath, Methods> = {

@@ -414,6 +414,8 @@ export async function runTraining(
       try {
         await store.promote(version, { basedOn: basis, forcedReason: reason });
         if (forced) log.warn('quality gate overridden', { version, reasons: gate.reasons, reason });
+        if (basis.pointer?.candidate)
+          log.warn('the promotion ended the candidate', { version, candidate: basis.pointer.candidate });
         log.info('model promoted', { version, previous: latest?.version });
       } catch (error) {
         if (!(error instanceof PointerChangedError)) throw error;

@@ -6,7 +6,7 @@
 import { runCli, USAGE_EXIT } from '../cli/run.ts';
 import { benchAugment } from './augment.ts';
 import { benchLoad } from './load.ts';
-import { benchCapture, benchMetrics, benchPredict } from './predict.ts';
+import { benchCandidate, benchCapture, benchMetrics, benchPredict } from './predict.ts';
 import { benchTrain } from './train.ts';
 
 const benches: Record<string, (argv: string[]) => Promise<void>> = {
@@ -14,6 +14,7 @@ const benches: Record<string, (argv: string[]) => Promise<void>> = {
   predict: () => benchPredict(),
   capture: () => benchCapture(),
   metrics: () => benchMetrics(),
+  candidate: () => benchCandidate(),
   load: benchLoad,
   augment: benchAugment,
   kernels: async () => void (await import('./kernels.ts')),

@@ -345,3 +345,68 @@ export async function benchMetrics(): Promise<void> {
   });
   await s3.close();
 }
+
+/** `npm run bench -- candidate`: what a shadow candidate adds to the handler (both models run on every request). */
+export async function benchCandidate(): Promise<void> {
+  emit({ bench: 'candidate', machine: machine() });
+  const { backend, s3, store, mnist } = await servingSetUp();
+  const logger = createLogger({}, () => {});
+  const serving = (await store.latest())!.version;
+  const metrics = (await store.metrics(serving))!;
+  // An untrained MLP: inference costs the same whatever the weights, and training a second one would add minutes.
+  const candidate = versionName('mlp', new Date(Date.now() + 1000));
+  const model = createModel({ arch: 'mlp', seed: 7 });
+  const { artifacts: _, ...input } = metrics;
+  await store.save(model, { ...input, version: candidate, createdAt: new Date().toISOString() });
+  model.dispose();
+  const devNull = openSync('/dev/null', 'w');
+  const sink = logCaptureSink((line) => void writeSync(devNull, `${line}\n`));
+  const handlerFor = (cache: ModelCache) =>
+    makeHandler({
+      cache,
+      logger,
+      backendReady: async () => backend,
+      page: async () => '',
+      capture: { sink, sampleRate: 1 },
+    });
+  // Each cache reads the pointer once: the first before the candidate is set, the second after; neither re-reads it.
+  const without = new ModelCache({ store, refreshSeconds: 3600, logger });
+  await without.get();
+  await store.setCandidate({ version: candidate, mode: 'shadow' });
+  const shadowed = new ModelCache({ store, refreshSeconds: 3600, logger });
+  await shadowed.get();
+  await shadowed.candidateSettled();
+  if (!(await shadowed.get()).candidate) throw new Error('the shadow candidate did not load');
+  const handlers = { none: handlerFor(without), shadow: handlerFor(shadowed) };
+  const png = (await smallPng(mnist.test.images.subarray(0, 784))).toString('base64');
+  const bodies = {
+    'one 28x28 PNG': JSON.stringify({ image: png }),
+    'batch of 32': JSON.stringify({ images: new Array(32).fill(png) }),
+  };
+  // Rounds alternate the variants, so a warm-up or a busy moment does not land on one of them alone.
+  const ROUNDS = 5;
+  for (const [bodyName, body] of Object.entries(bodies)) {
+    const p50s = new Map<string, number[]>(Object.keys(handlers).map((name) => [name, []]));
+    for (let round = 0; round <= ROUNDS; round++) {
+      for (const [name, handler] of Object.entries(handlers)) {
+        const times = await time(async () => {
+          const result = await handler(event(body));
+          if (result.statusCode !== 200) throw new Error(String(result.body));
+        }, 200);
+        if (round > 0) p50s.get(name)!.push(percentile(times, 50));
+      }
+    }
+    const baseline = percentile(p50s.get('none')!, 50);
+    for (const [name, values] of p50s) {
+      const p50 = percentile(values, 50);
+      emit({
+        measure: `handler latency with a candidate, ${bodyName}`,
+        candidate: name,
+        rounds: ROUNDS,
+        p50Ms: round(p50, 3),
+        addedP50Ms: round(p50 - baseline, 3),
+      });
+    }
+  }
+  await s3.close();
+}

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { BucketCaptureSink } from '#lib/live/capture-sink';
-import { type CaptureRecord, encodeInput, newPredictionId, SCHEMA } from '#lib/live/records';
+import { type Alternative, type CaptureRecord, encodeInput, newPredictionId, SCHEMA } from '#lib/live/records';
 import { createLogger } from '#lib/log';
 import { MNIST_CLASSES, MNIST_PIXELS } from '#lib/mnist-shape';
 import type { ObjectStore } from '#lib/storage/objects';
@@ -21,6 +21,8 @@ export interface Answer {
   feedback?: { label: number } | { correct: true };
   /** The 28×28 input as stored (base64 of 784 bytes); a blank frame if unset. */
   input?: string;
+  /** The other version's answer to the same input, while a candidate runs. */
+  alternative?: Alternative;
 }
 
 const silent = createLogger({}, () => {});
@@ -40,6 +42,7 @@ export function captureRecord(answer: Answer, predictionId = newPredictionId(ans
     input: answer.input ?? encodeInput(new Float32Array(MNIST_PIXELS)),
     format: 'png',
     latencyMs: 3.5,
+    ...(answer.alternative ? { alternative: answer.alternative } : {}),
   };
 }
 

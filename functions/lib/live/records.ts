@@ -16,7 +16,7 @@ export const CAPTURES_PREFIX = 'captures/';
 export const FEEDBACK_PREFIX = 'feedback/';
 /** Each version's live summary, `models/<version>/live.json`: mutable, outside the version's checksums. */
 export const LIVE_FILE = 'live.json';
-/** Bumped when a field changes meaning; readers skip records of other schemas. */
+/** Bumped when a field changes meaning; readers skip records of other schemas. A new optional field is not a bump. */
 export const SCHEMA = 1;
 
 /** How the caller sent the input: an image format, or raw pixels. */
@@ -78,6 +78,19 @@ export interface CaptureRecord {
   format: InputFormat;
   /** From the request's arrival to its answer, in milliseconds. */
   latencyMs: number;
+  /**
+   * While a candidate is set (shadow or canary): the other model's answer on
+   * the same input, so both are judged on the same traffic. Absent otherwise,
+   * and when the candidate failed on this request.
+   */
+  alternative?: Alternative;
+}
+
+/** Another version's answer to a captured input. */
+export interface Alternative {
+  modelVersion: string;
+  digit: number;
+  confidence: number;
 }
 
 /** The user's word on one prediction: either the digit it should have been, or that it was right. */
@@ -116,6 +129,22 @@ const isTime = (value: unknown): value is string => typeof value === 'string' &&
 const VERSION = /^[0-9]{8}T[0-9]{6}Z-[a-z0-9]+$/;
 const INPUT_BASE64_LENGTH = Math.ceil(MNIST_PIXELS / 3) * 4;
 
+const ALTERNATIVE_FIELDS = ['modelVersion', 'digit', 'confidence'];
+
+/** An alternative with exactly its fields, of another version than the one that answered; else undefined. */
+function parseAlternative(value: unknown, answered: string): Alternative | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  if (!Object.keys(value).every((key) => ALTERNATIVE_FIELDS.includes(key))) return undefined;
+  const { modelVersion, digit, confidence } = value as Record<string, unknown>;
+  const valid =
+    typeof modelVersion === 'string' &&
+    VERSION.test(modelVersion) &&
+    modelVersion !== answered &&
+    isDigit(digit) &&
+    isProbability(confidence);
+  return valid ? { modelVersion, digit, confidence } : undefined;
+}
+
 /** A capture line as read back, or undefined for anything else (another log line, a damaged or foreign record). */
 export function parseCapture(line: string): CaptureRecord | undefined {
   let value: Record<string, unknown>;
@@ -127,6 +156,9 @@ export function parseCapture(line: string): CaptureRecord | undefined {
   if (typeof value !== 'object' || value === null || value.type !== 'capture' || value.schema !== SCHEMA)
     return undefined;
   const { predictionId, time, modelVersion, digit, confidence, probabilities, input, format, latencyMs } = value;
+  const alternative =
+    value.alternative === undefined ? undefined : parseAlternative(value.alternative, String(modelVersion));
+  if (value.alternative !== undefined && alternative === undefined) return undefined;
   const valid =
     isPredictionId(predictionId) &&
     isTime(time) &&
@@ -155,12 +187,14 @@ export function parseCapture(line: string): CaptureRecord | undefined {
     input,
     format: format as InputFormat,
     latencyMs,
+    ...(alternative ? { alternative } : {}),
   });
 }
 
 /** A capture record from its fields, in the one field order every writer and reader shares. */
 export function captureRecord(fields: Omit<CaptureRecord, 'type' | 'schema'>): CaptureRecord {
-  const { predictionId, time, modelVersion, digit, confidence, probabilities, input, format, latencyMs } = fields;
+  const { predictionId, time, modelVersion, digit, confidence, probabilities, input, format, latencyMs, alternative } =
+    fields;
   return {
     type: 'capture',
     schema: SCHEMA,
@@ -173,6 +207,15 @@ export function captureRecord(fields: Omit<CaptureRecord, 'type' | 'schema'>): C
     input,
     format,
     latencyMs,
+    ...(alternative
+      ? {
+          alternative: {
+            modelVersion: alternative.modelVersion,
+            digit: alternative.digit,
+            confidence: alternative.confidence,
+          },
+        }
+      : {}),
   };
 }
 

@@ -12,6 +12,7 @@ import type { Logger } from '../log.ts';
 import { MNIST_CLASSES } from '../mnist-shape.ts';
 import type { ObjectStore } from '../storage/objects.ts';
 import { isVersionName, ModelStore } from '../storage/store.ts';
+import { compareVersions, type PairComparison } from './comparison.ts';
 import { readLiveData } from './read.ts';
 import { LIVE_FILE } from './records.ts';
 import { DRIFT_DEFAULTS, DRIFT_LEVELS, type DriftOptions } from './drift.ts';
@@ -62,9 +63,13 @@ async function readReference(store: ModelStore, version: string): Promise<Profil
 /**
  * Every version's summary from every retained capture and feedback (or those
  * from `since` on), each with the drift of its captures of the last
- * `windowDays` against its reference profile.
+ * `windowDays` against its reference profile; and the comparisons of
+ * versions that ran side by side.
  */
-export async function computeLiveSummaries(objects: ObjectStore, options: LiveOptions = {}): Promise<LiveSummary> {
+export async function computeLiveSummaries(
+  objects: ObjectStore,
+  options: LiveOptions = {},
+): Promise<LiveSummary & { comparisons: PairComparison[] }> {
   const store = new ModelStore(objects);
   const { windowDays, ...driftOptions } = options.drift ?? DRIFT_DEFAULTS;
   const now = options.now ?? new Date();
@@ -78,7 +83,10 @@ export async function computeLiveSummaries(objects: ObjectStore, options: LiveOp
   }
   const windowStart = now.getTime() - windowDays * DAY_MS;
   const since = new Date(options.since ? Math.max(windowStart, Date.parse(`${options.since}T00:00:00Z`)) : windowStart);
-  return summarizeLive(data, versions, { ...driftOptions, references, since });
+  return {
+    ...summarizeLive(data, versions, { ...driftOptions, references, since }),
+    comparisons: compareVersions(data, versions),
+  };
 }
 
 /** Writes each version's live.json; the time is the caller's, so one refresh stamps every file alike. */

@@ -10,6 +10,9 @@
  * read back and verified; rollback is the same write with an older version.
  * That write is conditional on the pointer its caller's decision was based on
  * (If-Match on its ETag), so a promotion never silently undoes another one.
+ * The pointer may also name a candidate (shadow or canary) beside the serving
+ * version; setting or clearing it is the same conditional write, and every
+ * promotion clears it: its comparison was against the version it replaces.
  *
  * Every read has a size cap checked before the body is read, and nothing is
  * built before the files match their checksums and the topology matches the
@@ -19,6 +22,7 @@ import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import {
+  ConflictError,
   ModelIntegrityError,
   ObjectTooLargeError,
   PointerChangedError,
@@ -121,6 +125,21 @@ export interface LiveHoldoutScore {
 
 export type MetricsInput = Omit<ModelMetrics, 'artifacts'>;
 
+export const CANDIDATE_MODES = ['shadow', 'canary'] as const;
+export type CandidateMode = (typeof CANDIDATE_MODES)[number];
+/** A canary answers a whole percentage of requests: at least one, and never all (that is a promotion). */
+export const CANARY_PERCENT = { min: 1, max: 99 } as const;
+
+/**
+ * A version tried beside the serving one. A shadow runs on every request and
+ * never answers; a canary answers `percent`% of requests, picked by a hash of
+ * the request (`rollout.ts`). Both record their answer beside the other's in
+ * the capture, so live figures compare the two on the same inputs.
+ */
+export type Candidate =
+  | { version: string; mode: 'shadow'; since: string }
+  | { version: string; mode: 'canary'; percent: number; since: string };
+
 export interface LatestPointer {
   version: string;
   promotedAt: string;
@@ -129,6 +148,13 @@ export interface LatestPointer {
   /** Set when the quality gate was overridden, with the operator's reason. */
   forced?: { reason: string };
   previous?: string;
+  candidate?: Candidate;
+}
+
+/** A pointer as read: a malformed candidate is left out and said why, so it never stops the serving version. */
+export interface ParsedPointer {
+  pointer: LatestPointer;
+  candidateInvalid?: string;
 }
 
 /** The pointer as read, with the ETag a conditional write of it must match. */
@@ -138,6 +164,8 @@ export interface PointerState {
   etag?: string;
   /** Why the stored pointer is not a pointer; a promotion based on this state replaces it. */
   invalid?: string;
+  /** Why the stored pointer's candidate was left out; any write based on this state replaces it. */
+  candidateInvalid?: string;
 }
 
 export interface VersionSummary {
@@ -175,8 +203,29 @@ function parseJson<T>(bytes: Buffer, what: string, Invalid = ModelIntegrityError
 const isObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value);
 
-/** The one reader of the pointer's bytes: anything but a well-formed pointer is a PointerInvalidError. */
-export function parsePointer(bytes: Buffer): LatestPointer {
+const isCanaryPercent = (value: unknown): value is number =>
+  Number.isInteger(value) && (value as number) >= CANARY_PERCENT.min && (value as number) <= CANARY_PERCENT.max;
+
+/** A candidate built from its known fields only, or why the stored one is not one. */
+function parseCandidate(value: unknown, serving: string): Candidate | string {
+  if (!isObject(value)) return 'is not an object';
+  const { version, mode, percent, since } = value;
+  if (!isVersionName(version)) return `names no model version (version: ${JSON.stringify(version) ?? 'missing'})`;
+  if (version === serving) return `is the serving version ${serving}`;
+  if (typeof since !== 'string' || Number.isNaN(Date.parse(since))) return 'has no since time';
+  if (mode === 'shadow') return percent === undefined ? { version, mode, since } : 'is a shadow with a percent';
+  if (mode !== 'canary') return `has an unknown mode ${JSON.stringify(mode) ?? '(missing)'}`;
+  if (!isCanaryPercent(percent))
+    return `is a canary whose percent is not a whole number from ${CANARY_PERCENT.min} to ${CANARY_PERCENT.max}`;
+  return { version, mode, percent, since };
+}
+
+/**
+ * The one reader of the pointer's bytes: anything but a well-formed pointer is
+ * a PointerInvalidError. A malformed candidate is not: the serving version
+ * stays servable, the candidate is left out and `candidateInvalid` says why.
+ */
+export function parsePointer(bytes: Buffer): ParsedPointer {
   const value = parseJson<unknown>(bytes, LATEST_KEY, PointerInvalidError);
   const invalid = (why: string) => new PointerInvalidError(`${LATEST_KEY} ${why}`);
   if (!isObject(value))
@@ -192,7 +241,12 @@ export function parsePointer(bytes: Buffer): LatestPointer {
     throw invalid('has a previous that is not a version name');
   if (value.forced !== undefined && !(isObject(value.forced) && typeof value.forced.reason === 'string'))
     throw invalid('has a malformed forced');
-  return value as unknown as LatestPointer;
+  const { candidate: stored, ...rest } = value;
+  const pointer = rest as unknown as LatestPointer;
+  if (stored === undefined) return { pointer };
+  const candidate = parseCandidate(stored, pointer.version);
+  if (typeof candidate === 'string') return { pointer, candidateInvalid: `${LATEST_KEY}'s candidate ${candidate}` };
+  return { pointer: { ...pointer, candidate } };
 }
 
 /** Checks the fields the loader relies on before trusting any of them. */
@@ -432,7 +486,7 @@ export class ModelStore {
     const stored = await this.read(LATEST_KEY, POINTER_MAX_BYTES);
     if (!stored) return {};
     try {
-      return { pointer: parsePointer(stored.body), etag: stored.etag };
+      return { ...parsePointer(stored.body), etag: stored.etag };
     } catch (error) {
       if (!(error instanceof PointerInvalidError)) throw error;
       return { etag: stored.etag, invalid: error.message };
@@ -442,16 +496,16 @@ export class ModelStore {
   /** The pointer unless it still has `etag` — a cheap re-check for long-running servers. */
   async latestIfChanged(
     etag: string | undefined,
-  ): Promise<{ pointer: LatestPointer; etag?: string } | 'unchanged' | undefined> {
+  ): Promise<(ParsedPointer & { etag?: string }) | 'unchanged' | undefined> {
     return this.readPointer(etag);
   }
 
   private async readPointer(
     etag: string | undefined,
-  ): Promise<{ pointer: LatestPointer; etag?: string } | 'unchanged' | undefined> {
+  ): Promise<(ParsedPointer & { etag?: string }) | 'unchanged' | undefined> {
     const stored = await this.read(LATEST_KEY, POINTER_MAX_BYTES, etag);
     if (stored === undefined || stored === 'unchanged') return stored;
-    return { pointer: parsePointer(stored.body), etag: stored.etag };
+    return { ...parsePointer(stored.body), etag: stored.etag };
   }
 
   /** The names of the versions that have metrics (complete ones, unless a file was damaged since), oldest first. */
@@ -485,42 +539,94 @@ export class ModelStore {
   }
 
   /**
-   * Points `models/latest.json` at a verified version (promotion or rollback).
-   * The pointer is the only thing written, and only after verification, and
-   * only if it is still the one `basedOn` read: otherwise PointerChangedError.
-   * Without `basedOn` (an operator naming the version to serve) it reads the
-   * pointer itself and retries a few times if another write lands in between.
+   * Points `models/latest.json` at a verified version (promotion or rollback),
+   * ending any candidate. The pointer is the only thing written, and only after
+   * verification, and only if it is still the one `basedOn` read: otherwise
+   * PointerChangedError. Without `basedOn` (an operator naming the version to
+   * serve) it reads the pointer itself and retries a few times if another write
+   * lands in between.
    */
   async promote(
     version: string,
     options: { basedOn?: PointerState; forcedReason?: string; now?: Date } = {},
   ): Promise<LatestPointer> {
     const { metrics } = await this.verify(version);
-    if (options.basedOn) return this.writePointer(version, metrics, options.basedOn, options);
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.writePointer(version, metrics, await this.pointerState(), options);
-      } catch (error) {
-        if (!(error instanceof PointerChangedError) || attempt >= PROMOTE_ATTEMPTS) throw error;
-      }
-    }
-  }
-
-  private async writePointer(
-    version: string,
-    metrics: ModelMetrics,
-    basis: PointerState,
-    options: { forcedReason?: string; now?: Date },
-  ) {
-    const current = basis.pointer;
-    const pointer: LatestPointer = {
+    return this.update(options.basedOn, `${version} was not promoted`, ({ pointer: current }) => ({
       version,
       promotedAt: (options.now ?? new Date()).toISOString(),
       accuracy: metrics.test.accuracy,
       arch: metrics.arch,
       ...(options.forcedReason ? { forced: { reason: options.forcedReason } } : {}),
       ...(current && current.version !== version ? { previous: current.version } : {}),
-    };
+    }));
+  }
+
+  /**
+   * Makes a verified version the candidate beside the serving one, which stays
+   * as it is. Refused (409) when nothing serves or the version is the serving
+   * one. `since` is when the version became the candidate: changing only its
+   * mode or percent keeps it, so its evidence accumulates across the change.
+   * Conditional and retried like `promote`.
+   */
+  async setCandidate(
+    wanted: { version: string; mode: 'shadow' } | { version: string; mode: 'canary'; percent: number },
+    options: { basedOn?: PointerState; now?: Date } = {},
+  ): Promise<LatestPointer> {
+    const { version } = wanted;
+    await this.verify(version);
+    if (wanted.mode === 'canary' && !isCanaryPercent(wanted.percent)) {
+      throw new RangeError(`a canary's percent is a whole number from ${CANARY_PERCENT.min} to ${CANARY_PERCENT.max}`);
+    }
+    return this.update(options.basedOn, `${version} was not made the candidate`, ({ pointer: current }) => {
+      if (!current)
+        throw new ConflictError(
+          `no version is serving: promote one before trying ${version} beside it`,
+          'no_serving_version',
+        );
+      if (current.version === version)
+        throw new ConflictError(
+          `${version} is the serving version; a candidate must be another one`,
+          'candidate_is_serving',
+        );
+      const since =
+        current.candidate?.version === version ? current.candidate.since : (options.now ?? new Date()).toISOString();
+      return { ...current, candidate: { ...wanted, since } };
+    });
+  }
+
+  /** Ends the shadow or canary, keeping the serving version; writes nothing when there is none. */
+  async clearCandidate(options: { basedOn?: PointerState } = {}): Promise<LatestPointer> {
+    return this.update(options.basedOn, 'the candidate was not cleared', (basis) => {
+      if (!basis.pointer)
+        throw new ConflictError('no version is serving, so there is no candidate to clear', 'no_serving_version');
+      const { candidate, ...pointer } = basis.pointer;
+      return candidate || basis.candidateInvalid ? pointer : 'unchanged';
+    });
+  }
+
+  /** One conditional write of the pointer, built from its basis; without `basedOn`, re-read and retried on a race. */
+  private async update(
+    basedOn: PointerState | undefined,
+    notDone: string,
+    next: (basis: PointerState) => LatestPointer | 'unchanged',
+  ): Promise<LatestPointer> {
+    // A caller's own basis is written back even unchanged: the write is what confirms it is still current.
+    if (basedOn) {
+      const pointer = next(basedOn);
+      return this.writePointer(basedOn, pointer === 'unchanged' ? basedOn.pointer! : pointer, notDone);
+    }
+    for (let attempt = 1; ; attempt++) {
+      const basis = await this.pointerState();
+      try {
+        return await this.writePointer(basis, next(basis), notDone);
+      } catch (error) {
+        if (!(error instanceof PointerChangedError) || attempt >= PROMOTE_ATTEMPTS) throw error;
+      }
+    }
+  }
+
+  private async writePointer(basis: PointerState, pointer: LatestPointer | 'unchanged', notDone: string) {
+    if (pointer === 'unchanged') return basis.pointer!;
     try {
       await this.objects.put(
         LATEST_KEY,
@@ -530,10 +636,8 @@ export class ModelStore {
       );
     } catch (error) {
       if (!(error instanceof WriteConflictError)) throw error;
-      const was = current ? `it pointed at ${current.version}` : 'there was none';
-      throw new PointerChangedError(
-        `the serving pointer changed after it was read (${was}); ${version} was not promoted`,
-      );
+      const was = basis.pointer ? `it pointed at ${basis.pointer.version}` : 'there was none';
+      throw new PointerChangedError(`the serving pointer changed after it was read (${was}); ${notDone}`);
     }
     return pointer;
   }
