@@ -365,7 +365,7 @@ describe('training faults', () => {
     await store.promote(serving);
     const pointerBefore = (await objects.get(LATEST_KEY))!.body.toString('utf8');
 
-    // weights.bin and model.json go through; metrics.json, the write that completes a version, is held.
+    // weights.bin, model.json and profile.json go through; metrics.json, the write that completes a version, is held.
     const proxy = await holdingProxy(s3.endpoint, /\/models\/[^/]+\/metrics\.json$/);
     const training = train(['--epochs', '1', '--train-limit', '2000', '--force'], {
       MNIST_DIR: mnistDir,
@@ -387,8 +387,8 @@ describe('training faults', () => {
     const keys = await objects.list(`models/${partial}/`);
     assert.deepEqual(
       keys,
-      [`models/${partial}/model.json`, `models/${partial}/weights.bin`],
-      'killed with the weights and topology written, before the metrics',
+      [`models/${partial}/model.json`, `models/${partial}/profile.json`, `models/${partial}/weights.bin`],
+      'killed with the weights, topology and reference profile written, before the metrics',
     );
     assert.equal((await objects.get(LATEST_KEY))!.body.toString('utf8'), pointerBefore);
     assert.deepEqual(
