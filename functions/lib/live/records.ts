@@ -145,16 +145,23 @@ function parseAlternative(value: unknown, answered: string): Alternative | undef
   return valid ? { modelVersion, digit, confidence } : undefined;
 }
 
-/** A capture line as read back, or undefined for anything else (another log line, a damaged or foreign record). */
-export function parseCapture(line: string): CaptureRecord | undefined {
-  let value: Record<string, unknown>;
+/** The JSON object of a record of this type and schema, or undefined for anything else. */
+function recordOf(text: string, type: 'capture' | 'feedback'): Record<string, unknown> | undefined {
+  let value: unknown;
   try {
-    value = JSON.parse(line);
+    value = JSON.parse(text);
   } catch {
     return undefined;
   }
-  if (typeof value !== 'object' || value === null || value.type !== 'capture' || value.schema !== SCHEMA)
-    return undefined;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  const record = value as Record<string, unknown>;
+  return record.type === type && record.schema === SCHEMA ? record : undefined;
+}
+
+/** A capture line as read back, or undefined for anything else (another log line, a damaged or foreign record). */
+export function parseCapture(line: string): CaptureRecord | undefined {
+  const value = recordOf(line, 'capture');
+  if (!value) return undefined;
   const { predictionId, time, modelVersion, digit, confidence, probabilities, input, format, latencyMs } = value;
   const alternative =
     value.alternative === undefined ? undefined : parseAlternative(value.alternative, String(modelVersion));
@@ -220,14 +227,8 @@ export function captureRecord(fields: Omit<CaptureRecord, 'type' | 'schema'>): C
 }
 
 export function parseFeedback(text: string): FeedbackRecord | undefined {
-  let value: Record<string, unknown>;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  if (typeof value !== 'object' || value === null || value.type !== 'feedback' || value.schema !== SCHEMA)
-    return undefined;
+  const value = recordOf(text, 'feedback');
+  if (!value) return undefined;
   const { predictionId, time, label, correct } = value;
   if (!isPredictionId(predictionId) || !isTime(time)) return undefined;
   const base = { type: 'feedback', schema: SCHEMA, predictionId, time } as const;
