@@ -266,10 +266,14 @@ describe('retrain function', () => {
     ]);
   });
 
-  test('reads models/, writes only models/latest.json and deletes nothing', () => {
+  test('reads models/, writes only models/latest.json and its audit records, and deletes nothing', () => {
     assert.deepEqual(s3Statements(statementsOf(template, roleOf(stack.retrainFunction))), [
       { Effect: 'Allow', Action: 's3:GetObject', Resource: objects(stack.bucket, 'models/*') },
-      { Effect: 'Allow', Action: 's3:PutObject', Resource: objects(stack.bucket, 'models/latest.json') },
+      {
+        Effect: 'Allow',
+        Action: 's3:PutObject',
+        Resource: [objects(stack.bucket, 'audit/pointer/*'), objects(stack.bucket, 'models/latest.json')],
+      },
       { Effect: 'Allow', Action: 's3:ListBucket', Resource: arn(stack.bucket) },
     ]);
   });
@@ -675,13 +679,14 @@ describe('training on Batch', () => {
     });
   });
 
-  test('lets the job role read and write models and the dataset, read captures and feedback, and list the bucket', () => {
+  test('lets the job role read and write models and the dataset, add audit records, read captures and feedback, and list the bucket', () => {
     assert.deepEqual(statementsOf(template, stack.training.jobRole), [
       {
         Effect: 'Allow',
         Action: ['s3:GetObject', 's3:PutObject'],
         Resource: [objects(stack.bucket, 'datasets/mnist/*'), objects(stack.bucket, 'models/*')],
       },
+      { Effect: 'Allow', Action: 's3:PutObject', Resource: objects(stack.bucket, 'audit/pointer/*') },
       {
         Effect: 'Allow',
         Action: 's3:GetObject',
@@ -691,7 +696,7 @@ describe('training on Batch', () => {
     ]);
   });
 
-  test('lets the job role delete nothing and write nothing outside models/ and datasets/mnist/', () => {
+  test('lets the job role delete nothing and write nothing outside models/, datasets/mnist/ and audit/pointer/', () => {
     const statements = statementsOf(template, stack.training.jobRole);
     assert.deepEqual(
       actionsOf(statements).filter((a) => /delete|\*/i.test(a)),
@@ -700,7 +705,11 @@ describe('training on Batch', () => {
     const writable = statements
       .filter((s) => actionsOf([s]).includes('s3:PutObject'))
       .flatMap((s) => s.Resource as unknown[]);
-    assert.deepEqual(writable, [objects(stack.bucket, 'datasets/mnist/*'), objects(stack.bucket, 'models/*')]);
+    assert.deepEqual(writable, [
+      objects(stack.bucket, 'datasets/mnist/*'),
+      objects(stack.bucket, 'models/*'),
+      objects(stack.bucket, 'audit/pointer/*'),
+    ]);
     assert.equal(managedPolicies(template, stack.training.jobRole), undefined);
   });
 
