@@ -133,6 +133,41 @@ export class DigitFunction extends NodejsFunction {
     acknowledgeAuditPrefix(this.role!, bucket);
   }
 
+  /**
+   * The rollout decision: reads models, captures and feedback (to compare the
+   * candidate with the serving version), writes the serving pointer and its
+   * audit records and nothing else, and reads the states of the alarms a model
+   * can cause, named one by one. Sets STAGE's alarms apart from other stages'.
+   */
+  bindRollout(bucket: s3.IBucket, latestKey: string, alarmArns: string[]): void {
+    this.addEnvironment('BUCKET', bucket.bucketName);
+    this.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['s3:GetObject'],
+        resources: [CAPTURES_PREFIX, FEEDBACK_PREFIX, MODELS_PREFIX].map((prefix) =>
+          bucket.arnForObjects(`${prefix}*`),
+        ),
+      }),
+    );
+    this.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['s3:PutObject'],
+        resources: [bucket.arnForObjects(latestKey), bucket.arnForObjects(`${AUDIT_PREFIX}*`)],
+      }),
+    );
+    this.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [bucket.bucketArn] }));
+    this.addToRolePolicy(new iam.PolicyStatement({ actions: ['cloudwatch:DescribeAlarms'], resources: alarmArns }));
+    this.acknowledgeModelsPrefix(bucket);
+    acknowledgeAuditPrefix(this.role!, bucket);
+    for (const prefix of [CAPTURES_PREFIX, FEEDBACK_PREFIX]) {
+      acknowledge(
+        this.role!,
+        `AwsSolutions-IAM5[${arnFinding(bucket, `/${prefix}*`)}]`,
+        `Read-only: captures and feedback are created at run time under date partitions of ${prefix}; the grant is limited to that prefix.`,
+      );
+    }
+  }
+
   /** Writes users' corrections, `feedback/*`, and nothing else: no read, no list, no delete. */
   bindFeedbackWriter(bucket: s3.IBucket): void {
     this.addEnvironment('BUCKET', bucket.bucketName);

@@ -473,6 +473,102 @@ describe('feedback function', () => {
   });
 });
 
+describe('rollout function', () => {
+  const role = () => roleOf(stack.rolloutFunction);
+  const alarmArn = (id: string) => ({
+    'Fn::Join': [
+      '',
+      [
+        'arn:',
+        { Ref: 'AWS::Partition' },
+        ':cloudwatch:',
+        { Ref: 'AWS::Region' },
+        ':',
+        { Ref: 'AWS::AccountId' },
+        `:alarm:digitnet-dev-${id}`,
+      ],
+    ],
+  });
+  const MODEL_ALARMS = ['Api5xxRate', 'PredictLatencyP99', 'PredictFunctionErrors', 'LowConfidenceRate'];
+
+  test('reads models, captures and feedback, writes only the pointer and audit records, and lists the bucket', () => {
+    assert.deepEqual(s3Statements(statementsOf(template, role())), [
+      {
+        Effect: 'Allow',
+        Action: 's3:GetObject',
+        Resource: [
+          objects(stack.bucket, 'captures/*'),
+          objects(stack.bucket, 'feedback/*'),
+          objects(stack.bucket, 'models/*'),
+        ],
+      },
+      {
+        Effect: 'Allow',
+        Action: 's3:PutObject',
+        Resource: [objects(stack.bucket, 'audit/pointer/*'), objects(stack.bucket, 'models/latest.json')],
+      },
+      { Effect: 'Allow', Action: 's3:ListBucket', Resource: arn(stack.bucket) },
+    ]);
+  });
+
+  test("may describe this stage's model alarms, named one by one, and nothing else in CloudWatch", () => {
+    const statements = statementsOf(template, role()).filter((s) =>
+      actionsOf([s]).some((a) => a.startsWith('cloudwatch:')),
+    );
+    assert.deepEqual(statements, [
+      { Effect: 'Allow', Action: 'cloudwatch:DescribeAlarms', Resource: [...MODEL_ALARMS].sort().map(alarmArn) },
+    ]);
+  });
+
+  test('can delete nothing and holds no other permission', () => {
+    assert.deepEqual(actionsOf(statementsOf(template, role())).sort(), [
+      'cloudwatch:DescribeAlarms',
+      'logs:CreateLogStream',
+      'logs:PutLogEvents',
+      's3:GetObject',
+      's3:ListBucket',
+      's3:PutObject',
+    ]);
+    assert.equal(managedPolicies(template, role()), undefined);
+  });
+
+  test('runs every 15 minutes by default', () => {
+    template.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: 'rate(15 minutes)',
+      State: 'ENABLED',
+      Targets: [Match.objectLike({ Arn: arn(stack.rolloutFunction) })],
+    });
+  });
+
+  test('runs when one of the model alarms goes into ALARM', () => {
+    template.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: {
+        source: ['aws.cloudwatch'],
+        'detail-type': ['CloudWatch Alarm State Change'],
+        detail: { alarmName: MODEL_ALARMS.map((id) => `digitnet-dev-${id}`), state: { value: ['ALARM'] } },
+      },
+      Targets: [Match.objectLike({ Arn: arn(stack.rolloutFunction) })],
+    });
+  });
+
+  test('the alarms it reads are alarms the stack has', () => {
+    for (const id of MODEL_ALARMS)
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', { AlarmName: `digitnet-dev-${id}` });
+  });
+
+  test('context sets how often it runs, and refuses an interval outside 1 to 1440 minutes', () => {
+    synth({ rolloutIntervalMinutes: '5' }).template.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: 'rate(5 minutes)',
+      Targets: [Match.objectLike({ Arn: Match.anyValue() })],
+    });
+    for (const bad of ['0', '1441', 'often'])
+      assert.throws(
+        () => buildApp({ context: { rolloutIntervalMinutes: bad } }),
+        /context "rolloutIntervalMinutes" must be/,
+      );
+  });
+});
+
 describe('live summary', () => {
   const role = () => roleOf(stack.liveFunction);
 
