@@ -8,6 +8,7 @@ import type { ObjectStore } from '#lib/storage/objects';
 import { LATEST_KEY, ModelStore } from '#lib/storage/store';
 import { testBucket } from './support/env.ts';
 import { type Answer, writeTraffic } from './support/live.ts';
+import { startRolloutTimer } from '../scripts/local/rollout-timer.ts';
 import { storeTrainedModel } from './support/service.ts';
 
 const silent = createLogger({}, () => {});
@@ -135,5 +136,45 @@ describe('applyRollout on the embedded S3', () => {
       applied: false,
     });
     assert.deepEqual(await bucket.objects.list(''), []);
+  });
+});
+
+describe("npm start's rollout timer", () => {
+  /** A logger that resolves `seen(message)` once a line with that message is logged. */
+  function watchingLogger() {
+    const waiting = new Map<string, () => void>();
+    const messages: string[] = [];
+    const logger = createLogger(
+      {},
+      (line) => {
+        const { message } = JSON.parse(line) as { message: string };
+        messages.push(message);
+        waiting.get(message)?.();
+      },
+      'debug',
+    );
+    const seen = (message: string) =>
+      messages.includes(message) ? Promise.resolve() : new Promise<void>((resolve) => waiting.set(message, resolve));
+    return { logger, seen, messages };
+  }
+
+  test('applies the policy on its own, carries on after a failed run, and stops cleanly', async () => {
+    const { bucket, store, serving, candidate } = await withCandidate({ mode: 'shadow' });
+    await writeTraffic(bucket.objects, pairTraffic(25, serving, 3, candidate, 3));
+    let failures = 1;
+    const flaky: ObjectStore = Object.assign(Object.create(bucket.objects), {
+      getIfChanged: async (...args: Parameters<ObjectStore['getIfChanged']>) => {
+        if (failures-- > 0) throw new Error('storage hiccup');
+        return bucket.objects.getIfChanged(...args);
+      },
+    });
+    const { logger, seen, messages } = watchingLogger();
+    const timer = startRolloutTimer({ objects: flaky, policy: POLICY, intervalSeconds: 0.01, logger });
+    await seen('rollout: promote');
+    await timer.stop();
+    assert.ok(
+      messages.indexOf('rollout: the run failed; the next one tries again') < messages.indexOf('rollout: promote'),
+    );
+    assert.equal((await store.latest())?.version, candidate);
   });
 });
