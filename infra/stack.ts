@@ -232,6 +232,8 @@ export class DigitnetStack extends Stack {
         feedback: this.feedbackFunction,
         retrain: this.retrainFunction,
         live: this.liveFunction,
+        // The safety net for rollouts: when it fails, nothing rolls back automatically.
+        rollout: this.rolloutFunction,
       },
       jobQueue: this.training.queue,
       thresholds: config,

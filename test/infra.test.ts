@@ -967,7 +967,7 @@ describe('metrics, alarms and dashboard', () => {
 
   test('every alarm notifies the topic, and treats missing data as fine', () => {
     const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm'));
-    assert.equal(alarms.length, 10);
+    assert.equal(alarms.length, 11);
     for (const { Properties } of alarms) {
       assert.deepEqual(Properties.AlarmActions, [topic], Properties.AlarmName);
       assert.equal(Properties.TreatMissingData, 'notBreaching', Properties.AlarmName);
@@ -1042,18 +1042,24 @@ describe('metrics, alarms and dashboard', () => {
     });
   });
 
-  test('function throttles: any throttle of any of the four functions in 5 minutes', () => {
+  test('function throttles: any throttle of any of the five functions in 5 minutes', () => {
     const props = alarmProps('FunctionThrottles');
     const [expression, ...inputs] = props.Metrics;
-    assert.equal(expression.Expression, 'predict + feedback + retrain + live');
+    assert.equal(expression.Expression, 'predict + feedback + retrain + live + rollout');
     assert.deepEqual(
       inputs.map((m: { Id: string; MetricStat: { Metric: { MetricName: string; Dimensions: unknown } } }) => [
         m.Id,
         m.MetricStat.Metric.MetricName,
         m.MetricStat.Metric.Dimensions,
       ]),
-      [stack.predictFunction, stack.feedbackFunction, stack.retrainFunction, stack.liveFunction].map((fn, i) => [
-        ['predict', 'feedback', 'retrain', 'live'][i],
+      [
+        stack.predictFunction,
+        stack.feedbackFunction,
+        stack.retrainFunction,
+        stack.liveFunction,
+        stack.rolloutFunction,
+      ].map((fn, i) => [
+        ['predict', 'feedback', 'retrain', 'live', 'rollout'][i],
         'Throttles',
         [{ Name: 'FunctionName', Value: { Ref: logicalId(fn) } }],
       ]),
@@ -1067,6 +1073,7 @@ describe('metrics, alarms and dashboard', () => {
       FeedbackFunctionErrors: stack.feedbackFunction,
       RetrainFunctionErrors: stack.retrainFunction,
       LiveFunctionErrors: stack.liveFunction,
+      RolloutFunctionErrors: stack.rolloutFunction,
     };
     for (const [name, fn] of Object.entries(fns)) {
       const props = alarmProps(name);
