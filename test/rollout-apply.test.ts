@@ -128,6 +128,20 @@ describe('applyRollout on the embedded S3', () => {
     assert.equal(((await store.history()).at(-1) as AuditRecord).actor, 'operator');
   });
 
+  test('a pointer written before changedAt was recorded cools down from its promotion time', async () => {
+    const bucket = await testBucket();
+    const store = new ModelStore(bucket.objects);
+    const version = await storeTrainedModel(store);
+    const legacy = { version, promotedAt: ago(10).toISOString(), accuracy: 0.9, arch: 'mlp' };
+    await bucket.objects.put(LATEST_KEY, JSON.stringify(legacy), 'application/json');
+    const outcome = await run(bucket.objects, [{ name: 'digitnet-dev-Errors', state: 'ALARM' }]);
+    assert.deepEqual(outcome, {
+      action: 'wait',
+      reason: 'cooling down: the pointer changed 10 min ago (30 min)',
+      applied: false,
+    });
+  });
+
   test('waits, writing nothing, when nothing serves yet', async () => {
     const bucket = await testBucket();
     assert.deepEqual(await run(bucket.objects), {
