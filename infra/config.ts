@@ -53,6 +53,8 @@ export interface StackConfig {
   liveRetentionDays: number;
   /** How often the live summary (models/<version>/live.json) is refreshed. */
   liveSummaryIntervalMinutes: number;
+  /** How often the rollout function applies the rollout policy (it also runs when a model's alarm goes off). */
+  rolloutIntervalMinutes: number;
   /** An answer below this confidence counts as LowConfidence (LOW_CONFIDENCE_THRESHOLD). */
   lowConfidenceThreshold: number;
   /** Where the alarm topic sends e-mail; none when absent (subscribe to the topic yourself). */
@@ -92,6 +94,7 @@ export const STACK_DEFAULTS: StackConfig = {
   captureBufferSeconds: 300,
   liveRetentionDays: 90,
   liveSummaryIntervalMinutes: 60,
+  rolloutIntervalMinutes: 15,
   lowConfidenceThreshold: 0.6,
   alarmApi5xxPercent: 5,
   alarmPredictP99Ms: 1000,
@@ -294,6 +297,7 @@ export function readStackConfig(node: Pick<Node, 'tryGetContext'>): StackConfig 
       5,
       24 * 60,
     ),
+    rolloutIntervalMinutes: number(get, 'rolloutIntervalMinutes', STACK_DEFAULTS.rolloutIntervalMinutes, 1, 24 * 60),
     lowConfidenceThreshold: number(get, 'lowConfidenceThreshold', STACK_DEFAULTS.lowConfidenceThreshold, 0, 1, false),
     ...(alarmEmail ? { alarmEmail } : {}),
     alarmApi5xxPercent: number(get, 'alarmApi5xxPercent', STACK_DEFAULTS.alarmApi5xxPercent, 0.1, 100, false),

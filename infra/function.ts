@@ -14,6 +14,7 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
 import type { Stage } from '#lib/config';
 import { CAPTURES_PREFIX, FEEDBACK_PREFIX, LIVE_FILE } from '#lib/live/records';
+import { AUDIT_PREFIX } from '#lib/storage/audit';
 import { MODELS_PREFIX } from '#lib/storage/store';
 import { LAMBDA_ESBUILD, REPO_ROOT, type LambdaAsset } from './lambda-bundle.ts';
 import { acknowledge, arnFinding } from './nag.ts';
@@ -112,8 +113,9 @@ export class DigitFunction extends NodejsFunction {
 
   /**
    * Reads model versions and rewrites the serving pointer (promotion,
-   * rollback). ListBucket lets ModelStore list versions and makes S3 answer a
-   * missing key with 404 instead of 403; key names here are not secret.
+   * rollback), adding each change's audit record under `audit/pointer/`.
+   * ListBucket lets ModelStore list versions and makes S3 answer a missing
+   * key with 404 instead of 403; key names here are not secret.
    */
   bindModelsPromoter(bucket: s3.IBucket, latestKey: string): void {
     this.addEnvironment('BUCKET', bucket.bucketName);
@@ -121,10 +123,49 @@ export class DigitFunction extends NodejsFunction {
       new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: [bucket.arnForObjects('models/*')] }),
     );
     this.addToRolePolicy(
-      new iam.PolicyStatement({ actions: ['s3:PutObject'], resources: [bucket.arnForObjects(latestKey)] }),
+      new iam.PolicyStatement({
+        actions: ['s3:PutObject'],
+        resources: [bucket.arnForObjects(latestKey), bucket.arnForObjects(`${AUDIT_PREFIX}*`)],
+      }),
     );
     this.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [bucket.bucketArn] }));
     this.acknowledgeModelsPrefix(bucket);
+    acknowledgeAuditPrefix(this.role!, bucket);
+  }
+
+  /**
+   * The rollout decision: reads models, captures and feedback (to compare the
+   * candidate with the serving version), writes the serving pointer and its
+   * audit records and nothing else, and reads the states of the alarms a model
+   * can cause, named one by one. Sets STAGE's alarms apart from other stages'.
+   */
+  bindRollout(bucket: s3.IBucket, latestKey: string, alarmArns: string[]): void {
+    this.addEnvironment('BUCKET', bucket.bucketName);
+    this.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['s3:GetObject'],
+        resources: [CAPTURES_PREFIX, FEEDBACK_PREFIX, MODELS_PREFIX].map((prefix) =>
+          bucket.arnForObjects(`${prefix}*`),
+        ),
+      }),
+    );
+    this.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['s3:PutObject'],
+        resources: [bucket.arnForObjects(latestKey), bucket.arnForObjects(`${AUDIT_PREFIX}*`)],
+      }),
+    );
+    this.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [bucket.bucketArn] }));
+    this.addToRolePolicy(new iam.PolicyStatement({ actions: ['cloudwatch:DescribeAlarms'], resources: alarmArns }));
+    this.acknowledgeModelsPrefix(bucket);
+    acknowledgeAuditPrefix(this.role!, bucket);
+    for (const prefix of [CAPTURES_PREFIX, FEEDBACK_PREFIX]) {
+      acknowledge(
+        this.role!,
+        `AwsSolutions-IAM5[${arnFinding(bucket, `/${prefix}*`)}]`,
+        `Read-only: captures and feedback are created at run time under date partitions of ${prefix}; the grant is limited to that prefix.`,
+      );
+    }
   }
 
   /** Writes users' corrections, `feedback/*`, and nothing else: no read, no list, no delete. */
@@ -203,4 +244,13 @@ export class DigitFunction extends NodejsFunction {
       'Model versions are created at run time under models/; the grant is limited to that prefix.',
     );
   }
+}
+
+/** Shared with the training job's role, which promotes too. */
+export function acknowledgeAuditPrefix(role: iam.IRole, bucket: s3.IBucket): void {
+  acknowledge(
+    role,
+    `AwsSolutions-IAM5[${arnFinding(bucket, `/${AUDIT_PREFIX}*`)}]`,
+    'Write-only: one audit record per pointer change is created at run time under audit/pointer/; the grant is limited to that prefix.',
+  );
 }

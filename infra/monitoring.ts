@@ -47,7 +47,7 @@ export interface MonitoringProps {
   api: apigw.HttpApi;
   /** The API's access log group, whose lines carry `status` and `stage`. */
   apiAccessLogs: logs.ILogGroup;
-  functions: Record<'predict' | 'feedback' | 'retrain' | 'live', lambda.IFunction>;
+  functions: Record<'predict' | 'feedback' | 'retrain' | 'live' | 'rollout', lambda.IFunction>;
   jobQueue: batch.IJobQueue;
   thresholds: AlarmThresholds;
   alarmEmail?: string;

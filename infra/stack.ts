@@ -3,7 +3,7 @@
  * predict, feedback and retrain functions behind an HTTP API, Batch training,
  * and live learning's capture delivery and scheduled live summary.
  */
-import { CfnOutput, Duration, RemovalPolicy, Size, Stack, type StackProps } from 'aws-cdk-lib';
+import { ArnFormat, CfnOutput, Duration, RemovalPolicy, Size, Stack, type StackProps } from 'aws-cdk-lib';
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
@@ -14,6 +14,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
 import { CAPTURES_PREFIX, FEEDBACK_PREFIX } from '#lib/live/records';
+import { alarmName, MODEL_ALARM_IDS } from '#lib/rollout/cloudwatch-alarms';
 import { LATEST_KEY } from '#lib/storage/store';
 import { CAPTURE_ERRORS_PREFIX, CaptureDelivery } from './capture.ts';
 import type { Reservation, StackConfig } from './config.ts';
@@ -35,6 +36,7 @@ export class DigitnetStack extends Stack {
   readonly retrainFunction: DigitFunction;
   readonly feedbackFunction: DigitFunction;
   readonly liveFunction: DigitFunction;
+  readonly rolloutFunction: DigitFunction;
   readonly api: apigw.HttpApi;
   readonly training: Training;
   readonly captures: CaptureDelivery;
@@ -172,6 +174,52 @@ export class DigitnetStack extends Stack {
     this.retrainFunction.bindModelsPromoter(this.bucket, LATEST_KEY);
     this.retrainFunction.bindTrainingJobs(this.training.queue, this.training.jobDefinition);
 
+    this.rolloutFunction = new DigitFunction(this, 'RolloutFunction', {
+      stage: config.stage,
+      entry: 'functions/rollout/handler.ts',
+      description: 'digitnet: promote, drop or roll back the candidate by the rollout policy, with an audit record',
+      // Reads the captures and feedback since the candidate was set, then one pointer write.
+      memoryMiB: 1024,
+      sourceMaps: true,
+      // No reserved concurrency: two runs at once are safe (the second's conditional write is refused) and rare.
+      timeout: Duration.minutes(5),
+      logRetention,
+      removalPolicy,
+    });
+    this.rolloutFunction.bindRollout(
+      this.bucket,
+      LATEST_KEY,
+      MODEL_ALARM_IDS.map((id) =>
+        this.formatArn({
+          service: 'cloudwatch',
+          resource: 'alarm',
+          resourceName: alarmName(config.stage, id),
+          arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+        }),
+      ),
+    );
+    const rolloutTarget = new targets.LambdaFunction(this.rolloutFunction, {
+      retryAttempts: 2,
+      maxEventAge: Duration.minutes(15),
+    });
+    new events.Rule(this, 'RolloutSchedule', {
+      description: 'digitnet: apply the rollout policy to the candidate and the newly promoted version',
+      schedule: events.Schedule.rate(Duration.minutes(config.rolloutIntervalMinutes)),
+      targets: [rolloutTarget],
+    });
+    new events.Rule(this, 'RolloutOnAlarm', {
+      description: 'digitnet: apply the rollout policy as soon as an alarm a model can cause goes off',
+      eventPattern: {
+        source: ['aws.cloudwatch'],
+        detailType: ['CloudWatch Alarm State Change'],
+        detail: {
+          alarmName: MODEL_ALARM_IDS.map((id) => alarmName(config.stage, id)),
+          state: { value: ['ALARM'] },
+        },
+      },
+      targets: [rolloutTarget],
+    });
+
     const apiAccessLogs = new logs.LogGroup(this, 'ApiAccessLogs', { retention: logRetention, removalPolicy });
     this.api = this.httpApi(config, apiAccessLogs);
 
@@ -184,6 +232,8 @@ export class DigitnetStack extends Stack {
         feedback: this.feedbackFunction,
         retrain: this.retrainFunction,
         live: this.liveFunction,
+        // The safety net for rollouts: when it fails, nothing rolls back automatically.
+        rollout: this.rolloutFunction,
       },
       jobQueue: this.training.queue,
       thresholds: config,

@@ -15,6 +15,8 @@ import type * as s3 from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 import { CAPTURES_PREFIX, FEEDBACK_PREFIX } from '#lib/live/records';
 import type { Stage } from '#lib/config';
+import { AUDIT_PREFIX } from '#lib/storage/audit';
+import { acknowledgeAuditPrefix } from './function.ts';
 import { REPO_ROOT } from './lambda-bundle.ts';
 import { acknowledge, arnFinding } from './nag.ts';
 
@@ -71,7 +73,7 @@ export class Training extends Construct {
     this.jobRole = new iam.Role(this, 'JobRole', {
       assumedBy: new iam.ServicePrincipal('ecs-tasks.amazonaws.com'),
       description:
-        'digitnet training job: reads the MNIST dataset, captures and feedback, writes model versions and the serving pointer; deletes nothing',
+        'digitnet training job: reads the MNIST dataset, captures and feedback, writes model versions, the serving pointer and its audit records; deletes nothing',
     });
     const { bucket } = props;
     this.jobRole.addToPolicy(
@@ -90,6 +92,11 @@ export class Training extends Construct {
         resources: [bucket.arnForObjects('datasets/mnist/*')],
       }),
     );
+    // A promotion's audit record (ModelStore writes it after the pointer): write only.
+    this.jobRole.addToPolicy(
+      new iam.PolicyStatement({ actions: ['s3:PutObject'], resources: [bucket.arnForObjects(`${AUDIT_PREFIX}*`)] }),
+    );
+    acknowledgeAuditPrefix(this.jobRole, bucket);
     // Users' captured inputs and their corrections, for `--with-feedback`: read only.
     this.jobRole.addToPolicy(
       new iam.PolicyStatement({

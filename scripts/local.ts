@@ -4,7 +4,8 @@
  * is serving yet, then serves the very same Lambda handlers over HTTP on
  * 127.0.0.1 from one process per core (local/workers.ts): predict for
  * everyone, retrain/promote (with training jobs run as child processes) for
- * whoever holds the token printed at start-up. Ctrl-C stops everything.
+ * whoever holds the token printed at start-up. The primary applies the rollout
+ * policy on a timer (ROLLOUT_INTERVAL_SECONDS). Ctrl-C stops everything.
  */
 import '#lib/exit-on-bad-config';
 import { randomBytes } from 'node:crypto';
@@ -24,6 +25,7 @@ import { TOKEN_FILE } from './cli/local-token.ts';
 import { LOCAL_JOB_DEFINITION, LOCAL_QUEUE, LocalBatch } from './local/batch.ts';
 import { assertPortFree, claimDataDir, exposureWarning, PreflightError } from './local/preflight.ts';
 import { prepareModel } from './local/startup.ts';
+import { startRolloutTimer } from './local/rollout-timer.ts';
 import { startWorkers } from './local/workers.ts';
 
 const USAGE = `Usage: npm start -- [options]
@@ -135,12 +137,23 @@ async function main(): Promise<void> {
     })}\n`,
   );
 
+  const rollout =
+    localConfig.rollout.intervalSeconds > 0
+      ? startRolloutTimer({
+          objects: storage.objects,
+          policy: localConfig.rollout.policy,
+          intervalSeconds: localConfig.rollout.intervalSeconds,
+          logger: logger.child({ function: 'rollout' }),
+        })
+      : undefined;
+
   let stopping = false;
   const stop = async () => {
     if (stopping) return;
     stopping = true;
     process.stderr.write('\nstopping…\n');
     batch.stopAll();
+    await rollout?.stop();
     await served.close();
     await storage.close();
     process.exit(0);

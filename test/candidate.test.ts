@@ -96,6 +96,7 @@ describe('setting and clearing the candidate in the store', () => {
     const shadow = await store.setCandidate({ version: others[0]!, mode: 'shadow' }, { now: NOW });
     assert.deepEqual(shadow, {
       ...before,
+      changedAt: NOW.toISOString(),
       candidate: { version: others[0], mode: 'shadow', since: NOW.toISOString() },
     });
     const later = new Date(NOW.getTime() + 60_000);
@@ -113,8 +114,12 @@ describe('setting and clearing the candidate in the store', () => {
     assert.equal(promoted.previous, serving);
     await store.setCandidate({ version: others[0]!, mode: 'canary', percent: 5 });
     const { candidate: _, ...withoutCandidate } = (await store.latest())!;
-    assert.deepEqual(await store.clearCandidate(), withoutCandidate);
-    assert.deepEqual(await store.latest(), withoutCandidate);
+    const cleared = new Date(NOW.getTime() + 60_000);
+    assert.deepEqual(await store.clearCandidate({ now: cleared }), {
+      ...withoutCandidate,
+      changedAt: cleared.toISOString(),
+    });
+    assert.deepEqual(await store.latest(), { ...withoutCandidate, changedAt: cleared.toISOString() });
   });
 
   test('clearing when there is no candidate writes nothing', async () => {
@@ -291,7 +296,40 @@ describe('npm run promote with --shadow, --canary and --clear-candidate', () => 
     assert.match(result.stderr, /is the serving version; a candidate must be another one/);
   });
 
-  for (const args of [['--shadow'], ['V', '--shadow', '--canary', '5'], ['V', '--clear-candidate'], []]) {
+  test('--pin promotes and pins, --unpin alone unpins, --reason goes into the audit trail', async () => {
+    const version = setup.others[0]!;
+    const pinned = await promote([version, '--pin', '--reason', 'release freeze']);
+    assert.equal(pinned.code, 0, pinned.stderr);
+    assert.equal(pinned.stderr, `${version} is now serving, pinned (was ${setup.serving})\n`);
+    assert.equal((await setup.store.latest())?.pinned, true);
+    const unpinned = await promote(['--unpin']);
+    assert.equal(unpinned.code, 0, unpinned.stderr);
+    assert.equal(unpinned.stderr, `${version} is no longer pinned: automatic decisions may change it again\n`);
+    assert.equal((await setup.store.latest())?.pinned, undefined);
+    const reasons = (await setup.store.history()).map((r) => ('reason' in r ? [r.action, r.reason] : r));
+    assert.deepEqual(reasons.slice(-2), [
+      ['promote', 'release freeze'],
+      ['unpin', null],
+    ]);
+    await promote([setup.serving]);
+  });
+
+  test("a reason the API refuses: exit 1 with the API's reason", async () => {
+    const result = await promote([setup.serving, '--reason', 'x'.repeat(501)]);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /^not promoted: 400: "reason" must be one line of 1 to 500 characters/m);
+  });
+
+  for (const args of [
+    ['--shadow'],
+    ['V', '--shadow', '--canary', '5'],
+    ['V', '--clear-candidate'],
+    [],
+    ['V', '--unpin'],
+    ['V', '--shadow', '--pin'],
+    ['--unpin', '--clear-candidate'],
+    ['--pin'],
+  ]) {
     test(`${JSON.stringify(args)} is a usage error (exit 2) that sends nothing`, async () => {
       const before = await setup.store.pointerState();
       const result = await promote(args);

@@ -93,6 +93,46 @@ const accepted: { env: Env; expect: Partial<Config> }[] = [
     env: { DRIFT_WINDOW_DAYS: '3', DRIFT_THRESHOLD: '0.1', DRIFT_MIN_SAMPLES: '50' },
     expect: { drift: { windowDays: 3, threshold: 0.1, minSamples: 50 } },
   },
+  {
+    env: {},
+    expect: {
+      rollout: {
+        policy: {
+          minSamples: 500,
+          minLabelled: 50,
+          minAgreement: 0.97,
+          tolerance: 0.01,
+          coolDownMinutes: 30,
+          watchMinutes: 1440,
+        },
+        intervalSeconds: 60,
+      },
+    },
+  },
+  {
+    env: {
+      ROLLOUT_MIN_SAMPLES: '100',
+      ROLLOUT_MIN_LABELLED: '20',
+      ROLLOUT_MIN_AGREEMENT: '0.9',
+      ROLLOUT_TOLERANCE: '0',
+      ROLLOUT_COOL_DOWN_MINUTES: '0',
+      ROLLOUT_WATCH_MINUTES: '60',
+      ROLLOUT_INTERVAL_SECONDS: '0',
+    },
+    expect: {
+      rollout: {
+        policy: {
+          minSamples: 100,
+          minLabelled: 20,
+          minAgreement: 0.9,
+          tolerance: 0,
+          coolDownMinutes: 0,
+          watchMinutes: 60,
+        },
+        intervalSeconds: 0,
+      },
+    },
+  },
   { env: {}, expect: { feedbackLimit: { ratePerSecond: 5, burst: 20 } } },
   {
     env: { FEEDBACK_RATE_PER_SECOND: '0.5', FEEDBACK_BURST: '3' },
@@ -118,6 +158,25 @@ const accepted: { env: Env; expect: Partial<Config> }[] = [
 ];
 
 const refused: { env: Env; message: string }[] = [
+  { env: { ROLLOUT_MIN_SAMPLES: '0' }, message: 'ROLLOUT_MIN_SAMPLES must be a number from 1 to 10000000; got "0"' },
+  {
+    env: { ROLLOUT_MIN_LABELLED: 'many' },
+    message: 'ROLLOUT_MIN_LABELLED must be a number from 1 to 10000000; got "many"',
+  },
+  { env: { ROLLOUT_MIN_AGREEMENT: '97' }, message: 'ROLLOUT_MIN_AGREEMENT must be a number from 0 to 1; got "97"' },
+  { env: { ROLLOUT_TOLERANCE: '-0.01' }, message: 'ROLLOUT_TOLERANCE must be a number from 0 to 1; got "-0.01"' },
+  {
+    env: { ROLLOUT_COOL_DOWN_MINUTES: '1e9' },
+    message: 'ROLLOUT_COOL_DOWN_MINUTES must be a number from 0 to 10080; got "1e9"',
+  },
+  {
+    env: { ROLLOUT_WATCH_MINUTES: 'a day' },
+    message: 'ROLLOUT_WATCH_MINUTES must be a number from 0 to 43200; got "a day"',
+  },
+  {
+    env: { ROLLOUT_INTERVAL_SECONDS: '-1' },
+    message: 'ROLLOUT_INTERVAL_SECONDS must be a number from 0 to 86400; got "-1"',
+  },
   { env: { DRIFT_WINDOW_DAYS: '0' }, message: 'DRIFT_WINDOW_DAYS must be a number from 1 to 90; got "0"' },
   { env: { DRIFT_THRESHOLD: 'high' }, message: 'DRIFT_THRESHOLD must be a number from 0.01 to 10; got "high"' },
   { env: { DRIFT_MIN_SAMPLES: '-5' }, message: 'DRIFT_MIN_SAMPLES must be a number from 1 to 1000000; got "-5"' },

@@ -266,10 +266,14 @@ describe('retrain function', () => {
     ]);
   });
 
-  test('reads models/, writes only models/latest.json and deletes nothing', () => {
+  test('reads models/, writes only models/latest.json and its audit records, and deletes nothing', () => {
     assert.deepEqual(s3Statements(statementsOf(template, roleOf(stack.retrainFunction))), [
       { Effect: 'Allow', Action: 's3:GetObject', Resource: objects(stack.bucket, 'models/*') },
-      { Effect: 'Allow', Action: 's3:PutObject', Resource: objects(stack.bucket, 'models/latest.json') },
+      {
+        Effect: 'Allow',
+        Action: 's3:PutObject',
+        Resource: [objects(stack.bucket, 'audit/pointer/*'), objects(stack.bucket, 'models/latest.json')],
+      },
       { Effect: 'Allow', Action: 's3:ListBucket', Resource: arn(stack.bucket) },
     ]);
   });
@@ -466,6 +470,102 @@ describe('feedback function', () => {
 
   test('reserves 10 concurrent executions by default, so a flood of corrections takes no more', () => {
     template.hasResourceProperties('AWS::Lambda::Function', { Role: arn(role()), ReservedConcurrentExecutions: 10 });
+  });
+});
+
+describe('rollout function', () => {
+  const role = () => roleOf(stack.rolloutFunction);
+  const alarmArn = (id: string) => ({
+    'Fn::Join': [
+      '',
+      [
+        'arn:',
+        { Ref: 'AWS::Partition' },
+        ':cloudwatch:',
+        { Ref: 'AWS::Region' },
+        ':',
+        { Ref: 'AWS::AccountId' },
+        `:alarm:digitnet-dev-${id}`,
+      ],
+    ],
+  });
+  const MODEL_ALARMS = ['Api5xxRate', 'PredictLatencyP99', 'PredictFunctionErrors', 'LowConfidenceRate'];
+
+  test('reads models, captures and feedback, writes only the pointer and audit records, and lists the bucket', () => {
+    assert.deepEqual(s3Statements(statementsOf(template, role())), [
+      {
+        Effect: 'Allow',
+        Action: 's3:GetObject',
+        Resource: [
+          objects(stack.bucket, 'captures/*'),
+          objects(stack.bucket, 'feedback/*'),
+          objects(stack.bucket, 'models/*'),
+        ],
+      },
+      {
+        Effect: 'Allow',
+        Action: 's3:PutObject',
+        Resource: [objects(stack.bucket, 'audit/pointer/*'), objects(stack.bucket, 'models/latest.json')],
+      },
+      { Effect: 'Allow', Action: 's3:ListBucket', Resource: arn(stack.bucket) },
+    ]);
+  });
+
+  test("may describe this stage's model alarms, named one by one, and nothing else in CloudWatch", () => {
+    const statements = statementsOf(template, role()).filter((s) =>
+      actionsOf([s]).some((a) => a.startsWith('cloudwatch:')),
+    );
+    assert.deepEqual(statements, [
+      { Effect: 'Allow', Action: 'cloudwatch:DescribeAlarms', Resource: [...MODEL_ALARMS].sort().map(alarmArn) },
+    ]);
+  });
+
+  test('can delete nothing and holds no other permission', () => {
+    assert.deepEqual(actionsOf(statementsOf(template, role())).sort(), [
+      'cloudwatch:DescribeAlarms',
+      'logs:CreateLogStream',
+      'logs:PutLogEvents',
+      's3:GetObject',
+      's3:ListBucket',
+      's3:PutObject',
+    ]);
+    assert.equal(managedPolicies(template, role()), undefined);
+  });
+
+  test('runs every 15 minutes by default', () => {
+    template.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: 'rate(15 minutes)',
+      State: 'ENABLED',
+      Targets: [Match.objectLike({ Arn: arn(stack.rolloutFunction) })],
+    });
+  });
+
+  test('runs when one of the model alarms goes into ALARM', () => {
+    template.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: {
+        source: ['aws.cloudwatch'],
+        'detail-type': ['CloudWatch Alarm State Change'],
+        detail: { alarmName: MODEL_ALARMS.map((id) => `digitnet-dev-${id}`), state: { value: ['ALARM'] } },
+      },
+      Targets: [Match.objectLike({ Arn: arn(stack.rolloutFunction) })],
+    });
+  });
+
+  test('the alarms it reads are alarms the stack has', () => {
+    for (const id of MODEL_ALARMS)
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', { AlarmName: `digitnet-dev-${id}` });
+  });
+
+  test('context sets how often it runs, and refuses an interval outside 1 to 1440 minutes', () => {
+    synth({ rolloutIntervalMinutes: '5' }).template.hasResourceProperties('AWS::Events::Rule', {
+      ScheduleExpression: 'rate(5 minutes)',
+      Targets: [Match.objectLike({ Arn: Match.anyValue() })],
+    });
+    for (const bad of ['0', '1441', 'often'])
+      assert.throws(
+        () => buildApp({ context: { rolloutIntervalMinutes: bad } }),
+        /context "rolloutIntervalMinutes" must be/,
+      );
   });
 });
 
@@ -675,13 +775,14 @@ describe('training on Batch', () => {
     });
   });
 
-  test('lets the job role read and write models and the dataset, read captures and feedback, and list the bucket', () => {
+  test('lets the job role read and write models and the dataset, add audit records, read captures and feedback, and list the bucket', () => {
     assert.deepEqual(statementsOf(template, stack.training.jobRole), [
       {
         Effect: 'Allow',
         Action: ['s3:GetObject', 's3:PutObject'],
         Resource: [objects(stack.bucket, 'datasets/mnist/*'), objects(stack.bucket, 'models/*')],
       },
+      { Effect: 'Allow', Action: 's3:PutObject', Resource: objects(stack.bucket, 'audit/pointer/*') },
       {
         Effect: 'Allow',
         Action: 's3:GetObject',
@@ -691,7 +792,7 @@ describe('training on Batch', () => {
     ]);
   });
 
-  test('lets the job role delete nothing and write nothing outside models/ and datasets/mnist/', () => {
+  test('lets the job role delete nothing and write nothing outside models/, datasets/mnist/ and audit/pointer/', () => {
     const statements = statementsOf(template, stack.training.jobRole);
     assert.deepEqual(
       actionsOf(statements).filter((a) => /delete|\*/i.test(a)),
@@ -700,7 +801,11 @@ describe('training on Batch', () => {
     const writable = statements
       .filter((s) => actionsOf([s]).includes('s3:PutObject'))
       .flatMap((s) => s.Resource as unknown[]);
-    assert.deepEqual(writable, [objects(stack.bucket, 'datasets/mnist/*'), objects(stack.bucket, 'models/*')]);
+    assert.deepEqual(writable, [
+      objects(stack.bucket, 'datasets/mnist/*'),
+      objects(stack.bucket, 'models/*'),
+      objects(stack.bucket, 'audit/pointer/*'),
+    ]);
     assert.equal(managedPolicies(template, stack.training.jobRole), undefined);
   });
 
@@ -862,7 +967,7 @@ describe('metrics, alarms and dashboard', () => {
 
   test('every alarm notifies the topic, and treats missing data as fine', () => {
     const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm'));
-    assert.equal(alarms.length, 10);
+    assert.equal(alarms.length, 11);
     for (const { Properties } of alarms) {
       assert.deepEqual(Properties.AlarmActions, [topic], Properties.AlarmName);
       assert.equal(Properties.TreatMissingData, 'notBreaching', Properties.AlarmName);
@@ -937,18 +1042,24 @@ describe('metrics, alarms and dashboard', () => {
     });
   });
 
-  test('function throttles: any throttle of any of the four functions in 5 minutes', () => {
+  test('function throttles: any throttle of any of the five functions in 5 minutes', () => {
     const props = alarmProps('FunctionThrottles');
     const [expression, ...inputs] = props.Metrics;
-    assert.equal(expression.Expression, 'predict + feedback + retrain + live');
+    assert.equal(expression.Expression, 'predict + feedback + retrain + live + rollout');
     assert.deepEqual(
       inputs.map((m: { Id: string; MetricStat: { Metric: { MetricName: string; Dimensions: unknown } } }) => [
         m.Id,
         m.MetricStat.Metric.MetricName,
         m.MetricStat.Metric.Dimensions,
       ]),
-      [stack.predictFunction, stack.feedbackFunction, stack.retrainFunction, stack.liveFunction].map((fn, i) => [
-        ['predict', 'feedback', 'retrain', 'live'][i],
+      [
+        stack.predictFunction,
+        stack.feedbackFunction,
+        stack.retrainFunction,
+        stack.liveFunction,
+        stack.rolloutFunction,
+      ].map((fn, i) => [
+        ['predict', 'feedback', 'retrain', 'live', 'rollout'][i],
         'Throttles',
         [{ Name: 'FunctionName', Value: { Ref: logicalId(fn) } }],
       ]),
@@ -962,6 +1073,7 @@ describe('metrics, alarms and dashboard', () => {
       FeedbackFunctionErrors: stack.feedbackFunction,
       RetrainFunctionErrors: stack.retrainFunction,
       LiveFunctionErrors: stack.liveFunction,
+      RolloutFunctionErrors: stack.rolloutFunction,
     };
     for (const [name, fn] of Object.entries(fns)) {
       const props = alarmProps(name);

@@ -293,6 +293,9 @@ describe('the operator routes record submissions, promotions and rollbacks', () 
     clearCandidate: async () => {
       throw new Error('not expected');
     },
+    setPinned: async () => {
+      throw new Error('not expected');
+    },
   };
 
   test('Submissions for an accepted job, Promotions forward, Rollbacks to an older version', async () => {

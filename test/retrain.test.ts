@@ -11,6 +11,7 @@ import {
 import { initBackend } from '#lib/backend';
 import type { BatchTarget } from '#lib/config';
 import { PointerChangedError } from '#lib/errors';
+import type { AuditRecord } from '#lib/storage/audit';
 import { createLogger } from '#lib/log';
 import { summarise } from '#lib/training/evaluate';
 import { createModel } from '#lib/training/model';
@@ -70,6 +71,7 @@ const noStore: RetrainDeps['store'] = {
   promote: notExpected,
   setCandidate: notExpected,
   clearCandidate: notExpected,
+  setPinned: notExpected,
 };
 
 function handlerWith(store: RetrainDeps['store'] = noStore) {
@@ -462,6 +464,66 @@ describe('POST /promote on the embedded S3', () => {
       assert.equal(parse(result.body).error.code, code);
     });
   }
+
+  test('records the operator and the reason given in the audit trail', async () => {
+    const version = await saveVersion(0.98);
+    const result = await handlerWith(store)(postJson('/promote', { version, reason: '  the fix for #12  ' }));
+    assert.equal(result.statusCode, 200);
+    // Every write here has the handler's fixed clock, so the record is found by what it says, not its place.
+    const records = (await store.history()) as AuditRecord[];
+    assert.deepEqual(
+      records.filter((r) => r.to === version),
+      [
+        {
+          time: NOW.toISOString(),
+          actor: 'operator',
+          action: 'promote',
+          from: (await store.latest())?.previous ?? null,
+          to: version,
+          reason: 'the fix for #12',
+        },
+      ],
+    );
+  });
+
+  test('pins with a version, then unpins with pin alone', async () => {
+    const version = await saveVersion(0.98);
+    const pinned = parse((await handlerWith(store)(postJson('/promote', { version, pin: true }))).body);
+    assert.equal(pinned.pinned, true);
+    const unpinned = await handlerWith(store)(postJson('/promote', { pin: false, reason: 'freeze over' }));
+    assert.equal(unpinned.statusCode, 200);
+    assert.equal(parse(unpinned.body).pinned, undefined);
+    assert.equal(parse(unpinned.body).version, version);
+    const records = (await store.history()) as AuditRecord[];
+    assert.deepEqual(
+      records.filter((r) => r.to === version).map((r) => [r.action, r.reason]),
+      [
+        ['promote', null],
+        ['unpin', 'freeze over'],
+      ],
+    );
+  });
+
+  for (const [what, body, field] of [
+    ['a pin that is not a boolean', { version: '20261125T220000Z-mlp', pin: 'yes' }, 'pin'],
+    ['a pin on a shadow', { version: '20261125T220000Z-mlp', mode: 'shadow', pin: true }, 'pin'],
+    ['a reason that is not text', { version: '20261125T220000Z-mlp', reason: 42 }, 'reason'],
+    ['an empty reason', { version: '20261125T220000Z-mlp', reason: '   ' }, 'reason'],
+    ['a reason of two lines', { version: '20261125T220000Z-mlp', reason: 'one\ntwo' }, 'reason'],
+    ['a reason over 500 characters', { version: '20261125T220000Z-mlp', reason: 'x'.repeat(501) }, 'reason'],
+  ] as const) {
+    test(`returns 400 naming ${field} for ${what}`, async () => {
+      const result = await handlerWith(store)(postJson('/promote', body));
+      assert.equal(result.statusCode, 400);
+      assert.match(parse(result.body).error.message, new RegExp(field));
+    });
+  }
+
+  test('returns 400 for pin alone with another field', async () => {
+    const result = await handlerWith(store)(postJson('/promote', { pin: true, percent: 5 }));
+    assert.equal(result.statusCode, 400);
+    assert.equal(parse(result.body).error.code, 'invalid_request');
+  });
 
   test('returns 400 for unknown fields', async () => {
     const result = await handlerWith(store)(postJson('/promote', { version: '20261125T220000Z-mlp', force: true }));

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import type { AuditRecord } from '#lib/storage/audit';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { parseTrainArgs, UsageError } from '../functions/train/job.ts';
@@ -181,6 +182,25 @@ describe('npm run train', () => {
     assert.equal(latest?.version, outcome.version);
     assert.deepEqual(latest?.forced, { reason: 'smoke test' });
     assert.match(result.stderr, /quality gate overridden.*smoke test/);
+    const record = (await (await storeIn(dataDir)).history()).at(-1) as AuditRecord;
+    assert.deepEqual(
+      [record.actor, record.action, record.from, record.to],
+      ['training', 'promote', null, outcome.version],
+    );
+    assert.match(record.reason ?? '', /^forced past the quality gate \(.*\): smoke test$/);
+  });
+
+  test('never promotes over a pinned pointer, even with --force, and says why', async () => {
+    const dataDir = await tempDir();
+    const first = lastLine((await train(['--epochs', '1', '--train-limit', '1000', '--force'], dataDir)).stdout);
+    await (await storeIn(dataDir)).setPinned(true);
+    const result = await train(['--epochs', '1', '--train-limit', '1000', '--force'], dataDir);
+    assert.equal(result.code, 0, result.stderr);
+    const outcome = lastLine(result.stdout);
+    assert.equal(outcome.promoted, false);
+    assert.match(outcome.notPromoted, new RegExp(`^${outcome.version} was not promoted: ${first.version} is pinned`));
+    const latest = await (await storeIn(dataDir)).latest();
+    assert.deepEqual([latest?.version, latest?.pinned], [first.version, true]);
   });
 
   test('--with-feedback adds the newest corrections up to the share cap and scores new and serving models on the live holdout', async () => {

@@ -10,6 +10,7 @@
  */
 import { ConfigError } from './errors.ts';
 import { DRIFT_DEFAULTS, type DriftOptions } from './live/drift.ts';
+import { DEFAULT_POLICY, type RolloutPolicy } from './rollout/decide.ts';
 import { S3_TIMEOUT_DEFAULTS, type S3Timeouts } from './storage/objects.ts';
 
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
@@ -76,6 +77,12 @@ export interface Config {
   };
   /** Input drift in the live summary: days of captures compared, the score that alarms, the fewest captures scored. */
   drift: DriftOptions & { windowDays: number };
+  /**
+   * The automatic rollout decision (`rollout/decide.ts`): its policy, and how
+   * often `npm start`'s primary applies it (0: never; the cloud's schedule is
+   * the stack's `rolloutIntervalMinutes`).
+   */
+  rollout: { policy: RolloutPolicy; intervalSeconds: number };
   /** POST /feedback per process; API Gateway's route throttle is the cloud's limit. */
   feedbackLimit: { ratePerSecond: number; burst: number };
   /** JOB_QUEUE and JOB_DEFINITION, set together; only the retrain function needs them. */
@@ -227,6 +234,17 @@ export function readConfig(env: Env = process.env): Config {
       windowDays: numberFrom(env, 'DRIFT_WINDOW_DAYS', DRIFT_DEFAULTS.windowDays, 1, 90),
       threshold: numberFrom(env, 'DRIFT_THRESHOLD', DRIFT_DEFAULTS.threshold, 0.01, 10),
       minSamples: numberFrom(env, 'DRIFT_MIN_SAMPLES', DRIFT_DEFAULTS.minSamples, 1, 1_000_000),
+    },
+    rollout: {
+      policy: {
+        minSamples: numberFrom(env, 'ROLLOUT_MIN_SAMPLES', DEFAULT_POLICY.minSamples, 1, 10_000_000),
+        minLabelled: numberFrom(env, 'ROLLOUT_MIN_LABELLED', DEFAULT_POLICY.minLabelled, 1, 10_000_000),
+        minAgreement: numberFrom(env, 'ROLLOUT_MIN_AGREEMENT', DEFAULT_POLICY.minAgreement, 0, 1),
+        tolerance: numberFrom(env, 'ROLLOUT_TOLERANCE', DEFAULT_POLICY.tolerance, 0, 1),
+        coolDownMinutes: numberFrom(env, 'ROLLOUT_COOL_DOWN_MINUTES', DEFAULT_POLICY.coolDownMinutes, 0, 7 * 24 * 60),
+        watchMinutes: numberFrom(env, 'ROLLOUT_WATCH_MINUTES', DEFAULT_POLICY.watchMinutes, 0, 30 * 24 * 60),
+      },
+      intervalSeconds: numberFrom(env, 'ROLLOUT_INTERVAL_SECONDS', 60, 0, 86_400),
     },
     feedbackLimit: {
       ratePerSecond: numberFrom(env, 'FEEDBACK_RATE_PER_SECOND', 5, 0.01, 10_000),

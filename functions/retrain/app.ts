@@ -47,6 +47,7 @@ import {
   type VersionSummary,
 } from '#lib/storage/store';
 import type { BatchTarget } from '#lib/config';
+import { AUDIT_REASON_MAX_CHARS } from '#lib/storage/audit';
 import type { BatchJobs } from './batch-jobs.ts';
 import type { OperatorPath } from './paths.ts';
 
@@ -66,7 +67,7 @@ const TRAIN_BODY: JsonBodyRules = {
 };
 const PROMOTE_BODY: JsonBodyRules = {
   maxBytes: MAX_BODY_BYTES,
-  fields: ['version', 'mode', 'percent', 'clearCandidate'],
+  fields: ['version', 'mode', 'percent', 'clearCandidate', 'pin', 'reason'],
   example: '{"version": "20261125T220000Z-mlp"}',
 };
 /** `serve` promotes (the default); the others make the version the candidate beside the serving one. */
@@ -82,7 +83,7 @@ export type { Handler, Result };
 
 export interface RetrainDeps {
   batch: BatchJobs;
-  store: Pick<ModelStore, 'list' | 'metrics' | 'promote' | 'setCandidate' | 'clearCandidate'>;
+  store: Pick<ModelStore, 'list' | 'metrics' | 'promote' | 'setCandidate' | 'clearCandidate' | 'setPinned'>;
   target: BatchTarget;
   logger: Logger;
   now?: () => Date;
@@ -118,32 +119,60 @@ export function parseTrainRequest(raw: RawBody): TrainRequest {
   return request;
 }
 
-export type PromoteRequest =
-  | { action: 'serve'; version: string }
+/** Every kind of POST /promote, with the operator's optional reason for the audit trail. */
+export type PromoteRequest = { reason?: string } & (
+  | { action: 'serve'; version: string; pin: boolean }
   | { action: 'candidate'; version: string; mode: 'shadow' }
   | { action: 'candidate'; version: string; mode: 'canary'; percent: number }
-  | { action: 'clear' };
+  | { action: 'clear' }
+  | { action: 'pin'; pinned: boolean }
+);
+
+/** One line of text: it is stored in the audit record and shown in `npm run models -- --history`. */
+const REASON = new RegExp(`^[^\\p{Cc}]{1,${AUDIT_REASON_MAX_CHARS}}$`, 'u');
+
+function reasonField(value: unknown): { reason?: string } {
+  if (value === undefined) return {};
+  if (typeof value !== 'string' || !REASON.test(value.trim()))
+    throw fieldError('reason', `one line of 1 to ${AUDIT_REASON_MAX_CHARS} characters`, value);
+  return { reason: value.trim() };
+}
 
 export function parsePromoteRequest(raw: RawBody): PromoteRequest {
   const body = readJsonObject(raw, PROMOTE_BODY);
-  const { version, mode, percent, clearCandidate } = body;
+  const { version, mode, percent, clearCandidate, pin } = body;
+  const reason = reasonField(body.reason);
+  const others = Object.keys(body).filter((k) => k !== 'reason');
   if (clearCandidate !== undefined) {
     if (clearCandidate !== true) throw fieldError('clearCandidate', 'true', clearCandidate);
-    if (Object.keys(body).length > 1)
+    if (others.length > 1)
       throw new BadRequestError(
-        'clearCandidate takes no other field: send {"clearCandidate": true}',
+        'clearCandidate takes no other field but reason: send {"clearCandidate": true}',
         'invalid_request',
       );
-    return { action: 'clear' };
+    return { action: 'clear', ...reason };
+  }
+  if (pin !== undefined && typeof pin !== 'boolean') throw fieldError('pin', 'true or false', pin);
+  if (version === undefined && pin !== undefined) {
+    if (others.length > 1)
+      throw new BadRequestError(
+        'pin alone takes no other field but reason, or send it with a version',
+        'invalid_request',
+      );
+    return { action: 'pin', pinned: pin, ...reason };
   }
   if (!isVersionName(version)) throw fieldError('version', 'a model version name like 20261125T220000Z-mlp', version);
   if (mode !== undefined && !(PROMOTE_MODES as readonly unknown[]).includes(mode))
     throw fieldError('mode', `one of ${PROMOTE_MODES.join(', ')}`, mode);
+  if (mode !== undefined && mode !== 'serve' && pin !== undefined)
+    throw fieldError('pin', 'left out: a pin holds the serving version, not a candidate', pin);
   if (mode !== 'canary') {
     if (percent !== undefined) throw fieldError('percent', 'left out: only a canary answers a percentage', percent);
-    return mode === 'shadow' ? { action: 'candidate', version, mode } : { action: 'serve', version };
+    return mode === 'shadow'
+      ? { action: 'candidate', version, mode, ...reason }
+      : { action: 'serve', version, pin: pin === true, ...reason };
   }
-  return { action: 'candidate', version, mode, percent: integerField(body, 'percent', CANARY_PERCENT) };
+  return { action: 'candidate', version, mode, percent: integerField(body, 'percent', CANARY_PERCENT), ...reason };
 }
 
 const iso = (epochMs: number | undefined) => (epochMs === undefined ? undefined : new Date(epochMs).toISOString());
@@ -296,9 +325,17 @@ export function makeHandler(deps: RetrainDeps): Handler {
     metrics: MetricSet,
   ): Promise<Result> {
     const request = parsePromoteRequest(event);
+    const by = { actor: 'operator' as const, ...(request.reason ? { reason: request.reason } : {}) };
     if (request.action === 'clear') {
-      const pointer = await fromStorage('clear the candidate', () => store.clearCandidate());
+      const pointer = await fromStorage('clear the candidate', () => store.clearCandidate({ by, now: now() }));
       log.info('candidate cleared', { modelVersion: pointer.version });
+      return json(200, pointer);
+    }
+    if (request.action === 'pin') {
+      const pointer = await fromStorage(request.pinned ? 'pin the pointer' : 'unpin the pointer', () =>
+        store.setPinned(request.pinned, { by, now: now() }),
+      );
+      log.info(request.pinned ? 'pointer pinned' : 'pointer unpinned', { modelVersion: pointer.version });
       return json(200, pointer);
     }
     const { version } = request;
@@ -314,10 +351,10 @@ export function makeHandler(deps: RetrainDeps): Handler {
       pointer = await fromStorage(
         request.action === 'serve' ? 'promote the version' : 'set the candidate',
         request.action === 'serve'
-          ? () => store.promote(version, { now: now() })
+          ? () => store.promote(version, { now: now(), by, pin: request.pin })
           : () => {
-              const { action: _, ...wanted } = request;
-              return store.setCandidate(wanted, { now: now() });
+              const { action: _, reason: __, ...wanted } = request;
+              return store.setCandidate(wanted, { now: now(), by });
             },
       );
     } catch (error) {

@@ -26,6 +26,7 @@ import type { LabelledImages } from '#lib/training/batches';
 import { feedbackBudget, newest, splitLiveData, type LiveSplit } from '#lib/training/live-data';
 import { openStorage, type Storage } from '#lib/storage/storage';
 import { qualityGate } from '#lib/training/quality-gate';
+import { AUDIT_REASON_MAX_CHARS } from '#lib/storage/audit';
 import { ModelStore, versionName, type LiveHoldoutScore, type ModelMetrics } from '#lib/storage/store';
 
 /** How much users' corrections count by default: see `feedbackBudget` and TrainOptions.extra. */
@@ -407,12 +408,24 @@ export async function runTraining(
     log.info('model stored', { version, testAccuracy: test.accuracy, tensors: tf.memory().numTensors });
 
     const forced = !gate.passed && args.force;
-    let promoted = gate.passed || args.force;
+    // A pin is an operator's word that nothing automatic changes the pointer; a training run is automatic.
+    const pinned = basis.pointer?.pinned === true;
+    let promoted = (gate.passed || args.force) && !pinned;
     let notPromoted: string | undefined;
-    if (promoted) {
+    if ((gate.passed || args.force) && pinned) {
+      notPromoted = `${version} was not promoted: ${latest?.version} is pinned by an operator (npm run promote -- --unpin ends that)`;
+      log.warn('not promoted: the serving pointer is pinned', { version, serving: latest?.version });
+    } else if (promoted) {
       const reason = forced ? (args.reason ?? 'forced from the command line') : undefined;
+      const judged = forced
+        ? `forced past the quality gate (${gate.reasons.join('; ')}): ${reason}`
+        : `passed the quality gate with test accuracy ${(test.accuracy * 100).toFixed(2)}%`;
       try {
-        await store.promote(version, { basedOn: basis, forcedReason: reason });
+        await store.promote(version, {
+          basedOn: basis,
+          forcedReason: reason,
+          by: { actor: 'training', reason: judged.slice(0, AUDIT_REASON_MAX_CHARS) },
+        });
         if (forced) log.warn('quality gate overridden', { version, reasons: gate.reasons, reason });
         if (basis.pointer?.candidate)
           log.warn('the promotion ended the candidate', { version, candidate: basis.pointer.candidate });

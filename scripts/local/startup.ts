@@ -95,7 +95,13 @@ export async function prepareModel(
       return;
     case 'promote':
       try {
-        await store.promote(plan.version, { basedOn: basis });
+        await store.promote(plan.version, {
+          basedOn: basis,
+          by: {
+            actor: 'operator',
+            reason: `npm start asked for ${request.arch}: a stored version that passes the quality gate`,
+          },
+        });
       } catch (error) {
         if (!(error instanceof PointerChangedError)) throw error;
         say(

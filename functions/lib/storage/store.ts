@@ -13,6 +13,8 @@
  * The pointer may also name a candidate (shadow or canary) beside the serving
  * version; setting or clearing it is the same conditional write, and every
  * promotion clears it: its comparison was against the version it replaces.
+ * Every write that changes the pointer is followed by one audit record
+ * (`audit.ts`) saying who changed it, from what, to what and why.
  *
  * Every read has a size cap checked before the body is read, and nothing is
  * built before the files match their checksums and the topology matches the
@@ -32,6 +34,16 @@ import {
 import type { Evaluation } from '../training/evaluate.ts';
 import { isArch, type Arch } from '../training/model.ts';
 import type { ObjectStore, ReadOptions, StoredObject } from './objects.ts';
+import {
+  AUDIT_PREFIX,
+  AUDIT_REASON_MAX_CHARS,
+  AUDIT_RECORD_MAX_BYTES,
+  auditKey,
+  auditRecord,
+  type AuditRecord,
+  type ChangedBy,
+  parseAuditRecord,
+} from './audit.ts';
 import type { GateDecision } from '../training/quality-gate.ts';
 import { topologyParams } from './topology.ts';
 import type { Schedule, TrainResult } from '../training/train-loop.ts';
@@ -149,12 +161,27 @@ export interface LatestPointer {
   forced?: { reason: string };
   previous?: string;
   candidate?: Candidate;
+  /** An operator's pin: no automatic decision (schedule, rollback, training) changes this pointer. */
+  pinned?: true;
+  /** When the pointer last changed (promotion, candidate, pin); absent in pointers written before it was recorded. */
+  changedAt?: string;
 }
 
 /** A pointer as read: a malformed candidate is left out and said why, so it never stops the serving version. */
 export interface ParsedPointer {
   pointer: LatestPointer;
   candidateInvalid?: string;
+}
+
+/**
+ * What every pointer write takes: the state its decision read (`basedOn`; the
+ * write is conditional on it), who acts and why (`by`, recorded in the audit
+ * trail; an operator without a reason when left out), and the time.
+ */
+export interface WriteOptions {
+  basedOn?: PointerState;
+  by?: ChangedBy;
+  now?: Date;
 }
 
 /** The pointer as read, with the ETag a conditional write of it must match. */
@@ -241,6 +268,12 @@ export function parsePointer(bytes: Buffer): ParsedPointer {
     throw invalid('has a previous that is not a version name');
   if (value.forced !== undefined && !(isObject(value.forced) && typeof value.forced.reason === 'string'))
     throw invalid('has a malformed forced');
+  if (value.pinned !== undefined && value.pinned !== true) throw invalid('has a pinned that is not true');
+  if (
+    value.changedAt !== undefined &&
+    (typeof value.changedAt !== 'string' || Number.isNaN(Date.parse(value.changedAt)))
+  )
+    throw invalid('has a changedAt that is not a time');
   const { candidate: stored, ...rest } = value;
   const pointer = rest as unknown as LatestPointer;
   if (stored === undefined) return { pointer };
@@ -540,24 +573,22 @@ export class ModelStore {
 
   /**
    * Points `models/latest.json` at a verified version (promotion or rollback),
-   * ending any candidate. The pointer is the only thing written, and only after
-   * verification, and only if it is still the one `basedOn` read: otherwise
-   * PointerChangedError. Without `basedOn` (an operator naming the version to
-   * serve) it reads the pointer itself and retries a few times if another write
-   * lands in between.
+   * ending any candidate, and pinned only if `pin` says so. The pointer is the
+   * only thing written, and only after verification, and only if it is still
+   * the one `basedOn` read: otherwise PointerChangedError. Without `basedOn`
+   * (an operator naming the version to serve) it reads the pointer itself and
+   * retries a few times if another write lands in between.
    */
-  async promote(
-    version: string,
-    options: { basedOn?: PointerState; forcedReason?: string; now?: Date } = {},
-  ): Promise<LatestPointer> {
+  async promote(version: string, options: WriteOptions & { forcedReason?: string; pin?: boolean } = {}) {
     const { metrics } = await this.verify(version);
-    return this.update(options.basedOn, `${version} was not promoted`, ({ pointer: current }) => ({
+    return this.update(options, `${version} was not promoted`, ({ pointer: current }) => ({
       version,
       promotedAt: (options.now ?? new Date()).toISOString(),
       accuracy: metrics.test.accuracy,
       arch: metrics.arch,
       ...(options.forcedReason ? { forced: { reason: options.forcedReason } } : {}),
       ...(current && current.version !== version ? { previous: current.version } : {}),
+      ...(options.pin ? { pinned: true as const } : {}),
     }));
   }
 
@@ -570,14 +601,14 @@ export class ModelStore {
    */
   async setCandidate(
     wanted: { version: string; mode: 'shadow' } | { version: string; mode: 'canary'; percent: number },
-    options: { basedOn?: PointerState; now?: Date } = {},
+    options: WriteOptions = {},
   ): Promise<LatestPointer> {
     const { version } = wanted;
     await this.verify(version);
     if (wanted.mode === 'canary' && !isCanaryPercent(wanted.percent)) {
       throw new RangeError(`a canary's percent is a whole number from ${CANARY_PERCENT.min} to ${CANARY_PERCENT.max}`);
     }
-    return this.update(options.basedOn, `${version} was not made the candidate`, ({ pointer: current }) => {
+    return this.update(options, `${version} was not made the candidate`, ({ pointer: current }) => {
       if (!current)
         throw new ConflictError(
           `no version is serving: promote one before trying ${version} beside it`,
@@ -595,8 +626,8 @@ export class ModelStore {
   }
 
   /** Ends the shadow or canary, keeping the serving version; writes nothing when there is none. */
-  async clearCandidate(options: { basedOn?: PointerState } = {}): Promise<LatestPointer> {
-    return this.update(options.basedOn, 'the candidate was not cleared', (basis) => {
+  async clearCandidate(options: WriteOptions = {}): Promise<LatestPointer> {
+    return this.update(options, 'the candidate was not cleared', (basis) => {
       if (!basis.pointer)
         throw new ConflictError('no version is serving, so there is no candidate to clear', 'no_serving_version');
       const { candidate, ...pointer } = basis.pointer;
@@ -604,29 +635,73 @@ export class ModelStore {
     });
   }
 
+  /** Pins or unpins the serving version, keeping everything else; writes nothing when it already is. */
+  async setPinned(pinned: boolean, options: WriteOptions = {}): Promise<LatestPointer> {
+    return this.update(options, `the pointer was not ${pinned ? 'pinned' : 'unpinned'}`, (basis) => {
+      if (!basis.pointer)
+        throw new ConflictError(
+          `no version is serving, so there is nothing to ${pinned ? 'pin' : 'unpin'}`,
+          'no_serving_version',
+        );
+      const { pinned: was, ...pointer } = basis.pointer;
+      if (Boolean(was) === pinned) return 'unchanged';
+      return pinned ? { ...pointer, pinned: true } : pointer;
+    });
+  }
+
+  /** The pointer's changes, oldest first (see `audit.ts`); a record that cannot be read is listed with its problem. */
+  async history(): Promise<(AuditRecord | { key: string; problem: string })[]> {
+    const keys = (await this.objects.list(AUDIT_PREFIX)).sort();
+    return Promise.all(
+      keys.map(async (key) => {
+        try {
+          const stored = await this.objects.get(key, { maxBytes: AUDIT_RECORD_MAX_BYTES });
+          if (!stored) return { key, problem: 'was deleted while the history was read' };
+          const record = parseAuditRecord(stored.body);
+          return 'problem' in record ? { key, problem: record.problem } : record;
+        } catch (error) {
+          if (error instanceof ObjectTooLargeError) return { key, problem: error.message };
+          throw error;
+        }
+      }),
+    );
+  }
+
   /** One conditional write of the pointer, built from its basis; without `basedOn`, re-read and retried on a race. */
   private async update(
-    basedOn: PointerState | undefined,
+    options: WriteOptions,
     notDone: string,
     next: (basis: PointerState) => LatestPointer | 'unchanged',
   ): Promise<LatestPointer> {
+    const { basedOn } = options;
+    const reason = options.by?.reason;
+    if (reason !== undefined && (reason.length === 0 || reason.length > AUDIT_REASON_MAX_CHARS))
+      throw new RangeError(`a reason is 1 to ${AUDIT_REASON_MAX_CHARS} characters`);
     // A caller's own basis is written back even unchanged: the write is what confirms it is still current.
     if (basedOn) {
       const pointer = next(basedOn);
-      return this.writePointer(basedOn, pointer === 'unchanged' ? basedOn.pointer! : pointer, notDone);
+      return this.writePointer(basedOn, pointer === 'unchanged' ? basedOn.pointer! : pointer, notDone, options);
     }
     for (let attempt = 1; ; attempt++) {
       const basis = await this.pointerState();
       try {
-        return await this.writePointer(basis, next(basis), notDone);
+        return await this.writePointer(basis, next(basis), notDone, options);
       } catch (error) {
         if (!(error instanceof PointerChangedError) || attempt >= PROMOTE_ATTEMPTS) throw error;
       }
     }
   }
 
-  private async writePointer(basis: PointerState, pointer: LatestPointer | 'unchanged', notDone: string) {
-    if (pointer === 'unchanged') return basis.pointer!;
+  private async writePointer(
+    basis: PointerState,
+    next: LatestPointer | 'unchanged',
+    notDone: string,
+    options: WriteOptions,
+  ): Promise<LatestPointer> {
+    if (next === 'unchanged') return basis.pointer!;
+    const now = options.now ?? new Date();
+    const changed = next !== basis.pointer;
+    const pointer = changed ? { ...next, changedAt: now.toISOString() } : next;
     try {
       await this.objects.put(
         LATEST_KEY,
@@ -638,6 +713,17 @@ export class ModelStore {
       if (!(error instanceof WriteConflictError)) throw error;
       const was = basis.pointer ? `it pointed at ${basis.pointer.version}` : 'there was none';
       throw new PointerChangedError(`the serving pointer changed after it was read (${was}); ${notDone}`);
+    }
+    if (!changed) return pointer;
+    // After the pointer, never before: a record always describes a change that happened.
+    const record = auditRecord(basis.pointer, pointer, options.by ?? { actor: 'operator' }, now);
+    try {
+      await this.objects.put(auditKey(now), JSON.stringify(record), 'application/json');
+    } catch (error) {
+      throw new Error(
+        `the pointer now serves ${pointer.version}, but its audit record could not be written: ${(error as Error).message}`,
+        { cause: error },
+      );
     }
     return pointer;
   }
