@@ -69,7 +69,7 @@ describe('the pointer audit trail on the embedded S3', () => {
       },
     ]);
     const keys = await bucket.objects.list(AUDIT_PREFIX);
-    assert.match(keys[0]!, /^audit\/pointer\/2026-12-03\/20261203T090000\.000Z-[0-9a-f]{8}\.json$/);
+    assert.match(keys[0]!, /^audit\/pointer\/2026-12-03\/20261203T090000\.000Z-\d{6}-[0-9a-f]{8}\.json$/);
   });
 
   test('stamps the pointer with the time of its change', async () => {

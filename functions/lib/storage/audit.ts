@@ -68,10 +68,18 @@ export function auditRecord(
   };
 }
 
-/** `audit/pointer/2026-12-03/20261203T092000.123Z-1a2b3c4d.json`: sorts by time; the random part keeps two writers in the same millisecond apart. */
+let sequence = 0;
+
+/**
+ * `audit/pointer/2026-12-03/20261203T092000.123Z-000042-1a2b3c4d.json`: sorts by
+ * time; within one millisecond, this process's changes keep their order by
+ * the sequence number, and the random part keeps two writers apart.
+ */
 export function auditKey(time: Date): string {
   const iso = time.toISOString();
-  return `${AUDIT_PREFIX}${iso.slice(0, 10)}/${iso.replace(/[-:]/g, '')}-${randomBytes(4).toString('hex')}.json`;
+  sequence = (sequence + 1) % 1_000_000;
+  const order = String(sequence).padStart(6, '0');
+  return `${AUDIT_PREFIX}${iso.slice(0, 10)}/${iso.replace(/[-:]/g, '')}-${order}-${randomBytes(4).toString('hex')}.json`;
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
