@@ -118,6 +118,36 @@ function modelSummary(serving: ServingModel, live: LiveView | null, candidate: R
   };
 }
 
+/** Each sampled prediction as a capture record, with the other version's answer while a candidate runs. */
+function captureAll(
+  capture: NonNullable<AppDeps['capture']>,
+  request: {
+    predictions: (Prediction & { predictionId: string })[];
+    inputs: ModelInput[];
+    modelVersion: string;
+    other: Answers | undefined;
+    started: number;
+  },
+): void {
+  const { predictions, inputs, modelVersion, other, started } = request;
+  const random = capture.random ?? Math.random;
+  const time = new Date().toISOString();
+  const latencyMs = Math.round((performance.now() - started) * 100) / 100;
+  predictions.forEach(({ predictionId, digit, confidence, probabilities }, i) => {
+    if (random() >= capture.sampleRate) return;
+    const { input, format } = inputs[i]!;
+    const record = { predictionId, time, modelVersion, digit, confidence, probabilities, format, latencyMs };
+    const alternative = other && {
+      modelVersion: other.version,
+      digit: other.answers[i]!.digit,
+      confidence: other.answers[i]!.confidence,
+    };
+    capture.sink.write(
+      captureRecord({ ...record, input: encodeInput(input), ...(alternative ? { alternative } : {}) }),
+    );
+  });
+}
+
 export function makeHandler(deps: AppDeps): Handler {
   const { cache, logger } = deps;
 
@@ -129,10 +159,21 @@ export function makeHandler(deps: AppDeps): Handler {
 
   const predictionId = deps.predictionId ?? (() => newPredictionId());
   const capture = deps.capture;
-  const random = capture?.random ?? Math.random;
   const failures: CandidateFailures = { count: 0 };
 
   const lowConfidence = deps.metrics?.lowConfidenceThreshold ?? 0;
+
+  /** What a successful POST /predict records: its latency, and by answering version the count, confidence and low-confidence answers. */
+  function recordMetrics(metrics: MetricSet, predictions: Prediction[], modelVersion: string, latencyMs: number): void {
+    const confidences = predictions.reduce((sum, p) => sum + p.confidence, 0);
+    const low = predictions.filter((p) => p.confidence < lowConfidence).length;
+    const byVersion = { modelVersion };
+    metrics
+      .add('Latency', latencyMs, 'Milliseconds')
+      .add('Predictions', predictions.length, 'Count', byVersion)
+      .add('Confidence', confidences / predictions.length, 'None', byVersion)
+      .add('LowConfidence', low, 'Count', byVersion);
+  }
 
   /** The candidate's answers, or undefined when it throws: a candidate never decides whether a request succeeds. */
   function tryCandidate(candidate: CandidateModel, inputs: Float32Array[], log: Logger): Answers | undefined {
@@ -179,35 +220,8 @@ export function makeHandler(deps: AppDeps): Handler {
       predictionId: predictionId(),
       ...(request.includeInput ? { input: toBytes(inputs[i]!.input) } : {}),
     }));
-    if (capture) {
-      const time = new Date().toISOString();
-      const latencyMs = Math.round((performance.now() - started) * 100) / 100;
-      predictions.forEach(({ predictionId, digit, confidence, probabilities }, i) => {
-        if (random() >= capture.sampleRate) return;
-        const { input, format } = inputs[i]!;
-        const record = { predictionId, time, modelVersion, digit, confidence, probabilities, format, latencyMs };
-        const alternative = other && {
-          modelVersion: other.version,
-          digit: other.answers[i]!.digit,
-          confidence: other.answers[i]!.confidence,
-        };
-        capture.sink.write(
-          captureRecord({ ...record, input: encodeInput(input), ...(alternative ? { alternative } : {}) }),
-        );
-      });
-    }
-    let confidences = 0;
-    let low = 0;
-    for (const { confidence } of predictions) {
-      confidences += confidence;
-      if (confidence < lowConfidence) low++;
-    }
-    const byVersion = { modelVersion };
-    metrics
-      .add('Latency', performance.now() - started, 'Milliseconds')
-      .add('Predictions', predictions.length, 'Count', byVersion)
-      .add('Confidence', confidences / predictions.length, 'None', byVersion)
-      .add('LowConfidence', low, 'Count', byVersion);
+    if (capture) captureAll(capture, { predictions, inputs, modelVersion, other, started });
+    recordMetrics(metrics, predictions, modelVersion, performance.now() - started);
     return json(200, request.batch ? { predictions, modelVersion } : { ...predictions[0], modelVersion });
   }
 
