@@ -6,7 +6,6 @@
  * accuracy.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -17,14 +16,15 @@ import { createS3Client, S3ObjectStore } from '#lib/storage/objects';
 import { ModelStore } from '#lib/storage/store';
 import { inHoldout } from '#lib/training/live-data';
 import { runScript } from './support/cli.ts';
-import { mnistDir, repoRoot, tempDir, testMnist } from './support/env.ts';
+import { mnistDir, tempDir, testMnist } from './support/env.ts';
+import { type RunningStack, startLocalStack } from './support/local-stack.ts';
 
 const PORT = 41_000 + Math.floor(Math.random() * 1000);
 const url = `http://127.0.0.1:${PORT}`;
 const UPLOADS = 320;
 const CONFIRMED = 100;
 let env: NodeJS.ProcessEnv;
-let stack: ChildProcess;
+let stack: RunningStack;
 let ready: { s3: string; bucket: string };
 
 before(async () => {
@@ -42,30 +42,10 @@ before(async () => {
     BUCKET: '',
     S3_ENDPOINT: '',
   };
-  stack = spawn(process.execPath, ['--import', 'tsx', 'scripts/local.ts', '--epochs', '1', '--workers', '2'], {
-    cwd: repoRoot,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  stack.stderr!.on('data', (chunk) => (stderr += chunk));
-  await new Promise<void>((resolve, reject) => {
-    stack.stdout!.on('data', (chunk: Buffer) => {
-      const line = chunk
-        .toString()
-        .split('\n')
-        .find((l) => l.includes('"event":"ready"'));
-      if (line) {
-        ready = JSON.parse(line);
-        resolve();
-      }
-    });
-    stack.once('exit', (code) => reject(new Error(`npm start exited with ${code}: ${stderr.slice(-2000)}`)));
-  });
+  stack = await startLocalStack(env, ['--epochs', '1', '--workers', '2']);
+  ready = stack.ready;
 });
-after(() => {
-  if (stack.exitCode === null) stack.kill('SIGKILL');
-});
+after(() => stack.stop());
 
 const cli = (script: string, args: string[]) => runScript(`scripts/${script}.ts`, args, { env });
 

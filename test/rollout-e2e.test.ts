@@ -6,7 +6,6 @@
  * audit history, while every request is answered 200.
  */
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
@@ -19,7 +18,8 @@ import { ModelStore, versionName } from '#lib/storage/store';
 import { summarise } from '#lib/training/evaluate';
 import { createModel } from '#lib/training/model';
 import { runScript } from './support/cli.ts';
-import { mnistDir, repoRoot, tempDir, testMnist } from './support/env.ts';
+import { mnistDir, tempDir, testMnist } from './support/env.ts';
+import { type RunningStack, startLocalStack } from './support/local-stack.ts';
 import { untrainedTraining } from './support/metrics.ts';
 
 const PORT = 42_000 + Math.floor(Math.random() * 1000);
@@ -27,7 +27,7 @@ const url = `http://127.0.0.1:${PORT}`;
 /** Far more than the policy needs (40 shared, 20 labelled); the loop ends as soon as the canary is gone. */
 const MAX_UPLOADS = 2000;
 let env: NodeJS.ProcessEnv;
-let stack: ChildProcess;
+let stack: RunningStack;
 let ready: { s3: string; bucket: string };
 
 before(async () => {
@@ -48,30 +48,10 @@ before(async () => {
     BUCKET: '',
     S3_ENDPOINT: '',
   };
-  stack = spawn(process.execPath, ['--import', 'tsx', 'scripts/local.ts', '--epochs', '1', '--workers', '2'], {
-    cwd: repoRoot,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  stack.stderr!.on('data', (chunk) => (stderr += chunk));
-  await new Promise<void>((resolve, reject) => {
-    stack.stdout!.on('data', (chunk: Buffer) => {
-      const line = chunk
-        .toString()
-        .split('\n')
-        .find((l) => l.includes('"event":"ready"'));
-      if (line) {
-        ready = JSON.parse(line);
-        resolve();
-      }
-    });
-    stack.once('exit', (code) => reject(new Error(`npm start exited with ${code}: ${stderr.slice(-2000)}`)));
-  });
+  stack = await startLocalStack(env, ['--epochs', '1', '--workers', '2']);
+  ready = stack.ready;
 });
-after(() => {
-  if (stack.exitCode === null) stack.kill('SIGKILL');
-});
+after(() => stack.stop());
 
 async function post(
   route: string,
