@@ -15,7 +15,8 @@ import { wilsonInterval } from './summary.ts';
 
 /** The caveat every view of these comparisons carries, in one wording. */
 export const COMPARISON_CAVEAT =
-  'Feedback is given on the answer shown, and users correct more than they confirm: the labelled inputs over-represent the answering version’s mistakes, so on shadow traffic the comparison leans towards the candidate.';
+  'Feedback is given on the answer shown, and users correct more than they confirm: the labelled inputs ' +
+  'over-represent the answering version’s mistakes, so on shadow traffic the comparison leans towards the candidate.';
 
 export interface VersionScore {
   version: string;
