@@ -29,6 +29,7 @@ import { makeFeedbackHandler } from '../functions/feedback/app.ts';
 import { testBucket, testMnist, type TestBucket } from './support/env.ts';
 import { postJson } from './support/events.ts';
 import { startService, type TestService } from './support/service.ts';
+import { MemoryObjects } from './support/memory-objects.ts';
 
 const silent = createLogger({ service: 'test' }, () => {});
 const body = (result: { body?: string }) => JSON.parse(result.body!);
@@ -236,7 +237,7 @@ describe('captures and feedback in the bucket', () => {
     await sink.flush();
     const keys = await bucket.objects.list('captures/');
     assert.equal(keys.length, 2);
-    assert.match(keys[0]!, /^captures\/dt=2026-12-01\/\d{8}T\d{9}Z-test-0\.jsonl\.gz$/);
+    assert.match(keys[0]!, /^captures\/dt=2026-12-01\/\d{8}T\d{9}Z-test-0-[0-9a-f]{8}\.jsonl\.gz$/);
     assert.match(keys[1]!, /^captures\/dt=2026-12-02\//);
     const lines = gunzipSync((await bucket.objects.get(keys[0]!))!.body)
       .toString()
@@ -264,6 +265,27 @@ describe('captures and feedback in the bucket', () => {
     );
     assert.deepEqual(live.skipped, { captureLines: 0, captureObjects: 0, feedbackObjects: 1, unknownPredictionIds: 1 });
     assert.equal((await readLiveData(bucket.objects, { since: '2026-12-02' })).captures.length, 1);
+  });
+
+  test('writers that share an id and flush in the same millisecond keep every record (a pid reused after a restart)', async () => {
+    const objects = new MemoryObjects();
+    const records = Array.from({ length: 20 }, (_, i) =>
+      capture({
+        predictionId: newPredictionId(new Date(`2026-11-29T10:00:${String(i).padStart(2, '0')}.000Z`)),
+        time: '2026-11-29T10:00:00.000Z',
+      }),
+    );
+    for (const record of records) {
+      const sink = new BucketCaptureSink(objects, {
+        maxRecords: 100,
+        flushSeconds: 3600,
+        writerId: '1',
+        logger: silent,
+      });
+      sink.write(record);
+      await sink.flush();
+    }
+    assert.equal((await readLiveData(objects)).captures.length, records.length);
   });
 
   test('a write the bucket refuses is kept and written by the next flush', async () => {

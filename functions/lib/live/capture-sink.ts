@@ -9,6 +9,7 @@
  *   the same layout, gzipped JSON lines, every few seconds, when the buffer is
  *   full, and on shutdown.
  */
+import { randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import type { Logger } from '../log.ts';
 import type { ObjectStore } from '../storage/objects.ts';
@@ -80,7 +81,9 @@ export class BucketCaptureSink implements CaptureSink {
     }
     for (const [date, group] of byDate) {
       const stamp = new Date().toISOString().replace(/[-:.]/g, '');
-      const key = `${partition(CAPTURES_PREFIX, date)}${stamp}-${this.options.writerId}-${this.sequence++}.jsonl.gz`;
+      // The random tail keeps two writers apart that share an id (a pid reused after a restart) and a millisecond.
+      const unique = `${this.options.writerId}-${this.sequence++}-${randomBytes(4).toString('hex')}`;
+      const key = `${partition(CAPTURES_PREFIX, date)}${stamp}-${unique}.jsonl.gz`;
       const body = gzipSync(`${group.map((record) => JSON.stringify(record)).join('\n')}\n`);
       try {
         await this.objects.put(key, body, 'application/gzip');
