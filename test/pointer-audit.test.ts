@@ -113,6 +113,22 @@ describe('the pointer audit trail on the embedded S3', () => {
     ]);
   });
 
+  test('promoting a candidate older than the serving version is a promotion; going back to it otherwise is a rollback', async () => {
+    await store.promote(third, { now: at(11) });
+    await store.setCandidate({ version: first, mode: 'shadow' }, { now: at(12) });
+    await store.promote(first, { now: at(13), by: { actor: 'schedule', reason: 'agrees on 99%' } });
+    await store.promote(third, { now: at(14) });
+    await store.promote(first, { now: at(15) });
+    assert.deepEqual(
+      (await records()).slice(-3).map((r) => [r.action, r.from, r.to]),
+      [
+        ['promote', third, first],
+        ['promote', first, third],
+        ['rollback', third, first],
+      ],
+    );
+  });
+
   for (const reason of ['', 'x'.repeat(501)]) {
     test(`refuses a reason of ${reason.length} characters before writing anything`, async () => {
       const before = await store.pointerState();

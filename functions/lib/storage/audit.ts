@@ -51,8 +51,10 @@ export function auditRecord(
   const from = before?.version ?? null;
   const candidateChanged = !sameCandidate(before?.candidate, after.candidate);
   let action: AuditAction;
-  // Version names sort by creation time: going back to an older one is a rollback.
-  if (from !== after.version) action = from !== null && after.version < from ? 'rollback' : 'promote';
+  // Version names sort by creation time: going back to an older one is a rollback, unless it was the candidate
+  // (a candidate trained earlier and tried on live traffic is promoted, not rolled back to).
+  const goesBack = from !== null && after.version < from && before?.candidate?.version !== after.version;
+  if (from !== after.version) action = goesBack ? 'rollback' : 'promote';
   else if (candidateChanged) action = after.candidate ? 'set-candidate' : 'clear-candidate';
   else if (Boolean(before?.pinned) !== Boolean(after.pinned)) action = after.pinned ? 'pin' : 'unpin';
   // The serving version promoted again: its promotedAt (and so the rollback watch) starts over.
