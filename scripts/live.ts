@@ -54,6 +54,7 @@ const BAR_WIDTH = 24;
 const percent = (x: number | null, digits = 1) => (x === null ? '–' : `${(x * 100).toFixed(digits)}%`);
 const count = (n: number) => n.toLocaleString('en-US');
 const minute = (iso: string) => iso.slice(0, 16).replace('T', ' ');
+const ms = (value: number) => `${value < 10 ? value.toFixed(2) : value.toFixed(0)} ms`;
 const bar = (n: number, max: number, width: number) =>
   n === 0 ? '' : '█'.repeat(Math.max(1, Math.round((n / max) * width)));
 
@@ -122,6 +123,8 @@ function versionTable(v: VersionLive, serving: boolean, minSamples: number): str
     `  corrected    ${count(v.corrected)}`,
     `  accuracy     ${accuracy}`,
     `  corrections  ${confusionPairs(v.confusion)}`,
+    `  latency      p50 ${ms(v.latencyMs.p50)} · p99 ${ms(v.latencyMs.p99)} (arrival to answer, in the server)`,
+    `  low conf.    ${percent(v.lowConfidence.share)} of answers below ${v.lowConfidence.threshold}`,
     '  confidence   (every answer; the corrected ones beside)',
     ...histogram(v.confidence),
     '  class mix    share of each digit among the answers, and in MNIST training',
@@ -219,7 +222,11 @@ async function main(): Promise<void> {
   try {
     const store = new ModelStore(storage.objects);
     const [summary, serving] = await Promise.all([
-      computeLiveSummaries(storage.objects, { since, drift: config.drift }),
+      computeLiveSummaries(storage.objects, {
+        since,
+        drift: config.drift,
+        lowConfidenceThreshold: config.metrics.lowConfidenceThreshold,
+      }),
       // A malformed pointer costs only the "(serving)" mark here; `npm run models` reports it.
       store.latest().then(
         (pointer) => pointer?.version,

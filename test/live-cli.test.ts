@@ -66,7 +66,7 @@ describe('npm run live', () => {
     assert.match(result.stdout, /Not stored \(--no-write\)\./);
   });
 
-  test('prints counts, accuracy with its interval, the caveat, confusion pairs, histogram and class mix; stores live.json', async () => {
+  test('prints counts, accuracy with its interval, the caveat, confusion pairs, latency, low confidence, histogram and class mix; stores live.json', async () => {
     const result = await live([]);
     assert.equal(result.code, 0, result.stderr);
     const out = result.stdout;
@@ -76,7 +76,8 @@ describe('npm run live', () => {
     assert.match(out, /feedback {5}10 \(100\.0% of predictions\)/);
     assert.match(out, /confirmed {4}8\n {2}corrected {4}2/);
     assert.match(out, /accuracy {5}80\.0% {2}95% interval 49\.0% to 94\.3% \(from 10 answers\)/);
-    assert.match(out, /corrections {2}7 answered as 1 ×2\n/);
+    assert.match(out, /corrections {2}7 answered as 1 ×2\n {2}latency {6}p50 3\.50 ms · p99 3\.50 ms /);
+    assert.match(out, /low conf\. {4}20\.0% of answers below 0\.6\n/);
     assert.match(out, /0\.9–1\.0 {2}█{24} {6}8\n/);
     assert.match(out, /0\.4–0\.5 {2}█+ +1 {3}corrected █+ 1/);
     assert.match(out, /training {4}9\.9% {2}11\.2%/);

@@ -67,7 +67,7 @@ describe('drift in the live summary', () => {
       objects,
       answers(0, 300, 1, (d) => d.map((v) => 255 - v)),
     );
-    const summary = await refreshLiveSummaries(objects, NOW, DRIFT);
+    const summary = await refreshLiveSummaries(objects, NOW, { drift: DRIFT });
     const drift = summary.versions[0]!.drift!;
     assert.equal(drift.level, 'significant');
     assert.equal(drift.alarm, true);
@@ -148,7 +148,7 @@ describe('drift in the live summary', () => {
     const objects = new MemoryObjects();
     await storeVersion(objects, V1, JSON.stringify(reference));
     await writeTraffic(objects, answers(0, 250, 1));
-    await refreshLiveSummaries(objects, NOW, DRIFT);
+    await refreshLiveSummaries(objects, NOW, { drift: DRIFT });
     const good = JSON.parse((await objects.get(`models/${V1}/live.json`))!.body.toString('utf8'));
     const { drift, ...withoutDrift } = good;
     assert.ok(parseStoredLive(Buffer.from(JSON.stringify(withoutDrift)), V1));

@@ -132,6 +132,24 @@ describe('summarizeLive', () => {
     assert.equal(round4(training.reduce((a, b) => a + b, 0)), 1);
   });
 
+  test('latency p50 and p99 are nearest-rank over the captured answers; low confidence is the share below the threshold', async () => {
+    const answers = Array.from({ length: 100 }, (_, i) => ({
+      version: V1,
+      digit: 1,
+      confidence: i < 7 ? 0.5 : 0.9,
+      at: at(i % 60),
+      latencyMs: 100 - i,
+    }));
+    const data = await readLiveData(await bucketWith(answers, [V1]));
+    const [v1] = summarizeLive(data, [V1]).versions;
+    assert.deepEqual(v1!.latencyMs, { p50: 50, p99: 99 });
+    assert.deepEqual(v1!.lowConfidence, { threshold: 0.6, share: 0.07 });
+    assert.deepEqual(summarizeLive(data, [V1], undefined, 0.95).versions[0]!.lowConfidence, {
+      threshold: 0.95,
+      share: 1,
+    });
+  });
+
   test('the time range runs from the first capture to the last', async () => {
     const { versions } = summarizeLive(await readLiveData(await bucketWith(TRAFFIC, [V1])), [V1]);
     assert.equal(versions[0]!.from, at(1).toISOString());
@@ -240,9 +258,13 @@ describe('live.json', () => {
         { ...good, confidence: { ...good.confidence, all: good.confidence.all.map(() => -1) } },
       ],
       ['no updatedAt', { ...good, updatedAt: undefined }],
+      ['a negative latency', { ...good, latencyMs: { p50: -1, p99: 3 } }],
+      ['a low-confidence share over 1', { ...good, lowConfidence: { threshold: 0.6, share: 2 } }],
       ['an array', [good]],
     ];
     assert.ok(parseStoredLive(Buffer.from(JSON.stringify(good)), V1));
+    const { latencyMs: _, lowConfidence: __, ...older } = good;
+    assert.ok(parseStoredLive(Buffer.from(JSON.stringify(older)), V1), 'a summary stored before latency was computed');
     for (const [what, value] of bad) {
       assert.equal(parseStoredLive(Buffer.from(JSON.stringify(value)), V1), undefined, what);
     }

@@ -10,6 +10,7 @@
  */
 import { ConfigError } from './errors.ts';
 import { DRIFT_DEFAULTS, type DriftOptions } from './live/drift.ts';
+import { LOW_CONFIDENCE_DEFAULT } from './live/summary.ts';
 import { DEFAULT_POLICY, type RolloutPolicy } from './rollout/decide.ts';
 import { S3_TIMEOUT_DEFAULTS, type S3Timeouts } from './storage/objects.ts';
 
@@ -255,7 +256,7 @@ export function readConfig(env: Env = process.env): Config {
     stage: oneOf(env, 'STAGE', STAGES) ?? 'local',
     metrics: {
       mode: oneOf(env, 'METRICS', METRICS_MODES) ?? (optional(env, 'AWS_LAMBDA_FUNCTION_NAME') ? 'emf' : 'off'),
-      lowConfidenceThreshold: numberFrom(env, 'LOW_CONFIDENCE_THRESHOLD', 0.6, 0, 1),
+      lowConfidenceThreshold: numberFrom(env, 'LOW_CONFIDENCE_THRESHOLD', LOW_CONFIDENCE_DEFAULT, 0, 1),
     },
   };
 }

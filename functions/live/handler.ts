@@ -22,7 +22,10 @@ const metrics = createMetrics(config.metrics.mode, { stage: config.stage, compon
 const driftMetrics = createMetrics(config.metrics.mode, { stage: config.stage, component: 'drift' });
 
 export const handler = async (_event: unknown) => {
-  const { versions, skipped } = await refreshLiveSummaries(objects, new Date(), config.drift);
+  const { versions, skipped } = await refreshLiveSummaries(objects, new Date(), {
+    drift: config.drift,
+    lowConfidenceThreshold: config.metrics.lowConfidenceThreshold,
+  });
   const result = {
     versions: versions.map(({ version, predictions, feedback, correct, accuracy, low, high, drift }) => ({
       version,

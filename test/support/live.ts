@@ -23,6 +23,8 @@ export interface Answer {
   input?: string;
   /** The other version's answer to the same input, while a candidate runs. */
   alternative?: Alternative;
+  /** 3.5 ms if unset. */
+  latencyMs?: number;
 }
 
 const silent = createLogger({}, () => {});
@@ -41,7 +43,7 @@ export function captureRecord(answer: Answer, predictionId = newPredictionId(ans
     probabilities: Array.from({ length: MNIST_CLASSES }, (_, d) => (d === answer.digit ? answer.confidence : rest)),
     input: answer.input ?? encodeInput(new Float32Array(MNIST_PIXELS)),
     format: 'png',
-    latencyMs: 3.5,
+    latencyMs: answer.latencyMs ?? 3.5,
     ...(answer.alternative ? { alternative: answer.alternative } : {}),
   };
 }

@@ -24,7 +24,9 @@ export const LIVE_MAX_BYTES = 64 * 1024;
 /** How long GET /model reuses a read of live.json; the schedule refreshes it far less often. */
 export const LIVE_CACHE_MS = 60_000;
 
-export type StoredLive = VersionLive & { updatedAt: string };
+/** A version's live.json; summaries stored before latency and low confidence were computed lack them. */
+export type StoredLive = Omit<VersionLive, 'latencyMs' | 'lowConfidence'> &
+  Partial<Pick<VersionLive, 'latencyMs' | 'lowConfidence'>> & { updatedAt: string };
 
 const DAY_MS = 86_400_000;
 
@@ -40,6 +42,8 @@ export interface LiveOptions {
   /** Drift's window ends now. */
   now?: Date;
   drift?: DriftOptions & { windowDays: number };
+  /** LOW_CONFIDENCE_THRESHOLD: the metrics' threshold, so both count the same answers. */
+  lowConfidenceThreshold?: number;
 }
 
 /**
@@ -84,7 +88,7 @@ export async function computeLiveSummaries(
   const windowStart = now.getTime() - windowDays * DAY_MS;
   const since = new Date(options.since ? Math.max(windowStart, Date.parse(`${options.since}T00:00:00Z`)) : windowStart);
   return {
-    ...summarizeLive(data, versions, { ...driftOptions, references, since }),
+    ...summarizeLive(data, versions, { ...driftOptions, references, since }, options.lowConfidenceThreshold),
     comparisons: compareVersions(data, versions),
   };
 }
@@ -102,9 +106,9 @@ export async function storeLiveSummaries(objects: ObjectStore, summary: LiveSumm
 export async function refreshLiveSummaries(
   objects: ObjectStore,
   now: Date = new Date(),
-  drift?: LiveOptions['drift'],
+  options: Pick<LiveOptions, 'drift' | 'lowConfidenceThreshold'> = {},
 ): Promise<LiveSummary> {
-  const summary = await computeLiveSummaries(objects, { now, ...(drift ? { drift } : {}) });
+  const summary = await computeLiveSummaries(objects, { now, ...options });
   await storeLiveSummaries(objects, summary, now);
   return summary;
 }
@@ -170,7 +174,12 @@ export function parseStoredLive(bytes: Buffer, version: string): StoredLive | un
     isTime(value.from) &&
     isTime(value.to) &&
     isTime(value.updatedAt) &&
-    isStoredDrift(value.drift);
+    isStoredDrift(value.drift) &&
+    // Absent from summaries stored before they were computed.
+    (value.latencyMs === undefined ||
+      (isObject(value.latencyMs) && isNonNegative(value.latencyMs.p50) && isNonNegative(value.latencyMs.p99))) &&
+    (value.lowConfidence === undefined ||
+      (isObject(value.lowConfidence) && isShare(value.lowConfidence.threshold) && isShare(value.lowConfidence.share)));
   return valid ? (value as unknown as StoredLive) : undefined;
 }
 

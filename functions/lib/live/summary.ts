@@ -18,6 +18,9 @@ import type { LabelledCapture, LiveData } from './read.ts';
 export const LIVE_CAVEAT =
   'Users correct wrong answers more often than they confirm right ones, so this accuracy leans low.';
 
+/** An answer less confident than this counts as low-confidence, in the metrics and here, unless configured otherwise. */
+export const LOW_CONFIDENCE_DEFAULT = 0.6;
+
 /** z for a two-sided 95% interval. */
 const Z_95 = 1.96;
 
@@ -60,6 +63,10 @@ export interface VersionLive {
   confusion: number[][];
   /** Counts per confidence bin (`CONFIDENCE_BINS`), of every captured answer and of the corrected ones. */
   confidence: { all: number[]; corrected: number[] };
+  /** From the request's arrival to its answer, over the captured answers (the dashboard's p50 and p99). */
+  latencyMs: { p50: number; p99: number };
+  /** Share of the captured answers whose confidence was below `threshold` (the dashboard's low-confidence rate). */
+  lowConfidence: { threshold: number; share: number };
   /** Share of each digit among the answers, beside its share in the training set. */
   classMix: { answers: number[]; training: number[] };
   /** The first and last capture's time. */
@@ -108,11 +115,16 @@ function recentSamples(captures: readonly CaptureRecord[], since: Date): Profile
   return samples;
 }
 
+/** The nearest-rank percentile of values sorted ascending. */
+const percentileOf = (sorted: readonly number[], p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+
 function summarizeVersion(
   version: string,
   captures: CaptureRecord[],
   labelled: LabelledCapture[],
   drift: DriftInput | undefined,
+  lowConfidenceThreshold: number,
 ): VersionLive {
   const confusion = Array.from({ length: MNIST_CLASSES }, () => zeros(MNIST_CLASSES));
   const all = zeros(CONFIDENCE_BINS);
@@ -120,8 +132,10 @@ function summarizeVersion(
   const answers = zeros(MNIST_CLASSES);
   let from = captures[0]!.time;
   let to = from;
+  let lowConfidence = 0;
   for (const capture of captures) {
     all[confidenceBin(capture.confidence)]!++;
+    if (capture.confidence < lowConfidenceThreshold) lowConfidence++;
     answers[capture.digit]!++;
     if (capture.time < from) from = capture.time;
     if (capture.time > to) to = capture.time;
@@ -137,6 +151,7 @@ function summarizeVersion(
   }
   const feedback = labelled.length;
   const interval = wilsonInterval(correct, feedback);
+  const latencies = captures.map((c) => c.latencyMs).sort((a, b) => a - b);
   return {
     version,
     predictions: captures.length,
@@ -148,6 +163,8 @@ function summarizeVersion(
     high: interval?.high ?? null,
     confusion,
     confidence: { all, corrected: wrong },
+    latencyMs: { p50: percentileOf(latencies, 50), p99: percentileOf(latencies, 99) },
+    lowConfidence: { threshold: lowConfidenceThreshold, share: lowConfidence / captures.length },
     classMix: { answers: shares(answers), training: shares(MNIST_TRAIN_CLASS_COUNTS) },
     from,
     to,
@@ -175,7 +192,12 @@ function groupInto<T>(groups: Map<string, T[]>, key: string, item: T): void {
  * for a version that does not exist. With `drift`, each summary says how far
  * the version's recent inputs are from its reference profile.
  */
-export function summarizeLive(data: LiveData, stored: readonly string[], drift?: DriftInput): LiveSummary {
+export function summarizeLive(
+  data: LiveData,
+  stored: readonly string[],
+  drift?: DriftInput,
+  lowConfidenceThreshold = LOW_CONFIDENCE_DEFAULT,
+): LiveSummary {
   const known = new Set(stored);
   const captures = new Map<string, CaptureRecord[]>();
   const labelled = new Map<string, LabelledCapture[]>();
@@ -192,6 +214,8 @@ export function summarizeLive(data: LiveData, stored: readonly string[], drift?:
   }
   const versions = [...captures.keys()]
     .sort()
-    .map((version) => summarizeVersion(version, captures.get(version)!, labelled.get(version) ?? [], drift));
+    .map((version) =>
+      summarizeVersion(version, captures.get(version)!, labelled.get(version) ?? [], drift, lowConfidenceThreshold),
+    );
   return { versions, skipped: { ...data.skipped, unknownVersionCaptures } };
 }
