@@ -10,18 +10,28 @@
  *
  *   --step-seconds N    length of each concurrency step (default 5)
  *   --soak-requests N   requests in the soak (default 100000)
+ *   --canary P          run all of it with a second version answering P% of
+ *                       requests as a canary: both models loaded, the split,
+ *                       the captures with both answers, the rollout timer
+ *                       judging it. The candidate is an untrained MLP: it
+ *                       costs what a trained one does.
  */
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { Jimp } from 'jimp';
+import { initBackend } from '#lib/backend';
+import { createS3Client, IN_PROCESS_S3_TIMEOUTS, S3ObjectStore } from '#lib/storage/objects';
+import { ModelStore } from '#lib/storage/store';
 import { loadMnist } from '#lib/training/mnist';
 import { MAX_BATCH } from '#lib/predict-request';
-import { stackRssMiB, startStack } from './local-stack.ts';
+import { TOKEN_FILE } from '../cli/local-token.ts';
+import { type RunningStack, stackRssMiB, startStack } from './local-stack.ts';
+import { storeUntrainedVersion } from './untrained-version.ts';
 import { canvasDrawing } from './rerender.ts';
 import { machine, round } from './stats.ts';
 
@@ -45,28 +55,35 @@ interface Kind {
 /** What goes round each connection, in order: mostly valid images, with every kind of refusal in between. */
 async function requestMix(dataDir: string, mnistDir: string | undefined): Promise<Kind[]> {
   const { test } = await loadMnist({ dir: mnistDir, cacheDir: path.join(dataDir, 'mnist') });
-  const digit = test.images.subarray(0, 784);
-  const small = new Jimp({ width: 28, height: 28, color: 0xff });
-  for (let i = 0; i < 784; i++) small.bitmap.data.set([digit[i]!, digit[i]!, digit[i]!, 255], i * 4);
   const image = (bytes: Buffer) => JSON.stringify({ image: bytes.toString('base64') });
-  const png = { name: '28x28 PNG', body: image(await small.getBuffer('image/png')), expect: 200 };
-  const canvas = { name: '280x280 canvas PNG', body: image(await canvasDrawing(digit, 1)), expect: 200 };
+  // Five different digits: a canary's split is by a hash of the body, so one body would go to one version only.
+  const png = async (n: number) => {
+    const digit = test.images.subarray(n * 784, (n + 1) * 784);
+    const small = new Jimp({ width: 28, height: 28, color: 0xff });
+    for (let i = 0; i < 784; i++) small.bitmap.data.set([digit[i]!, digit[i]!, digit[i]!, 255], i * 4);
+    return { name: `28x28 PNG #${n + 1}`, body: image(await small.getBuffer('image/png')), expect: 200 };
+  };
+  const canvas = {
+    name: '280x280 canvas PNG',
+    body: image(await canvasDrawing(test.images.subarray(0, 784), 1)),
+    expect: 200,
+  };
   // One canvas drawing in ten: its decode costs several small PNGs', and would otherwise be all the soak measures.
   return [
-    png,
+    await png(0),
     { name: 'bad JSON', body: '{"image": ', expect: 400 },
-    png,
+    await png(1),
     canvas,
     { name: 'bad base64', body: JSON.stringify({ image: 'not base64!!' }), expect: 400 },
-    png,
+    await png(2),
     { name: 'not an image', body: image(Buffer.from('hello, world')), expect: 415 },
-    png,
+    await png(3),
     {
       name: `batch of ${MAX_BATCH + 1}`,
       body: JSON.stringify({ images: new Array(MAX_BATCH + 1).fill('AAAA') }),
       expect: 413,
     },
-    png,
+    await png(4),
   ];
 }
 
@@ -115,17 +132,22 @@ function summary(run: Run) {
   };
 }
 
-/** Every kind once, by itself, so the status split of a step can be read against what each kind must answer. */
-async function checkKinds(url: string, kinds: Kind[]): Promise<void> {
+/**
+ * Every kind once, by itself, so the status split of a step can be read against what each kind must answer.
+ * Returns how many of the valid bodies each version answered: a canary's split is by a hash of the body.
+ */
+async function checkKinds(url: string, kinds: Kind[]): Promise<Record<string, number>> {
+  const answeredBy: Record<string, number> = {};
   for (const kind of kinds) {
     const response = await fetch(`${url}/predict`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: kind.body,
     });
-    await response.arrayBuffer();
+    const answer = (await response.json()) as { modelVersion?: string };
     if (response.status !== kind.expect)
       throw new Error(`${kind.name} answered ${response.status}, expected ${kind.expect}`);
+    if (answer.modelVersion) answeredBy[answer.modelVersion] = (answeredBy[answer.modelVersion] ?? 0) + 1;
   }
   const invalid = kinds.filter((kind) => kind.expect >= 400).length;
   emit({
@@ -134,6 +156,50 @@ async function checkKinds(url: string, kinds: Kind[]): Promise<void> {
     invalidShare: round(invalid / kinds.length),
     expect: Object.fromEntries(kinds.map((kind) => [kind.name, kind.expect])),
   });
+  return answeredBy;
+}
+
+/** Stores a second version and makes it the canary through the operator route, as `npm run promote` would. */
+async function setCanary(stack: RunningStack, dataDir: string, percent: number): Promise<string> {
+  await initBackend();
+  const credentials = JSON.parse(await readFile(path.join(dataDir, 's3', 'credentials.json'), 'utf8'));
+  const s3 = createS3Client({
+    bucket: stack.bucket,
+    endpoint: stack.s3,
+    region: 'us-east-1',
+    credentials,
+    timeouts: IN_PROCESS_S3_TIMEOUTS,
+  });
+  const candidate = await storeUntrainedVersion(new ModelStore(new S3ObjectStore(s3, stack.bucket)));
+  s3.destroy();
+  const token = (await readFile(path.join(dataDir, TOKEN_FILE), 'utf8')).trim();
+  const response = await fetch(`${stack.url}/promote`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: JSON.stringify({ version: candidate, mode: 'canary', percent, reason: 'load bench' }),
+  });
+  if (!response.ok) throw new Error(`setting the canary answered ${response.status}: ${await response.text()}`);
+  await untilEveryServerRuns(stack.url, candidate);
+  return candidate;
+}
+
+/** Consecutive /health answers naming the candidate as running before the bench trusts that every server has it. */
+const CANARY_CONFIRMATIONS = 20;
+const CANARY_LIMIT_MS = 120_000;
+
+/** Each request is a new connection, so the kernel spreads them over the server processes. */
+async function untilEveryServerRuns(url: string, candidate: string): Promise<void> {
+  const deadline = performance.now() + CANARY_LIMIT_MS;
+  let confirmed = 0;
+  while (confirmed < CANARY_CONFIRMATIONS) {
+    if (performance.now() > deadline) throw new Error(`the servers did not all run ${candidate} within 120 s`);
+    const health = (await (await fetch(`${url}/health`, { headers: { connection: 'close' } })).json()) as {
+      candidate?: { version: string; state: string };
+    };
+    const running = health.candidate?.version === candidate && health.candidate.state === 'ready';
+    confirmed = running ? confirmed + 1 : 0;
+    if (!running) await new Promise((resolve) => setTimeout(resolve, 200));
+  }
 }
 
 export async function benchLoad(argv: string[]): Promise<void> {
@@ -142,6 +208,7 @@ export async function benchLoad(argv: string[]): Promise<void> {
     options: {
       'step-seconds': { type: 'string', default: '5' },
       'soak-requests': { type: 'string', default: '100000' },
+      canary: { type: 'string' },
     },
     strict: true,
   });
@@ -149,6 +216,9 @@ export async function benchLoad(argv: string[]): Promise<void> {
   const soakRequests = Number(values['soak-requests']);
   if (!(stepSeconds > 0) || !(Number.isInteger(soakRequests) && soakRequests > 0))
     throw new Error('--step-seconds and --soak-requests must be positive numbers');
+  const canaryPercent = values.canary === undefined ? undefined : Number(values.canary);
+  if (canaryPercent !== undefined && !(Number.isInteger(canaryPercent) && canaryPercent >= 1 && canaryPercent <= 100))
+    throw new Error('--canary takes a whole percentage from 1 to 100');
 
   emit({ bench: 'load', machine: machine() });
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'digitnet-load-'));
@@ -159,7 +229,8 @@ export async function benchLoad(argv: string[]): Promise<void> {
       ? shared
       : undefined;
   const started = performance.now();
-  const stack = await startStack(dataDir, mnistDir);
+  // A canary is set after the start: the servers then re-read the pointer every few seconds rather than every minute.
+  const stack = await startStack(dataDir, mnistDir, canaryPercent === undefined ? {} : { MODEL_REFRESH_SECONDS: '5' });
   const { child, url } = stack;
   try {
     emit({
@@ -169,7 +240,9 @@ export async function benchLoad(argv: string[]): Promise<void> {
       serverProcesses: stack.workers,
     });
     const kinds = await requestMix(dataDir, mnistDir);
-    await checkKinds(url, kinds);
+    const candidate = canaryPercent === undefined ? undefined : await setCanary(stack, dataDir, canaryPercent);
+    const answeredBy = await checkKinds(url, kinds);
+    if (candidate) emit({ measure: 'canary', candidate, percent: canaryPercent, validBodiesAnsweredBy: answeredBy });
     await fire(url, kinds, { connections: 4, duration: 2 }).done;
 
     const steps: (ReturnType<typeof summary> & { connections: number })[] = [];
@@ -222,6 +295,10 @@ export async function benchLoad(argv: string[]): Promise<void> {
         max: Math.max(rssBefore, ...samples),
       },
     });
+    if (candidate) {
+      const pointer = await (await fetch(`${url}/model`)).json();
+      emit({ measure: 'canary after the soak', candidate: pointer.candidate ?? null });
+    }
   } finally {
     await stack.stop();
     await rm(dataDir, { recursive: true, force: true });

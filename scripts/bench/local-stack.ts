@@ -15,11 +15,18 @@ export interface RunningStack {
   child: ChildProcess;
   url: string;
   workers: number;
+  /** The embedded S3's endpoint and bucket; its credentials are in `<dataDir>/s3/credentials.json`. */
+  s3: string;
+  bucket: string;
   stop(): Promise<void>;
 }
 
 /** Starts `npm start` on a free port; trains one epoch first when `dataDir` holds no model. */
-export function startStack(dataDir: string, mnistDir: string | undefined): Promise<RunningStack> {
+export function startStack(
+  dataDir: string,
+  mnistDir: string | undefined,
+  extraEnv: Record<string, string> = {},
+): Promise<RunningStack> {
   const child = spawn(
     process.execPath,
     ['--import', 'tsx', path.join(root, 'scripts', 'local.ts'), '--port', '0', '--epochs', '1'],
@@ -34,6 +41,7 @@ export function startStack(dataDir: string, mnistDir: string | undefined): Promi
         BUCKET: '',
         S3_ENDPOINT: '',
         AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+        ...extraEnv,
       },
       stdio: ['ignore', 'pipe', 'inherit'],
     },
@@ -55,8 +63,8 @@ export function startStack(dataDir: string, mnistDir: string | undefined): Promi
       const ready = buffered.split('\n').find((line) => line.includes('"event":"ready"'));
       if (!ready) return;
       clearTimeout(timer);
-      const { url, workers } = JSON.parse(ready);
-      resolve({ child, url, workers, stop });
+      const { url, workers, s3, bucket } = JSON.parse(ready);
+      resolve({ child, url, workers, s3, bucket, stop });
     });
     child.once('exit', (code) => {
       clearTimeout(timer);

@@ -33,6 +33,7 @@ import { ModelStore, versionName } from '#lib/storage/store';
 import { makeHandler } from '../../functions/predict/app.ts';
 import { buildPredict } from '../build.ts';
 import { startStack } from './local-stack.ts';
+import { storeUntrainedVersion } from './untrained-version.ts';
 import { canvasDrawing, paperPhoto } from './rerender.ts';
 import { machine, percentile, round, time } from './stats.ts';
 
@@ -351,14 +352,7 @@ export async function benchCandidate(): Promise<void> {
   emit({ bench: 'candidate', machine: machine() });
   const { backend, s3, store, mnist } = await servingSetUp();
   const logger = createLogger({}, () => {});
-  const serving = (await store.latest())!.version;
-  const metrics = (await store.metrics(serving))!;
-  // An untrained MLP: inference costs the same whatever the weights, and training a second one would add minutes.
-  const candidate = versionName('mlp', new Date(Date.now() + 1000));
-  const model = createModel({ arch: 'mlp', seed: 7 });
-  const { artifacts: _, ...input } = metrics;
-  await store.save(model, { ...input, version: candidate, createdAt: new Date().toISOString() });
-  model.dispose();
+  const candidate = await storeUntrainedVersion(store);
   const devNull = openSync('/dev/null', 'w');
   const sink = logCaptureSink((line) => void writeSync(devNull, `${line}\n`));
   const handlerFor = (cache: ModelCache) =>
