@@ -5,7 +5,9 @@
  * are parsed from either form.
  */
 import type { Node } from 'constructs';
-import { STAGES, type Stage } from '#lib/config';
+import { ROLLOUT_POLICY_SETTINGS, STAGES, type Stage } from '#lib/config';
+import { LOW_CONFIDENCE_DEFAULT } from '#lib/live/summary';
+import { DEFAULT_POLICY, type RolloutPolicy } from '#lib/rollout/decide';
 import { ARCHS, isArch, type Arch } from '#lib/training/model';
 
 export type Reservation = number | 'off';
@@ -55,6 +57,8 @@ export interface StackConfig {
   liveSummaryIntervalMinutes: number;
   /** How often the rollout function applies the rollout policy (it also runs when a model's alarm goes off). */
   rolloutIntervalMinutes: number;
+  /** The policy it applies: context keys `rolloutMinSamples`, `rolloutMinLabelled`, … (README, "Automatic rollout"). */
+  rolloutPolicy: RolloutPolicy;
   /** An answer below this confidence counts as LowConfidence (LOW_CONFIDENCE_THRESHOLD). */
   lowConfidenceThreshold: number;
   /** Where the alarm topic sends e-mail; none when absent (subscribe to the topic yourself). */
@@ -95,7 +99,8 @@ export const STACK_DEFAULTS: StackConfig = {
   liveRetentionDays: 90,
   liveSummaryIntervalMinutes: 60,
   rolloutIntervalMinutes: 15,
-  lowConfidenceThreshold: 0.6,
+  rolloutPolicy: DEFAULT_POLICY,
+  lowConfidenceThreshold: LOW_CONFIDENCE_DEFAULT,
   alarmApi5xxPercent: 5,
   alarmPredictP99Ms: 1000,
   alarmApiThrottles: 20,
@@ -125,9 +130,23 @@ export class StackConfigError extends Error {
 
 type Lookup = (key: string) => unknown;
 
+/** `minSamples` is set with the context key `rolloutMinSamples`, and so on. */
+type RolloutContextKey = `rollout${Capitalize<keyof RolloutPolicy>}`;
+const rolloutContextKey = (key: keyof RolloutPolicy) =>
+  `rollout${key[0]!.toUpperCase()}${key.slice(1)}` as RolloutContextKey;
+
+function rolloutPolicy(get: Lookup): RolloutPolicy {
+  const policy = { ...DEFAULT_POLICY };
+  for (const key of Object.keys(ROLLOUT_POLICY_SETTINGS) as (keyof RolloutPolicy)[]) {
+    const { min, max } = ROLLOUT_POLICY_SETTINGS[key];
+    policy[key] = number(get, rolloutContextKey(key), DEFAULT_POLICY[key], min, max, false);
+  }
+  return policy;
+}
+
 function number(
   get: Lookup,
-  key: keyof StackConfig,
+  key: keyof StackConfig | RolloutContextKey,
   fallback: number,
   min: number,
   max: number,
@@ -298,6 +317,7 @@ export function readStackConfig(node: Pick<Node, 'tryGetContext'>): StackConfig 
       24 * 60,
     ),
     rolloutIntervalMinutes: number(get, 'rolloutIntervalMinutes', STACK_DEFAULTS.rolloutIntervalMinutes, 1, 24 * 60),
+    rolloutPolicy: rolloutPolicy(get),
     lowConfidenceThreshold: number(get, 'lowConfidenceThreshold', STACK_DEFAULTS.lowConfidenceThreshold, 0, 1, false),
     ...(alarmEmail ? { alarmEmail } : {}),
     alarmApi5xxPercent: number(get, 'alarmApi5xxPercent', STACK_DEFAULTS.alarmApi5xxPercent, 0.1, 100, false),

@@ -13,8 +13,10 @@ import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import type { Construct } from 'constructs';
+import { ROLLOUT_POLICY_SETTINGS } from '#lib/config';
 import { CAPTURES_PREFIX, FEEDBACK_PREFIX } from '#lib/live/records';
 import { alarmName, MODEL_ALARM_IDS } from '#lib/rollout/cloudwatch-alarms';
+import type { RolloutPolicy } from '#lib/rollout/decide';
 import { LATEST_KEY } from '#lib/storage/store';
 import { CAPTURE_ERRORS_PREFIX, CaptureDelivery } from './capture.ts';
 import type { Reservation, StackConfig } from './config.ts';
@@ -153,6 +155,8 @@ export class DigitnetStack extends Stack {
       removalPolicy,
     });
     this.liveFunction.bindLiveSummary(this.bucket);
+    // live.json counts low-confidence answers with the predict function's threshold.
+    this.liveFunction.addEnvironment('LOW_CONFIDENCE_THRESHOLD', String(config.lowConfidenceThreshold));
     new events.Rule(this, 'LiveSummarySchedule', {
       description: 'digitnet: refresh each model version’s live summary (models/<version>/live.json)',
       schedule: events.Schedule.rate(Duration.minutes(config.liveSummaryIntervalMinutes)),
@@ -186,6 +190,8 @@ export class DigitnetStack extends Stack {
       logRetention,
       removalPolicy,
     });
+    for (const [key, { env }] of Object.entries(ROLLOUT_POLICY_SETTINGS))
+      this.rolloutFunction.addEnvironment(env, String(config.rolloutPolicy[key as keyof RolloutPolicy]));
     this.rolloutFunction.bindRollout(
       this.bucket,
       LATEST_KEY,

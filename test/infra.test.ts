@@ -10,11 +10,13 @@ import { describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { Stack, type CfnElement } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
+import { readConfig } from '#lib/config';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { buildApp } from '../infra/app.ts';
 import { readStackConfig } from '../infra/config.ts';
 import { LAMBDA_ESBUILD, WASM_FILES } from '../infra/lambda-bundle.ts';
+import type { DigitFunction } from '../infra/function.ts';
 import type { DigitnetStack } from '../infra/stack.ts';
 import { TRAIN_DOCKERFILE } from '../infra/training.ts';
 import { buildPredict } from '../scripts/build.ts';
@@ -556,6 +558,36 @@ describe('rollout function', () => {
       template.hasResourceProperties('AWS::CloudWatch::Alarm', { AlarmName: `digitnet-dev-${id}` });
   });
 
+  test('applies the default policy unless context sets it, and refuses a setting out of range', () => {
+    const policyEnv = (built: ReturnType<typeof synth>) => {
+      const resources = built.template.findResources('AWS::Lambda::Function', {
+        Properties: { Role: arn(roleOf(built.stack.rolloutFunction)) },
+      });
+      const variables = Object.values(resources)[0]!.Properties.Environment.Variables as Record<string, string>;
+      return Object.fromEntries(Object.entries(variables).filter(([name]) => name.startsWith('ROLLOUT_')));
+    };
+    assert.deepEqual(policyEnv(main), {
+      ROLLOUT_MIN_SAMPLES: '500',
+      ROLLOUT_MIN_LABELLED: '50',
+      ROLLOUT_MIN_AGREEMENT: '0.97',
+      ROLLOUT_TOLERANCE: '0.01',
+      ROLLOUT_COOL_DOWN_MINUTES: '30',
+      ROLLOUT_WATCH_MINUTES: '1440',
+    });
+    const set = policyEnv(synth({ rolloutMinSamples: '2000', rolloutTolerance: 0.02, rolloutCoolDownMinutes: '0' }));
+    assert.deepEqual(
+      [set.ROLLOUT_MIN_SAMPLES, set.ROLLOUT_TOLERANCE, set.ROLLOUT_COOL_DOWN_MINUTES],
+      ['2000', '0.02', '0'],
+    );
+    assert.equal(readConfig(set).rollout.policy.minSamples, 2000, 'the function reads what the stack sets');
+    for (const [key, bad] of [
+      ['rolloutMinSamples', '0'],
+      ['rolloutMinAgreement', '1.5'],
+      ['rolloutWatchMinutes', 'a day'],
+    ])
+      assert.throws(() => buildApp({ context: { [key]: bad } }), new RegExp(`context "${key}" must be`));
+  });
+
   test('context sets how often it runs, and refuses an interval outside 1 to 1440 minutes', () => {
     synth({ rolloutIntervalMinutes: '5' }).template.hasResourceProperties('AWS::Events::Rule', {
       ScheduleExpression: 'rate(5 minutes)',
@@ -864,11 +896,17 @@ describe('metrics, alarms and dashboard', () => {
     }
   });
 
-  test('the predict function counts answers below 0.6 confidence as low by default', () => {
-    template.hasResourceProperties('AWS::Lambda::Function', {
-      Role: arn(roleOf(stack.predictFunction)),
-      Environment: { Variables: Match.objectLike({ LOW_CONFIDENCE_THRESHOLD: '0.6' }) },
-    });
+  test('the predict and live functions count answers below 0.6 confidence as low by default, and context moves both', () => {
+    const lowConfidence = (built: ReturnType<typeof synth>, fn: DigitFunction, value: string) =>
+      built.template.hasResourceProperties('AWS::Lambda::Function', {
+        Role: arn(roleOf(fn)),
+        Environment: { Variables: Match.objectLike({ LOW_CONFIDENCE_THRESHOLD: value }) },
+      });
+    const moved = synth({ lowConfidenceThreshold: '0.75' });
+    for (const pick of [(s: typeof stack) => s.predictFunction, (s: typeof stack) => s.liveFunction]) {
+      lowConfidence(main, pick(stack), '0.6');
+      lowConfidence(moved, pick(moved.stack), '0.75');
+    }
   });
 
   test('no function gains a permission for metrics: they are log lines', () => {

@@ -137,6 +137,24 @@ function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[]):
   throw new ConfigError(`${name} must be one of ${allowed.join(', ')}; got "${raw}"`);
 }
 
+/**
+ * Each rollout policy setting's variable and range: read here, and set on the rollout function by the stack from
+ * its context keys (`rolloutMinSamples`…), which it checks against the same range.
+ */
+export const ROLLOUT_POLICY_SETTINGS: Record<keyof RolloutPolicy, { env: string; min: number; max: number }> = {
+  minSamples: { env: 'ROLLOUT_MIN_SAMPLES', min: 1, max: 10_000_000 },
+  minLabelled: { env: 'ROLLOUT_MIN_LABELLED', min: 1, max: 10_000_000 },
+  minAgreement: { env: 'ROLLOUT_MIN_AGREEMENT', min: 0, max: 1 },
+  tolerance: { env: 'ROLLOUT_TOLERANCE', min: 0, max: 1 },
+  coolDownMinutes: { env: 'ROLLOUT_COOL_DOWN_MINUTES', min: 0, max: 7 * 24 * 60 },
+  watchMinutes: { env: 'ROLLOUT_WATCH_MINUTES', min: 0, max: 30 * 24 * 60 },
+};
+
+function policyNumber(env: Env, key: keyof RolloutPolicy): number {
+  const { env: name, min, max } = ROLLOUT_POLICY_SETTINGS[key];
+  return numberFrom(env, name, DEFAULT_POLICY[key], min, max);
+}
+
 /** Whole numbers only: "3000.5" or "0x10" as a port is a mistake, not a port. */
 export function portFrom(name: string, raw: string): number {
   if (!/^\d{1,5}$/.test(raw) || Number(raw) > 65_535) {
@@ -238,12 +256,12 @@ export function readConfig(env: Env = process.env): Config {
     },
     rollout: {
       policy: {
-        minSamples: numberFrom(env, 'ROLLOUT_MIN_SAMPLES', DEFAULT_POLICY.minSamples, 1, 10_000_000),
-        minLabelled: numberFrom(env, 'ROLLOUT_MIN_LABELLED', DEFAULT_POLICY.minLabelled, 1, 10_000_000),
-        minAgreement: numberFrom(env, 'ROLLOUT_MIN_AGREEMENT', DEFAULT_POLICY.minAgreement, 0, 1),
-        tolerance: numberFrom(env, 'ROLLOUT_TOLERANCE', DEFAULT_POLICY.tolerance, 0, 1),
-        coolDownMinutes: numberFrom(env, 'ROLLOUT_COOL_DOWN_MINUTES', DEFAULT_POLICY.coolDownMinutes, 0, 7 * 24 * 60),
-        watchMinutes: numberFrom(env, 'ROLLOUT_WATCH_MINUTES', DEFAULT_POLICY.watchMinutes, 0, 30 * 24 * 60),
+        minSamples: policyNumber(env, 'minSamples'),
+        minLabelled: policyNumber(env, 'minLabelled'),
+        minAgreement: policyNumber(env, 'minAgreement'),
+        tolerance: policyNumber(env, 'tolerance'),
+        coolDownMinutes: policyNumber(env, 'coolDownMinutes'),
+        watchMinutes: policyNumber(env, 'watchMinutes'),
       },
       intervalSeconds: numberFrom(env, 'ROLLOUT_INTERVAL_SECONDS', 60, 0, 86_400),
     },
