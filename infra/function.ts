@@ -140,6 +140,13 @@ export class DigitFunction extends NodejsFunction {
    * can cause, named one by one. Sets STAGE's alarms apart from other stages'.
    */
   bindRollout(bucket: s3.IBucket, latestKey: string, alarmArns: string[]): void {
+    this.bindLiveDataReader(bucket, [bucket.arnForObjects(latestKey), bucket.arnForObjects(`${AUDIT_PREFIX}*`)]);
+    this.addToRolePolicy(new iam.PolicyStatement({ actions: ['cloudwatch:DescribeAlarms'], resources: alarmArns }));
+    acknowledgeAuditPrefix(this.role!, bucket);
+  }
+
+  /** What the rollout and live summary functions share: read captures, feedback and models, list, write `writes`. */
+  private bindLiveDataReader(bucket: s3.IBucket, writes: string[]): void {
     this.addEnvironment('BUCKET', bucket.bucketName);
     this.addToRolePolicy(
       new iam.PolicyStatement({
@@ -149,16 +156,9 @@ export class DigitFunction extends NodejsFunction {
         ),
       }),
     );
-    this.addToRolePolicy(
-      new iam.PolicyStatement({
-        actions: ['s3:PutObject'],
-        resources: [bucket.arnForObjects(latestKey), bucket.arnForObjects(`${AUDIT_PREFIX}*`)],
-      }),
-    );
+    this.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:PutObject'], resources: writes }));
     this.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [bucket.bucketArn] }));
-    this.addToRolePolicy(new iam.PolicyStatement({ actions: ['cloudwatch:DescribeAlarms'], resources: alarmArns }));
     this.acknowledgeModelsPrefix(bucket);
-    acknowledgeAuditPrefix(this.role!, bucket);
     for (const prefix of [CAPTURES_PREFIX, FEEDBACK_PREFIX]) {
       acknowledge(
         this.role!,
@@ -188,35 +188,12 @@ export class DigitFunction extends NodejsFunction {
    * a prefix condition could turn S3's 404 for a missing model file into a 403.
    */
   bindLiveSummary(bucket: s3.IBucket): void {
-    this.addEnvironment('BUCKET', bucket.bucketName);
-    this.addToRolePolicy(
-      new iam.PolicyStatement({
-        actions: ['s3:GetObject'],
-        resources: [CAPTURES_PREFIX, FEEDBACK_PREFIX, MODELS_PREFIX].map((prefix) =>
-          bucket.arnForObjects(`${prefix}*`),
-        ),
-      }),
-    );
-    this.addToRolePolicy(
-      new iam.PolicyStatement({
-        actions: ['s3:PutObject'],
-        resources: [bucket.arnForObjects(`${MODELS_PREFIX}*/${LIVE_FILE}`)],
-      }),
-    );
-    this.addToRolePolicy(new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: [bucket.bucketArn] }));
-    this.acknowledgeModelsPrefix(bucket);
+    this.bindLiveDataReader(bucket, [bucket.arnForObjects(`${MODELS_PREFIX}*/${LIVE_FILE}`)]);
     acknowledge(
       this.role!,
       `AwsSolutions-IAM5[${arnFinding(bucket, `/${MODELS_PREFIX}*/${LIVE_FILE}`)}]`,
       'Each model version gets its own live summary; the write is limited to that one file name under models/.',
     );
-    for (const prefix of [CAPTURES_PREFIX, FEEDBACK_PREFIX]) {
-      acknowledge(
-        this.role!,
-        `AwsSolutions-IAM5[${arnFinding(bucket, `/${prefix}*`)}]`,
-        `Read-only: captures and feedback are created at run time under date partitions of ${prefix}; the grant is limited to that prefix.`,
-      );
-    }
   }
 
   /** Submits training jobs to this queue with this job definition, and reads their status. */
