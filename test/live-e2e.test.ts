@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { encodeGreyPng } from '#lib/image/png-encode';
 import { newPredictionId } from '#lib/live/records';
 import { MNIST_PIXELS } from '#lib/mnist-shape';
@@ -17,14 +17,13 @@ import { ModelStore } from '#lib/storage/store';
 import { inHoldout } from '#lib/training/live-data';
 import { runScript } from './support/cli.ts';
 import { mnistDir, tempDir, testMnist } from './support/env.ts';
-import { type RunningStack, startLocalStack } from './support/local-stack.ts';
+import { startLocalStack } from './support/local-stack.ts';
 
 const PORT = 41_000 + Math.floor(Math.random() * 1000);
 const url = `http://127.0.0.1:${PORT}`;
 const UPLOADS = 320;
 const CONFIRMED = 100;
 let env: NodeJS.ProcessEnv;
-let stack: RunningStack;
 let ready: { s3: string; bucket: string };
 
 before(async () => {
@@ -42,10 +41,8 @@ before(async () => {
     BUCKET: '',
     S3_ENDPOINT: '',
   };
-  stack = await startLocalStack(env, ['--epochs', '1', '--workers', '2']);
-  ready = stack.ready;
+  ({ ready } = await startLocalStack(env, ['--epochs', '1', '--workers', '2']));
 });
-after(() => stack.stop());
 
 const cli = (script: string, args: string[]) => runScript(`scripts/${script}.ts`, args, { env });
 

@@ -12,7 +12,7 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import { initBackend } from '#lib/backend';
 import { encodeGreyPng } from '#lib/image/png-encode';
 import { MNIST_PIXELS } from '#lib/mnist-shape';
@@ -26,7 +26,7 @@ import { trainModel } from '#lib/training/train-loop';
 import * as tf from '@tensorflow/tfjs-core';
 import { runScript } from './support/cli.ts';
 import { mnistDir, tempDir, testMnist } from './support/env.ts';
-import { type RunningStack, startLocalStack } from './support/local-stack.ts';
+import { startLocalStack } from './support/local-stack.ts';
 import { untrainedTraining } from './support/metrics.ts';
 import { storeTrainedModel } from './support/service.ts';
 
@@ -37,7 +37,6 @@ const MAX_ROUNDS = 2000;
 /** MNIST test images drawn so far: each phase draws new ones. */
 let drawn = 0;
 let env: NodeJS.ProcessEnv;
-let stack: RunningStack;
 let store: ModelStore;
 let serving: string;
 /** The stack's own first model, which serves until the test's weak version replaces it. */
@@ -62,8 +61,7 @@ before(async () => {
     BUCKET: '',
     S3_ENDPOINT: '',
   };
-  stack = await startLocalStack(env, ['--epochs', '1', '--workers', '2']);
-  const { ready } = stack;
+  const { ready } = await startLocalStack(env, ['--epochs', '1', '--workers', '2']);
   const credentials = JSON.parse(await readFile(path.join(env.DATA_DIR!, 's3', 'credentials.json'), 'utf8'));
   // The stack's S3 shares two cores with its servers, its training of the first model and this test: no 2.5 s limit.
   const s3 = createS3Client({
@@ -80,8 +78,6 @@ before(async () => {
   const promoted = await post('/promote', { version: serving }, operator);
   assert.equal(promoted.status, 200, JSON.stringify(promoted));
 });
-
-after(() => stack.stop());
 
 async function post(
   route: string,

@@ -20,6 +20,11 @@ after(async () => {
   await Promise.all(scratch.map((dir) => rm(dir, { recursive: true, force: true })));
 });
 
+/** Runs `close` when the suite ends, before its temp dirs are removed (a root `after` in a test file runs later). */
+export function closeWhenDone(close: () => Promise<void>): void {
+  closers.push(close);
+}
+
 /** A temp dir removed when the suite ends. */
 export async function tempDir(prefix = 'digitnet-test-'): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), prefix));

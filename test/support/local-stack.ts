@@ -1,14 +1,17 @@
 /** `npm start` as the end-to-end tests run it: a child process on its own data folder, ready once it says so. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { repoRoot } from './env.ts';
+import { closeWhenDone, repoRoot } from './env.ts';
 
 export interface RunningStack {
   child: ChildProcess;
   /** The ready line: where the embedded S3 listens and its bucket. */
   ready: { url: string; s3: string; bucket: string };
-  stop(): void;
 }
 
+/**
+ * Starts `npm start` and stops it when the suite ends, waiting until it has exited: its embedded S3 writes into the
+ * suite's temp dir, which is removed after it.
+ */
 export function startLocalStack(env: NodeJS.ProcessEnv, args: string[] = []): Promise<RunningStack> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/local.ts', ...args], {
     cwd: repoRoot,
@@ -17,16 +20,18 @@ export function startLocalStack(env: NodeJS.ProcessEnv, args: string[] = []): Pr
   });
   let stderr = '';
   child.stderr!.on('data', (chunk) => (stderr += chunk));
-  const stop = () => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  };
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  closeWhenDone(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+  });
   return new Promise((resolve, reject) => {
     child.stdout!.on('data', (chunk: Buffer) => {
       const line = chunk
         .toString()
         .split('\n')
         .find((l) => l.includes('"event":"ready"'));
-      if (line) resolve({ child, ready: JSON.parse(line), stop });
+      if (line) resolve({ child, ready: JSON.parse(line) });
     });
     child.once('exit', (code) => reject(new Error(`npm start exited with ${code}: ${stderr.slice(-2000)}`)));
   });
