@@ -9,7 +9,7 @@ import { gunzipSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import { createLogger } from '#lib/log';
 import { BucketCaptureSink, type CaptureSink, logCaptureSink } from '#lib/live/capture-sink';
-import { readLiveData } from '#lib/live/read';
+import { readLiveAnswers, readLiveData } from '#lib/live/read';
 import {
   type CaptureRecord,
   decodeInput,
@@ -265,6 +265,22 @@ describe('captures and feedback in the bucket', () => {
     );
     assert.deepEqual(live.skipped, { captureLines: 0, captureObjects: 0, feedbackObjects: 1, unknownPredictionIds: 1 });
     assert.equal((await readLiveData(bucket.objects, { since: '2026-12-02' })).captures.length, 1);
+
+    // The answers-only read (what the rollout compares) joins the same way and holds no input.
+    const answers = await readLiveAnswers(bucket.objects);
+    assert.deepEqual(
+      answers.captures.map((c) => c.predictionId),
+      live.captures.map((c) => c.predictionId),
+    );
+    assert.deepEqual(
+      answers.labelled.map(({ capture: c, label }) => [c.predictionId, label]),
+      live.labelled.map(({ capture: c, label }) => [c.predictionId, label]),
+    );
+    assert.deepEqual(answers.skipped, live.skipped);
+    for (const c of answers.captures) {
+      assert.ok(!('input' in c) && !('probabilities' in c), 'an answer keeps neither input nor probabilities');
+      assert.equal(c.digit, live.captures.find((l) => l.predictionId === c.predictionId)!.digit);
+    }
   });
 
   test('writers that share an id and flush in the same millisecond keep every record (a pid reused after a restart)', async () => {

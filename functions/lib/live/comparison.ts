@@ -10,7 +10,7 @@
  * answers, the comparison leans towards the candidate.
  */
 import type { LiveData } from './read.ts';
-import type { Alternative, CaptureRecord } from './records.ts';
+import type { Alternative, CaptureAnswer } from './records.ts';
 import { wilsonInterval } from './summary.ts';
 
 /** The caveat every view of these comparisons carries, in one wording. */
@@ -61,13 +61,13 @@ const pairKey = (a: string, b: string): [string, string] => (a < b ? [a, b] : [b
  * hold are left out, as `summarizeLive` leaves them out.
  */
 export function compareVersions(
-  data: Pick<LiveData, 'captures' | 'labelled'>,
+  data: Pick<LiveData<CaptureAnswer>, 'captures' | 'labelled'>,
   stored: readonly string[],
 ): PairComparison[] {
   const known = new Set(stored);
   const tallies = new Map<string, { versions: [string, string]; tally: Tally }>();
   /** The tally of the capture's pair, with the other version's answer; undefined when it compares no known pair. */
-  const tallyOf = (capture: CaptureRecord): { tally: Tally; other: Alternative } | undefined => {
+  const tallyOf = (capture: CaptureAnswer): { tally: Tally; other: Alternative } | undefined => {
     const other = capture.alternative;
     if (other === undefined || !known.has(capture.modelVersion) || !known.has(other.modelVersion)) return undefined;
     const versions = pairKey(capture.modelVersion, other.modelVersion);

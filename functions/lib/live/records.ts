@@ -86,6 +86,13 @@ export interface CaptureRecord {
   alternative?: Alternative;
 }
 
+/**
+ * A capture without what only statistics of the inputs need (the input and
+ * the ten probabilities, three quarters of a record): what comparing versions
+ * and scoring answers read.
+ */
+export type CaptureAnswer = Omit<CaptureRecord, 'input' | 'probabilities'>;
+
 /** Another version's answer to a captured input. */
 export interface Alternative {
   modelVersion: string;
@@ -106,7 +113,7 @@ export type FeedbackRecord = {
  * labels it with the answer itself. The route cannot know the answer (it never
  * reads captures), so the two are joined here.
  */
-export const trueLabel = (capture: CaptureRecord, feedback: FeedbackRecord): number =>
+export const trueLabel = (capture: CaptureAnswer, feedback: FeedbackRecord): number =>
   'label' in feedback ? feedback.label : capture.digit;
 
 /** The model input as stored: one byte per pixel, as MNIST stores it. */

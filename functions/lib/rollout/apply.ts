@@ -12,7 +12,7 @@
  */
 import { PointerChangedError } from '../errors.ts';
 import { compareVersions } from '../live/comparison.ts';
-import { readLiveData } from '../live/read.ts';
+import { readLiveAnswers } from '../live/read.ts';
 import type { Logger } from '../log.ts';
 import type { ObjectStore } from '../storage/objects.ts';
 import { type LatestPointer, ModelStore } from '../storage/store.ts';
@@ -64,7 +64,7 @@ async function pairFigures(
   candidate: NonNullable<LatestPointer['candidate']>,
 ): Promise<PairFigures | undefined> {
   const since = Date.parse(candidate.since);
-  const data = await readLiveData(objects, { since: candidate.since.slice(0, 10) });
+  const data = await readLiveAnswers(objects, { since: candidate.since.slice(0, 10) });
   const recent = (time: string) => Date.parse(time) >= since;
   const comparison = compareVersions(
     {
