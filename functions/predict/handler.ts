@@ -14,7 +14,7 @@ import { createMetrics } from '#lib/metrics';
 import { BucketCaptureSink, type CaptureSink, logCaptureSink } from '#lib/live/capture-sink';
 import { cachedLiveView } from '#lib/live/stored';
 import { ModelCache } from '#lib/model-cache';
-import { configuredBucket } from '#lib/storage/objects';
+import { servingObjects } from '#lib/storage/s3-get';
 import { ModelStore } from '#lib/storage/store';
 import { makeHandler } from './app.ts';
 
@@ -26,7 +26,8 @@ const pagePath = bundled ? path.join(here, 'web', 'index.html') : path.join(here
 
 const config = readConfig();
 if (!config.bucket) throw new ConfigError('BUCKET must be set for the predict function');
-const objects = configuredBucket(config.bucket, config).objects;
+// Reads signed without the AWS SDK; the SDK loads only for a write (the local stack's captures).
+const objects = servingObjects(config.bucket, config);
 const store = new ModelStore(objects);
 const log = logger.child({ function: 'predict' });
 log.debug('configuration', loggableConfig(config));
