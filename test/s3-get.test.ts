@@ -6,7 +6,14 @@ import { Hash } from '@smithy/hash-node';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { readConfig } from '#lib/config';
 import { ObjectTooLargeError } from '#lib/errors';
-import { credentialsFromEnv, S3Get, S3ResponseError, servingObjects, signS3Get } from '#lib/storage/s3-get';
+import {
+  credentialsFromEnv,
+  readCredentials,
+  S3Get,
+  S3ResponseError,
+  servingObjects,
+  signS3Get,
+} from '#lib/storage/s3-get';
 import { testBucket, type TestBucket } from './support/env.ts';
 
 let bucket: TestBucket;
@@ -98,7 +105,7 @@ describe('S3Get against the embedded S3 (which checks every signature)', () => {
 
   test('servingObjects reads without the SDK and writes through it, both against the same bucket', async () => {
     const config = readConfig(bucket.env);
-    const objects = servingObjects(bucket.bucket, config, {});
+    const objects = servingObjects(bucket.bucket, config);
     await objects.put('models/v/other.json', '{"a":1}', 'application/json');
     assert.equal((await objects.get('models/v/other.json'))?.body.toString(), '{"a":1}');
     assert.equal(await objects.exists('models/v/other.json'), true);
@@ -112,6 +119,16 @@ describe('credentialsFromEnv', () => {
       { accessKeyId: 'id', secretAccessKey: 'secret', sessionToken: 'token' },
     );
     assert.equal(credentialsFromEnv({ AWS_ACCESS_KEY_ID: 'id' }), undefined);
+  });
+
+  test("reads are signed with the endpoint's key pair when there is one, else the environment's", () => {
+    const env = { AWS_ACCESS_KEY_ID: 'id', AWS_SECRET_ACCESS_KEY: 'secret' };
+    const { accessKeyId, secretAccessKey } = bucket.credentials;
+    assert.deepEqual(readCredentials(readConfig(bucket.env), env), { accessKeyId, secretAccessKey });
+    assert.deepEqual(readCredentials(readConfig({ BUCKET: 'b' }), env), {
+      accessKeyId: 'id',
+      secretAccessKey: 'secret',
+    });
   });
 });
 

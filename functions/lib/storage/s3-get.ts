@@ -276,16 +276,26 @@ export function credentialsFromEnv(env: NodeJS.ProcessEnv = process.env): AwsCre
   return { accessKeyId, secretAccessKey, ...(AWS_SESSION_TOKEN ? { sessionToken: AWS_SESSION_TOKEN } : {}) };
 }
 
+/** What reads are signed with: the endpoint's key pair, else the environment's credentials; undefined leaves them to the SDK. */
+export function readCredentials(config: Config, env: NodeJS.ProcessEnv = process.env): AwsCredentials | undefined {
+  return config.s3Credentials ?? credentialsFromEnv(env);
+}
+
 /**
- * The predict function's bucket: reads signed here with the endpoint's key
- * pair or the environment's credentials; everything else, and reads when
- * neither is at hand (a profile, SSO), through the SDK adapter, imported the
- * first time it is needed.
+ * The predict function's bucket: reads signed here with `credentials`;
+ * everything else, and reads without credentials (a profile, SSO), through
+ * the SDK adapter, imported the first time it is needed. Its specifier is a
+ * variable, so a bundler leaves it and the SDK out: the predict bundle only
+ * reads, with the environment's credentials (predict/handler.ts refuses to
+ * start otherwise), and the local stack, which writes, runs the sources.
  */
-export function servingObjects(bucket: string, config: Config, env: NodeJS.ProcessEnv = process.env): ObjectStore {
-  const credentials = config.s3Credentials ?? credentialsFromEnv(env);
+export function servingObjects(bucket: string, config: Config, credentials = readCredentials(config)): ObjectStore {
+  const adapter = './objects.ts';
   let full: Promise<ObjectStore> | undefined;
-  const sdk = () => (full ??= import('./objects.ts').then((m) => m.configuredBucket(bucket, config).objects));
+  const sdk = () =>
+    (full ??= (import(adapter) as Promise<typeof import('./objects.ts')>).then(
+      (m) => m.configuredBucket(bucket, config).objects,
+    ));
   const reads: Pick<ObjectStore, 'get' | 'getIfChanged'> | undefined =
     credentials &&
     new S3Get({ bucket, region: config.region, endpoint: config.s3Endpoint, credentials, timeouts: config.s3Timeouts });
