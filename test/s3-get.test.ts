@@ -66,6 +66,35 @@ describe('signS3Get', () => {
   });
 });
 
+describe('S3Get.url', () => {
+  const on = (bucketName: string, endpoint?: string) =>
+    new S3Get({
+      bucket: bucketName,
+      region: 'eu-west-1',
+      endpoint,
+      credentials: { accessKeyId: 'a', secretAccessKey: 's' },
+    });
+
+  test('is virtual-hosted on AWS, path-style for a bucket name a host cannot carry and on an endpoint', () => {
+    assert.equal(
+      on('digitnet-dev-bucket').url('models/latest.json').href,
+      'https://digitnet-dev-bucket.s3.eu-west-1.amazonaws.com/models/latest.json',
+    );
+    assert.equal(
+      on('my.bucket').url('models/latest.json').href,
+      'https://s3.eu-west-1.amazonaws.com/my.bucket/models/latest.json',
+    );
+    assert.equal(
+      on('b', 'http://127.0.0.1:9000/').url('models/latest.json').href,
+      'http://127.0.0.1:9000/b/models/latest.json',
+    );
+  });
+
+  test('percent-encodes each segment of a key as SigV4 wants, keeping its slashes', () => {
+    assert.equal(on('b', 'http://127.0.0.1:9000').url("a b/c+d/(e)!*'").pathname, '/b/a%20b/c%2Bd/%28e%29%21%2A%27');
+  });
+});
+
 describe('S3Get against the embedded S3 (which checks every signature)', () => {
   test('reads an object with its ETag; the same ETag is unchanged; a missing key is undefined', async () => {
     const got = await reader().get('models/v/weights.bin');

@@ -168,10 +168,8 @@ function send(url: URL, headers: Record<string, string>, timeouts: S3Timeouts): 
       // Silence on the socket, while waiting for the answer or reading its body, ends the request.
       const onIdle = () => fail(timeoutError(`${url.host} was silent for ${timeouts.requestMs} ms`));
       socket.setTimeout(timeouts.requestMs, onIdle);
-      request.once('close', () => {
-        socket.removeListener('timeout', onIdle);
-        socket.setTimeout(0);
-      });
+      // A kept-alive socket goes back to the agent, which sets its own idle timeout.
+      request.once('close', () => socket.removeListener('timeout', onIdle));
     });
     request.on('response', (answer) => {
       response = answer;
