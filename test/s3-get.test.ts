@@ -190,6 +190,17 @@ describe('S3Get on a misbehaving server', () => {
     assert.equal(s3.attempts(), 3);
   });
 
+  test('a body that stalls while its cap is still awaited is a TimeoutError once the cap arrives', {
+    timeout: 10_000,
+  }, async () => {
+    const s3 = await fakeS3((res) => {
+      res.writeHead(200, { 'content-length': '10', etag: '"x"' });
+      res.write('01234');
+    });
+    const cap = new Promise<number>((resolve) => setTimeout(() => resolve(10), 600));
+    await assert.rejects(s3.get.get('k', { maxBytes: cap }), { name: 'TimeoutError' });
+  });
+
   test('a body that stalls half-way is a TimeoutError', { timeout: 10_000 }, async () => {
     const s3 = await fakeS3((res) => {
       res.writeHead(200, { 'content-length': '10', etag: '"x"' });

@@ -53,6 +53,7 @@ const RETRY_BASE_MS = 100;
 const RETRIED_STATUSES = [429, 500, 502, 503, 504];
 /** How much of an error answer is read for its code and message. */
 const ERROR_BODY_MAX_BYTES = 64 * 1024;
+const XML_ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'" };
 /** SHA-256 of the empty body a GET sends. */
 const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 
@@ -194,8 +195,13 @@ async function responseError(response: http.IncomingMessage): Promise<S3Response
   } catch {
     // The status alone still says what happened.
   }
-  const field = (name: string) => new RegExp(`<${name}>([^<]*)</${name}>`).exec(text)?.[1];
-  const code = field('Code') ?? (status === 404 ? 'NotFound' : `Http${status}`);
+  const field = (name: string) => {
+    const value = new RegExp(`<${name}>([^<]*)</${name}>`).exec(text)?.[1];
+    return value?.replace(/&(#\d+|amp|lt|gt|quot|apos);/g, (_, entity: string) =>
+      entity.startsWith('#') ? String.fromCharCode(Number(entity.slice(1))) : XML_ENTITIES[entity]!,
+    );
+  };
+  const code = field('Code') ?? `Http${status}`;
   return new S3ResponseError(code, field('Message') ?? `S3 answered ${status}`, status);
 }
 
