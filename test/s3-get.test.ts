@@ -226,17 +226,20 @@ describe('S3Get on a misbehaving server', () => {
     await assert.rejects(s3.get.get('k', { maxBytes: 1000 }), ObjectTooLargeError);
   });
 
-  test('a 503 is retried; a 403 is not, and keeps its code and message', async () => {
+  test('a 503 is retried; a 403 is not, and keeps its code and message (XML entities decoded)', async () => {
     const s3 = await fakeS3((res, attempt) => {
       if (attempt === 1) res.writeHead(503).end('<Error><Code>SlowDown</Code><Message>slow</Message></Error>');
       else if (attempt === 2) res.writeHead(200, { 'content-length': '2', etag: '"x"' }).end('ok');
-      else res.writeHead(403).end('<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>');
+      else
+        res
+          .writeHead(403)
+          .end('<Error><Code>AccessDenied</Code><Message>Access &amp; the key&#8217;s policy</Message></Error>');
     });
     assert.equal((await s3.get.get('k'))?.body.toString(), 'ok');
     assert.equal(s3.attempts(), 2);
     await assert.rejects(s3.get.get('k'), {
       name: 'AccessDenied',
-      message: 'Access Denied',
+      message: 'Access & the key’s policy',
       $metadata: { httpStatusCode: 403 },
     });
     assert.equal(s3.attempts(), 3);
