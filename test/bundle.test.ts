@@ -150,6 +150,13 @@ function answersUnder(node: string): void {
     await assert.rejects(invoke(node, [apiEvent('GET', '/health')], {}), /BUCKET must be set/);
   });
 
+  test('the bundle fails at cold start without credentials to sign its reads with', async () => {
+    await assert.rejects(
+      invoke(node, [apiEvent('GET', '/health')], { BUCKET: 'digitnet-test' }),
+      /AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set/,
+    );
+  });
+
   test('the bundle fails at cold start when told to write captures to the bucket, which it cannot', async () => {
     await assert.rejects(
       invoke(node, [apiEvent('GET', '/health')], { ...bucket.env, CAPTURE_MODE: 'bucket' }),
