@@ -83,6 +83,12 @@ describe('npm run build', () => {
       assert.ok(!code.includes(name), `the Lambda bundle mentions ${name}`);
   });
 
+  test('carries none of the AWS SDK and no tfjs-layers: the predict function only reads, signed by its own code', async () => {
+    const code = readFileSync(path.join(bundleDir, 'index.mjs'), 'utf8');
+    for (const name of ['S3Client', 'GetObjectCommand', 'SignatureV4', 'LayersModel', 'loadLayersModel'])
+      assert.ok(!code.includes(name), `the predict bundle contains ${name}`);
+  });
+
   test('carries no training code: no training kernels, no training loop, no optimiser', async () => {
     const code = readFileSync(path.join(bundleDir, 'index.mjs'), 'utf8');
     // keepNames keeps function names in the bundle, so a name absent here is code absent.
@@ -142,6 +148,20 @@ function answersUnder(node: string): void {
 
   test('the bundle fails at cold start when BUCKET is missing', async () => {
     await assert.rejects(invoke(node, [apiEvent('GET', '/health')], {}), /BUCKET must be set/);
+  });
+
+  test('the bundle fails at cold start without credentials to sign its reads with', async () => {
+    await assert.rejects(
+      invoke(node, [apiEvent('GET', '/health')], { BUCKET: 'digitnet-test' }),
+      /AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set/,
+    );
+  });
+
+  test('the bundle fails at cold start when told to write captures to the bucket, which it cannot', async () => {
+    await assert.rejects(
+      invoke(node, [apiEvent('GET', '/health')], { ...bucket.env, CAPTURE_MODE: 'bucket' }),
+      /CAPTURE_MODE=bucket is for the local stack/,
+    );
   });
 }
 

@@ -1,6 +1,6 @@
 /** Turns preprocessed 28×28 inputs into digits, with every tensor freed per call. */
 import * as tf from '@tensorflow/tfjs-core';
-import type * as tfl from '@tensorflow/tfjs-layers';
+import type { Predictor } from './inference-model.ts';
 import { argmax, MNIST_CLASSES, MNIST_PIXELS, MNIST_SIDE } from './mnist-shape.ts';
 
 export interface Prediction {
@@ -11,7 +11,8 @@ export interface Prediction {
 
 const round = (p: number) => Math.round(p * 1e6) / 1e6;
 
-export function classify(model: tfl.LayersModel, inputs: Float32Array[]): Prediction[] {
+/** `model`: a served model (inference-model.ts) or a tfjs-layers one. */
+export function classify(model: Predictor, inputs: Float32Array[]): Prediction[] {
   const batch = new Float32Array(inputs.length * MNIST_PIXELS);
   inputs.forEach((input, i) => batch.set(input, i * MNIST_PIXELS));
   const probabilities = tf.tidy(() =>

@@ -12,7 +12,7 @@ import { ConfigError } from './errors.ts';
 import { DRIFT_DEFAULTS, type DriftOptions } from './live/drift.ts';
 import { LOW_CONFIDENCE_DEFAULT } from './live/summary.ts';
 import { DEFAULT_POLICY, type RolloutPolicy } from './rollout/decide.ts';
-import { S3_TIMEOUT_DEFAULTS, type S3Timeouts } from './storage/objects.ts';
+import { S3_TIMEOUT_DEFAULTS, type S3Timeouts } from './storage/s3-timeouts.ts';
 
 export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];

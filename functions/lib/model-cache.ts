@@ -13,7 +13,7 @@
  * same verification, and never delays an answer: until it has loaded, and for
  * good if it fails to, requests are served as if there were none.
  */
-import type * as tfl from '@tensorflow/tfjs-layers';
+import type { InferenceModel } from './inference-model.ts';
 import { PointerInvalidError, UnavailableError } from './errors.ts';
 import type { Logger } from './log.ts';
 import {
@@ -26,11 +26,11 @@ import {
 } from './storage/store.ts';
 
 /** The pointer's candidate with its loaded model. */
-export type CandidateModel = Candidate & { model: tfl.LayersModel; metrics: ModelMetrics };
+export type CandidateModel = Candidate & { model: InferenceModel; metrics: ModelMetrics };
 
 export interface ServingModel {
   version: string;
-  model: tfl.LayersModel;
+  model: InferenceModel;
   metrics: ModelMetrics;
   pointer: LatestPointer;
   /** Set when this is the pointer's `previous`, served because the promoted version would not load. */

@@ -14,7 +14,7 @@ import { createMetrics } from '#lib/metrics';
 import { BucketCaptureSink, type CaptureSink, logCaptureSink } from '#lib/live/capture-sink';
 import { cachedLiveView } from '#lib/live/stored';
 import { ModelCache } from '#lib/model-cache';
-import { configuredBucket } from '#lib/storage/objects';
+import { readCredentials, servingObjects } from '#lib/storage/s3-get';
 import { ModelStore } from '#lib/storage/store';
 import { makeHandler } from './app.ts';
 
@@ -26,7 +26,18 @@ const pagePath = bundled ? path.join(here, 'web', 'index.html') : path.join(here
 
 const config = readConfig();
 if (!config.bucket) throw new ConfigError('BUCKET must be set for the predict function');
-const objects = configuredBucket(config.bucket, config).objects;
+const credentials = readCredentials(config);
+if (bundled) {
+  // The bundle leaves the AWS SDK out (storage/s3-get.ts): it signs its reads with these and writes nothing.
+  if (!credentials)
+    throw new ConfigError(
+      'AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set: the predict function signs its reads with them',
+    );
+  if (config.capture.mode === 'bucket')
+    throw new ConfigError('CAPTURE_MODE=bucket is for the local stack; the predict function captures to its log (log)');
+}
+// Reads are signed without the AWS SDK; unbundled, the SDK loads for the local stack's capture writes.
+const objects = servingObjects(config.bucket, config, credentials);
 const store = new ModelStore(objects);
 const log = logger.child({ function: 'predict' });
 log.debug('configuration', loggableConfig(config));

@@ -14,7 +14,11 @@ import {
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import type { Config } from '../config.ts';
-import { ObjectTooLargeError, WriteConflictError } from '../errors.ts';
+import { WriteConflictError } from '../errors.ts';
+import { readCapped } from './s3-get.ts';
+import { S3_TIMEOUT_DEFAULTS, type S3Timeouts } from './s3-timeouts.ts';
+
+export { IN_PROCESS_S3_TIMEOUTS, S3_TIMEOUT_DEFAULTS, type S3Timeouts } from './s3-timeouts.ts';
 
 export interface StoredObject {
   body: Buffer;
@@ -59,31 +63,6 @@ export interface S3Settings {
   credentials?: { accessKeyId: string; secretAccessKey: string };
   timeouts?: S3Timeouts;
 }
-
-export interface S3Timeouts {
-  /** To establish a connection. */
-  connectMs: number;
-  /** For the response to start, and then the longest silence while it is read. */
-  requestMs: number;
-}
-
-/**
- * Without these the SDK waits forever on a stalled (not refused) connection:
- * a cold Lambda would spend its whole timeout, a server's background refresh
- * would never end. With the SDK's three attempts a stalled read gives up in
- * about 8 s, inside the predict function's 10 s; a model file is at most a
- * few MB. A slow uplink uploading MNIST to a remote bucket may need more
- * (S3_REQUEST_TIMEOUT_MS).
- */
-export const S3_TIMEOUT_DEFAULTS: S3Timeouts = { connectMs: 1_000, requestMs: 2_500 };
-
-/**
- * For the embedded S3, which runs inside the calling process: it answers only
- * when that process's event loop is free, and a training batch or a test's
- * hashing can hold it for seconds. There a short timeout guards against no
- * real stall and only fails healthy requests.
- */
-export const IN_PROCESS_S3_TIMEOUTS: S3Timeouts = { connectMs: 5_000, requestMs: 60_000 };
 
 /** Builds the one S3 client a process uses, with what s3rver needs when an endpoint is set. */
 export function createS3Client(settings: S3Settings): S3Client {
@@ -131,18 +110,6 @@ function isConflict(error: unknown): boolean {
   );
 }
 
-/** Reads a body, failing as soon as it passes `maxBytes` whatever its Content-Length claimed. */
-async function readCapped(body: AsyncIterable<Uint8Array>, key: string, maxBytes: number): Promise<Buffer> {
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for await (const chunk of body) {
-    total += chunk.byteLength;
-    if (total > maxBytes) throw new ObjectTooLargeError(key, maxBytes);
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks, total);
-}
-
 export class S3ObjectStore implements ObjectStore {
   constructor(
     private readonly client: S3Client,
@@ -175,11 +142,7 @@ export class S3ObjectStore implements ObjectStore {
       body.destroy();
       throw error;
     }
-    if ((out.ContentLength ?? 0) > maxBytes) {
-      body.destroy();
-      throw new ObjectTooLargeError(key, maxBytes, out.ContentLength);
-    }
-    return { body: await readCapped(body, key, maxBytes), etag: out.ETag };
+    return { body: await readCapped(body, key, maxBytes, out.ContentLength), etag: out.ETag };
   }
 
   async put(

@@ -22,7 +22,7 @@
  */
 import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs-core';
-import * as tfl from '@tensorflow/tfjs-layers';
+import type * as tfl from '@tensorflow/tfjs-layers';
 import {
   ConflictError,
   ModelIntegrityError,
@@ -31,8 +31,9 @@ import {
   PointerInvalidError,
   WriteConflictError,
 } from '../errors.ts';
+import { inferenceModel, type InferenceModel } from '../inference-model.ts';
 import type { Evaluation } from '../training/evaluate.ts';
-import { isArch, type Arch } from '../training/model.ts';
+import { isArch, type Arch } from '../training/archs.ts';
 import type { ObjectStore, ReadOptions, StoredObject } from './objects.ts';
 import {
   AUDIT_PREFIX,
@@ -208,7 +209,7 @@ export interface VersionSummary {
 }
 
 export interface LoadedModel {
-  model: tfl.LayersModel;
+  model: InferenceModel;
   metrics: ModelMetrics;
 }
 
@@ -315,9 +316,6 @@ function weightsLimit(metrics: ModelMetrics): number {
   }
   return expected;
 }
-
-/** Every tfjs variable a build registers, so one that fails half-way can be undone. */
-const variableNames = () => new Set(Object.keys(tf.engine().registeredVariables));
 
 export class ModelStore {
   constructor(private readonly objects: ObjectStore) {}
@@ -478,29 +476,21 @@ export class ModelStore {
   }
 
   /**
-   * A verified version as a ready model; never returns a model built from
-   * mismatched files. `beforeBuild` is awaited between verifying and
-   * building: a cold start passes the tensor backend's start-up, which then
-   * overlaps the download instead of preceding it.
+   * A verified version as a ready model (an inference-only forward pass,
+   * `inference-model.ts`); never returns a model built from mismatched files.
+   * `beforeBuild` is awaited between verifying and building: a cold start
+   * passes the tensor backend's start-up, which then overlaps the download
+   * instead of preceding it.
    */
   async load(version: string, beforeBuild?: () => Promise<unknown>): Promise<LoadedModel> {
     const { metrics, artifacts } = await this.verify(version);
     await beforeBuild?.();
-    const existing = variableNames();
-    let weights: tf.NamedTensorMap = {};
     try {
-      // Topology first, weights set here rather than by tfjs: on a failure it would leave the decoded weights allocated.
-      const { weightData, weightSpecs, ...topology } = artifacts;
-      const model = await tfl.loadLayersModel(tf.io.fromMemory(topology));
-      weights = tf.io.decodeWeights(weightData!, weightSpecs!);
-      model.loadWeights(weights);
-      return { model, metrics };
+      // The model owns the decoded weights: disposed with it, or at once if it refuses the topology.
+      const weights = tf.io.decodeWeights(artifacts.weightData!, artifacts.weightSpecs!);
+      return { model: inferenceModel(artifacts.modelTopology, weights), metrics };
     } catch (error) {
-      const registered = tf.engine().registeredVariables;
-      for (const name of Object.keys(registered)) if (!existing.has(name)) registered[name]!.dispose();
       throw new ModelIntegrityError(`version ${version} could not be built: ${(error as Error).message}`);
-    } finally {
-      tf.dispose(weights);
     }
   }
 

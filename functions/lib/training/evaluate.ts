@@ -3,7 +3,7 @@
  * per-class precision/recall/F1 and the most confident mistakes.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type * as tfl from '@tensorflow/tfjs-layers';
+import type { Predictor } from '../inference-model.ts';
 import { range, toTensors, type LabelledImages } from './batches.ts';
 import { crossEntropy } from './loss.ts';
 import { MNIST_CLASSES, argmax } from '../mnist-shape.ts';
@@ -30,7 +30,7 @@ export interface Evaluation {
 const EVAL_BATCH = 1000;
 
 /** Class probabilities for a batch of inputs [n,28,28,1]; the caller owns the result. */
-export function predictProbabilities(model: tfl.LayersModel, x: tf.Tensor): tf.Tensor2D {
+export function predictProbabilities(model: Predictor, x: tf.Tensor): tf.Tensor2D {
   return tf.tidy(() => model.predict(x) as tf.Tensor2D);
 }
 
@@ -43,7 +43,7 @@ export type AnswerSink = (index: number, predicted: number, confidence: number) 
  * them (the input profile) without a second pass over the model.
  */
 export async function evaluateIndices(
-  model: tfl.LayersModel,
+  model: Predictor,
   data: LabelledImages,
   indices: Int32Array,
   worstCount = 0,
@@ -98,7 +98,7 @@ export function summarise(confusion: number[][], loss: number, worst: Evaluation
 
 /** Evaluates on a whole split: accuracy, loss, confusion matrix, per-class metrics, worst mistakes. */
 export function evaluateModel(
-  model: tfl.LayersModel,
+  model: Predictor,
   data: LabelledImages,
   worstCount = 36,
   onAnswer?: AnswerSink,

@@ -5,18 +5,14 @@
  */
 import * as tfl from '@tensorflow/tfjs-layers';
 import { MNIST_CLASSES, MNIST_SIDE } from '../mnist-shape.ts';
+import type { Arch } from './archs.ts';
 
-export const ARCHS = ['mlp', 'cnn'] as const;
-export type Arch = (typeof ARCHS)[number];
+export { ARCHS, type Arch, isArch } from './archs.ts';
 
 export interface ModelOptions {
   arch: Arch;
   /** Seeds every initialiser so a run is reproducible. */
   seed?: number;
-}
-
-export function isArch(value: unknown): value is Arch {
-  return typeof value === 'string' && (ARCHS as readonly string[]).includes(value);
 }
 
 function mlp(seed: number): tfl.Sequential {
