@@ -116,6 +116,23 @@ function filled(shape: number[], fill: (values: Float32Array) => void): tf.Tenso
   return tf.engine().makeTensorFromTensorInfo(out);
 }
 
+/**
+ * out[j] = Σ share[r] · shards[r][start + j], added in rank order, so every
+ * replica gets the same floats; two shards (two cores) in one pass.
+ */
+function weightedSum(out: Float32Array, shards: Float32Array[], share: number[], start: number): void {
+  if (shards.length === 2) {
+    const [a, b] = [shards[0]!, shards[1]!];
+    const [shareA, shareB] = [share[0]!, share[1]!];
+    for (let j = 0; j < out.length; j++) out[j] = shareA * a[start + j]! + shareB * b[start + j]!;
+    return;
+  }
+  out.fill(0);
+  shards.forEach((shard, r) => {
+    for (let j = 0; j < out.length; j++) out[j]! += share[r]! * shard[start + j]!;
+  });
+}
+
 /** Trains the replica to the end of the run, reporting through `post`. */
 export async function runReplica(init: ReplicaInit, post: (message: ReplicaMessage) => void): Promise<void> {
   const { rank, threads, examples, trainIndices, validationIndices, batches } = init;
@@ -171,15 +188,7 @@ export async function runReplica(init: ReplicaInit, post: (message: ReplicaMessa
         const shards = exchange.allGradients(step);
         const averaged = variables.map((variable, i) => ({
           name: variable.name,
-          tensor: filled(variable.shape, (out) => {
-            const start = offsets[i]!;
-            for (let r = 0; r < threads; r++) {
-              const g = shards[r]!.subarray(start, start + out.length);
-              const share = shareOf[r]!;
-              if (r === 0) for (let j = 0; j < out.length; j++) out[j] = share * g[j]!;
-              else for (let j = 0; j < out.length; j++) out[j]! += share * g[j]!;
-            }
-          }),
+          tensor: filled(variable.shape, (out) => weightedSum(out, shards, shareOf, offsets[i]!)),
         }));
         optimizer.applyGradients(averaged);
         tf.dispose(averaged.map((g) => g.tensor));
