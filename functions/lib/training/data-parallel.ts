@@ -109,10 +109,14 @@ export function trainDataParallel(
     const finish = () => {
       if (failure) return reject(failure);
       if (!weights) return reject(new TrainingWorkerError('the training workers finished without the trained weights'));
-      const values = weights.map((data, i) => tf.tensor(data, model.weights[i]!.read().shape));
-      model.setWeights(values);
-      tf.dispose(values);
-      resolve(history);
+      try {
+        const values = weights.map((data, i) => tf.tensor(data, model.weights[i]!.read().shape));
+        model.setWeights(values);
+        tf.dispose(values);
+        resolve(history);
+      } catch (error) {
+        reject(error);
+      }
     };
 
     const fail = (rank: number, error: Error) => {
@@ -162,7 +166,7 @@ export function trainDataParallel(
       }
     };
 
-    const workers = Array.from({ length: threads }, (_, rank) => {
+    const start = (rank: number) => {
       const worker = new Worker(entry.script, {
         eval: entry.eval ?? false,
         workerData: { ...common, rank } satisfies ReplicaInit,
@@ -178,9 +182,20 @@ export function trainDataParallel(
       worker.on('messageerror', (error) => fail(rank, error));
       worker.on('exit', (code) => {
         if (!done.has(rank)) fail(rank, new Error(`it exited (code ${code}) before the run was done`));
-        if (++exited === threads) finish();
+        if (++exited === workers.length) finish();
       });
       return worker;
-    });
+    };
+    // Exits come as events, after this loop: a worker that cannot be started stops the loop, and the run
+    // ends once those already started have exited.
+    const workers: Worker[] = [];
+    for (let rank = 0; rank < threads && !failure; rank++) {
+      try {
+        workers.push(start(rank));
+      } catch (error) {
+        fail(rank, error as Error);
+      }
+    }
+    if (workers.length === 0) finish();
   });
 }
