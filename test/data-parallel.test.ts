@@ -81,6 +81,20 @@ describe('trainModel on two threads', () => {
   });
 });
 
+test('the CNN trains on two threads: its replicas are rebuilt from the model’s JSON, dropout included', async () => {
+  const model = createModel({ arch: 'cnn', seed: 3 });
+  const before = model.getWeights().map((w) => w.dataSync().slice());
+  const result = await trainModel(model, subset(mnist.train, 640), { epochs: 1, batchSize: 64, threads: 2 });
+  assert.equal(result.threads, 2);
+  assert.ok(Number.isFinite(result.history[0]!.loss) && Number.isFinite(result.history[0]!.valLoss!));
+  const after = model.getWeights().map((w) => w.dataSync());
+  assert.ok(
+    after.every((w, i) => w.some((v, j) => v !== before[i]![j])),
+    'every weight changed',
+  );
+  model.dispose();
+});
+
 describe('a failing worker', () => {
   const run = (fault: 'throw' | 'exit') => {
     const model = createModel({ arch: 'mlp', seed: 1 });

@@ -183,7 +183,7 @@ export function threadsFor(
   args: Pick<TrainArgs, 'threads'>,
   config: Pick<Config, 'trainThreads'>,
   backend: BackendName,
-) {
+): number {
   return args.threads ?? config.trainThreads ?? defaultThreads(backend);
 }
 
