@@ -19,9 +19,12 @@ RUN node -e "require('@tensorflow/tfjs-node')"
 COPY tsconfig.json ./
 COPY functions ./functions
 # Dependencies stay external: tfjs-node and the tfjs packages it registers with
-# must be the same single copies in node_modules.
-RUN npx esbuild functions/train/main.ts --bundle --platform=node --target=node22 --format=esm \
-      --packages=external --sourcemap --outfile=dist/train.mjs \
+# must be the same single copies in node_modules. The training worker thread
+# (--threads) is its own entry, train-worker.mjs beside train.mjs, where
+# functions/lib/training/data-parallel.ts looks for it.
+RUN npx esbuild train=functions/train/main.ts train-worker=functions/lib/training/train-worker.ts \
+      --bundle --platform=node --target=node22 --format=esm \
+      --packages=external --sourcemap --outdir=dist --out-extension:.js=.mjs \
  && npm prune --omit=dev
 
 # glibc (not Alpine): the prebuilt libtensorflow links against it.

@@ -20,7 +20,7 @@ import type { DigitFunction } from '../infra/function.ts';
 import type { DigitnetStack } from '../infra/stack.ts';
 import { TRAIN_DOCKERFILE } from '../infra/training.ts';
 import { buildPredict } from '../scripts/build.ts';
-import { repoRoot, tempDir, testBucket } from './support/env.ts';
+import { mnistDir, repoRoot, tempDir, testBucket } from './support/env.ts';
 
 const run = promisify(execFile);
 
@@ -1384,19 +1384,38 @@ describe('synthesized assets', () => {
     }
   });
 
-  test('the Dockerfile’s bundle step produces a training entry that runs', async () => {
+  test('the Dockerfile’s bundle step produces a training entry that runs, and trains on two worker threads', async () => {
     const command = trainBundleCommand();
     assert.ok(command, 'the Dockerfile should bundle with esbuild');
     const out = await tempDir('digitnet-train-bundle-');
     const args = command
       .trim()
       .split(/\s+/)
-      .map((a) => (a.startsWith('--outfile=') ? `--outfile=${path.join(out, 'dist', 'train.mjs')}` : a));
+      .map((a) => (a.startsWith('--outdir=') ? `--outdir=${path.join(out, 'dist')}` : a));
     await run(path.join(repoRoot, 'node_modules', '.bin', 'esbuild'), args, { cwd: repoRoot });
     // The image installs the dependencies beside the bundle; here they are the repository's.
     symlinkSync(path.join(repoRoot, 'node_modules'), path.join(out, 'node_modules'));
-    const { stdout } = await run(process.execPath, [path.join(out, 'dist', 'train.mjs'), '--help'], { cwd: out });
+    const train = path.join(out, 'dist', 'train.mjs');
+    const { stdout } = await run(process.execPath, [train, '--help'], { cwd: out });
     assert.match(stdout, /^Usage: npm run train/);
+    const bucket = await testBucket();
+    const trained = await run(
+      process.execPath,
+      [train, '--arch', 'mlp', '--epochs', '1', '--train-limit', '512', '--threads', '2'],
+      {
+        cwd: out,
+        env: {
+          PATH: process.env.PATH,
+          ...bucket.env,
+          MNIST_DIR: mnistDir,
+          TFJS_BACKEND: 'wasm',
+          DATA_DIR: path.join(out, '.data'),
+        },
+      },
+    );
+    const outcome = JSON.parse(trained.stdout.trim().split('\n').at(-1)!);
+    assert.equal(outcome.threads, 2);
+    assert.equal(outcome.epochs, 1);
   });
 });
 

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import type { AuditRecord } from '#lib/storage/audit';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { parseTrainArgs, UsageError } from '../functions/train/job.ts';
+import { parseTrainArgs, threadsFor, UsageError } from '../functions/train/job.ts';
 import { BucketCaptureSink } from '#lib/live/capture-sink';
 import { PROFILE_FILE, PROFILE_MAX_BYTES, parseProfile } from '#lib/live/profile';
 import { feedbackKey, newPredictionId, type CaptureRecord } from '#lib/live/records';
@@ -107,6 +108,7 @@ describe('npm run train', () => {
       'testAccuracy',
       'testLoss',
       'secondsPerEpoch',
+      'threads',
       'promoted',
     ]) {
       assert.ok(key in outcome, `result has ${key}`);
@@ -288,6 +290,9 @@ describe('parseTrainArgs', () => {
     [['--validation-split', '0.9'], /--validation-split/],
     [['--train-limit', '10'], /--train-limit/],
     [['--lr-schedule', 'step'], /--lr-schedule must be one of cosine, constant/],
+    [['--threads', '0'], /--threads must be a whole number from 1 to 64; got "0"/],
+    [['--threads', '65'], /--threads must be a whole number from 1 to 64/],
+    [['--threads', '1.5'], /--threads/],
   ] as const) {
     test(`rejects ${argv.join(' ')}`, () => {
       assert.throws(
@@ -334,6 +339,20 @@ describe('parseTrainArgs', () => {
       );
     });
   }
+
+  test('--threads wins over TRAIN_THREADS, which wins over one thread per core (1 on native TensorFlow)', () => {
+    const flag = parseTrainArgs(['--threads', '3'], {});
+    assert.ok(flag !== 'help');
+    assert.equal(flag.threads, 3);
+    assert.equal(threadsFor(flag, { trainThreads: 1 }, 'wasm'), 3);
+    const none = parseTrainArgs([], {});
+    assert.ok(none !== 'help');
+    assert.equal(none.threads, undefined);
+    assert.equal(threadsFor(none, { trainThreads: 1 }, 'wasm'), 1);
+    assert.equal(threadsFor(none, {}, 'wasm'), os.availableParallelism());
+    assert.equal(threadsFor(none, {}, 'cpu'), os.availableParallelism());
+    assert.equal(threadsFor(none, {}, 'node'), 1);
+  });
 
   test('rejects unknown flags', () => {
     assert.throws(() => parseTrainArgs(['--epoch', '3'], {}), /Unknown option/);

@@ -73,4 +73,12 @@ export function initBackend(
   return active;
 }
 
+/** The backend tfjs runs on now, by the project's name for it. */
+export function currentBackend(): BackendName {
+  const running = tf.getBackend();
+  const name = BACKEND_NAMES.find((candidate) => TF_NAME[candidate] === running);
+  if (name === undefined) throw new BackendUnavailableError(`tfjs runs on ${running}, which the project does not use`);
+  return name;
+}
+
 export { tf };

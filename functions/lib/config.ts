@@ -29,6 +29,9 @@ export type Stage = (typeof STAGES)[number];
 export const METRICS_MODES = ['emf', 'off'] as const;
 export type MetricsMode = (typeof METRICS_MODES)[number];
 
+/** The most threads a training run may use (TRAIN_THREADS, `--threads`). */
+export const MAX_TRAIN_THREADS = 64;
+
 export const BACKEND_NAMES = ['node', 'wasm', 'cpu'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
 
@@ -60,6 +63,8 @@ export interface Config {
   port: number;
   /** Set by AWS Batch (and the local stack) in a training job's container. */
   batchJobId?: string;
+  /** Threads a training run uses (TRAIN_THREADS, 1–64); unset, one per core (training/data-parallel.ts). */
+  trainThreads?: number;
   mnistDir?: string;
   mnistBaseUrl?: string;
   modelRefreshSeconds: number;
@@ -127,6 +132,15 @@ export function numberFrom(
     throw new ConfigError(`${name} must be a number from ${min} to ${max}; got "${raw}"`);
   }
   return value;
+}
+
+/** A whole number in [min, max], or undefined when unset. */
+function wholeNumberFrom(env: Env, name: string, min: number, max: number): number | undefined {
+  const raw = optional(env, name);
+  if (raw === undefined) return undefined;
+  if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max)
+    throw new ConfigError(`${name} must be a whole number from ${min} to ${max}; got "${raw}"`);
+  return Number(raw);
 }
 
 function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[]): T | undefined {
@@ -235,6 +249,7 @@ export function readConfig(env: Env = process.env): Config {
     tfjsBackend: oneOf(env, 'TFJS_BACKEND', BACKEND_NAMES),
     port: portFrom('PORT', optional(env, 'PORT') ?? '3000'),
     batchJobId: optional(env, 'AWS_BATCH_JOB_ID'),
+    trainThreads: wholeNumberFrom(env, 'TRAIN_THREADS', 1, MAX_TRAIN_THREADS),
     mnistDir: optional(env, 'MNIST_DIR'),
     mnistBaseUrl: url(env, 'MNIST_BASE_URL'),
     modelRefreshSeconds: numberFrom(env, 'MODEL_REFRESH_SECONDS', 60, 0, 86_400),

@@ -7,13 +7,14 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { initBackend, tf } from '#lib/backend';
-import type { Config } from '#lib/config';
+import { MAX_TRAIN_THREADS, type BackendName, type Config } from '#lib/config';
 import { logger } from '#lib/log';
 import { createMetrics } from '#lib/metrics';
 import { loadMnist, type MnistSplit } from '#lib/training/mnist';
 import { AUGMENTATION } from '#lib/training/batches';
 import { evaluateModel } from '#lib/training/evaluate';
 import { ARCHS, countParams, createModel, isArch, type Arch } from '#lib/training/model';
+import { defaultThreads } from '#lib/training/data-parallel';
 import { SCHEDULES, TRAINING_DEFAULTS, trainModel, validationCountOf, type Schedule } from '#lib/training/train-loop';
 import type { ProgressSink } from '#lib/progress';
 import { renderReport } from '#lib/report';
@@ -48,6 +49,8 @@ Options (environment variable in brackets):
   --validation-split X    fraction held out for validation (default 0.1)
   --seed N                seed for initialisation and shuffling (default 42)
   --train-limit N         train on the first N examples only (quick runs)
+  --threads N             threads the training steps run on, 1 to ${MAX_TRAIN_THREADS} (TRAIN_THREADS; default
+                          one per core, or 1 on native TensorFlow); 1 is the single-threaded loop
   --augment               randomly shift (±${AUGMENTATION.shiftPixels} px), rotate (±${AUGMENTATION.rotationDegrees}°) and scale (±${AUGMENTATION.scale * 100}%) training images
   --with-feedback         also train on users' corrections outside the live holdout
                           (WITH_FEEDBACK=true|false; default false)
@@ -71,6 +74,8 @@ export interface TrainArgs {
   validationSplit: number;
   seed: number;
   trainLimit?: number;
+  /** --threads; unset, TRAIN_THREADS or one per core decides (`threadsFor`). */
+  threads?: number;
   augment?: boolean;
   /** Set by --with-feedback: train on the labelled captures outside the live holdout too. */
   feedback?: { weight: number; maxShare: number };
@@ -121,6 +126,7 @@ export function parseTrainArgs(
       'validation-split': { type: 'string' },
       seed: { type: 'string' },
       'train-limit': { type: 'string' },
+      threads: { type: 'string' },
       augment: { type: 'boolean' },
       'with-feedback': { type: 'boolean' },
       'feedback-weight': { type: 'string' },
@@ -164,11 +170,21 @@ export function parseTrainArgs(
     validationSplit: fraction('--validation-split', values['validation-split'], 0.1, 0, 0.5),
     seed: integer('--seed', values.seed, 42, 0, 2 ** 31 - 1),
     trainLimit,
+    ...(values.threads === undefined ? {} : { threads: integer('--threads', values.threads, 1, 1, MAX_TRAIN_THREADS) }),
     ...(values.augment ? { augment: true } : {}),
     ...(feedback ? { feedback } : {}),
     force: values.force ?? false,
     reason: values.reason,
   };
+}
+
+/** The threads a run trains on: --threads, else TRAIN_THREADS, else one per core (1 on native TensorFlow). */
+export function threadsFor(
+  args: Pick<TrainArgs, 'threads'>,
+  config: Pick<Config, 'trainThreads'>,
+  backend: BackendName,
+): number {
+  return args.threads ?? config.trainThreads ?? defaultThreads(backend);
 }
 
 function firstN(split: MnistSplit, n: number | undefined): MnistSplit {
@@ -185,6 +201,8 @@ export interface TrainOutcome {
   testAccuracy: number;
   testLoss: number;
   secondsPerEpoch: number;
+  /** Threads the steps ran on. */
+  threads: number;
   promoted: boolean;
   gate: { passed: boolean; reasons: string[]; notes?: string[]; forced: boolean };
   liveHoldout?: LiveHoldoutScore;
@@ -326,6 +344,7 @@ export async function runTraining(
       seed: args.seed,
       augment: args.augment,
       extra: feedback?.extra,
+      threads: threadsFor(args, config, backend),
       onProgress: (event) => {
         if (event.type === 'batch') {
           progress.update(
@@ -464,6 +483,7 @@ export async function runTraining(
       testAccuracy: test.accuracy,
       testLoss: test.loss,
       secondsPerEpoch: training.secondsPerEpoch,
+      threads: training.threads ?? 1,
       promoted,
       gate: { ...gate, forced },
       ...(liveHoldout ? { liveHoldout } : {}),

@@ -1,17 +1,81 @@
 /**
- * `npm run bench -- train [--arch mlp|cnn|all] [--epochs N] [--batch-size N]`:
- * trains on the full 60,000 images on the active backend and prints ms/step
- * and s/epoch per architecture.
+ * `npm run bench -- train [--arch mlp|cnn|all] [--epochs N] [--batch-size N] [--threads N[,N…]]
+ * [--vs-pytorch [--python PATH]]`: trains on the full 60,000 images on the
+ * active backend and prints ms/step and s/epoch per architecture and thread
+ * count (default: one thread per core, as `npm run train`). With
+ * `--vs-pytorch`, the same architectures also train in PyTorch on one thread
+ * (pytorch_train.py: same batch size, optimiser, learning rate and schedule,
+ * 60,000 images an epoch from the same files), and a line per run gives
+ * tfjs's time over PyTorch's.
  */
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { initBackend, tf } from '#lib/backend';
-import { readConfig } from '#lib/config';
+import { MAX_TRAIN_THREADS, readConfig } from '#lib/config';
 import { loadMnist } from '#lib/training/mnist';
+import { defaultThreads } from '#lib/training/data-parallel';
 import { evaluateModel } from '#lib/training/evaluate';
-import { ARCHS, createModel, type Arch } from '#lib/training/model';
+import { ARCHS, createModel, isArch, type Arch } from '#lib/training/model';
 import { TRAINING_DEFAULTS, trainModel } from '#lib/training/train-loop';
+import { CliError } from '../cli/run.ts';
 import { machine, round } from './stats.ts';
+
+const PYTORCH_SCRIPT = fileURLToPath(new URL('./pytorch_train.py', import.meta.url));
+/** Where PyTorch is looked for without --python: the PATH's python3, then the system one apt installs into. */
+const PYTHONS = ['python3', '/usr/bin/python3'];
+
+const emit = (record: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(record)}\n`);
+
+function threadCounts(raw: string): number[] {
+  return raw.split(',').map((part) => {
+    const value = Number(part);
+    if (!Number.isInteger(value) || value < 1 || value > MAX_TRAIN_THREADS)
+      throw new CliError(
+        `--threads takes whole numbers from 1 to ${MAX_TRAIN_THREADS}, comma-separated; got "${raw}"`,
+        2,
+      );
+    return value;
+  });
+}
+
+/** The first Python that imports torch, or a CliError saying how to install it. */
+function pythonWithTorch(asked: string | undefined): string {
+  const candidates = asked ? [asked] : PYTHONS;
+  const found = candidates.find((python) => spawnSync(python, ['-c', 'import torch']).status === 0);
+  if (found) return found;
+  throw new CliError(
+    `--vs-pytorch needs PyTorch, and ${candidates.join(' or ')} cannot import torch. ` +
+      'Install it (Debian/Ubuntu: sudo apt-get install python3-torch; elsewhere: pip install torch numpy), ' +
+      'or point --python at an interpreter that has it.',
+  );
+}
+
+/** Runs pytorch_train.py for one architecture and returns its JSON lines. */
+function trainInPytorch(
+  python: string,
+  mnistDir: string,
+  arch: Arch,
+  settings: { batchSize: number; learningRate: number; epochs: number },
+): Record<string, unknown>[] {
+  const args = [
+    PYTORCH_SCRIPT,
+    ['--mnist-dir', mnistDir],
+    ['--arch', arch],
+    ['--batch-size', String(settings.batchSize)],
+    ['--lr', String(settings.learningRate)],
+    ['--epochs', String(settings.epochs)],
+  ].flat();
+  // One thread: the libraries' own pools read these before torch.set_num_threads(1) can.
+  const env = { ...process.env, OMP_NUM_THREADS: '1', MKL_NUM_THREADS: '1' };
+  const run = spawnSync(python, args, { env, encoding: 'utf8', maxBuffer: 1 << 20 });
+  if (run.status !== 0) throw new CliError(`pytorch_train.py failed (exit ${run.status}):\n${run.stderr.trim()}`);
+  return run.stdout
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
 
 export async function benchTrain(argv: string[]): Promise<void> {
   const { values } = parseArgs({
@@ -20,39 +84,74 @@ export async function benchTrain(argv: string[]): Promise<void> {
       arch: { type: 'string', default: 'all' },
       epochs: { type: 'string', default: '1' },
       'batch-size': { type: 'string' },
+      threads: { type: 'string' },
+      'vs-pytorch': { type: 'boolean', default: false },
+      python: { type: 'string' },
     },
   });
-  const archs: Arch[] = values.arch === 'all' ? [...ARCHS] : [values.arch as Arch];
+  if (values.arch !== 'all' && !isArch(values.arch))
+    throw new CliError(`--arch must be all or one of ${ARCHS.join(', ')}; got "${values.arch}"`, 2);
+  const archs: Arch[] = values.arch === 'all' ? [...ARCHS] : [values.arch];
   const epochs = Number(values.epochs);
   const config = readConfig();
+  const python = values['vs-pytorch'] ? pythonWithTorch(values.python) : undefined;
+  if (python && !config.mnistDir)
+    throw new CliError('--vs-pytorch reads MNIST from MNIST_DIR in both frameworks: set MNIST_DIR', 2);
   const backend = await initBackend(undefined, config.tfjsBackend);
+  const threadsList = values.threads ? threadCounts(values.threads) : [defaultThreads(backend)];
   const data = await loadMnist({
     dir: config.mnistDir && path.resolve(config.mnistDir),
     cacheDir: path.join(config.dataDir, 'mnist'),
   });
-  process.stdout.write(`${JSON.stringify({ bench: 'train', machine: machine(), backend })}\n`);
+  emit({ bench: 'train', machine: machine(), backend });
   for (const arch of archs) {
     // The same defaults as `npm run train`, so the accuracy column matches what users get.
     const { learningRate, batchSize: defaultBatch } = TRAINING_DEFAULTS[arch];
     const batchSize = values['batch-size'] ? Number(values['batch-size']) : defaultBatch;
-    const model = createModel({ arch });
-    const result = await trainModel(model, data.train, { epochs, batchSize, learningRate });
-    const test = await evaluateModel(model, data.test);
-    const steps = Math.floor(result.trainCount / batchSize);
-    process.stdout.write(
-      `${JSON.stringify({
+    const tfjs: Record<string, unknown>[] = [];
+    for (const threads of threadsList) {
+      const model = createModel({ arch });
+      const started = performance.now();
+      const result = await trainModel(model, data.train, { epochs, batchSize, learningRate, threads });
+      // The whole call: the workers' start-up and the validation passes too, which the per-epoch figures leave out.
+      const trainSeconds = (performance.now() - started) / 1000;
+      const test = await evaluateModel(model, data.test);
+      const steps = Math.floor(result.trainCount / batchSize);
+      const line = {
         arch,
         backend,
+        threads: result.threads,
         params: model.countParams(),
         batchSize,
         epochs,
         msPerStep: round((result.secondsPerEpoch * 1000) / steps),
         secondsPerEpoch: round(result.secondsPerEpoch),
         secondsPer60kEpoch: round((result.secondsPerEpoch * 60_000) / result.trainCount),
+        trainSeconds: round(trainSeconds),
         testAccuracy: test.accuracy,
-      })}\n`,
-    );
-    model.dispose();
+      };
+      emit(line);
+      tfjs.push(line);
+      model.dispose();
+    }
+    if (python && config.mnistDir) {
+      const lines = trainInPytorch(python, path.resolve(config.mnistDir), arch, { batchSize, learningRate, epochs });
+      lines.forEach(emit);
+      const pytorch = lines.find((line) => line.arch === arch);
+      if (!pytorch) throw new CliError(`pytorch_train.py printed no result for ${arch}`);
+      for (const line of tfjs) {
+        emit({
+          arch,
+          compare: 'tfjs / pytorch (1 thread)',
+          threads: line.threads,
+          ratioPer60kEpoch: round((line.secondsPer60kEpoch as number) / (pytorch.secondsPer60kEpoch as number)),
+          tfjsSecondsPer60kEpoch: line.secondsPer60kEpoch,
+          pytorchSecondsPer60kEpoch: pytorch.secondsPer60kEpoch,
+          tfjsTestAccuracy: line.testAccuracy,
+          pytorchTestAccuracy: pytorch.testAccuracy,
+        });
+      }
+    }
   }
   tf.disposeVariables();
 }

@@ -64,6 +64,18 @@ export function appendImages(base: LabelledImages, extra: LabelledImages): Label
 /** The largest random distortion `--augment` applies to a training image. */
 export const AUGMENTATION = { shiftPixels: 2, rotationDegrees: 10, scale: 0.1 } as const;
 
+/** How many numbers `distortInto` draws from its random stream per image. */
+const DRAWS_PER_DISTORTION = 4;
+
+/**
+ * Advances a distortion stream past `images` images without distorting them:
+ * a replica of a data-parallel run skips the other shards' images, so every
+ * image of a batch gets the distortion it gets on one thread.
+ */
+export function skipDistortions(random: () => number, images: number): void {
+  for (let i = 0; i < images * DRAWS_PER_DISTORTION; i++) random();
+}
+
 /**
  * Writes one 28×28 byte image into `target` at `offset` as 0–1 floats,
  * rotated and scaled about its centre and shifted by random amounts within

@@ -15,6 +15,7 @@ import {
   type LabelledImages,
 } from './batches.ts';
 import { evaluateIndices } from './evaluate.ts';
+import { trainDataParallel } from './data-parallel.ts';
 import { adam } from './kernels/adam.ts';
 import { registerTrainingKernels } from './kernels/index.ts';
 import { trainingLoss, type BatchScore } from './loss.ts';
@@ -55,6 +56,12 @@ export interface TrainOptions {
    * `--augment` (which distorts each copy differently).
    */
   extra?: { data: LabelledImages; repeat: number };
+  /**
+   * Threads the steps run on (default 1, at most `batchSize`): above 1, each
+   * of that many workers computes the gradients of its share of every batch
+   * and all apply the same averaged update (data-parallel.ts).
+   */
+  threads?: number;
   onProgress?: (event: ProgressEvent) => void;
 }
 
@@ -80,6 +87,8 @@ export interface TrainResult {
   validationCount: number;
   /** Whether the training images were augmented; absent from versions stored before the option existed. */
   augment?: boolean;
+  /** Threads the steps ran on; absent from versions stored before the option existed. */
+  threads?: number;
 }
 
 /** How many of `count` examples the validation split takes: the last ones. */
@@ -102,30 +111,20 @@ export function learningRateAt(schedule: Schedule, base: number, step: number, t
   return (base * (1 + Math.cos((Math.PI * (step - hold)) / (totalSteps - hold)))) / 2;
 }
 
-/**
- * Trains with Adam on categorical cross-entropy. A hand-written loop rather
- * than `model.fit`: fit's per-batch callbacks and awaits cost more than the
- * maths on a small MLP. The loss, its gradient and the batch accuracy come
- * from one read of the probabilities (`trainingLoss`), and on wasm Adam is
- * one function call per variable (HeapAdam).
- */
-export async function trainModel(
-  model: tfl.LayersModel,
+/** Which examples train and which validate, as every thread of a run computes them. */
+export interface TrainingPlan {
+  /** `data`, with `extra` appended when there is one: what the training indices point into. */
+  examples: LabelledImages;
+  trainIndices: Int32Array;
+  validationIndices: Int32Array;
+  /** Full batches per epoch; the examples after the last full batch of a shuffle sit that epoch out. */
+  batches: number;
+}
+
+export function planTraining(
   data: LabelledImages,
-  options: TrainOptions,
-): Promise<TrainResult> {
-  const {
-    epochs,
-    batchSize,
-    learningRate = 1e-3,
-    schedule = 'cosine',
-    validationSplit = 0.1,
-    seed = 42,
-    augment = false,
-    extra,
-    onProgress,
-  } = options;
-  registerTrainingKernels();
+  { batchSize, validationSplit = 0.1, extra }: Pick<TrainOptions, 'batchSize' | 'validationSplit' | 'extra'>,
+): TrainingPlan {
   const validationCount = validationCountOf(data.count, validationSplit);
   const validationIndices = range(data.count - validationCount, data.count);
   // Without extra examples the indices, and so the shuffles, are exactly what they were before they existed.
@@ -139,16 +138,64 @@ export async function trainModel(
     trainIndices = both;
     examples = appendImages(data, extra.data);
   }
-  const trainCount = trainIndices.length;
-  if (trainCount < batchSize)
-    throw new RangeError(`need at least one full batch: ${trainCount} examples < batch size ${batchSize}`);
+  if (trainIndices.length < batchSize)
+    throw new RangeError(`need at least one full batch: ${trainIndices.length} examples < batch size ${batchSize}`);
+  return { examples, trainIndices, validationIndices, batches: Math.floor(trainIndices.length / batchSize) };
+}
+
+/**
+ * Trains with Adam on categorical cross-entropy. A hand-written loop rather
+ * than `model.fit`: fit's per-batch callbacks and awaits cost more than the
+ * maths on a small MLP. The loss, its gradient and the batch accuracy come
+ * from one read of the probabilities (`trainingLoss`), and on wasm Adam is
+ * one function call per variable (HeapAdam). With `threads` above 1 the
+ * steps run data-parallel in worker threads (data-parallel.ts); with 1 they
+ * run here, on this thread, exactly as before threads existed.
+ */
+export async function trainModel(
+  model: tfl.LayersModel,
+  data: LabelledImages,
+  options: TrainOptions,
+): Promise<TrainResult> {
+  const plan = planTraining(data, options);
+  const threads = Math.min(options.threads ?? 1, options.batchSize);
+  const history =
+    threads > 1 ? await trainDataParallel(model, plan, options, threads) : await trainHere(model, data, plan, options);
+  const secondsPerEpoch = history.reduce((sum, e) => sum + e.seconds, 0) / Math.max(1, history.length);
+  return {
+    history,
+    secondsPerEpoch,
+    trainCount: plan.trainIndices.length,
+    validationCount: plan.validationIndices.length,
+    augment: options.augment ?? false,
+    threads,
+  };
+}
+
+/** The steps on this thread: the single-threaded loop. */
+async function trainHere(
+  model: tfl.LayersModel,
+  data: LabelledImages,
+  { examples, trainIndices, validationIndices, batches }: TrainingPlan,
+  options: TrainOptions,
+): Promise<EpochResult[]> {
+  const {
+    epochs,
+    batchSize,
+    learningRate = 1e-3,
+    schedule = 'cosine',
+    seed = 42,
+    augment = false,
+    onProgress,
+  } = options;
+  registerTrainingKernels();
+  const validationCount = validationIndices.length;
   const random = seededRandom(seed);
   // A stream of its own, so turning augmentation on leaves the shuffles unchanged.
   const distort = augment ? seededRandom(seed + 1) : undefined;
   const optimizer = adam(learningRate);
   const variables = model.trainableWeights.map((w) => w.read() as tf.Variable);
-  const batches = Math.floor(trainCount / batchSize);
-  const reportEvery = Math.max(1, Math.floor(batches / 50));
+  const reportEvery = reportInterval(batches);
   const history: EpochResult[] = [];
   try {
     for (let epoch = 1; epoch <= epochs; epoch++) {
@@ -192,6 +239,10 @@ export async function trainModel(
   } finally {
     optimizer.dispose();
   }
-  const secondsPerEpoch = history.reduce((sum, e) => sum + e.seconds, 0) / Math.max(1, history.length);
-  return { history, secondsPerEpoch, trainCount, validationCount, augment };
+  return history;
+}
+
+/** Batch progress about 50 times an epoch, and at its last batch. */
+export function reportInterval(batches: number): number {
+  return Math.max(1, Math.floor(batches / 50));
 }
