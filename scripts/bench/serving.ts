@@ -102,15 +102,25 @@ export interface ColdStarts {
   runs: number;
   importMs: number[];
   totalMs: number[];
+  /** Each process's peak resident memory, after its first answer and then one POST /predict of each of `bodies`. */
+  maxRssMiB: number[];
 }
 
 /**
  * The built bundle imported in `runs` fresh processes, each through its first
- * answer (GET /health: module load, first model load from `storage`).
+ * answer (GET /health: module load, first model load from `storage`); then,
+ * untimed, one POST /predict of each of `bodies`, for the peak memory.
  */
-export async function coldStart(dir: string, storage: Record<string, string>, runs = 5): Promise<ColdStarts> {
+export async function coldStart(
+  dir: string,
+  storage: Record<string, string>,
+  runs = 5,
+  bodies: string[] = [],
+): Promise<ColdStarts> {
   const built = await buildPredict(path.join(dir, 'bundle'));
   const script = path.join(dir, 'cold.mjs');
+  const bodiesFile = path.join(dir, 'cold-bodies.json');
+  await writeFile(bodiesFile, JSON.stringify(bodies));
   await writeFile(
     script,
     `const t0 = performance.now();
@@ -118,10 +128,18 @@ export async function coldStart(dir: string, storage: Record<string, string>, ru
      const t1 = performance.now();
      const r = await handler({ rawPath: '/health', headers: {}, requestContext: { requestId: 'c', http: { method: 'GET', path: '/health' } } });
      if (r.statusCode !== 200) throw new Error(r.body);
-     process.stdout.write(JSON.stringify({ importMs: t1 - t0, totalMs: performance.now() - t0 }));`,
+     const totalMs = performance.now() - t0;
+     const { readFileSync } = await import('node:fs');
+     for (const body of JSON.parse(readFileSync(${JSON.stringify(bodiesFile)}, 'utf8'))) {
+       const p = await handler({ rawPath: '/predict', headers: { 'content-type': 'application/json' }, body, requestContext: { requestId: 'c', http: { method: 'POST', path: '/predict' } } });
+       if (p.statusCode !== 200) throw new Error(p.body);
+     }
+     const maxRssMiB = process.resourceUsage().maxRSS / 1024;
+     process.stdout.write(JSON.stringify({ importMs: t1 - t0, totalMs, maxRssMiB }));`,
   );
   const totals: number[] = [];
   const imports: number[] = [];
+  const rss: number[] = [];
   for (let i = 0; i < runs; i++) {
     const { stdout } = await run(process.execPath, [script], {
       env: {
@@ -131,11 +149,13 @@ export async function coldStart(dir: string, storage: Record<string, string>, ru
         AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
       },
     });
-    const { importMs, totalMs } = JSON.parse(stdout);
+    // The last line: the predictions before it print their capture lines on stdout, as in Lambda.
+    const { importMs, totalMs, maxRssMiB } = JSON.parse(stdout.trimEnd().split('\n').at(-1)!);
     imports.push(importMs);
     totals.push(totalMs);
+    rss.push(maxRssMiB);
   }
-  return { runs, importMs: imports, totalMs: totals };
+  return { runs, importMs: imports, totalMs: totals, maxRssMiB: rss };
 }
 
 /** The predict bench's cold-start line. */
