@@ -34,8 +34,8 @@ import {
   scaledMs,
 } from './cost-model.ts';
 import { type LambdaArch, PRICES } from './prices.ts';
-import { canvasDrawing, paperPhoto } from './rerender.ts';
-import { batchBody, coldStart, emit, event, imageBody, servingSetUp, smallPng, timeHandler } from './serving.ts';
+import { canvasDrawing } from './rerender.ts';
+import { batchBody, coldStart, emit, event, imageBody, servingSetUp, timeHandler, uploads } from './serving.ts';
 import { machine, percentile, round } from './stats.ts';
 
 /** The deployed functions' architecture (infra/function.ts); x86 is priced beside it. */
@@ -183,12 +183,14 @@ export async function benchCost(argv: string[]): Promise<void> {
   const { dir, s3, mnist } = await servingSetUp();
   const storage = storageEnv(s3);
   const digit = mnist.test.images.subarray(0, 784);
-  const png = await smallPng(digit);
+  // The predict bench's uploads, a canvas twice the page's, and batches of the small PNG.
+  const images = await uploads(digit);
+  const png = images['28x28 PNG']!;
   const kinds: Kind[] = [
     { name: '28x28 PNG', batch: 1, body: imageBody(png) },
-    { name: '280x280 canvas PNG', batch: 1, body: imageBody(await canvasDrawing(digit, 1)) },
+    { name: '280x280 canvas PNG', batch: 1, body: imageBody(images['280x280 canvas PNG']!) },
     { name: '560x560 canvas PNG', batch: 1, body: imageBody(await canvasDrawing(digit, 1, 560)) },
-    { name: '320x240 JPEG photo', batch: 1, body: imageBody(await paperPhoto(digit, 1)) },
+    { name: '320x240 JPEG photo', batch: 1, body: imageBody(images['320x240 JPEG photo']!) },
     { name: 'batch of 8 28x28 PNGs', batch: 8, body: batchBody(png, 8) },
     { name: 'batch of 32 28x28 PNGs', batch: 32, body: batchBody(png, 32) },
   ];
