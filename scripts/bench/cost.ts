@@ -329,6 +329,9 @@ export async function benchCost(argv: string[]): Promise<void> {
     reason: choice.reason,
   });
 
+  // Interference from other processes only ever adds time: a busy machine inflates p99 most.
+  emit({ measure: 'load average at the end', loadAverage: os.loadavg().map((l) => round(l)) });
+
   // The same as tables, for reading.
   const chosen = rows.find((r) => r.memoryMiB === choice.memoryMiB)!;
   process.stdout.write(
@@ -414,6 +417,5 @@ export async function benchCost(argv: string[]): Promise<void> {
       'the capture delivery (subscription, Firehose, S3 PUTs), custom metrics (per metric-month, not per request), ' +
       'data transfer, and the other functions.\n',
   );
-  emit({ measure: 'load average at the end', loadAverage: os.loadavg().map((l) => round(l)) });
   await s3.close();
 }
