@@ -38,7 +38,11 @@ export interface CostInput {
   predictionsPerRequest: number;
   /** A warm request's mean billed duration at this memory (meanBilledMs). */
   meanBilledMs: number;
-  /** A cold start's billed duration at this memory: init (module load) and the first model load. */
+  /**
+   * A cold start's billed duration at this memory: init (module load) and the
+   * first model load. Lambda bills the init phase like any other time since
+   * 2025-08-01, managed runtimes included.
+   */
   coldStartBilledMs: number;
   /** One cold start per this many requests. */
   requestsPerColdStart: number;
