@@ -13,8 +13,10 @@
  *   - CloudWatch Logs: the bytes and lines the handler writes per request,
  *     read off its stdout and stderr, plus Lambda's own START/END/REPORT lines;
  *   - API Gateway: the request and response sizes.
- * Prices come from prices.ts (dated; to be checked against AWS's pages). Prints
- * JSON lines, then the same as tables, and the memory the rule picks.
+ * Prices come from prices.ts (dated; to be checked against AWS's pages). A cold
+ * start is assumed once per `--requests-per-cold-start` requests (100 unless
+ * given). Prints JSON lines, then the same as tables, and the memory that
+ * cost-model.ts's rule (chooseMemory) picks for the predict function.
  */
 import { randomUUID } from 'node:crypto';
 import dc from 'node:diagnostics_channel';
@@ -105,7 +107,7 @@ async function counted<T>(task: () => Promise<T>): Promise<{ result: T; written:
   return { result, written };
 }
 
-/** GETs (and HEADs, billed alike) sent to `host` while `task` runs, and every other request by method. */
+/** Requests sent to `host` while `task` runs, by method (S3 bills HEAD as a GET). */
 async function s3Requests<T>(
   host: string,
   task: () => Promise<T>,
