@@ -14,6 +14,14 @@ export type Reservation = number | 'off';
 
 export interface StackConfig {
   stage: Stage;
+  /**
+   * Lambda's CPU share grows with memory up to one full vCPU at 1,769 MB, so
+   * below that a single-threaded handler's time shrinks as its price per
+   * millisecond grows and the cost per prediction stays flat; above it a second
+   * vCPU goes unused and the cost only grows. `npm run bench -- cost` measures
+   * this and picks the size: the lowest p99 among those within 10% of the
+   * cheapest per prediction (scripts/bench/cost-model.ts, chooseMemory).
+   */
   predictMemoryMiB: number;
   predictTimeoutSeconds: number;
   /**
@@ -73,7 +81,7 @@ export interface StackConfig {
 
 export const STACK_DEFAULTS: StackConfig = {
   stage: 'dev',
-  predictMemoryMiB: 1024,
+  predictMemoryMiB: 1769,
   predictTimeoutSeconds: 10,
   predictReservedConcurrency: 50,
   retrainReservedConcurrency: 2,

@@ -5,6 +5,7 @@
  */
 import { runCli, USAGE_EXIT } from '../cli/run.ts';
 import { benchAugment } from './augment.ts';
+import { benchCost } from './cost.ts';
 import { benchLoad } from './load.ts';
 import { benchCandidate, benchCapture, benchMetrics, benchPredict } from './predict.ts';
 import { benchTrain } from './train.ts';
@@ -15,6 +16,7 @@ const benches: Record<string, (argv: string[]) => Promise<void>> = {
   capture: () => benchCapture(),
   metrics: () => benchMetrics(),
   candidate: () => benchCandidate(),
+  cost: benchCost,
   load: benchLoad,
   augment: benchAugment,
   kernels: async () => void (await import('./kernels.ts')),

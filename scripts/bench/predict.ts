@@ -8,87 +8,32 @@
  *   - the model alone on one preprocessed image, for each architecture;
  *   - HTTP throughput with autocannon on 127.0.0.1 against `npm start`.
  */
-import { execFile } from 'node:child_process';
 import { openSync, writeSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import autocannon from 'autocannon';
 import { Jimp } from 'jimp';
-import { initBackend } from '#lib/backend';
 import { classify } from '#lib/classify';
 import { BucketCaptureSink, type CaptureSink, logCaptureSink } from '#lib/live/capture-sink';
-import { startEmbeddedS3 } from '#lib/storage/embedded-s3';
 import { createLogger } from '#lib/log';
 import { createMetrics } from '#lib/metrics';
-import { loadMnist } from '#lib/training/mnist';
 import { ModelCache } from '#lib/model-cache';
-import { evaluateModel } from '#lib/training/evaluate';
 import { ARCHS, createModel } from '#lib/training/model';
-import { trainModel } from '#lib/training/train-loop';
-import { createS3Client, IN_PROCESS_S3_TIMEOUTS, S3ObjectStore } from '#lib/storage/objects';
 import { storageEnv } from '#lib/storage/storage';
-import { ModelStore, versionName } from '#lib/storage/store';
 import { makeHandler } from '../../functions/predict/app.ts';
-import { buildPredict } from '../build.ts';
 import { startStack } from './local-stack.ts';
+import {
+  batchBody,
+  coldStart,
+  coldStartRecord,
+  emit,
+  imageBody,
+  servingSetUp,
+  smallPng,
+  timeHandler,
+  uploads,
+} from './serving.ts';
 import { storeUntrainedVersion } from './untrained-version.ts';
-import { canvasDrawing, paperPhoto } from './rerender.ts';
 import { machine, percentile, round, time } from './stats.ts';
-
-const run = promisify(execFile);
-const emit = (record: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(record)}\n`);
-
-function event(body: string) {
-  return {
-    version: '2.0',
-    routeKey: '$default',
-    rawPath: '/predict',
-    rawQueryString: '',
-    headers: { 'content-type': 'application/json' },
-    isBase64Encoded: false,
-    body,
-    requestContext: { requestId: 'bench', http: { method: 'POST', path: '/predict' } },
-  } as unknown as Parameters<ReturnType<typeof makeHandler>>[0];
-}
-
-async function coldStart(dir: string, storage: Record<string, string>): Promise<number[]> {
-  const built = await buildPredict(path.join(dir, 'bundle'));
-  const script = path.join(dir, 'cold.mjs');
-  await writeFile(
-    script,
-    `const t0 = performance.now();
-     const { handler } = await import(${JSON.stringify(path.join(built.outDir, 'index.mjs'))});
-     const t1 = performance.now();
-     const r = await handler({ rawPath: '/health', headers: {}, requestContext: { requestId: 'c', http: { method: 'GET', path: '/health' } } });
-     if (r.statusCode !== 200) throw new Error(r.body);
-     process.stdout.write(JSON.stringify({ importMs: t1 - t0, totalMs: performance.now() - t0 }));`,
-  );
-  const totals: number[] = [];
-  const imports: number[] = [];
-  for (let i = 0; i < 5; i++) {
-    const { stdout } = await run(process.execPath, [script], {
-      env: {
-        PATH: process.env.PATH,
-        ...storage,
-        LOG_LEVEL: 'warn',
-        AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-      },
-    });
-    const { importMs, totalMs } = JSON.parse(stdout);
-    imports.push(importMs);
-    totals.push(totalMs);
-  }
-  emit({
-    measure: 'cold start (bundle import + first model load + first answer)',
-    runs: 5,
-    importMsP50: round(percentile(imports, 50)),
-    totalMsP50: round(percentile(totals, 50)),
-    totalMsMax: round(Math.max(...totals)),
-  });
-  return totals;
-}
 
 async function throughput(dataDir: string, bodies: Record<string, string>): Promise<void> {
   const stack = await startStack(dataDir, process.env.MNIST_DIR && path.resolve(process.env.MNIST_DIR));
@@ -120,46 +65,11 @@ async function throughput(dataDir: string, bodies: Record<string, string>): Prom
   }
 }
 
-/** An embedded S3 with a one-epoch MLP promoted in it, and MNIST: what each predict bench starts from. */
-async function servingSetUp() {
-  const backend = await initBackend(['wasm', 'cpu']);
-  const dir = await (await import('node:fs/promises')).mkdtemp(path.join(os.tmpdir(), 'digitnet-bench-'));
-  const s3 = await startEmbeddedS3({ directory: path.join(dir, 's3'), port: 0 });
-  const objects = new S3ObjectStore(createS3Client({ ...s3, timeouts: IN_PROCESS_S3_TIMEOUTS }), s3.bucket);
-  const store = new ModelStore(objects);
-  const mnist = await loadMnist({
-    dir: process.env.MNIST_DIR && path.resolve(process.env.MNIST_DIR),
-    bucket: objects,
-    cacheDir: path.join(dir, 'mnist'),
-  });
-  const model = createModel({ arch: 'mlp' });
-  const training = await trainModel(model, mnist.train, { epochs: 1, batchSize: 128 });
-  const version = versionName('mlp', new Date());
-  await store.save(model, {
-    version,
-    arch: 'mlp',
-    createdAt: new Date().toISOString(),
-    backend,
-    params: model.countParams(),
-    training: { ...training, epochs: 1, batchSize: 128, learningRate: 1e-3, schedule: 'cosine', seed: 42 },
-    test: await evaluateModel(model, mnist.test),
-  });
-  await store.promote(version);
-  model.dispose();
-  return { backend, dir, s3, objects, store, mnist };
-}
-
-async function smallPng(digit: Uint8Array): Promise<Buffer> {
-  const small = new Jimp({ width: 28, height: 28, color: 0xff });
-  for (let i = 0; i < 784; i++) small.bitmap.data.set([digit[i]!, digit[i]!, digit[i]!, 255], i * 4);
-  return small.getBuffer('image/png');
-}
-
 export async function benchPredict(): Promise<void> {
   emit({ bench: 'predict', machine: machine() });
   const { backend, dir, s3, store, mnist } = await servingSetUp();
 
-  await coldStart(dir, storageEnv(s3));
+  emit(coldStartRecord(await coldStart(dir, storageEnv(s3))));
 
   const logger = createLogger({}, () => {});
   const handler = makeHandler({
@@ -169,20 +79,13 @@ export async function benchPredict(): Promise<void> {
     page: async () => '',
   });
   const digit = mnist.test.images.subarray(0, 784);
-  const images: Record<string, Buffer> = {
-    '28x28 PNG': await smallPng(digit),
-    '280x280 canvas PNG': await canvasDrawing(digit, 1),
-    '320x240 JPEG photo': await paperPhoto(digit, 1),
-  };
+  const images = await uploads(digit);
   const bodies: Record<string, string> = {};
   for (const [name, bytes] of Object.entries(images)) {
-    const body = JSON.stringify({ image: bytes.toString('base64') });
+    const body = imageBody(bytes);
     bodies[name] = body;
     const decode = await time(() => Jimp.fromBuffer(bytes), 300);
-    const handle = await time(async () => {
-      const result = await handler(event(body));
-      if (result.statusCode !== 200) throw new Error(String(result.body));
-    }, 300);
+    const handle = await timeHandler(handler, body, 300);
     emit({
       measure: `handler latency, ${name}`,
       bytes: bytes.length,
@@ -192,8 +95,7 @@ export async function benchPredict(): Promise<void> {
       ratioToDecode: round(percentile(handle, 50) / percentile(decode, 50)),
     });
   }
-  const batch = JSON.stringify({ images: new Array(32).fill(images['28x28 PNG']!.toString('base64')) });
-  const batchTimes = await time(() => handler(event(batch)), 100);
+  const batchTimes = await timeHandler(handler, batchBody(images['28x28 PNG']!, 32), 100);
   emit({
     measure: 'handler latency, batch of 32 28x28 PNGs',
     p50Ms: round(percentile(batchTimes, 50)),
@@ -242,10 +144,7 @@ async function compareVariants(measure: string, key: string, variants: Variant[]
     const p50s = new Map<string, number[]>(variants.map(({ name }) => [name, []]));
     for (let round = 0; round <= ROUNDS; round++) {
       for (const { name, handler, settle } of variants) {
-        const times = await time(async () => {
-          const result = await handler(event(body));
-          if (result.statusCode !== 200) throw new Error(String(result.body));
-        }, 200);
+        const times = await timeHandler(handler, body, 200);
         await settle?.();
         if (round > 0) p50s.get(name)!.push(percentile(times, 50));
       }
@@ -266,11 +165,8 @@ async function compareVariants(measure: string, key: string, variants: Variant[]
 }
 
 async function comparisonBodies(mnist: Awaited<ReturnType<typeof servingSetUp>>['mnist']) {
-  const png = (await smallPng(mnist.test.images.subarray(0, 784))).toString('base64');
-  return {
-    'one 28x28 PNG': JSON.stringify({ image: png }),
-    'batch of 32': JSON.stringify({ images: new Array(32).fill(png) }),
-  };
+  const png = await smallPng(mnist.test.images.subarray(0, 784));
+  return { 'one 28x28 PNG': imageBody(png), 'batch of 32': batchBody(png, 32) };
 }
 
 /**
@@ -378,21 +274,14 @@ export async function benchCandidate(): Promise<void> {
   await shadowed.candidateSettled();
   if (!(await shadowed.get()).candidate) throw new Error('the shadow candidate did not load');
   const handlers = { none: handlerFor(without), shadow: handlerFor(shadowed) };
-  const png = (await smallPng(mnist.test.images.subarray(0, 784))).toString('base64');
-  const bodies = {
-    'one 28x28 PNG': JSON.stringify({ image: png }),
-    'batch of 32': JSON.stringify({ images: new Array(32).fill(png) }),
-  };
+  const bodies = await comparisonBodies(mnist);
   // Rounds alternate the variants, so a warm-up or a busy moment does not land on one of them alone.
   const ROUNDS = 5;
   for (const [bodyName, body] of Object.entries(bodies)) {
     const p50s = new Map<string, number[]>(Object.keys(handlers).map((name) => [name, []]));
     for (let round = 0; round <= ROUNDS; round++) {
       for (const [name, handler] of Object.entries(handlers)) {
-        const times = await time(async () => {
-          const result = await handler(event(body));
-          if (result.statusCode !== 200) throw new Error(String(result.body));
-        }, 200);
+        const times = await timeHandler(handler, body, 200);
         if (round > 0) p50s.get(name)!.push(percentile(times, 50));
       }
     }

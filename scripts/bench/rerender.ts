@@ -27,10 +27,10 @@ function inkAt(digit: Uint8Array, size: number, left: number, top: number, x: nu
   return sample(digit, ((x - left) / size) * 28 - 0.5, ((y - top) / size) * 28 - 0.5);
 }
 
-export async function canvasDrawing(digit: Uint8Array, seed: number): Promise<Buffer> {
+/** A `side`-px square canvas (the page's is 280); the digit's size scales with it. */
+export async function canvasDrawing(digit: Uint8Array, seed: number, side = 280): Promise<Buffer> {
   const random = seededRandom(seed);
-  const side = 280;
-  const size = 160 + Math.floor(random() * 100);
+  const size = Math.round(((160 + Math.floor(random() * 100)) * side) / 280);
   const left = Math.floor(random() * (side - size));
   const top = Math.floor(random() * (side - size));
   const image = new Jimp({ width: side, height: side, color: 0x00000000 });
