@@ -19,6 +19,7 @@ import { createMetrics } from '#lib/metrics';
 import { ModelCache } from '#lib/model-cache';
 import { ARCHS, createModel } from '#lib/training/model';
 import { storageEnv } from '#lib/storage/storage';
+import { versionName } from '#lib/storage/store';
 import { makeHandler } from '../../functions/predict/app.ts';
 import { startStack } from './local-stack.ts';
 import {
