@@ -72,4 +72,29 @@ describe('trainingLoss', () => {
     }
     assert.equal(score.correct, correct);
   });
+
+  test('with label smoothing, gives the loss and gradient of crossEntropy against the smoothed targets', () => {
+    const epsilon = 0.1;
+    const p = tf.tensor2d(probabilities, [ROWS, MNIST_CLASSES]);
+    const smoothed = tf.tidy(() =>
+      tf.add(tf.mul(tf.oneHot(tf.tensor1d(labels, 'int32'), MNIST_CLASSES), 1 - epsilon), epsilon / MNIST_CLASSES),
+    );
+    const score: BatchScore = { loss: 0, correct: 0 };
+    const reference = tf
+      .grad((q: tf.Tensor) => crossEntropy(smoothed, q))(p)
+      .dataSync();
+    const ours = tf
+      .grad((q: tf.Tensor) => trainingLoss(q, labels, score, epsilon))(p)
+      .dataSync();
+    const referenceLoss = crossEntropy(smoothed, p).dataSync()[0]!;
+    for (let i = 0; i < reference.length; i++)
+      assert.ok(
+        Math.abs(ours[i]! - reference[i]!) <= 1e-5 * Math.abs(reference[i]!),
+        `element ${i}: ${ours[i]} vs ${reference[i]}`,
+      );
+    assert.ok(Math.abs(score.loss - referenceLoss) <= 1e-5 * referenceLoss, `${score.loss} vs ${referenceLoss}`);
+    // Smoothing spreads the target: every in-range class now has a gradient, not just the label's.
+    assert.ok(ours[(ROWS - 1) * MNIST_CLASSES + ((labels[ROWS - 1]! + 1) % MNIST_CLASSES)]! < 0);
+    tf.dispose([p, smoothed]);
+  });
 });

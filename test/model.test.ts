@@ -3,7 +3,7 @@ import { before, describe, test } from 'node:test';
 import { initBackend, tf } from '#lib/backend';
 import { seededRandom, toTensors } from '#lib/training/batches';
 import { evaluateModel, summarise } from '#lib/training/evaluate';
-import { createModel } from '#lib/training/model';
+import { createModel, dropoutReseeder } from '#lib/training/model';
 import { learningRateAt, trainModel, type ProgressEvent } from '#lib/training/train-loop';
 import type { Mnist } from '#lib/training/mnist';
 import { testMnist } from './support/env.ts';
@@ -189,4 +189,38 @@ test('the cosine schedule holds the base rate for the first half, halves at thre
   assert.ok(Math.abs(learningRateAt('cosine', 1e-3, 75, 100) - 5e-4) < 1e-12);
   assert.ok(learningRateAt('cosine', 1e-3, 99, 100) < 1e-5);
   assert.equal(learningRateAt('constant', 1e-3, 99, 100), 1e-3);
+});
+
+test('warmup-cosine rises linearly to the base rate over the first 15% of the run, then anneals it to zero', () => {
+  assert.ok(Math.abs(learningRateAt('warmup-cosine', 1e-3, 0, 100) - 1e-3 / 15) < 1e-12);
+  assert.ok(Math.abs(learningRateAt('warmup-cosine', 1e-3, 7, 100) - 8e-3 / 15) < 1e-12);
+  assert.equal(learningRateAt('warmup-cosine', 1e-3, 15, 100), 1e-3);
+  const rates = Array.from({ length: 100 }, (_, step) => learningRateAt('warmup-cosine', 1e-3, step, 100));
+  assert.ok(rates.every((rate) => rate > 0 && rate <= 1e-3));
+  assert.ok(rates.slice(15).every((rate, i, later) => i === 0 || rate < later[i - 1]!));
+  assert.ok(Math.abs(learningRateAt('warmup-cosine', 1e-3, 57.5, 100) - 5e-4) < 1e-12);
+  assert.ok(rates[99]! < 1e-6);
+});
+
+test("the CNN's dropout draws a fresh mask each step, the same masks in every run", () => {
+  const masks = (steps: number[]) => {
+    const model = createModel({ arch: 'cnn' });
+    const reseed = dropoutReseeder(model);
+    const dropout = model.layers.find((layer) => layer.getClassName() === 'Dropout')!;
+    const ones = tf.ones([4, 576]);
+    const out = steps.map((step) => {
+      reseed(step);
+      return Array.from((dropout.apply(ones, { training: true }) as tf.Tensor).dataSync());
+    });
+    ones.dispose();
+    model.dispose();
+    return out;
+  };
+  const [first, again, next] = masks([0, 0, 1]);
+  assert.deepEqual(first, again);
+  assert.notDeepEqual(first, next);
+  assert.deepEqual(masks([1])[0], next);
+  // Roughly the layer's rate of units dropped, so the mask is a real dropout mask.
+  const dropped = next!.filter((value) => value === 0).length / next!.length;
+  assert.ok(dropped > 0.2 && dropped < 0.4, `dropped ${dropped}`);
 });

@@ -266,12 +266,32 @@ describe('parseTrainArgs', () => {
       batchSize: 128,
       learningRate: 0.001,
       schedule: 'cosine',
+      labelSmoothing: 0,
       validationSplit: 0.1,
       seed: 42,
       trainLimit: undefined,
+      augment: false,
       force: false,
       reason: undefined,
     });
+  });
+
+  test("the CNN's recipe by default: augmented, warm-up then cosine, label smoothing 0.1; each can be changed", () => {
+    const cnn = parseTrainArgs(['--arch', 'cnn'], {});
+    assert.ok(cnn !== 'help');
+    assert.deepEqual(
+      [cnn.augment, cnn.schedule, cnn.labelSmoothing, cnn.learningRate],
+      [true, 'warmup-cosine', 0.1, 5e-3],
+    );
+    const plain = parseTrainArgs(
+      ['--arch', 'cnn', '--no-augment', '--lr-schedule', 'cosine', '--label-smoothing', '0'],
+      {},
+    );
+    assert.ok(plain !== 'help');
+    assert.deepEqual([plain.augment, plain.schedule, plain.labelSmoothing], [false, 'cosine', 0]);
+    const mlp = parseTrainArgs(['--augment', '--label-smoothing', '0.05'], {});
+    assert.ok(mlp !== 'help');
+    assert.deepEqual([mlp.augment, mlp.labelSmoothing], [true, 0.05]);
   });
 
   test('reads ARCH, EPOCHS and BATCH_SIZE from the environment; flags win', () => {
@@ -289,7 +309,9 @@ describe('parseTrainArgs', () => {
     [['--learning-rate', '0'], /--learning-rate/],
     [['--validation-split', '0.9'], /--validation-split/],
     [['--train-limit', '10'], /--train-limit/],
-    [['--lr-schedule', 'step'], /--lr-schedule must be one of cosine, constant/],
+    [['--lr-schedule', 'step'], /--lr-schedule must be one of cosine, warmup-cosine, constant/],
+    [['--label-smoothing', '0.6'], /--label-smoothing must be a number from 0 to 0.5/],
+    [['--augment', '--no-augment'], /--augment and --no-augment contradict each other/],
     [['--threads', '0'], /--threads must be a whole number from 1 to 64; got "0"/],
     [['--threads', '65'], /--threads must be a whole number from 1 to 64/],
     [['--threads', '1.5'], /--threads/],

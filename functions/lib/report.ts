@@ -438,7 +438,8 @@ export async function renderReport(metrics: ModelMetrics, testImages: Uint8Array
       ? `${count(training.trainCount)} training / ${count(training.validationCount)} validation images`
       : `${count(training.trainCount)} training images, no validation split`;
   const misclassified = html`<span>${count(mistakes)} misclassified · loss ${fixed(test.loss, 4)}</span>`;
-  const rate = `learning rate ${training.learningRate} (${training.schedule}) · seed ${training.seed}`;
+  const smoothing = training.labelSmoothing ? ` · label smoothing ${training.labelSmoothing}` : '';
+  const rate = `learning rate ${training.learningRate} (${training.schedule})${smoothing} · seed ${training.seed}`;
 
   const page = html`<!doctype html>
 <html lang="en">

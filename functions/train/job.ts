@@ -15,7 +15,14 @@ import { AUGMENTATION } from '#lib/training/batches';
 import { evaluateModel } from '#lib/training/evaluate';
 import { ARCHS, countParams, createModel, isArch, type Arch } from '#lib/training/model';
 import { defaultThreads } from '#lib/training/data-parallel';
-import { SCHEDULES, TRAINING_DEFAULTS, trainModel, validationCountOf, type Schedule } from '#lib/training/train-loop';
+import {
+  SCHEDULES,
+  TRAINING_DEFAULTS,
+  trainModel,
+  validationCountOf,
+  WARMUP,
+  type Schedule,
+} from '#lib/training/train-loop';
 import type { ProgressSink } from '#lib/progress';
 import { renderReport } from '#lib/report';
 import { ModelIntegrityError, PointerChangedError } from '#lib/errors';
@@ -44,14 +51,17 @@ Options (environment variable in brackets):
   --epochs N              passes over the training set (EPOCHS; default 10)
   --batch-size N          examples per step (BATCH_SIZE; default mlp ${TRAINING_DEFAULTS.mlp.batchSize}, cnn ${TRAINING_DEFAULTS.cnn.batchSize})
   --learning-rate X       Adam learning rate (default mlp ${TRAINING_DEFAULTS.mlp.learningRate}, cnn ${TRAINING_DEFAULTS.cnn.learningRate})
-  --lr-schedule S         cosine (hold for half the run, then anneal to zero)
-                          or constant (default cosine)
+  --lr-schedule S         cosine (hold for half the run, then anneal to zero),
+                          warmup-cosine (rise over the first ${WARMUP * 100}%, then anneal to zero)
+                          or constant (default mlp ${TRAINING_DEFAULTS.mlp.schedule}, cnn ${TRAINING_DEFAULTS.cnn.schedule})
+  --label-smoothing X     cross-entropy label smoothing, 0 to 0.5 (default mlp ${TRAINING_DEFAULTS.mlp.labelSmoothing}, cnn ${TRAINING_DEFAULTS.cnn.labelSmoothing})
   --validation-split X    fraction held out for validation (default 0.1)
   --seed N                seed for initialisation and shuffling (default 42)
   --train-limit N         train on the first N examples only (quick runs)
   --threads N             threads the training steps run on, 1 to ${MAX_TRAIN_THREADS} (TRAIN_THREADS; default
                           one per core, or 1 on native TensorFlow); 1 is the single-threaded loop
   --augment               randomly shift (±${AUGMENTATION.shiftPixels} px), rotate (±${AUGMENTATION.rotationDegrees}°) and scale (±${AUGMENTATION.scale * 100}%) training images
+  --no-augment            train on the images as they are (default: cnn augments, mlp does not)
   --with-feedback         also train on users' corrections outside the live holdout
                           (WITH_FEEDBACK=true|false; default false)
   --feedback-weight N     times each correction is repeated per epoch, 1 to 10 (default ${FEEDBACK_DEFAULTS.weight})
@@ -71,12 +81,13 @@ export interface TrainArgs {
   batchSize: number;
   learningRate: number;
   schedule: Schedule;
+  labelSmoothing: number;
   validationSplit: number;
   seed: number;
   trainLimit?: number;
   /** --threads; unset, TRAIN_THREADS or one per core decides (`threadsFor`). */
   threads?: number;
-  augment?: boolean;
+  augment: boolean;
   /** Set by --with-feedback: train on the labelled captures outside the live holdout too. */
   feedback?: { weight: number; maxShare: number };
   force: boolean;
@@ -128,6 +139,8 @@ export function parseTrainArgs(
       'train-limit': { type: 'string' },
       threads: { type: 'string' },
       augment: { type: 'boolean' },
+      'no-augment': { type: 'boolean' },
+      'label-smoothing': { type: 'string' },
       'with-feedback': { type: 'boolean' },
       'feedback-weight': { type: 'string' },
       'feedback-max-share': { type: 'string' },
@@ -141,9 +154,11 @@ export function parseTrainArgs(
   if (values.help) return 'help';
   const arch = values.arch ?? env.ARCH ?? 'mlp';
   if (!isArch(arch)) throw new UsageError(`--arch must be one of ${ARCHS.join(', ')}; got "${arch}"`);
-  const schedule = values['lr-schedule'] ?? 'cosine';
+  const defaults = TRAINING_DEFAULTS[arch];
+  const schedule = values['lr-schedule'] ?? defaults.schedule;
   if (!(SCHEDULES as readonly string[]).includes(schedule))
     throw new UsageError(`--lr-schedule must be one of ${SCHEDULES.join(', ')}; got "${schedule}"`);
+  if (values.augment && values['no-augment']) throw new UsageError('--augment and --no-augment contradict each other');
   const trainLimit =
     values['train-limit'] === undefined ? undefined : integer('--train-limit', values['train-limit'], 0, 256, 60_000);
   const withFeedback = values['with-feedback'] ?? switchFrom('WITH_FEEDBACK', env.WITH_FEEDBACK);
@@ -158,20 +173,15 @@ export function parseTrainArgs(
   return {
     arch,
     epochs: integer('--epochs', values.epochs ?? env.EPOCHS, 10, 1, 200),
-    batchSize: integer(
-      '--batch-size',
-      values['batch-size'] ?? env.BATCH_SIZE,
-      TRAINING_DEFAULTS[arch].batchSize,
-      1,
-      4096,
-    ),
-    learningRate: fraction('--learning-rate', values['learning-rate'], TRAINING_DEFAULTS[arch].learningRate, 1e-6, 1),
+    batchSize: integer('--batch-size', values['batch-size'] ?? env.BATCH_SIZE, defaults.batchSize, 1, 4096),
+    learningRate: fraction('--learning-rate', values['learning-rate'], defaults.learningRate, 1e-6, 1),
     schedule: schedule as Schedule,
+    labelSmoothing: fraction('--label-smoothing', values['label-smoothing'], defaults.labelSmoothing, 0, 0.5),
     validationSplit: fraction('--validation-split', values['validation-split'], 0.1, 0, 0.5),
     seed: integer('--seed', values.seed, 42, 0, 2 ** 31 - 1),
     trainLimit,
     ...(values.threads === undefined ? {} : { threads: integer('--threads', values.threads, 1, 1, MAX_TRAIN_THREADS) }),
-    ...(values.augment ? { augment: true } : {}),
+    augment: values.augment ? true : values['no-augment'] ? false : defaults.augment,
     ...(feedback ? { feedback } : {}),
     force: values.force ?? false,
     reason: values.reason,
@@ -340,6 +350,7 @@ export async function runTraining(
       batchSize: args.batchSize,
       learningRate: args.learningRate,
       schedule: args.schedule,
+      labelSmoothing: args.labelSmoothing,
       validationSplit: args.validationSplit,
       seed: args.seed,
       augment: args.augment,
@@ -410,6 +421,7 @@ export async function runTraining(
         batchSize: args.batchSize,
         learningRate: args.learningRate,
         schedule: args.schedule,
+        labelSmoothing: args.labelSmoothing,
         seed: args.seed,
       },
       test,

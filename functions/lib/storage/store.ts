@@ -100,6 +100,8 @@ export interface ModelMetrics {
     batchSize: number;
     learningRate: number;
     schedule: Schedule;
+    /** Absent from versions stored before the option existed (they trained without). */
+    labelSmoothing?: number;
     seed: number;
     history: TrainResult['history'];
   };

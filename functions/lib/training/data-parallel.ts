@@ -83,7 +83,15 @@ export function trainDataParallel(
   threads: number,
   entry: WorkerEntry = trainWorkerEntry(),
 ): Promise<EpochResult[]> {
-  const { epochs, batchSize, learningRate = 1e-3, schedule = 'cosine', seed = 42, augment = false } = options;
+  const {
+    epochs,
+    batchSize,
+    learningRate = 1e-3,
+    schedule = 'cosine',
+    seed = 42,
+    augment = false,
+    labelSmoothing = 0,
+  } = options;
   const params = model.trainableWeights.reduce((sum, w) => sum + w.read().size, 0);
   const exchange = exchangeBuffers(threads, params);
   const common: Omit<ReplicaInit, 'rank'> = {
@@ -95,7 +103,7 @@ export function trainDataParallel(
     trainIndices: plan.trainIndices,
     validationIndices: plan.validationIndices,
     batches: plan.batches,
-    settings: { epochs, batchSize, learningRate, schedule, seed, augment },
+    settings: { epochs, batchSize, learningRate, schedule, seed, augment, labelSmoothing },
     exchange,
   };
   return new Promise((resolve, reject) => {

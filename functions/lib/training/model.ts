@@ -92,6 +92,29 @@ function cnn(seed: number): tfl.Sequential {
   });
 }
 
+/** Between two steps' dropout seeds: far more than any rank's offset (replica.ts), so no two (step, rank) share one. */
+const DROPOUT_STEP_STRIDE = 1_000_003;
+
+/**
+ * A seeded tfjs-layers Dropout draws the same mask on every call (its seed
+ * goes to the random op unchanged), so a seeded network would drop the same
+ * units of each batch row for the whole run. The training loops call the
+ * function this returns before every step: each Dropout layer gets its own
+ * seed plus the step's offset, so masks are fresh each step and a run is
+ * still reproducible.
+ */
+export function dropoutReseeder(model: tfl.LayersModel): (step: number) => void {
+  const layers = model.layers
+    .filter((layer) => layer.getClassName() === 'Dropout')
+    // `seed` is private in the typings; it is what Dropout.call passes to the random op.
+    .map((layer) => layer as unknown as { seed?: number })
+    .filter((layer) => typeof layer.seed === 'number')
+    .map((layer) => ({ layer, seed: layer.seed! }));
+  return (step) => {
+    for (const { layer, seed } of layers) layer.seed = seed + step * DROPOUT_STEP_STRIDE;
+  };
+}
+
 /** A fresh, untrained model of the given architecture; input [N,28,28,1] in 0–1, output 10 probabilities. */
 export function createModel({ arch, seed = 42 }: ModelOptions): tfl.LayersModel {
   return arch === 'mlp' ? mlp(seed) : cnn(seed);

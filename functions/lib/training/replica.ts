@@ -27,6 +27,7 @@ import { Exchange, type ExchangeBuffers } from './exchange.ts';
 import { adam } from './kernels/adam.ts';
 import { registerTrainingKernels } from './kernels/index.ts';
 import { trainingLoss, type BatchScore } from './loss.ts';
+import { dropoutReseeder } from './model.ts';
 import { learningRateAt, reportInterval, type Schedule } from './train-loop.ts';
 
 /** A model's layers and their settings, as `model.toJSON(null, false)` gives them. */
@@ -54,6 +55,7 @@ export interface ReplicaInit {
     schedule: Schedule;
     seed: number;
     augment: boolean;
+    labelSmoothing: number;
   };
   exchange: ExchangeBuffers;
 }
@@ -136,10 +138,11 @@ function weightedSum(out: Float32Array, shards: Float32Array[], share: number[],
 /** Trains the replica to the end of the run, reporting through `post`. */
 export async function runReplica(init: ReplicaInit, post: (message: ReplicaMessage) => void): Promise<void> {
   const { rank, threads, examples, trainIndices, validationIndices, batches } = init;
-  const { epochs, batchSize, learningRate, schedule, seed, augment } = init.settings;
+  const { epochs, batchSize, learningRate, schedule, seed, augment, labelSmoothing } = init.settings;
   await initBackend(undefined, init.backend);
   registerTrainingKernels();
   const model = await replicaModel(init);
+  const reseedDropout = dropoutReseeder(model);
   const exchange = new Exchange(init.exchange, rank);
   const random = seededRandom(seed);
   const distort = augment ? seededRandom(seed + 1) : undefined;
@@ -168,6 +171,7 @@ export async function runReplica(init: ReplicaInit, post: (message: ReplicaMessa
       for (let b = 0; b < batches; b++) {
         const step = (epoch - 1) * batches + b;
         optimizer.learningRate = learningRateAt(schedule, learningRate, step, epochs * batches);
+        reseedDropout(step);
         const shard = order.subarray(b * batchSize + from, b * batchSize + to);
         if (distort) skipDistortions(distort, from);
         const x = toInputs(examples, shard, distort);
@@ -175,7 +179,7 @@ export async function runReplica(init: ReplicaInit, post: (message: ReplicaMessa
         const labels = Array.from(shard, (index) => examples.labels[index]!);
         const score: BatchScore = { loss: 0, correct: 0 };
         const { value, grads } = optimizer.computeGradients(
-          () => trainingLoss(model.apply(x, { training: true }) as tf.Tensor, labels, score),
+          () => trainingLoss(model.apply(x, { training: true }) as tf.Tensor, labels, score, labelSmoothing),
           variables,
         );
         value.dispose();

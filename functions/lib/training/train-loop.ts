@@ -19,20 +19,26 @@ import { trainDataParallel } from './data-parallel.ts';
 import { adam } from './kernels/adam.ts';
 import { registerTrainingKernels } from './kernels/index.ts';
 import { trainingLoss, type BatchScore } from './loss.ts';
-import type { Arch } from './model.ts';
+import { type Arch, dropoutReseeder } from './model.ts';
 
 /**
  * What `npm run train` uses when no flag says otherwise. The CNN takes larger
  * steps than the MLP: after one epoch its three-convolution predecessor scored
  * 98.68% on the MNIST test set at 3e-3 and 98.76% at 5e-3 (measured with a
- * cosine schedule that had no hold).
+ * cosine schedule that had no hold). The CNN's recipe (augmentation, a short
+ * warm-up then cosine, label smoothing 0.1) is what took the same network
+ * from 99.3–99.4% to 99.5% and above in 10–12 epochs; the MLP keeps the
+ * classic Keras recipe, which augmentation does not improve in that time.
  */
-export const TRAINING_DEFAULTS: Record<Arch, { learningRate: number; batchSize: number }> = {
-  mlp: { learningRate: 1e-3, batchSize: 128 },
-  cnn: { learningRate: 5e-3, batchSize: 128 },
+export const TRAINING_DEFAULTS: Record<
+  Arch,
+  { learningRate: number; batchSize: number; schedule: Schedule; augment: boolean; labelSmoothing: number }
+> = {
+  mlp: { learningRate: 1e-3, batchSize: 128, schedule: 'cosine', augment: false, labelSmoothing: 0 },
+  cnn: { learningRate: 5e-3, batchSize: 128, schedule: 'warmup-cosine', augment: true, labelSmoothing: 0.1 },
 };
 
-export const SCHEDULES = ['cosine', 'constant'] as const;
+export const SCHEDULES = ['cosine', 'warmup-cosine', 'constant'] as const;
 export type Schedule = (typeof SCHEDULES)[number];
 
 export interface TrainOptions {
@@ -40,8 +46,14 @@ export interface TrainOptions {
   batchSize: number;
   /** Adam's (initial) learning rate. */
   learningRate?: number;
-  /** 'cosine' holds the rate for the first half of the run, then anneals it to zero; 'constant' keeps it. */
+  /**
+   * 'cosine' holds the rate for the first half of the run, then anneals it to
+   * zero; 'warmup-cosine' rises to it over the first WARMUP share of the run,
+   * then anneals it to zero; 'constant' keeps it.
+   */
   schedule?: Schedule;
+  /** Label smoothing ε of the cross-entropy (0 for none): see `trainingLoss`. */
+  labelSmoothing?: number;
   /** Fraction of the training set held out to report validation accuracy (0 disables). */
   validationSplit?: number;
   seed?: number;
@@ -98,6 +110,8 @@ export function validationCountOf(count: number, validationSplit: number): numbe
 
 /** Share of the run held at the base rate before the cosine decay starts. */
 export const COSINE_HOLD = 0.5;
+/** Share of the run 'warmup-cosine' spends rising linearly to the base rate. */
+export const WARMUP = 0.15;
 
 /**
  * The learning rate at a step. 'cosine' holds the base rate for the first
@@ -106,8 +120,14 @@ export const COSINE_HOLD = 0.5;
  * is not slowed down from its first step.
  */
 export function learningRateAt(schedule: Schedule, base: number, step: number, totalSteps: number): number {
+  if (schedule === 'constant') return base;
+  if (schedule === 'warmup-cosine') {
+    const warmup = totalSteps * WARMUP;
+    if (step < warmup) return (base * (step + 1)) / warmup;
+    return (base * (1 + Math.cos((Math.PI * (step - warmup)) / (totalSteps - warmup)))) / 2;
+  }
   const hold = totalSteps * COSINE_HOLD;
-  if (schedule === 'constant' || step < hold) return base;
+  if (step < hold) return base;
   return (base * (1 + Math.cos((Math.PI * (step - hold)) / (totalSteps - hold)))) / 2;
 }
 
@@ -186,9 +206,11 @@ async function trainHere(
     schedule = 'cosine',
     seed = 42,
     augment = false,
+    labelSmoothing = 0,
     onProgress,
   } = options;
   registerTrainingKernels();
+  const reseedDropout = dropoutReseeder(model);
   const validationCount = validationIndices.length;
   const random = seededRandom(seed);
   // A stream of its own, so turning augmentation on leaves the shuffles unchanged.
@@ -204,13 +226,15 @@ async function trainHere(
       let lossSum = 0;
       let correct = 0;
       for (let b = 0; b < batches; b++) {
-        optimizer.learningRate = learningRateAt(schedule, learningRate, (epoch - 1) * batches + b, epochs * batches);
+        const step = (epoch - 1) * batches + b;
+        optimizer.learningRate = learningRateAt(schedule, learningRate, step, epochs * batches);
+        reseedDropout(step);
         const batch = order.subarray(b * batchSize, (b + 1) * batchSize);
         const x = toInputs(examples, batch, distort);
         const labels = Array.from(batch, (index) => examples.labels[index]!);
         const score: BatchScore = { loss: 0, correct: 0 };
         optimizer.minimize(
-          () => trainingLoss(model.apply(x, { training: true }) as tf.Tensor, labels, score),
+          () => trainingLoss(model.apply(x, { training: true }) as tf.Tensor, labels, score, labelSmoothing),
           false,
           variables,
         );
