@@ -31,11 +31,12 @@ export interface PreprocessedImage {
 export async function preprocessImage(bytes: Buffer, options: DecodeOptions = {}): Promise<PreprocessedImage> {
   const header = checkImage(bytes);
   const image = await decodeImage(bytes, header, options);
+  // The header's size: a JPEG may have been decoded at a fraction of it.
   const turned = header.orientation >= 5;
   return {
     input: toMnistInput(image),
-    width: turned ? image.height : image.width,
-    height: turned ? image.width : image.height,
+    width: turned ? header.height : header.width,
+    height: turned ? header.width : header.height,
     format: header.format,
   };
 }
