@@ -7,7 +7,23 @@ import { checkImage, MIN_JPEG_DECODE_SIDE } from '#lib/image/decode';
 import { chooseJpegScale, decodeJpegLuma, JpegFormatError, type JpegScale } from '#lib/image/jpeg';
 import { preprocessImage } from '#lib/image/preprocess';
 import { seededRandom } from '#lib/training/batches';
+import { paperPhoto } from '../scripts/bench/rerender.ts';
+import { testMnist } from './support/env.ts';
 import { b422Restart, cmyk, greyProg, greyRestart, progRestart, rgb } from './support/jpeg-fixtures.ts';
+
+function correlation(a: Float32Array, b: Float32Array): number {
+  const mean = (x: Float32Array) => x.reduce((sum, v) => sum + v, 0) / x.length;
+  const [ma, mb] = [mean(a), mean(b)];
+  let ab = 0;
+  let aa = 0;
+  let bb = 0;
+  for (let i = 0; i < a.length; i++) {
+    ab += (a[i]! - ma) * (b[i]! - mb);
+    aa += (a[i]! - ma) ** 2;
+    bb += (b[i]! - mb) ** 2;
+  }
+  return ab / Math.sqrt(aa * bb);
+}
 
 /** A photo-like 4:2:0 baseline JPEG from jimp's encoder: noisy light paper, a dark ring, colour on top. */
 async function photo(width: number, height: number, seed = 1): Promise<Buffer> {
@@ -137,6 +153,24 @@ describe('decodeJpegLuma', () => {
       ),
       { numRuns: 1500, seed: 42 },
     );
+  });
+});
+
+describe('preprocessImage on JPEGs decoded at reduced scale', () => {
+  it('decodes a photo again at a finer scale when its digit comes out smaller than 20 px', async () => {
+    const { test } = await testMnist();
+    let served = 0;
+    let quarter = 0;
+    const photos = 10;
+    for (let i = 0; i < photos; i++) {
+      const digit = test.images.subarray(i * 784, (i + 1) * 784);
+      // Drawn 40–70 px in a 320×240 photo: 7–12 px at the 1/4 scale its size alone would get.
+      const small = await paperPhoto(digit, i + 1, [40, 70]);
+      const fullSize = (await preprocessImage(small, { jpegScale: 1 })).input;
+      served += correlation((await preprocessImage(small)).input, fullSize) / photos;
+      quarter += correlation((await preprocessImage(small, { jpegScale: 4 })).input, fullSize) / photos;
+    }
+    assert.ok(served > 0.95 && served > quarter + 0.05, `served ${served.toFixed(3)}, 1/4 ${quarter.toFixed(3)}`);
   });
 });
 

@@ -4,8 +4,10 @@
  * tests' model) classifies the first N MNIST test digits rendered as 320×240
  * paper photos (as the tests and the augment bench render them, and with the
  * digit drawn 3× smaller), each preprocessed through jpeg-js at full size
- * (the decoder before the scaled one) and through the project's decoder at
- * 1/1, 1/2, 1/4 and 1/8. JSON lines, machine first.
+ * (the decoder before the scaled one), through the project's decoder at
+ * 1/1, 1/2, 1/4 and 1/8, and as the service does it (the scale for the
+ * photo's size, decoded again finer when the digit comes out small). JSON
+ * lines, machine first.
  */
 import os from 'node:os';
 import path from 'node:path';
@@ -36,6 +38,7 @@ const decoders: Record<string, Preprocess> = {
       async (bytes: Buffer) => (await preprocessImage(bytes, { jpegScale: scale })).input,
     ]),
   ),
+  'as served: by size, finer for a small digit': async (bytes) => (await preprocessImage(bytes)).input,
 };
 
 export async function benchJpegScale(argv: string[]): Promise<void> {

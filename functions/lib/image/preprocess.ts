@@ -5,7 +5,8 @@
 import { BadRequestError } from '../errors.ts';
 import { MNIST_PIXELS } from '../mnist-shape.ts';
 import { checkImage, decodeImage, type DecodableFormat, type DecodeOptions } from './decode.ts';
-import { toMnistInput } from './mnist-transform.ts';
+import type { JpegScale } from './jpeg.ts';
+import { EmptyImageError, MNIST_DIGIT_SIDE, mnistTransform } from './mnist-transform.ts';
 
 /** A `pixels` input that is not 784 numbers in 0–255. */
 export class InvalidPixelsError extends BadRequestError {
@@ -31,10 +32,25 @@ export interface PreprocessedImage {
 export async function preprocessImage(bytes: Buffer, options: DecodeOptions = {}): Promise<PreprocessedImage> {
   const header = checkImage(bytes);
   const image = await decodeImage(bytes, header, options);
+  let input: Float32Array;
+  try {
+    const transformed = mnistTransform(image);
+    input = transformed.input;
+    // A JPEG decoded at reduced scale whose digit came out smaller than MNIST's box (a small digit in a large
+    // photo) is decoded again at the scale that gives the digit that many pixels, so it is never enlarged.
+    if (image.scale > 1 && options.jpegScale === undefined && transformed.digitSide < MNIST_DIGIT_SIDE) {
+      const jpegScale = finerScale(image.scale, transformed.digitSide);
+      input = mnistTransform(await decodeImage(bytes, header, { ...options, jpegScale })).input;
+    }
+  } catch (error) {
+    // Ink too faint or too small to find at reduced scale may stand out at full size.
+    if (!(error instanceof EmptyImageError && image.scale > 1 && options.jpegScale === undefined)) throw error;
+    input = mnistTransform(await decodeImage(bytes, header, { ...options, jpegScale: 1 })).input;
+  }
   // The header's size: a JPEG may have been decoded at a fraction of it.
   const turned = header.orientation >= 5;
   return {
-    input: toMnistInput(image),
+    input,
     width: turned ? header.height : header.width,
     height: turned ? header.width : header.height,
     format: header.format,
@@ -71,4 +87,12 @@ function describe(value: unknown): string {
       ? `${JSON.stringify(value.slice(0, 32))}… (${value.length} characters)`
       : JSON.stringify(value);
   return `a ${typeof value}`;
+}
+
+/** The coarsest scale finer than 1/`scale` at which a digit `digitSide` px long at 1/`scale` has MNIST's 20 px. */
+function finerScale(scale: number, digitSide: number): JpegScale {
+  for (const finer of [4, 2] as const) {
+    if (finer < scale && (digitSide * scale) / finer >= MNIST_DIGIT_SIDE) return finer;
+  }
+  return 1;
 }
