@@ -32,25 +32,26 @@ export interface PreprocessedImage {
 export async function preprocessImage(bytes: Buffer, options: DecodeOptions = {}): Promise<PreprocessedImage> {
   const header = checkImage(bytes);
   const image = await decodeImage(bytes, header, options);
-  let input: Float32Array;
+  // A JPEG decoded at reduced scale whose digit came out smaller than MNIST's box (a small digit in a large photo)
+  // is decoded once more, at the scale that gives the digit that many pixels, so it is never enlarged; one whose
+  // ink was too faint or small to find at all, once more at full size.
+  const mayRetry = image.scale > 1 && options.jpegScale === undefined;
+  let input: Float32Array | undefined;
+  let finer: JpegScale | undefined;
   try {
     const transformed = mnistTransform(image);
     input = transformed.input;
-    // A JPEG decoded at reduced scale whose digit came out smaller than MNIST's box (a small digit in a large
-    // photo) is decoded again at the scale that gives the digit that many pixels, so it is never enlarged.
-    if (image.scale > 1 && options.jpegScale === undefined && transformed.digitSide < MNIST_DIGIT_SIDE) {
-      const jpegScale = finerScale(image.scale, transformed.digitSide);
-      input = mnistTransform(await decodeImage(bytes, header, { ...options, jpegScale })).input;
-    }
+    if (mayRetry && transformed.digitSide < MNIST_DIGIT_SIDE) finer = finerScale(image.scale, transformed.digitSide);
   } catch (error) {
-    // Ink too faint or too small to find at reduced scale may stand out at full size.
-    if (!(error instanceof EmptyImageError && image.scale > 1 && options.jpegScale === undefined)) throw error;
-    input = mnistTransform(await decodeImage(bytes, header, { ...options, jpegScale: 1 })).input;
+    if (!(error instanceof EmptyImageError && mayRetry)) throw error;
+    finer = 1;
   }
+  if (finer !== undefined)
+    input = mnistTransform(await decodeImage(bytes, header, { ...options, jpegScale: finer })).input;
   // The header's size: a JPEG may have been decoded at a fraction of it.
   const turned = header.orientation >= 5;
   return {
-    input,
+    input: input!,
     width: turned ? header.height : header.width,
     height: turned ? header.width : header.height,
     format: header.format,
