@@ -7,6 +7,7 @@ import { runCli, USAGE_EXIT } from '../cli/run.ts';
 import { benchAugment } from './augment.ts';
 import { benchJpegScale } from './jpeg-scale.ts';
 import { benchLoad } from './load.ts';
+import { benchPeer } from './peer.ts';
 import { benchCandidate, benchCapture, benchMetrics, benchPredict } from './predict.ts';
 import { benchTrain } from './train.ts';
 
@@ -17,6 +18,7 @@ const benches: Record<string, (argv: string[]) => Promise<void>> = {
   metrics: () => benchMetrics(),
   candidate: () => benchCandidate(),
   load: benchLoad,
+  peer: benchPeer,
   augment: benchAugment,
   'jpeg-scale': benchJpegScale,
   kernels: async () => void (await import('./kernels.ts')),
