@@ -222,6 +222,59 @@ function idctTable(n: number): Float32Array {
   return table;
 }
 
+/** AAN's prescaling of each coefficient: cos(kπ/16)·√2 per axis, 1 for k = 0. */
+const AAN_SCALE = Float32Array.from({ length: 64 }, (_, i) => {
+  const factor = (k: number) => (k === 0 ? 1 : Math.cos((k * Math.PI) / 16) * Math.SQRT2);
+  return factor(i >> 3) * factor(i & 7);
+});
+
+/** One 8-point AAN inverse DCT in place, on block[start], block[start + step], … (libjpeg 6b's jidctflt.c). */
+function aan(block: Float32Array, start: number, step: number): void {
+  const s1 = start + step;
+  const s2 = s1 + step;
+  const s3 = s2 + step;
+  const s4 = s3 + step;
+  const s5 = s4 + step;
+  const s6 = s5 + step;
+  const s7 = s6 + step;
+  let tmp0 = block[start]!;
+  let tmp1 = block[s2]!;
+  let tmp2 = block[s4]!;
+  let tmp3 = block[s6]!;
+  let tmp10 = tmp0 + tmp2;
+  let tmp11 = tmp0 - tmp2;
+  const tmp13 = tmp1 + tmp3;
+  let tmp12 = (tmp1 - tmp3) * Math.SQRT2 - tmp13;
+  tmp0 = tmp10 + tmp13;
+  tmp3 = tmp10 - tmp13;
+  tmp1 = tmp11 + tmp12;
+  tmp2 = tmp11 - tmp12;
+  const tmp4 = block[s1]!;
+  let tmp5 = block[s3]!;
+  let tmp6 = block[s5]!;
+  let tmp7 = block[s7]!;
+  const z13 = tmp6 + tmp5;
+  const z10 = tmp6 - tmp5;
+  const z11 = tmp4 + tmp7;
+  const z12 = tmp4 - tmp7;
+  tmp7 = z11 + z13;
+  tmp11 = (z11 - z13) * Math.SQRT2;
+  const z5 = (z10 + z12) * 1.847759065;
+  tmp10 = 1.0823922 * z12 - z5;
+  tmp12 = -2.61312593 * z10 + z5;
+  tmp6 = tmp12 - tmp7;
+  tmp5 = tmp11 - tmp6;
+  const tmp4b = tmp10 + tmp5;
+  block[start] = tmp0 + tmp7;
+  block[s7] = tmp0 - tmp7;
+  block[s1] = tmp1 + tmp6;
+  block[s6] = tmp1 - tmp6;
+  block[s2] = tmp2 + tmp5;
+  block[s5] = tmp2 - tmp5;
+  block[s4] = tmp3 + tmp4b;
+  block[s3] = tmp3 - tmp4b;
+}
+
 /**
  * The scale for a decode of `width`×`height`: the smallest (largest
  * denominator) that keeps the short side at least `minSide` pixels.
@@ -419,6 +472,10 @@ class Output {
       this.plane[y0 * this.width + x0] = (coefficients[offset]! * q[0]!) / 8 + 128;
       return;
     }
+    if (n === 8) {
+      this.transformFull(coefficients, offset, q, x0, y0);
+      return;
+    }
     const { block, rows, table } = this;
     block.fill(0);
     for (let k = 0; k < this.needed; k++) {
@@ -446,6 +503,28 @@ class Output {
         for (let u = 0; u < n; u++) sum += table[x * n + u]! * rows[y * n + u]!;
         this.plane[line + x] = sum;
       }
+    }
+  }
+
+  /**
+   * The full 8×8 inverse DCT, by the AAN factorisation libjpeg's float IDCT
+   * uses (jidctflt.c): 5 multiplications per 8 points where the general
+   * loop above makes 64. At full scale it was half of the decode's time.
+   */
+  private transformFull(coefficients: Int16Array, offset: number, q: Uint16Array, x0: number, y0: number): void {
+    const block = this.block;
+    block.fill(0);
+    for (let k = 0; k < 64; k++) {
+      const c = coefficients[offset + k]!;
+      if (c !== 0) block[ZIGZAG[k]!] = c * q[k]! * AAN_SCALE[ZIGZAG[k]!]!;
+    }
+    for (let u = 0; u < 8; u++) aan(block, u, 8);
+    const width = Math.min(8, this.width - x0);
+    const height = Math.min(8, this.height - y0);
+    for (let y = 0; y < 8; y++) aan(block, y * 8, 1);
+    for (let y = 0; y < height; y++) {
+      const line = (y0 + y) * this.width + x0;
+      for (let x = 0; x < width; x++) this.plane[line + x] = block[y * 8 + x]! / 8 + 128;
     }
   }
 
