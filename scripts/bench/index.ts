@@ -6,7 +6,9 @@
 import { runCli, USAGE_EXIT } from '../cli/run.ts';
 import { benchAugment } from './augment.ts';
 import { benchCost } from './cost.ts';
+import { benchJpegScale } from './jpeg-scale.ts';
 import { benchLoad } from './load.ts';
+import { benchPeer } from './peer.ts';
 import { benchCandidate, benchCapture, benchMetrics, benchPredict } from './predict.ts';
 import { benchTrain } from './train.ts';
 
@@ -18,7 +20,9 @@ const benches: Record<string, (argv: string[]) => Promise<void>> = {
   candidate: () => benchCandidate(),
   cost: benchCost,
   load: benchLoad,
+  peer: benchPeer,
   augment: benchAugment,
+  'jpeg-scale': benchJpegScale,
   kernels: async () => void (await import('./kernels.ts')),
   preprocess: async () => void (await import('./preprocess.ts')),
 };

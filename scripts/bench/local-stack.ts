@@ -21,15 +21,16 @@ export interface RunningStack {
   stop(): Promise<void>;
 }
 
-/** Starts `npm start` on a free port; trains one epoch first when `dataDir` holds no model. */
+/** Starts `npm start` on a free port; trains `epochs` (one by default) first when `dataDir` holds no model. */
 export function startStack(
   dataDir: string,
   mnistDir: string | undefined,
   extraEnv: Record<string, string> = {},
+  epochs = 1,
 ): Promise<RunningStack> {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', path.join(root, 'scripts', 'local.ts'), '--port', '0', '--epochs', '1'],
+    ['--import', 'tsx', path.join(root, 'scripts', 'local.ts'), '--port', '0', '--epochs', String(epochs)],
     {
       cwd: root,
       // Access logs at info would measure stderr as much as the service.

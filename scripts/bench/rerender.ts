@@ -1,7 +1,7 @@
 /**
  * MNIST test digits re-rendered the way real uploads look: a large canvas
  * drawing (black strokes on a transparent background, off-centre) and a
- * photo of dark ink on grey, noisy, unevenly lit paper saved as JPEG.
+ * 320×240 photo of dark ink on grey, noisy, unevenly lit paper saved as JPEG.
  */
 import { Jimp } from 'jimp';
 import { seededRandom } from '#lib/training/batches';
@@ -44,10 +44,15 @@ export async function canvasDrawing(digit: Uint8Array, seed: number, side = 280)
   return image.getBuffer('image/png');
 }
 
-export async function paperPhoto(digit: Uint8Array, seed: number): Promise<Buffer> {
+/** `digitSide`: the range of the digit's drawn size in px (its 28×28 frame, so the ink is about 5/7 of it). */
+export async function paperPhoto(
+  digit: Uint8Array,
+  seed: number,
+  digitSide: [number, number] = [120, 210],
+): Promise<Buffer> {
   const random = seededRandom(seed);
   const [width, height] = [320, 240];
-  const size = 120 + Math.floor(random() * 90);
+  const size = digitSide[0] + Math.floor(random() * (digitSide[1] - digitSide[0]));
   const left = Math.floor(random() * (width - size));
   const top = Math.floor(random() * (height - size));
   const paper = 170 + random() * 50;

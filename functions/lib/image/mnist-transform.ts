@@ -71,6 +71,15 @@ interface Box {
  * nothing stands out from the background.
  */
 export function toMnistInput(image: RawImage): Float32Array {
+  return mnistTransform(image).input;
+}
+
+/**
+ * The model input, and the longest side of the digit's box in the pixels
+ * given: under DIGIT_BOX (20), the transform had to enlarge the digit, and a
+ * larger image of it (a JPEG decoded at a finer scale) would give more detail.
+ */
+export function mnistTransform(image: RawImage): { input: Float32Array; digitSide: number } {
   const { data, width, height, channels } = image;
   if (!(Number.isInteger(width) && Number.isInteger(height) && width > 0 && height > 0)) {
     throw new RangeError(`image size ${width}×${height} is not a positive integer size`);
@@ -83,8 +92,15 @@ export function toMnistInput(image: RawImage): Float32Array {
   const ink = orient(brightInk(image), image.orientation ?? 1);
   const histogram = subtractPaper(ink);
   const { stretch, maskLevel } = inkLevels(histogram, ink.data.length);
-  return centreByMass(scaleToDigitBox(ink, digitBox(ink, maskLevel), stretch));
+  const box = digitBox(ink, maskLevel);
+  // The working image is the given one box-averaged by a whole factor.
+  const factor = Math.max(width, height) / Math.max(ink.width, ink.height);
+  const digitSide = Math.max(box.x1 - box.x0, box.y1 - box.y0) * factor + factor;
+  return { input: centreByMass(scaleToDigitBox(ink, box, stretch)), digitSide };
 }
+
+/** The longest side MNIST scales each digit to; an upload's digit with fewer pixels than this is enlarged. */
+export const MNIST_DIGIT_SIDE = DIGIT_BOX;
 
 /** Calls `visit` with the index of every pixel on the image's edge. */
 function forEachBorderPixel(width: number, height: number, visit: (index: number) => void): void {
@@ -211,9 +227,12 @@ function inkOnTransparency({ data, width, height }: RawImage): Gray {
   const { column } = onWhite;
   let darkStrokes = 0;
   let lightStrokes = 0;
+  // Whole pixels at a time where the bytes are aligned: untouched canvas is transparent black, 0 in all four.
+  const pixels = data.byteOffset % 4 === 0 ? new Uint32Array(data.buffer, data.byteOffset, width * height) : undefined;
   for (let y = 0, p = 0; y < height; y++) {
     const row = onWhite.rowStart(y);
     for (let x = 0; x < width; x++, p += 4) {
+      if (pixels !== undefined && pixels[p >> 2] === 0) continue;
       const a = data[p + 3]!;
       // Most of a canvas is untouched; both readings are 0 there.
       if (a === 0) continue;

@@ -5,7 +5,8 @@
 import { BadRequestError } from '../errors.ts';
 import { MNIST_PIXELS } from '../mnist-shape.ts';
 import { checkImage, decodeImage, type DecodableFormat, type DecodeOptions } from './decode.ts';
-import { toMnistInput } from './mnist-transform.ts';
+import type { JpegScale } from './jpeg.ts';
+import { EmptyImageError, MNIST_DIGIT_SIDE, mnistTransform } from './mnist-transform.ts';
 
 /** A `pixels` input that is not 784 numbers in 0–255. */
 export class InvalidPixelsError extends BadRequestError {
@@ -31,11 +32,28 @@ export interface PreprocessedImage {
 export async function preprocessImage(bytes: Buffer, options: DecodeOptions = {}): Promise<PreprocessedImage> {
   const header = checkImage(bytes);
   const image = await decodeImage(bytes, header, options);
+  // A JPEG decoded at reduced scale whose digit came out smaller than MNIST's box (a small digit in a large photo)
+  // is decoded once more, at the scale that gives the digit that many pixels, so it is never enlarged; one whose
+  // ink was too faint or small to find at all, once more at full size.
+  const mayRetry = image.scale > 1 && options.jpegScale === undefined;
+  let input: Float32Array | undefined;
+  let finer: JpegScale | undefined;
+  try {
+    const transformed = mnistTransform(image);
+    input = transformed.input;
+    if (mayRetry && transformed.digitSide < MNIST_DIGIT_SIDE) finer = finerScale(image.scale, transformed.digitSide);
+  } catch (error) {
+    if (!(error instanceof EmptyImageError && mayRetry)) throw error;
+    finer = 1;
+  }
+  if (finer !== undefined)
+    input = mnistTransform(await decodeImage(bytes, header, { ...options, jpegScale: finer })).input;
+  // The header's size: a JPEG may have been decoded at a fraction of it.
   const turned = header.orientation >= 5;
   return {
-    input: toMnistInput(image),
-    width: turned ? image.height : image.width,
-    height: turned ? image.width : image.height,
+    input: input!,
+    width: turned ? header.height : header.width,
+    height: turned ? header.width : header.height,
     format: header.format,
   };
 }
@@ -70,4 +88,12 @@ function describe(value: unknown): string {
       ? `${JSON.stringify(value.slice(0, 32))}… (${value.length} characters)`
       : JSON.stringify(value);
   return `a ${typeof value}`;
+}
+
+/** The coarsest scale finer than 1/`scale` at which a digit `digitSide` px long at 1/`scale` has MNIST's 20 px. */
+function finerScale(scale: number, digitSide: number): JpegScale {
+  for (const finer of [4, 2] as const) {
+    if (finer < scale && (digitSide * scale) / finer >= MNIST_DIGIT_SIDE) return finer;
+  }
+  return 1;
 }
