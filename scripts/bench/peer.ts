@@ -10,25 +10,24 @@
  * torch, pillow and numpy (`PYTHON=…` to name one); without it, says what to
  * install and exits non-zero.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs, promisify } from 'node:util';
+import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { Jimp } from 'jimp';
-import { CliError } from '../cli/run.ts';
 import { createS3Client, IN_PROCESS_S3_TIMEOUTS, S3ObjectStore } from '#lib/storage/objects';
 import { ModelStore } from '#lib/storage/store';
 import { loadMnist } from '#lib/training/mnist';
 import { startStack } from './local-stack.ts';
 import { canvasDrawing, paperPhoto } from './rerender.ts';
+import { pythonWith } from './python.ts';
 import { machine, round } from './stats.ts';
 
-const run = promisify(execFile);
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..');
 const emit = (record: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(record)}\n`);
@@ -39,24 +38,6 @@ const PEER_WORKERS = 2;
 const PEER_READY_MS = 60_000;
 /** The tests' model: what the issue's figures were measured with. */
 const EPOCHS = 2;
-
-/** The first of $PYTHON, python3 and /usr/bin/python3 that imports every module the peer needs. */
-async function findPython(): Promise<string> {
-  const candidates = process.env.PYTHON ? [process.env.PYTHON] : ['python3', '/usr/bin/python3'];
-  for (const python of candidates) {
-    try {
-      await run(python, ['-c', `import ${PEER_MODULES.join(', ')}`]);
-      return python;
-    } catch {
-      // The next candidate.
-    }
-  }
-  throw new CliError(
-    `the peer needs Python 3 with ${PEER_MODULES.join(', ')} (tried ${candidates.join(', ')}). Install them, e.g. ` +
-      '`apt-get install python3-fastapi python3-uvicorn python3-torch python3-pil python3-numpy` or ' +
-      '`pip install fastapi uvicorn torch pillow numpy`, or set PYTHON to an interpreter that has them.',
-  );
-}
 
 /** A port nothing listens on now: uvicorn with several workers cannot report the one it picked itself. */
 function freePort(): Promise<number> {
@@ -200,7 +181,12 @@ export async function benchPeer(argv: string[]): Promise<void> {
   const connections = Number(values.connections);
   if (!(seconds > 0) || !(Number.isInteger(connections) && connections > 0))
     throw new Error('--seconds and --connections must be positive numbers');
-  const python = await findPython();
+  const python = pythonWith(
+    PEER_MODULES,
+    'the peer',
+    'apt-get install python3-fastapi python3-uvicorn python3-torch python3-pil python3-numpy, ' +
+      'or pip install fastapi uvicorn torch pillow numpy',
+  );
 
   emit({ bench: 'peer', machine: machine(), loadAverage: os.loadavg().map((l) => round(l)) });
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'digitnet-peer-'));

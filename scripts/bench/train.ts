@@ -1,6 +1,6 @@
 /**
  * `npm run bench -- train [--arch mlp|cnn|all] [--epochs N] [--batch-size N] [--threads N[,N…]]
- * [--vs-pytorch [--python PATH]]`: trains on the full 60,000 images on the
+ * [--vs-pytorch]`: trains on the full 60,000 images on the
  * active backend and prints ms/step and s/epoch per architecture and thread
  * count (default: one thread per core, as `npm run train`). With
  * `--vs-pytorch`, the same architectures also train in PyTorch on one thread
@@ -20,11 +20,10 @@ import { evaluateModel } from '#lib/training/evaluate';
 import { ARCHS, createModel, isArch, type Arch } from '#lib/training/model';
 import { TRAINING_DEFAULTS, trainModel } from '#lib/training/train-loop';
 import { CliError } from '../cli/run.ts';
+import { pythonWith } from './python.ts';
 import { machine, round } from './stats.ts';
 
 const PYTORCH_SCRIPT = fileURLToPath(new URL('./pytorch_train.py', import.meta.url));
-/** Where PyTorch is looked for without --python: the PATH's python3, then the system one apt installs into. */
-const PYTHONS = ['python3', '/usr/bin/python3'];
 
 const emit = (record: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(record)}\n`);
 
@@ -38,18 +37,6 @@ function threadCounts(raw: string): number[] {
       );
     return value;
   });
-}
-
-/** The first Python that imports torch, or a CliError saying how to install it. */
-function pythonWithTorch(asked: string | undefined): string {
-  const candidates = asked ? [asked] : PYTHONS;
-  const found = candidates.find((python) => spawnSync(python, ['-c', 'import torch']).status === 0);
-  if (found) return found;
-  throw new CliError(
-    `--vs-pytorch needs PyTorch, and ${candidates.join(' or ')} cannot import torch. ` +
-      'Install it (Debian/Ubuntu: sudo apt-get install python3-torch; elsewhere: pip install torch numpy), ' +
-      'or point --python at an interpreter that has it.',
-  );
 }
 
 /** Runs pytorch_train.py for one architecture and returns its JSON lines. */
@@ -86,7 +73,6 @@ export async function benchTrain(argv: string[]): Promise<void> {
       'batch-size': { type: 'string' },
       threads: { type: 'string' },
       'vs-pytorch': { type: 'boolean', default: false },
-      python: { type: 'string' },
     },
   });
   if (values.arch !== 'all' && !isArch(values.arch))
@@ -94,7 +80,13 @@ export async function benchTrain(argv: string[]): Promise<void> {
   const archs: Arch[] = values.arch === 'all' ? [...ARCHS] : [values.arch];
   const epochs = Number(values.epochs);
   const config = readConfig();
-  const python = values['vs-pytorch'] ? pythonWithTorch(values.python) : undefined;
+  const python = values['vs-pytorch']
+    ? pythonWith(
+        ['torch', 'numpy'],
+        '--vs-pytorch',
+        'Debian/Ubuntu: apt-get install python3-torch python3-numpy; elsewhere: pip install torch numpy',
+      )
+    : undefined;
   if (python && !config.mnistDir)
     throw new CliError('--vs-pytorch reads MNIST from MNIST_DIR in both frameworks: set MNIST_DIR', 2);
   const backend = await initBackend(undefined, config.tfjsBackend);
