@@ -143,6 +143,21 @@ type RolloutContextKey = `rollout${Capitalize<keyof RolloutPolicy>}`;
 const rolloutContextKey = (key: keyof RolloutPolicy) =>
   `rollout${key[0]!.toUpperCase()}${key.slice(1)}` as RolloutContextKey;
 
+/** Every context key with its default as `-c key=value` takes it; the rollout policy as its own keys. */
+export function contextDefaults(): [string, string][] {
+  const { rolloutPolicy: policy, ...rest } = STACK_DEFAULTS;
+  return [
+    ...Object.entries(rest).map(([key, value]): [string, string] => [
+      key,
+      Array.isArray(value) ? value.join(',') : String(value),
+    ]),
+    ...(Object.keys(ROLLOUT_POLICY_SETTINGS) as (keyof RolloutPolicy)[]).map((key): [string, string] => [
+      rolloutContextKey(key),
+      String(policy[key]),
+    ]),
+  ];
+}
+
 function rolloutPolicy(get: Lookup): RolloutPolicy {
   const policy = { ...DEFAULT_POLICY };
   for (const key of Object.keys(ROLLOUT_POLICY_SETTINGS) as (keyof RolloutPolicy)[]) {

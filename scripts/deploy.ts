@@ -7,12 +7,12 @@
  */
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { STACK_DEFAULTS } from '../infra/config.ts';
+import { contextDefaults } from '../infra/config.ts';
 import { OUTPUTS_FILE } from './cli/outputs.ts';
 import { runCli } from './cli/run.ts';
 
-const settings = Object.entries(STACK_DEFAULTS)
-  .map(([key, value]) => `  -c ${key}=${Array.isArray(value) ? value.join(',') : value}`)
+const settings = contextDefaults()
+  .map(([key, value]) => `  -c ${key}=${value}`)
   .join('\n');
 
 const USAGE = `Usage: npm run deploy -- [cdk deploy options]

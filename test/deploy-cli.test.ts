@@ -43,18 +43,21 @@ describe('npm run deploy', () => {
     assert.equal(result.code, 0, result.stderr);
     const settings = [
       'stage=dev',
-      'predictMemoryMiB=1024',
+      'predictMemoryMiB=1769',
       'trainVcpu=4',
       'trainMemoryGiB=8',
       'weeklyRetrain=false',
       'corsOrigins=*',
       'alarmApi5xxPercent=5',
       'lowConfidenceThreshold=0.6',
+      'rolloutMinSamples=500',
+      'rolloutTolerance=0.01',
     ];
     for (const setting of [...settings, 'predictReservedConcurrency=50', 'retrainReservedConcurrency=2']) {
       assert.match(result.stdout, new RegExp(`-c ${setting.replace('*', '\\*')}\\n`));
     }
     assert.match(result.stdout, /-c alarmEmail=ADDRESS /);
+    assert.doesNotMatch(result.stdout, /\[object Object\]|rolloutPolicy=/);
     assert.match(result.stdout, /cdk bootstrap/);
     assert.equal((await calls('cdk')).length + (await calls('docker')).length, callsBefore);
   });
