@@ -25,12 +25,10 @@ import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { Jimp } from 'jimp';
 import { initBackend } from '#lib/backend';
-import { createS3Client, IN_PROCESS_S3_TIMEOUTS, S3ObjectStore } from '#lib/storage/objects';
-import { ModelStore } from '#lib/storage/store';
 import { loadMnist } from '#lib/training/mnist';
 import { MAX_BATCH } from '#lib/predict-request';
 import { TOKEN_FILE } from '../cli/local-token.ts';
-import { type RunningStack, stackRssMiB, startStack } from './local-stack.ts';
+import { type RunningStack, stackModelStore, stackRssMiB, startStack } from './local-stack.ts';
 import { storeUntrainedVersion } from './untrained-version.ts';
 import { canvasDrawing } from './rerender.ts';
 import { machine, round } from './stats.ts';
@@ -162,16 +160,8 @@ async function checkKinds(url: string, kinds: Kind[]): Promise<Record<string, nu
 /** Stores a second version and makes it the canary through the operator route, as `npm run promote` would. */
 async function setCanary(stack: RunningStack, dataDir: string, percent: number): Promise<string> {
   await initBackend();
-  const credentials = JSON.parse(await readFile(path.join(dataDir, 's3', 'credentials.json'), 'utf8'));
-  const s3 = createS3Client({
-    bucket: stack.bucket,
-    endpoint: stack.s3,
-    region: 'us-east-1',
-    credentials,
-    timeouts: IN_PROCESS_S3_TIMEOUTS,
-  });
-  const candidate = await storeUntrainedVersion(new ModelStore(new S3ObjectStore(s3, stack.bucket)));
-  s3.destroy();
+  const bucket = await stackModelStore(stack, dataDir);
+  const candidate = await storeUntrainedVersion(bucket.store).finally(() => bucket.close());
   const token = (await readFile(path.join(dataDir, TOKEN_FILE), 'utf8')).trim();
   const response = await fetch(`${stack.url}/promote`, {
     method: 'POST',

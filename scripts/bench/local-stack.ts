@@ -6,6 +6,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createS3Client, IN_PROCESS_S3_TIMEOUTS, S3ObjectStore } from '#lib/storage/objects';
+import { ModelStore } from '#lib/storage/store';
 import { round } from './stats.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -19,6 +21,22 @@ export interface RunningStack {
   s3: string;
   bucket: string;
   stop(): Promise<void>;
+}
+
+/** The running stack's model store, signed with its data dir's key pair; `close` frees the client. */
+export async function stackModelStore(
+  stack: Pick<RunningStack, 's3' | 'bucket'>,
+  dataDir: string,
+): Promise<{ store: ModelStore; close(): void }> {
+  const credentials = JSON.parse(await readFile(path.join(dataDir, 's3', 'credentials.json'), 'utf8'));
+  const s3 = createS3Client({
+    bucket: stack.bucket,
+    endpoint: stack.s3,
+    region: 'us-east-1',
+    credentials,
+    timeouts: IN_PROCESS_S3_TIMEOUTS,
+  });
+  return { store: new ModelStore(new S3ObjectStore(s3, stack.bucket)), close: () => s3.destroy() };
 }
 
 /** Starts `npm start` on a free port; trains `epochs` (one by default) first when `dataDir` holds no model. */

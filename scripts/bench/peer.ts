@@ -12,7 +12,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -20,10 +20,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { Jimp } from 'jimp';
-import { createS3Client, IN_PROCESS_S3_TIMEOUTS, S3ObjectStore } from '#lib/storage/objects';
-import { ModelStore } from '#lib/storage/store';
 import { loadMnist } from '#lib/training/mnist';
-import { startStack } from './local-stack.ts';
+import { stackModelStore, startStack } from './local-stack.ts';
 import { canvasDrawing, paperPhoto } from './rerender.ts';
 import { pythonWith } from './python.ts';
 import { machine, round } from './stats.ts';
@@ -53,16 +51,8 @@ function freePort(): Promise<number> {
 
 /** The serving version's model.json and weights.bin, read back (and verified) from the stack's bucket. */
 async function exportServingModel(stack: { s3: string; bucket: string }, dataDir: string, to: string) {
-  const credentials = JSON.parse(await readFile(path.join(dataDir, 's3', 'credentials.json'), 'utf8'));
-  const s3 = createS3Client({
-    bucket: stack.bucket,
-    endpoint: stack.s3,
-    region: 'us-east-1',
-    credentials,
-    timeouts: IN_PROCESS_S3_TIMEOUTS,
-  });
+  const { store, close } = await stackModelStore(stack, dataDir);
   try {
-    const store = new ModelStore(new S3ObjectStore(s3, stack.bucket));
     const version = (await store.latest())?.version;
     if (!version) throw new Error('the stack serves no version');
     const { artifacts } = await store.verify(version);
@@ -74,7 +64,7 @@ async function exportServingModel(stack: { s3: string; bucket: string }, dataDir
     await writeFile(path.join(to, 'weights.bin'), Buffer.from(artifacts.weightData as ArrayBuffer));
     return version;
   } finally {
-    s3.destroy();
+    close();
   }
 }
 
