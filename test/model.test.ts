@@ -200,6 +200,10 @@ test('warmup-cosine rises linearly to the base rate over the first 15% of the ru
   assert.ok(rates.slice(15).every((rate, i, later) => i === 0 || rate < later[i - 1]!));
   assert.ok(Math.abs(learningRateAt('warmup-cosine', 1e-3, 57.5, 100) - 5e-4) < 1e-12);
   assert.ok(rates[99]! < 1e-6);
+  // A short run's fractional warm-up never overshoots the base rate.
+  for (const total of [1, 2, 3, 10, 13])
+    for (let step = 0; step < total; step++)
+      assert.ok(learningRateAt('warmup-cosine', 1e-3, step, total) <= 1e-3, `step ${step} of ${total}`);
 });
 
 test("the CNN's dropout draws a fresh mask each step, the same masks in every run", () => {

@@ -123,7 +123,8 @@ export function learningRateAt(schedule: Schedule, base: number, step: number, t
   if (schedule === 'constant') return base;
   if (schedule === 'warmup-cosine') {
     const warmup = totalSteps * WARMUP;
-    if (step < warmup) return (base * (step + 1)) / warmup;
+    // Capped: with a warm-up of a fractional number of steps its last step would overshoot.
+    if (step < warmup) return base * Math.min(1, (step + 1) / warmup);
     return (base * (1 + Math.cos((Math.PI * (step - warmup)) / (totalSteps - warmup)))) / 2;
   }
   const hold = totalSteps * COSINE_HOLD;
