@@ -21,7 +21,7 @@ import type { BackendName } from '../config.ts';
 import type { LabelledImages } from './batches.ts';
 import { abortExchange, exchangeBuffers } from './exchange.ts';
 import type { ReplicaEpoch, ReplicaInit, ReplicaMessage, Topology } from './replica.ts';
-import type { EpochResult, TrainingPlan, TrainOptions } from './train-loop.ts';
+import { type EpochResult, stepSettings, type TrainingPlan, type TrainOptions } from './train-loop.ts';
 
 /** How to start a replica's worker: a module's URL, or (eval) a script's source. */
 export interface WorkerEntry {
@@ -83,15 +83,8 @@ export function trainDataParallel(
   threads: number,
   entry: WorkerEntry = trainWorkerEntry(),
 ): Promise<EpochResult[]> {
-  const {
-    epochs,
-    batchSize,
-    learningRate = 1e-3,
-    schedule = 'cosine',
-    seed = 42,
-    augment = false,
-    labelSmoothing = 0,
-  } = options;
+  const settings = stepSettings(options);
+  const { epochs } = settings;
   const params = model.trainableWeights.reduce((sum, w) => sum + w.read().size, 0);
   const exchange = exchangeBuffers(threads, params);
   const common: Omit<ReplicaInit, 'rank'> = {
@@ -103,7 +96,7 @@ export function trainDataParallel(
     trainIndices: plan.trainIndices,
     validationIndices: plan.validationIndices,
     batches: plan.batches,
-    settings: { epochs, batchSize, learningRate, schedule, seed, augment, labelSmoothing },
+    settings,
     exchange,
   };
   return new Promise((resolve, reject) => {

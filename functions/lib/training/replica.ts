@@ -28,7 +28,7 @@ import { adam } from './kernels/adam.ts';
 import { registerTrainingKernels } from './kernels/index.ts';
 import { trainingLoss, type BatchScore } from './loss.ts';
 import { dropoutReseeder } from './model.ts';
-import { learningRateAt, reportInterval, type Schedule } from './train-loop.ts';
+import { learningRateAt, reportInterval, type StepSettings } from './train-loop.ts';
 
 /** A model's layers and their settings, as `model.toJSON(null, false)` gives them. */
 export type Topology = Parameters<typeof tfl.models.modelFromJSON>[0];
@@ -48,15 +48,7 @@ export interface ReplicaInit {
   trainIndices: Int32Array;
   validationIndices: Int32Array;
   batches: number;
-  settings: {
-    epochs: number;
-    batchSize: number;
-    learningRate: number;
-    schedule: Schedule;
-    seed: number;
-    augment: boolean;
-    labelSmoothing: number;
-  };
+  settings: StepSettings;
   exchange: ExchangeBuffers;
 }
 

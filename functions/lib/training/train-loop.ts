@@ -77,6 +77,25 @@ export interface TrainOptions {
   onProgress?: (event: ProgressEvent) => void;
 }
 
+/** What every step of a run reads, defaults applied. */
+export type StepSettings = Required<
+  Pick<TrainOptions, 'epochs' | 'batchSize' | 'learningRate' | 'schedule' | 'seed' | 'augment' | 'labelSmoothing'>
+>;
+
+/** The defaults in one place, so a run on one thread and on N take the same steps. */
+export function stepSettings(options: TrainOptions): StepSettings {
+  const {
+    epochs,
+    batchSize,
+    learningRate = 1e-3,
+    schedule = 'cosine',
+    seed = 42,
+    augment = false,
+    labelSmoothing = 0,
+  } = options;
+  return { epochs, batchSize, learningRate, schedule, seed, augment, labelSmoothing };
+}
+
 export type ProgressEvent =
   | { type: 'batch'; epoch: number; epochs: number; batch: number; batches: number; loss: number }
   | ({ type: 'epoch' } & EpochResult);
@@ -188,7 +207,7 @@ export async function trainModel(
     secondsPerEpoch,
     trainCount: plan.trainIndices.length,
     validationCount: plan.validationIndices.length,
-    augment: options.augment ?? false,
+    augment: stepSettings(options).augment,
     threads,
   };
 }
@@ -200,16 +219,8 @@ async function trainHere(
   { examples, trainIndices, validationIndices, batches }: TrainingPlan,
   options: TrainOptions,
 ): Promise<EpochResult[]> {
-  const {
-    epochs,
-    batchSize,
-    learningRate = 1e-3,
-    schedule = 'cosine',
-    seed = 42,
-    augment = false,
-    labelSmoothing = 0,
-    onProgress,
-  } = options;
+  const { epochs, batchSize, learningRate, schedule, seed, augment, labelSmoothing } = stepSettings(options);
+  const { onProgress } = options;
   registerTrainingKernels();
   const reseedDropout = dropoutReseeder(model);
   const validationCount = validationIndices.length;
