@@ -16,11 +16,9 @@
  *                       judging it. The candidate is an untrained MLP: it
  *                       costs what a trained one does.
  */
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { Jimp } from 'jimp';
@@ -28,12 +26,11 @@ import { initBackend } from '#lib/backend';
 import { loadMnist } from '#lib/training/mnist';
 import { MAX_BATCH } from '#lib/predict-request';
 import { TOKEN_FILE } from '../cli/local-token.ts';
-import { type RunningStack, stackModelStore, stackRssMiB, startStack } from './local-stack.ts';
+import { benchMnistDir, type RunningStack, stackModelStore, stackRssMiB, startStack } from './local-stack.ts';
 import { storeUntrainedVersion } from './untrained-version.ts';
 import { canvasDrawing } from './rerender.ts';
 import { machine, round } from './stats.ts';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const emit = (record: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(record)}\n`);
 
 const CONCURRENCY = [1, 2, 4, 8, 16, 32, 64];
@@ -212,12 +209,7 @@ export async function benchLoad(argv: string[]): Promise<void> {
 
   emit({ bench: 'load', machine: machine() });
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'digitnet-load-'));
-  const shared = path.resolve(root, '..', 'shared', 'mnist');
-  const mnistDir = process.env.MNIST_DIR
-    ? path.resolve(process.env.MNIST_DIR)
-    : existsSync(shared)
-      ? shared
-      : undefined;
+  const mnistDir = benchMnistDir();
   const started = performance.now();
   // A canary is set after the start: the servers then re-read the pointer every few seconds rather than every minute.
   const stack = await startStack(dataDir, mnistDir, canaryPercent === undefined ? {} : { MODEL_REFRESH_SECONDS: '5' });

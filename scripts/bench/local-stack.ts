@@ -3,6 +3,7 @@
  * data dir of the bench's own, and the memory it holds across its processes.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +22,13 @@ export interface RunningStack {
   s3: string;
   bucket: string;
   stop(): Promise<void>;
+}
+
+/** MNIST_DIR, else the genuine files beside the checkout (../shared/mnist), else none: the stack downloads them. */
+export function benchMnistDir(): string | undefined {
+  if (process.env.MNIST_DIR) return path.resolve(process.env.MNIST_DIR);
+  const shared = path.resolve(root, '..', 'shared', 'mnist');
+  return existsSync(shared) ? shared : undefined;
 }
 
 /** The running stack's model store, signed with its data dir's key pair; `close` frees the client. */

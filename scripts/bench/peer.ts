@@ -11,7 +11,6 @@
  * install and exits non-zero.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import os from 'node:os';
@@ -21,7 +20,7 @@ import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { Jimp } from 'jimp';
 import { loadMnist } from '#lib/training/mnist';
-import { stackModelStore, startStack } from './local-stack.ts';
+import { benchMnistDir, stackModelStore, startStack } from './local-stack.ts';
 import { canvasDrawing, paperPhoto } from './rerender.ts';
 import { pythonWith } from './python.ts';
 import { machine, round } from './stats.ts';
@@ -181,12 +180,7 @@ export async function benchPeer(argv: string[]): Promise<void> {
   emit({ bench: 'peer', machine: machine(), loadAverage: os.loadavg().map((l) => round(l)) });
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'digitnet-peer-'));
   const modelDir = path.join(dataDir, 'peer-model');
-  const shared = path.resolve(root, '..', 'shared', 'mnist');
-  const mnistDir = process.env.MNIST_DIR
-    ? path.resolve(process.env.MNIST_DIR)
-    : existsSync(shared)
-      ? shared
-      : undefined;
+  const mnistDir = benchMnistDir();
   const stack = await startStack(dataDir, mnistDir, {}, EPOCHS);
   let peer: RunningPeer | undefined;
   try {
