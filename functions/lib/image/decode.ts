@@ -214,6 +214,11 @@ function jpegDecoder(fullSize: Decoder, scale: JpegScale): (bytes: Buffer) => Pi
 /** Decoded pixels, and the fraction of the declared size they have. */
 type Pixels = { data: RawImage['data']; width: number; height: number; channels: 1 | 4; scale: number };
 
+/** How long decoding an image of the header's size may take, in all. */
+export function decodeBudgetMs(header: Pick<ImageHeader, 'width' | 'height'>): number {
+  return Math.ceil(DECODE_BUDGET_MS + (DECODE_MS_PER_MEGAPIXEL * header.width * header.height) / 1e6);
+}
+
 /**
  * The project's PNG and JPEG decoders, or the format's decoder package; a
  * JPEG may come out at 1/`scale` of its declared size.
@@ -228,8 +233,7 @@ export async function decodeImage(
   options: DecodeOptions,
 ): Promise<RawImage & { scale: number }> {
   const { format, orientation } = header;
-  const budgetMs =
-    options.budgetMs ?? Math.ceil(DECODE_BUDGET_MS + (DECODE_MS_PER_MEGAPIXEL * header.width * header.height) / 1e6);
+  const budgetMs = options.budgetMs ?? decodeBudgetMs(header);
   const loaded = await loadDecoder(format);
   const decoder: (bytes: Buffer) => Pixels =
     format === 'jpeg'

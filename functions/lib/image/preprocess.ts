@@ -4,7 +4,7 @@
  */
 import { BadRequestError } from '../errors.ts';
 import { MNIST_PIXELS } from '../mnist-shape.ts';
-import { checkImage, decodeImage, type DecodableFormat, type DecodeOptions } from './decode.ts';
+import { checkImage, decodeBudgetMs, decodeImage, type DecodableFormat, type DecodeOptions } from './decode.ts';
 import type { JpegScale } from './jpeg.ts';
 import { EmptyImageError, MNIST_DIGIT_SIDE, mnistTransform } from './mnist-transform.ts';
 
@@ -31,6 +31,9 @@ export interface PreprocessedImage {
  */
 export async function preprocessImage(bytes: Buffer, options: DecodeOptions = {}): Promise<PreprocessedImage> {
   const header = checkImage(bytes);
+  // One budget for the image, however many decodes it takes: a second decode gets what the first left.
+  const budgetMs = options.budgetMs ?? decodeBudgetMs(header);
+  const started = performance.now();
   const image = await decodeImage(bytes, header, options);
   // A JPEG decoded at reduced scale whose digit came out smaller than MNIST's box (a small digit in a large photo)
   // is decoded once more, at the scale that gives the digit that many pixels, so it is never enlarged; one whose
@@ -46,8 +49,10 @@ export async function preprocessImage(bytes: Buffer, options: DecodeOptions = {}
     if (!(error instanceof EmptyImageError && mayRetry)) throw error;
     finer = 1;
   }
-  if (finer !== undefined)
-    input = mnistTransform(await decodeImage(bytes, header, { ...options, jpegScale: finer })).input;
+  if (finer !== undefined) {
+    const left = Math.max(1, Math.floor(budgetMs - (performance.now() - started)));
+    input = mnistTransform(await decodeImage(bytes, header, { ...options, jpegScale: finer, budgetMs: left })).input;
+  }
   // The header's size: a JPEG may have been decoded at a fraction of it.
   const turned = header.orientation >= 5;
   return {
