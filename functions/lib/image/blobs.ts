@@ -53,6 +53,9 @@ export interface DigitPart {
 export const SPECK_SHARE = 0.05;
 /** Two groups whose column spans overlap by this share of the narrower one are strokes of one digit. */
 const SAME_DIGIT_OVERLAP = 0.5;
+/** Groups one above the other (sharing at most STACKED_ROWS of the shorter's rows) need share only this of their columns. */
+const STACKED_OVERLAP = 0.2;
+const STACKED_ROWS = 0.2;
 /** A group whose longest side is under this share of the line's digit height is a dot, not a digit. */
 const DOT_SHARE = 0.3;
 /**
@@ -174,6 +177,23 @@ function upperMedian(values: number[]): number {
   return sorted[sorted.length >> 1]!;
 }
 
+/** Shared rows of two boxes as a share of the shorter one's height, 0–1. */
+function rowOverlap(a: Box, b: Box): number {
+  const shared = Math.min(a.y1, b.y1) - Math.max(a.y0, b.y0) + 1;
+  return shared <= 0 ? 0 : shared / Math.min(heightOf(a), heightOf(b));
+}
+
+/**
+ * How surely two groups are strokes of one digit, 0–1: the share of the
+ * narrower one's columns they share; counted in full when one sits above
+ * the other (the loops of a broken 8, a 5's detached bar), since digits on
+ * a line stand side by side.
+ */
+function sameDigit(a: Box, b: Box): number {
+  const columns = columnOverlap(a, b);
+  return columns >= STACKED_OVERLAP && rowOverlap(a, b) <= STACKED_ROWS ? 1 : columns;
+}
+
 /** How much of the narrower group's column span the other covers, 0–1. */
 function columnOverlap(a: Box, b: Box): number {
   const shared = Math.min(a.x1, b.x1) - Math.max(a.x0, b.x0) + 1;
@@ -251,7 +271,7 @@ function mergeStrokes(sorted: Group[]): Group[] {
       let best: Group | undefined;
       let bestOverlap = SAME_DIGIT_OVERLAP;
       for (const candidate of merged.slice(-2)) {
-        const overlap = columnOverlap(candidate.box, group.box);
+        const overlap = sameDigit(candidate.box, group.box);
         if (overlap >= bestOverlap) {
           best = candidate;
           bestOverlap = overlap;

@@ -93,10 +93,10 @@ export interface InkImage {
 
 /**
  * Raw pixels → the ink image, box-averaged so its longest side is at most
- * `workSide`. Throws RangeError for pixels that do not match their size, and
+ * `workSide`, with `inkPercentile` of the ink read as full strokes. Throws RangeError for pixels that do not match their size, and
  * EmptyImageError when nothing stands out from the background.
  */
-export function inkImage(image: RawImage, workSide = WORK_SIDE): InkImage {
+export function inkImage(image: RawImage, workSide = WORK_SIDE, inkPercentile = INK_PERCENTILE): InkImage {
   const { data, width, height, channels } = image;
   if (!(Number.isInteger(width) && Number.isInteger(height) && width > 0 && height > 0)) {
     throw new RangeError(`image size ${width}×${height} is not a positive integer size`);
@@ -109,7 +109,7 @@ export function inkImage(image: RawImage, workSide = WORK_SIDE): InkImage {
   const factor = workingFactor(width, height, workSide);
   const ink = orient(brightInk(image, factor), image.orientation ?? 1);
   const histogram = subtractPaper(ink);
-  return { ink, ...inkLevels(histogram, ink.data.length), factor };
+  return { ink, ...inkLevels(histogram, ink.data.length, inkPercentile), factor };
 }
 
 /** The whole factor that brings the longest side to at most `workSide`. */
@@ -401,10 +401,15 @@ function interpolation(length: number, block: number, blocks: number) {
 /**
  * From the histogram of paper-subtracted values: the lookup table that takes
  * the paper's noise to 0 and the ink to full white (MNIST strokes saturate),
- * and the value at which that table reaches INK_MASK. Throws EmptyImageError
+ * and the value at which that table reaches INK_MASK; `inkPercentile` of
+ * the ink becomes full white. Throws EmptyImageError
  * when no ink stands out.
  */
-function inkLevels(histogram: Uint32Array, count: number): { stretch: Uint8Array; maskLevel: number } {
+function inkLevels(
+  histogram: Uint32Array,
+  count: number,
+  inkPercentile: number,
+): { stretch: Uint8Array; maskLevel: number } {
   const split = otsuThreshold(histogram);
   if (split === undefined) throw new EmptyImageError();
   let paperCount = 0;
@@ -413,7 +418,7 @@ function inkLevels(histogram: Uint32Array, count: number): { stretch: Uint8Array
   // in the paper class too, and would pass for noise.
   const paper = percentile(histogram, paperCount, 0.5);
   const noise = percentile(histogram, paperCount, 0.84) - paper;
-  const inkLevel = percentile(histogram, count - paperCount, INK_PERCENTILE, split);
+  const inkLevel = percentile(histogram, count - paperCount, inkPercentile, split);
   if (inkLevel - paper < MIN_CONTRAST) throw new EmptyImageError();
   // Three deviations above the paper is its own texture, not ink.
   const floor = Math.min(paper + 3 * noise, split);
