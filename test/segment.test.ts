@@ -200,6 +200,13 @@ describe('segmentNumber: limits and errors', () => {
     );
   });
 
+  test('a page covered in thousands of dots of one size is too_many_parts, and many marks in digit mode', () => {
+    const paper = new Paper(1024, 1024);
+    for (let y = 0; y < 1024; y += 10) for (let x = 0; x < 1024; x += 10) paper.stroke([[x + 3, y + 3]], 2.5);
+    assert.throws(() => segmentNumber(paper.image()), TooManyPartsError);
+    assert.ok(mnistTransform(paper.image()).marks > MAX_NUMBER_PARTS);
+  });
+
   test('a blank page, a blank canvas and a page of faint texture are no_number_found', () => {
     const canvas: RawImage = { data: new Uint8Array(200 * 100 * 4), width: 200, height: 100, channels: 4 };
     const texture = new Paper(200, 100);

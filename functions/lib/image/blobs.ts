@@ -53,6 +53,14 @@ export interface DigitPart {
 export const SPECK_SHARE = 0.05;
 /** Two groups whose column spans overlap by this share of the narrower one are strokes of one digit. */
 const SAME_DIGIT_OVERLAP = 0.5;
+/**
+ * More blobs of comparable size than this is noise or texture, not writing:
+ * each stands for itself, unmerged and unsorted (left to right no longer
+ * matters: no number has that many digits), which keeps a hostile image's cost
+ * linear (merging passes over a hundred thousand blobs took a quarter of a
+ * second) and its count far over any number's.
+ */
+const MAX_GROUPED_BLOBS = 4096;
 /** Groups one above the other (sharing at most STACKED_ROWS of the shorter's rows) need share only this of their columns. */
 const STACKED_OVERLAP = 0.2;
 const STACKED_ROWS = 0.2;
@@ -206,7 +214,14 @@ function columnOverlap(a: Box, b: Box): number {
  * blobs.
  */
 export function groupDigits(blobs: Blobs): DigitPart[] {
-  const order = significantBlobs(blobs).sort((a, b) => blobs.boxes[a]!.x0 - blobs.boxes[b]!.x0);
+  const significant = significantBlobs(blobs);
+  if (significant.length > MAX_GROUPED_BLOBS) {
+    return significant.map((blob) => {
+      const box = { ...blobs.boxes[blob]! };
+      return { blobs: [blob], from: box.x0, to: box.x1 + 1, box };
+    });
+  }
+  const order = significant.sort((a, b) => blobs.boxes[a]!.x0 - blobs.boxes[b]!.x0);
   const groups = mergeStrokes(order.map((blob) => ({ blobs: [blob], box: { ...blobs.boxes[blob]! } })));
   if (groups.length === 0) return [];
   const joined = joinFragments(groups, upperMedian(groups.map((group) => heightOf(group.box))));
