@@ -3,7 +3,8 @@
  * digit's blobs give its box (mnist-transform.ts); a written number's give
  * its parts (segment.ts). Both read the same grouping, so the `marks` digit
  * mode reports for an upload ("this looks like two digits") is the count
- * number mode would read in it.
+ * number mode would read in it, up to the working size and ink level each
+ * mode reads the image at.
  *
  * Handwriting is not one blob per digit: a 4, 5 or 7 is often two strokes,
  * a fast stroke breaks, a pen leaves dots, and neighbours touch. Blobs that
