@@ -24,6 +24,8 @@ export interface PreprocessedImage {
   width: number;
   height: number;
   format: DecodableFormat;
+  /** How many digits number mode would read in the image: 2 or more is a number, not one digit. */
+  marks: number;
 }
 
 /**
@@ -42,10 +44,12 @@ export async function preprocessImage(bytes: Buffer, options: DecodeOptions = {}
   // ink was too faint or small to find at all, once more at full size.
   const mayRetry = image.scale > 1 && options.jpegScale === undefined;
   let input: Float32Array | undefined;
+  let marks = 1;
   let finer: JpegScale | undefined;
   try {
     const transformed = mnistTransform(image);
     input = transformed.input;
+    marks = transformed.marks;
     if (mayRetry && transformed.digitSide < MNIST_DIGIT_SIDE) finer = finerScale(image.scale, transformed.digitSide);
   } catch (error) {
     if (!(error instanceof EmptyImageError && mayRetry)) throw error;
@@ -53,7 +57,9 @@ export async function preprocessImage(bytes: Buffer, options: DecodeOptions = {}
   }
   if (finer !== undefined) {
     const left = Math.max(1, Math.floor(budgetMs - (performance.now() - started)));
-    input = mnistTransform(await decodeImage(bytes, header, { ...options, jpegScale: finer, budgetMs: left })).input;
+    ({ input, marks } = mnistTransform(
+      await decodeImage(bytes, header, { ...options, jpegScale: finer, budgetMs: left }),
+    ));
   }
   // The header's size: a JPEG may have been decoded at a fraction of it.
   const turned = header.orientation >= 5;
@@ -62,6 +68,7 @@ export async function preprocessImage(bytes: Buffer, options: DecodeOptions = {}
     width: turned ? header.height : header.width,
     height: turned ? header.width : header.height,
     format: header.format,
+    marks,
   };
 }
 
