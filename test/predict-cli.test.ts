@@ -3,6 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Jimp } from 'jimp';
+import { writeNumber } from '../scripts/bench/numbers.ts';
 import { runScript, type ScriptResult } from './support/cli.ts';
 import { tempDir, testMnist } from './support/env.ts';
 import { startService, type TestService } from './support/service.ts';
@@ -10,6 +11,7 @@ import { startService, type TestService } from './support/service.ts';
 let service: TestService;
 let dir: string;
 let label: number;
+let numberText: string;
 
 before(async () => {
   service = await startService();
@@ -24,6 +26,10 @@ before(async () => {
     }
   await writeFile(path.join(dir, 'digit.png'), await image.getBuffer('image/png'));
   await writeFile(path.join(dir, 'notes.txt'), 'not an image');
+  const written = await writeNumber((await testMnist()).test, 3, 'gaps', 'canvas', 7);
+  numberText = written.text;
+  await writeFile(path.join(dir, 'number.png'), written.image);
+  await writeFile(path.join(dir, 'blank.png'), await new Jimp({ width: 40, height: 40, color: 0xffffffff }).getBuffer('image/png'));
 });
 after(() => service.close());
 
@@ -48,6 +54,21 @@ describe('npm run predict', () => {
     assert.equal(ok.digit, label);
     assert.equal(failed.file, 'notes.txt');
     assert.match(failed.error, /^415: .*not .*image/i);
+  });
+
+  test('--number prints the number, then each digit with its confidence and box', async () => {
+    const result = await predict(['number.png', '--number', '--url', service.url]);
+    assert.equal(result.code, 0, result.stderr);
+    const [first, ...digits] = result.stdout.trim().split('\n');
+    assert.match(first!, new RegExp(`^number\\.png: ${numberText}  \\(\\d+\\.\\d%, model ${service.version}\\)$`));
+    assert.equal(digits.length, numberText.length);
+    digits.forEach((line, i) => assert.match(line, new RegExp(`^  ${numberText[i]}  +\\d+\\.\\d%  at \\d+,\\d+  \\d+×\\d+$`)));
+  });
+
+  test('an image without ink says so instead of a digit', async () => {
+    const result = await predict(['blank.png', '--url', service.url]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /^blank\.png: no digit: .+ \(no_ink\)\n$/);
   });
 
   test('says how to start the service when nothing answers', async () => {

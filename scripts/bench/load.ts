@@ -28,6 +28,7 @@ import { MAX_BATCH } from '#lib/predict-request';
 import { TOKEN_FILE } from '../cli/local-token.ts';
 import { benchMnistDir, type RunningStack, stackModelStore, stackRssMiB, startStack } from './local-stack.ts';
 import { storeUntrainedVersion } from './untrained-version.ts';
+import { writeNumber } from './numbers.ts';
 import { canvasDrawing } from './rerender.ts';
 import { machine, round } from './stats.ts';
 
@@ -63,6 +64,8 @@ async function requestMix(dataDir: string, mnistDir: string | undefined): Promis
     body: image(await canvasDrawing(test.images.subarray(0, 784), 1)),
     expect: 200,
   };
+  const number = await writeNumber(test, 5, 'gaps', 'canvas', 3);
+  const blank = await new Jimp({ width: 280, height: 280, color: 0x00000000 }).getBuffer('image/png');
   // One canvas drawing in ten: its decode costs several small PNGs', and would otherwise be all the soak measures.
   return [
     await png(0),
@@ -79,6 +82,17 @@ async function requestMix(dataDir: string, mnistDir: string | undefined): Promis
       expect: 413,
     },
     await png(4),
+    {
+      name: '5-digit number, canvas PNG, mode number',
+      body: JSON.stringify({ image: number.image.toString('base64'), mode: 'number' }),
+      expect: 200,
+    },
+    { name: 'blank canvas (no_ink)', body: image(blank), expect: 200 },
+    {
+      name: 'blank canvas, mode number',
+      body: JSON.stringify({ image: blank.toString('base64'), mode: 'number' }),
+      expect: 400,
+    },
   ];
 }
 

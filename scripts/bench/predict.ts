@@ -3,7 +3,8 @@
  *   - cold start: the built bundle imported in a fresh process, through its
  *     first answer (module load + first model load from the embedded S3);
  *   - handler latency (p50/p99) per image kind, beside a bare jimp decode of
- *     the same image, the floor everything else must stay close to;
+ *     the same image, the floor everything else must stay close to; and for a
+ *     5-digit number in number mode, against one digit of the same kind;
  *   - a batch of 32;
  *   - the model alone on one preprocessed image, for each architecture;
  *   - HTTP throughput with autocannon on 127.0.0.1 against `npm start`.
@@ -33,6 +34,7 @@ import {
   timeHandler,
   uploads,
 } from './serving.ts';
+import { writeNumber } from './numbers.ts';
 import { storeUntrainedVersion } from './untrained-version.ts';
 import { machine, percentile, round, time } from './stats.ts';
 
@@ -82,11 +84,13 @@ export async function benchPredict(): Promise<void> {
   const digit = mnist.test.images.subarray(0, 784);
   const images = await uploads(digit);
   const bodies: Record<string, string> = {};
+  const handlerP50 = new Map<string, number>();
   for (const [name, bytes] of Object.entries(images)) {
     const body = imageBody(bytes);
     bodies[name] = body;
     const decode = await time(() => Jimp.fromBuffer(bytes), 300);
     const handle = await timeHandler(handler, body, 300);
+    handlerP50.set(name, percentile(handle, 50));
     emit({
       measure: `handler latency, ${name}`,
       bytes: bytes.length,
@@ -94,6 +98,20 @@ export async function benchPredict(): Promise<void> {
       handlerP99Ms: round(percentile(handle, 99), 3),
       bareJimpDecodeP50Ms: round(percentile(decode, 50), 3),
       ratioToDecode: round(percentile(handle, 50) / percentile(decode, 50)),
+    });
+  }
+  // A number costs its segmentation and one model input per digit on top of a digit's decode.
+  for (const kind of ['canvas', 'photo'] as const) {
+    const number = await writeNumber(mnist.test, 5, 'gaps', kind, 11);
+    const body = JSON.stringify({ image: number.image.toString('base64'), mode: 'number' });
+    const handle = await timeHandler(handler, body, 200);
+    const single = handlerP50.get(kind === 'canvas' ? '280x280 canvas PNG' : '320x240 JPEG photo')!;
+    emit({
+      measure: `handler latency, 5-digit number (${kind}, mode number)`,
+      bytes: number.image.length,
+      handlerP50Ms: round(percentile(handle, 50), 3),
+      handlerP99Ms: round(percentile(handle, 99), 3),
+      ratioToOneDigit: round(percentile(handle, 50) / single),
     });
   }
   const batchTimes = await timeHandler(handler, batchBody(images['28x28 PNG']!, 32), 100);
