@@ -1,5 +1,6 @@
 /**
- * `npm run bench -- numbers [--per-cell N] [--work-side PX]`: how well
+ * `npm run bench -- numbers [--per-cell N] [--work-side PX] [--arch mlp|cnn]
+ * [--epochs N]`: how well
  * number mode reads written numbers. Numbers of 2–8 MNIST test digits are
  * laid out as handwriting is (each digit its own size and height on the
  * line; gaps of varied widths, or touching and slightly overlapping) and
@@ -8,8 +9,10 @@
  * noisy, unevenly lit paper (JPEG). Each goes through `preprocessNumber` and
  * the real `classify` on a served-style model (`inference-model.ts`): the
  * tests' 2-epoch MLP, from test/artifacts when a test run left it there,
- * else trained here with the same recipe. Prints a table: sequence accuracy
- * (every digit right) and digit-count accuracy by length, spacing and kind.
+ * else (or for another --arch or --epochs) trained here with the
+ * architecture's default recipe. Prints a table: sequence accuracy (every
+ * digit right), digit-count accuracy, and agreement with the model's
+ * reading of the original 28×28 digits, by length, spacing and kind.
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -147,7 +150,11 @@ export async function readNumber(model: InferenceModel, image: Buffer, workSide?
   }
 }
 
-/** What the model answers for the original 28×28 digits: what number mode can at best read, right or wrong. */
+/**
+ * What the model answers for the original 28×28 digits. Number mode agreeing
+ * with it shows what segmentation and rendering leave of the model's own
+ * reading; either may be the right one where they differ.
+ */
 export function readAlone(model: InferenceModel, split: MnistSplit, indices: number[]): string {
   const inputs = indices.map((index) =>
     Float32Array.from(split.images.subarray(index * MNIST_PIXELS, (index + 1) * MNIST_PIXELS), (v) => v / 255),
@@ -226,7 +233,7 @@ export async function benchNumbers(argv: string[]): Promise<void> {
   out(`model: ${source}`);
   out('');
   out(
-    '| kind | spacing | length | numbers | sequence accuracy | digit count right | as the model reads the digits alone |',
+    '| kind | spacing | length | numbers | sequence accuracy | digit count right | same as the model on the original digits |',
   );
   out('| --- | --- | ---: | ---: | ---: | ---: | ---: |');
   for (const kind of ['canvas', 'photo'] as const) {

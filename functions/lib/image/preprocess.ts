@@ -85,11 +85,12 @@ export interface PreprocessedNumber {
  * Encoded image bytes → the digits of the number written in it. The same
  * checks and one time budget as `preprocessImage`; throws
  * NoNumberFoundError when nothing reads as a digit and TooManyPartsError
- * over MAX_NUMBER_PARTS. `workSide` replaces NUMBER_WORK_SIDE, for
- * measuring what the working size buys. A JPEG is decoded at the coarsest scale that keeps
- * its longest side at NUMBER_WORK_SIDE (segmentation works at that size:
- * anything finer is averaged away, anything coarser loses the small digits
- * of a wide number), and once more at full size when nothing was found.
+ * over MAX_NUMBER_PARTS. A JPEG is decoded at the coarsest scale that
+ * keeps its longest side at NUMBER_WORK_SIDE (segmentation works at that
+ * size: anything finer is averaged away, anything coarser loses the small
+ * digits of a wide number), and once more at full size when nothing was
+ * found. `workSide` replaces NUMBER_WORK_SIDE, for measuring what the
+ * working size buys.
  */
 export async function preprocessNumber(
   bytes: Buffer,
