@@ -109,6 +109,23 @@ async function renderDigit(
   return image.getBuffer(mime);
 }
 
+/** Test digits side by side, each scaled to `side`, `gap` pixels apart with a margin around: a written number, as a PNG. */
+async function renderNumber(digits: Uint8Array[], side: number, gap: number): Promise<Buffer> {
+  const width = digits.length * side + (digits.length + 1) * gap;
+  const image = new Jimp({ width, height: side + 2 * gap, color: 0xffffffff });
+  const data = image.bitmap.data;
+  digits.forEach((digit, n) => {
+    const left = gap + n * (side + gap);
+    for (let y = 0; y < side; y++) {
+      for (let x = 0; x < side; x++) {
+        const v = 255 - digit[Math.floor((y * 28) / side) * 28 + Math.floor((x * 28) / side)]!;
+        data.set([v, v, v, 255], ((y + gap) * width + left + x) * 4);
+      }
+    }
+  });
+  return image.getBuffer('image/png');
+}
+
 /** What the page's POST /predict got back, as far as these tests read it. */
 interface Answer {
   digit: number;
@@ -882,6 +899,53 @@ describe('web page', {
       status: 200,
     });
     assert.equal((await storedFeedback(leastSure.predictionId))?.label, 9);
+    assert.deepEqual(errors, []);
+  });
+
+  it('reads an uploaded number: each digit’s box over a copy of the image, scaled to the size it is shown at', async () => {
+    const { images, labels } = (await testMnist()).test;
+    const firstOf = (label: number) => images.subarray(labels.indexOf(label) * 784, (labels.indexOf(label) + 1) * 784);
+    const dir = await tempDir('digitnet-web-');
+    const file = path.join(dir, 'number.png');
+    const side = 112;
+    await writeFile(file, await renderNumber([firstOf(1), firstOf(2), firstOf(0)], side, 40));
+    const { page, errors } = await open(service.url);
+    await page.waitForSelector('#confusion tbody tr');
+    await page.click('label:has(#mode-number)');
+
+    const { answer } = await numberAfter(page, () => page.setInputFiles('#file', file));
+    assert.equal(answer.digits.length, 3, 'three digits apart are three parts');
+    assert.equal(await page.locator('#number').textContent(), answer.number);
+    assert.match((await page.locator('#source').textContent()) ?? '', /upload: number\.png/);
+    assert.equal(await page.locator('#pad-boxes .box').count(), 0, 'the pad holds drawings only');
+    await page.locator('#number-view').waitFor();
+    const image = await page.locator('#number-image').evaluate((img: HTMLImageElement) => {
+      const r = img.getBoundingClientRect();
+      const style = getComputedStyle(img);
+      const border = Number.parseFloat(style.borderLeftWidth);
+      return { x: r.x + border, y: r.y + border, width: r.width - 2 * border, height: r.height - 2 * border };
+    });
+    const scale = image.width / (3 * side + 4 * 40);
+    const boxes = await page.locator('#image-boxes .box').evaluateAll((shown) =>
+      shown.map((box) => {
+        const r = box.getBoundingClientRect();
+        return { x: r.x, y: r.y, width: r.width, height: r.height, digit: box.textContent };
+      }),
+    );
+    assert.deepEqual(
+      boxes.map((b) => b.digit),
+      answer.digits.map((d) => String(d.digit)),
+    );
+    answer.digits.forEach(({ box: [x, y, w, h] }, i) => {
+      const shown = boxes[i]!;
+      assert.ok(Math.abs(shown.x - (image.x + x * scale)) <= 2, `box ${i}'s left edge`);
+      assert.ok(Math.abs(shown.y - (image.y + y * scale)) <= 2, `box ${i}'s top edge`);
+      assert.ok(Math.abs(shown.width - w * scale) <= 2, `box ${i}'s width`);
+      assert.ok(Math.abs(shown.height - h * scale) <= 2, `box ${i}'s height`);
+      // And around its own digit's square.
+      const centre = x + w / 2;
+      assert.ok(centre > 40 + i * (side + 40) && centre < (i + 1) * (side + 40), `box ${i} is on digit ${i}`);
+    });
     assert.deepEqual(errors, []);
   });
 
