@@ -22,7 +22,7 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import { Construct } from 'constructs';
 import type { Stage } from '#lib/config';
-import { type Component, NAMESPACE } from '#lib/metrics';
+import { type Component, NAMESPACE, NOT_DIGIT_METRICS } from '#lib/metrics';
 import type { StackConfig } from './config.ts';
 
 /** Every alarm and graph reads 5-minute periods, but drift and live accuracy, which are published hourly. */
@@ -291,9 +291,20 @@ export class Monitoring extends Construct {
       ),
       graph('Input drift (DriftScore)', [drift.with({ label: 'drift score' })]),
     );
+    const notDigit = ours('NotDigit', 'predict', 'Sum');
     this.dashboard.addWidgets(
+      graph(
+        'Not a digit (answers flagged, by reason)',
+        Object.entries(NOT_DIGIT_METRICS).map(([reason, metric]) =>
+          ours(metric, 'predict', 'Sum').with({ label: reason }),
+        ),
+        [ratePercent(notDigit, predictions, 'not a digit, % of predictions')],
+      ),
+      graph('Numbers read (number mode)', [ours('Numbers', 'predict', 'Sum').with({ label: 'numbers' })]),
       graph('Seconds per training epoch', [search('EpochSeconds', 'arch', 'Maximum', HOURLY)]),
-      new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms: this.alarms, width: 16, height: 6 }),
+    );
+    this.dashboard.addWidgets(
+      new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms: this.alarms, width: 24, height: 6 }),
     );
   }
 

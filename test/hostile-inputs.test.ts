@@ -17,6 +17,8 @@ import { Jimp } from 'jimp';
 import { MAX_BATCH, MAX_BODY_BYTES } from '#lib/predict-request';
 import { MAX_JPEG_SCANS } from '#lib/image/header';
 import { MAX_IMAGE_BYTES, MAX_IMAGE_SIDE, MAX_JPEG_DECODE_BYTES, jpegDecodeBytes } from '#lib/image/decode';
+import { encodeGreyPng } from '#lib/image/png-encode';
+import { seededRandom } from '#lib/training/batches';
 import { repoRoot } from './support/env.ts';
 import { apiEvent } from './support/events.ts';
 import { frameHeader, progressiveJpeg, type Sampling } from './support/jpeg.ts';
@@ -165,8 +167,19 @@ function check(request: Hostile, answer: Answer): void {
   const shown = `${answer.status} ${answer.body.slice(0, 300)}`;
   if (request.mayClassify && answer.status === 200) {
     const prediction = JSON.parse(answer.body);
+    if (prediction.number !== undefined) {
+      assert.match(prediction.number, /^[0-9]{1,32}$/, shown);
+      assert.equal(prediction.digits.length, prediction.number.length, shown);
+      return;
+    }
+    // Damage can leave an image with no ink: an answer too, with no digit.
+    if (prediction.reason === 'no_ink') {
+      assert.equal(prediction.digit, null, shown);
+      return;
+    }
     assert.ok(Number.isInteger(prediction.digit) && prediction.digit >= 0 && prediction.digit <= 9, shown);
     assert.equal(prediction.probabilities.length, 10, shown);
+    assert.equal(typeof prediction.isDigit, 'boolean', shown);
     return;
   }
   assert.ok(answer.status >= 400 && answer.status < 500, `expected a 4xx, got ${shown}`);
@@ -742,6 +755,49 @@ const wrongRoute: fc.Arbitrary<Hostile> = fc
     contentType: 'application/json',
   }));
 
+/** Damaged files read as a number: a number, no_number_found or another 4xx, never a 5xx. */
+const corruptedNumber: fc.Arbitrary<Hostile> = corruptedImage.map((request) => {
+  const bytes = Buffer.isBuffer(request.body) ? request.body : Buffer.from(JSON.parse(request.body!).image, 'base64');
+  return { ...json({ image: bytes.toString('base64'), mode: 'number' }), mayClassify: true };
+});
+
+/**
+ * Ink that splits into as many pieces as an image can hold: checkerboards, stripes, dot grids and speckle up to
+ * the largest side allowed, which compress to a few kilobytes. In number mode the pieces are what segmentation
+ * works through; in digit mode what the marks count and the verdict look at.
+ */
+const manyPieces: fc.Arbitrary<Hostile> = fc
+  .record({
+    pattern: fc.constantFrom('checkerboard', 'stripes', 'dots', 'speckle'),
+    side: fc.constantFrom(64, 512, 2048, MAX_IMAGE_SIDE),
+    period: fc.integer({ min: 2, max: 40 }),
+    mode: fc.constantFrom('number', 'digit'),
+    seed: fc.nat(),
+  })
+  .map(({ pattern, side: wanted, period, mode, seed }): Hostile => {
+    // Speckle does not compress: past 2048 px its PNG would be over the 1 MB limit, refused before any decode.
+    const side = pattern === 'speckle' ? Math.min(wanted, 2048) : wanted;
+    const pixels = new Uint8Array(side * side).fill(255);
+    const random = seededRandom(seed);
+    for (let y = 0; y < side; y++) {
+      const row = Math.floor(y / period);
+      for (let x = 0; x < side; x++) {
+        const column = Math.floor(x / period);
+        const ink =
+          pattern === 'checkerboard'
+            ? (row + column) % 2 === 0
+            : pattern === 'stripes'
+              ? column % 2 === 0
+              : pattern === 'dots'
+                ? x % period === 0 && y % period === 0
+                : random() < 1 / period;
+        if (ink) pixels[y * side + x] = 0;
+      }
+    }
+    const png = encodeGreyPng(pixels, side, side);
+    return { ...json({ image: png.toString('base64'), mode }), mayClassify: true };
+  });
+
 // ---------------------------------------------------------------------------
 
 describe('POST /predict under hostile input answers a 4xx JSON error, never a 5xx', () => {
@@ -769,6 +825,7 @@ describe('POST /predict under hostile input answers a 4xx JSON error, never a 5x
   test('empty and blank bodies', () => holds(emptyBody, 200));
   test('invalid UTF-8 in a JSON body', () => holds(invalidUtf8, 500));
   test('unknown routes and methods', () => holds(wrongRoute, 200));
+  test('damaged files read in number mode', () => holds(corruptedNumber, 500));
 });
 
 describe('decoder bombs: small files that pass the size limits but would cost the decoder gigabytes or minutes', () => {
@@ -788,6 +845,13 @@ describe('decoder bombs: small files that pass the size limits but would cost th
     holdsInBoundedMemory(manyScanJpeg, 30));
 });
 
+// After the decoder bombs: their peak-memory check reads the process's peak so far, and these images are the
+// largest allowed, decoded in full.
+describe('ink that splits into thousands of pieces', () => {
+  test('checkerboards, stripes, dot grids and speckle up to 4096 px answer a number, a verdict or a 4xx, in both modes', () =>
+    holds(manyPieces, 40));
+});
+
 describe('the same hostile input over real HTTP', () => {
   test('every family, through the local HTTP adapter', () =>
     holds(
@@ -795,6 +859,7 @@ describe('the same hostile input over real HTTP', () => {
         randomRawImage,
         randomBase64Image,
         corruptedImage,
+        corruptedNumber,
         webpLooking,
         hugeHeader,
         pixelHeavyBatch,

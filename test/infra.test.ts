@@ -1229,6 +1229,12 @@ describe('metrics, alarms and dashboard', () => {
       '5xx',
       '4xx',
       'Throttles',
+      'NotDigit',
+      'NotDigitNoInk',
+      'NotDigitSeveralMarks',
+      'NotDigitNotHandwriting',
+      'NotDigitUndecided',
+      'Numbers',
     ]) {
       assert.ok(shown(name), `the dashboard graphs ${name}`);
     }

@@ -14,11 +14,23 @@
  */
 import type { MetricsMode, Stage } from './config.ts';
 import type { Logger } from './log.ts';
+import type { VerdictReason } from './verdict.ts';
 
 export const NAMESPACE = 'digitnet';
 
 /** `drift`: the input-drift score, DriftScore, which the dashboard and an alarm already read. */
 export type Component = 'predict' | 'feedback' | 'retrain' | 'live' | 'train' | 'drift';
+
+/**
+ * POST /predict's count of answers that are not a digit, one metric per reason (beside their total,
+ * NotDigit): one line holds one value of a dimension, and a batch can hold several reasons.
+ */
+export const NOT_DIGIT_METRICS: Readonly<Record<VerdictReason, string>> = {
+  no_ink: 'NotDigitNoInk',
+  several_marks: 'NotDigitSeveralMarks',
+  not_handwriting: 'NotDigitNotHandwriting',
+  undecided: 'NotDigitUndecided',
+};
 
 /** The CloudWatch units these metrics use. */
 export type Unit = 'Count' | 'Milliseconds' | 'Seconds' | 'None';

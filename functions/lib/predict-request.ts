@@ -10,6 +10,8 @@
  *   (API Gateway base64-encodes them)
  *
  * `"includeInput": true` adds the 28×28 input the model saw to each answer.
+ * `"mode": "number"` (or `?mode=number`, the only way with a raw body) reads
+ * one image as a number written left to right instead of as one digit.
  */
 import { BadRequestError, PayloadTooLargeError, UnsupportedMediaTypeError } from './errors.ts';
 import { base64Bytes, checkBody, fieldError, readJsonObject, type JsonBodyRules } from './http.ts';
@@ -36,16 +38,32 @@ export const MAX_BODY_BYTES = 4 * 1024 * 1024;
 
 export type PredictInput = { kind: 'image'; bytes: Buffer } | { kind: 'pixels'; pixels: unknown };
 
-export interface PredictRequest {
+export const PREDICT_MODES = ['digit', 'number'] as const;
+export type PredictMode = (typeof PREDICT_MODES)[number];
+
+/** One digit per input (an image, a batch of them, or pixels). */
+export interface DigitRequest {
+  mode: 'digit';
   inputs: PredictInput[];
   batch: boolean;
   includeInput: boolean;
 }
 
+/** One image read as a number. */
+export interface NumberRequest {
+  mode: 'number';
+  bytes: Buffer;
+  includeInput: boolean;
+}
+
+export type PredictRequest = DigitRequest | NumberRequest;
+
 export interface RawRequest {
   body: string | undefined;
   isBase64Encoded: boolean;
   contentType: string | undefined;
+  /** The query string's `mode`, if any. */
+  mode?: string | undefined;
 }
 
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
@@ -54,7 +72,7 @@ const DATA_URL = /^data:([\w.+-]+\/[\w.+-]+)?(;[\w-]+=[\w.-]+)*;base64,/;
 const JSON_TYPES = new Set(['application/json', 'text/plain', 'application/x-www-form-urlencoded']);
 const JSON_BODY: JsonBodyRules = {
   maxBytes: MAX_BODY_BYTES,
-  fields: ['image', 'images', 'pixels', 'includeInput'],
+  fields: ['image', 'images', 'pixels', 'includeInput', 'mode'],
   example: '{"image": "<base64>"}',
 };
 
@@ -83,24 +101,45 @@ function mediaType(contentType: string | undefined): string | undefined {
   return contentType?.split(';')[0]?.trim().toLowerCase() || undefined;
 }
 
+/** The mode named in the query and in the body, which must agree; `digit` when neither names one. */
+function modeOf(query: string | undefined, body: unknown): PredictMode {
+  const known = (value: unknown, where: string): PredictMode | undefined => {
+    if (value === undefined) return undefined;
+    if (!(PREDICT_MODES as readonly unknown[]).includes(value))
+      throw new BadRequestError(
+        `${where} must be ${PREDICT_MODES.map((m) => `"${m}"`).join(' or ')}; got ${JSON.stringify(value)?.slice(0, 40)}`,
+        'invalid_mode',
+      );
+    return value as PredictMode;
+  };
+  const fromQuery = known(query, '?mode');
+  const fromBody = known(body, '"mode"');
+  if (fromQuery && fromBody && fromQuery !== fromBody)
+    throw new BadRequestError(`?mode=${fromQuery} and "mode": "${fromBody}" disagree`, 'invalid_mode');
+  return fromBody ?? fromQuery ?? 'digit';
+}
+
 export function parsePredictRequest(raw: RawRequest): PredictRequest {
   checkBody(raw, JSON_BODY);
   const type = mediaType(raw.contentType);
   if (type?.startsWith('image/') || type === 'application/octet-stream') {
+    const mode = modeOf(raw.mode, undefined);
     const bytes = raw.isBase64Encoded ? decodeImageString(raw.body, 'the body') : Buffer.from(raw.body, 'latin1');
     if (bytes.length > MAX_IMAGE_BYTES)
       throw new PayloadTooLargeError(`the image is over ${MAX_IMAGE_BYTES} bytes`, 'image_too_large');
-    return { inputs: [{ kind: 'image', bytes }], batch: false, includeInput: false };
+    if (mode === 'number') return { mode, bytes, includeInput: false };
+    return { mode, inputs: [{ kind: 'image', bytes }], batch: false, includeInput: false };
   }
   if (type !== undefined && !JSON_TYPES.has(type)) {
     throw new UnsupportedMediaTypeError(
       `Content-Type ${type} is not accepted: send application/json or an image/* body`,
     );
   }
-  return parsePredictJson(readJsonObject(raw, JSON_BODY));
+  return parsePredictJson(readJsonObject(raw, JSON_BODY), raw.mode);
 }
 
-function parsePredictJson(body: Record<string, unknown>): PredictRequest {
+function parsePredictJson(body: Record<string, unknown>, queryMode: string | undefined): PredictRequest {
+  const mode = modeOf(queryMode, body.mode);
   const given = ['image', 'images', 'pixels'].filter((key) => body[key] !== undefined);
   if (given.length !== 1) {
     const message = 'send exactly one of "image", "images" or "pixels"';
@@ -110,10 +149,24 @@ function parsePredictJson(body: Record<string, unknown>): PredictRequest {
     throw fieldError('includeInput', 'true or false', body.includeInput);
   }
   const includeInput = body.includeInput === true;
+  if (mode === 'number') {
+    // A number is read from an image's layout: pixels are one digit already scaled, a batch is many requests.
+    if (body.image === undefined)
+      throw new BadRequestError(
+        'number mode reads one "image"; "images" and "pixels" are digit mode only',
+        'invalid_request',
+      );
+    return { mode, bytes: decodeImageString(body.image, '"image"'), includeInput };
+  }
   if (body.pixels !== undefined)
-    return { inputs: [{ kind: 'pixels', pixels: body.pixels }], batch: false, includeInput };
+    return { mode, inputs: [{ kind: 'pixels', pixels: body.pixels }], batch: false, includeInput };
   if (body.image !== undefined) {
-    return { inputs: [{ kind: 'image', bytes: decodeImageString(body.image, '"image"') }], batch: false, includeInput };
+    return {
+      mode,
+      inputs: [{ kind: 'image', bytes: decodeImageString(body.image, '"image"') }],
+      batch: false,
+      includeInput,
+    };
   }
   const images = body.images;
   if (!Array.isArray(images) || images.length === 0)
@@ -135,5 +188,5 @@ function parsePredictJson(body: Record<string, unknown>): PredictRequest {
       'batch_too_large',
     );
   }
-  return { inputs: decoded.map((bytes) => ({ kind: 'image' as const, bytes })), batch: true, includeInput };
+  return { mode, inputs: decoded.map((bytes) => ({ kind: 'image' as const, bytes })), batch: true, includeInput };
 }

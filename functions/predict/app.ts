@@ -8,13 +8,15 @@ import { classify, type Prediction } from '#lib/classify';
 import { NotFoundError } from '#lib/errors';
 import { json, router, serve, type Handler, type Result, type Routes } from '#lib/http';
 import type { Logger } from '#lib/log';
-import type { MetricSet, Metrics } from '#lib/metrics';
+import { type MetricSet, type Metrics, NOT_DIGIT_METRICS } from '#lib/metrics';
 import type { CandidateModel, ModelCache, ServingModel } from '#lib/model-cache';
-import { parsePredictRequest, type PredictInput } from '#lib/predict-request';
-import { preprocessImage, preprocessPixels } from '#lib/image/preprocess';
+import { parsePredictRequest, type DigitRequest, type NumberRequest, type PredictInput } from '#lib/predict-request';
+import { EmptyImageError } from '#lib/image/mnist-transform';
+import { preprocessImage, preprocessNumber, preprocessPixels } from '#lib/image/preprocess';
+import { digitVerdict, NO_INK, type Verdict, type VerdictReason } from '#lib/verdict';
 import type { CaptureSink } from '#lib/live/capture-sink';
 import type { LiveView } from '#lib/live/stored';
-import { captureRecord, encodeInput, type InputFormat, newPredictionId } from '#lib/live/records';
+import { type CaptureRecord, captureRecord, encodeInput, type InputFormat, newPredictionId } from '#lib/live/records';
 import { answeredByCandidate } from '#lib/rollout/canary';
 
 export type { Handler, Result };
@@ -47,13 +49,28 @@ export interface AppDeps {
 interface ModelInput {
   input: Float32Array;
   format: InputFormat;
+  /** How many digits the image's layout holds (segmentation's count); 1 for pixels. */
+  marks: number;
 }
 
-async function toModelInput(input: PredictInput): Promise<ModelInput> {
-  if (input.kind === 'pixels') return { input: preprocessPixels(input.pixels), format: 'pixels' };
-  const { input: pixels, format } = await preprocessImage(input.bytes);
-  return { input: pixels, format };
+/** The model input, or undefined when the image has no ink: that is an answer (no_ink), not an error. */
+async function toModelInput(input: PredictInput): Promise<ModelInput | undefined> {
+  if (input.kind === 'pixels') return { input: preprocessPixels(input.pixels), format: 'pixels', marks: 1 };
+  try {
+    const { input: pixels, format, marks } = await preprocessImage(input.bytes);
+    return { input: pixels, format, marks };
+  } catch (error) {
+    if (error instanceof EmptyImageError) return undefined;
+    throw error;
+  }
 }
+
+/** The verdict's fields as an answer carries them: only `isDigit` when it is one. */
+const verdictFields = (verdict: Verdict) =>
+  verdict.isDigit ? { isDigit: true } : { isDigit: false, reason: verdict.reason, message: verdict.message };
+
+/** An image with no ink: nothing was predicted, so no digit, no probabilities and no prediction id. */
+const NO_INK_ANSWER = { digit: null, confidence: null, probabilities: null, ...verdictFields(NO_INK) };
 
 const toBytes = (input: Float32Array) => Array.from(input, (v) => Math.round(v * 255));
 
@@ -118,18 +135,23 @@ function modelSummary(serving: ServingModel, live: LiveView | null, candidate: R
   };
 }
 
+/** An answer as the caller gets it, before the fields of its mode. */
+type Answered = Prediction & { predictionId: string };
+
 /** Each sampled prediction as a capture record, with the other version's answer while a candidate runs. */
 function captureAll(
   capture: NonNullable<AppDeps['capture']>,
   request: {
-    predictions: (Prediction & { predictionId: string })[];
+    predictions: Answered[];
     inputs: ModelInput[];
+    /** Per prediction: the verdict (digit mode), or its place in the number (number mode). */
+    extra: (i: number) => Pick<CaptureRecord, 'isDigit' | 'reason' | 'part'>;
     modelVersion: string;
     other: Answers | undefined;
     started: number;
   },
 ): void {
-  const { predictions, inputs, modelVersion, other, started } = request;
+  const { predictions, inputs, extra, modelVersion, other, started } = request;
   const random = capture.random ?? Math.random;
   const time = new Date().toISOString();
   const latencyMs = Math.round((performance.now() - started) * 100) / 100;
@@ -143,7 +165,7 @@ function captureAll(
       confidence: other.answers[i]!.confidence,
     };
     capture.sink.write(
-      captureRecord({ ...record, input: encodeInput(input), ...(alternative ? { alternative } : {}) }),
+      captureRecord({ ...record, input: encodeInput(input), ...extra(i), ...(alternative ? { alternative } : {}) }),
     );
   });
 }
@@ -163,8 +185,15 @@ export function makeHandler(deps: AppDeps): Handler {
 
   const lowConfidence = deps.metrics?.lowConfidenceThreshold ?? 0;
 
-  /** What a successful POST /predict records: its latency, and by answering version the count, confidence and low-confidence answers. */
-  function recordMetrics(metrics: MetricSet, predictions: Prediction[], modelVersion: string, latencyMs: number): void {
+  /**
+   * What a successful POST /predict records: its latency, by answering version the count, confidence and
+   * low-confidence answers, and the answers that are not a digit, in all and by reason.
+   */
+  function recordMetrics(
+    metrics: MetricSet,
+    answered: { predictions: Prediction[]; notDigit: VerdictReason[]; modelVersion: string; latencyMs: number },
+  ): void {
+    const { predictions, notDigit, modelVersion, latencyMs } = answered;
     const confidences = predictions.reduce((sum, p) => sum + p.confidence, 0);
     const low = predictions.filter((p) => p.confidence < lowConfidence).length;
     const byVersion = { modelVersion };
@@ -172,7 +201,10 @@ export function makeHandler(deps: AppDeps): Handler {
       .add('Latency', latencyMs, 'Milliseconds')
       .add('Predictions', predictions.length, 'Count', byVersion)
       .add('Confidence', confidences / predictions.length, 'None', byVersion)
-      .add('LowConfidence', low, 'Count', byVersion);
+      .add('LowConfidence', low, 'Count', byVersion)
+      .add('NotDigit', notDigit.length, 'Count');
+    for (const reason of new Set(notDigit))
+      metrics.add(NOT_DIGIT_METRICS[reason], notDigit.filter((r) => r === reason).length, 'Count');
   }
 
   /** The candidate's answers, or undefined when it throws: a candidate never decides whether a request succeeds. */
@@ -193,6 +225,98 @@ export function makeHandler(deps: AppDeps): Handler {
     }
   }
 
+  /** The serving version's answers, and the candidate's beside them, or answering instead in a canary's share. */
+  async function answer(
+    pixels: Float32Array[],
+    body: string | undefined,
+    log: Logger,
+  ): Promise<{ answer: Answers; other: Answers | undefined }> {
+    const serving = await servingModel();
+    // A batch of blank images asks the model nothing.
+    const served: Answers = { version: serving.version, answers: pixels.length ? classify(serving.model, pixels) : [] };
+    // The candidate runs after the serving answer exists, so its failure can only ever cost its own answer.
+    const { candidate } = serving;
+    const tried = candidate && pixels.length ? tryCandidate(candidate, pixels, log) : undefined;
+    return candidate && tried && answeredByCandidate(candidate, body)
+      ? { answer: tried, other: served }
+      : { answer: served, other: tried };
+  }
+
+  const answeredOf = (p: Prediction, input: Float32Array, includeInput: boolean): Answered => ({
+    ...p,
+    predictionId: predictionId(),
+    ...(includeInput ? { input: toBytes(input) } : {}),
+  });
+
+  /** One digit per input; each answer says whether its input looks like one handwritten digit. */
+  async function readDigits(
+    request: DigitRequest,
+    event: APIGatewayProxyEventV2,
+    log: Logger,
+    metrics: MetricSet,
+    started: number,
+  ) {
+    const seen = await Promise.all(request.inputs.map(toModelInput));
+    const inputs = seen.filter((input): input is ModelInput => input !== undefined);
+    const { answer: answered, other } = await answer(
+      inputs.map((i) => i.input),
+      event.body,
+      log,
+    );
+    const verdicts = answered.answers.map((p, i) =>
+      digitVerdict({ input: inputs[i]!.input, probabilities: p.probabilities, marks: inputs[i]!.marks }),
+    );
+    const predictions = answered.answers.map((p, i) => answeredOf(p, inputs[i]!.input, request.includeInput));
+    const modelVersion = answered.version;
+    if (capture) {
+      const extra = (i: number) => {
+        const verdict = verdicts[i]!;
+        return verdict.isDigit ? { isDigit: true } : { isDigit: false, reason: verdict.reason };
+      };
+      captureAll(capture, { predictions, inputs, extra, modelVersion, other, started });
+    }
+    let next = 0;
+    const answers = seen.map((input) => {
+      if (input === undefined) return NO_INK_ANSWER;
+      const i = next++;
+      return { ...predictions[i]!, ...verdictFields(verdicts[i]!) };
+    });
+    const notDigit = [
+      ...seen.filter((input) => input === undefined).map(() => 'no_ink' as const),
+      ...verdicts.flatMap((v) => (v.isDigit ? [] : [v.reason])),
+    ];
+    recordMetrics(metrics, { predictions, notDigit, modelVersion, latencyMs: performance.now() - started });
+    return json(200, request.batch ? { predictions: answers, modelVersion } : { ...answers[0], modelVersion });
+  }
+
+  /** One image read left to right as a number: each digit an answer of its own, with its box in the image. */
+  async function readNumber(
+    request: NumberRequest,
+    event: APIGatewayProxyEventV2,
+    log: Logger,
+    metrics: MetricSet,
+    started: number,
+  ) {
+    const { parts, format } = await preprocessNumber(request.bytes);
+    const inputs: ModelInput[] = parts.map((part) => ({ input: part.input, format, marks: 1 }));
+    const { answer: answered, other } = await answer(
+      inputs.map((i) => i.input),
+      event.body,
+      log,
+    );
+    const predictions = answered.answers.map((p, i) => answeredOf(p, inputs[i]!.input, request.includeInput));
+    const modelVersion = answered.version;
+    if (capture) {
+      const extra = (i: number) => ({ part: { index: i, of: parts.length } });
+      captureAll(capture, { predictions, inputs, extra, modelVersion, other, started });
+    }
+    const digits = predictions.map((p, i) => ({ ...p, box: parts[i]!.box }));
+    const confidence = Math.round(predictions.reduce((product, p) => product * p.confidence, 1) * 1e6) / 1e6;
+    metrics.add('Numbers', 1, 'Count');
+    recordMetrics(metrics, { predictions, notDigit: [], modelVersion, latencyMs: performance.now() - started });
+    return json(200, { number: digits.map((d) => d.digit).join(''), confidence, digits, modelVersion });
+  }
+
   async function predict(
     event: APIGatewayProxyEventV2,
     log: Logger,
@@ -204,25 +328,11 @@ export function makeHandler(deps: AppDeps): Handler {
       body: event.body,
       isBase64Encoded: event.isBase64Encoded,
       contentType: event.headers?.['content-type'] ?? event.headers?.['Content-Type'],
+      mode: event.queryStringParameters?.mode,
     });
-    const inputs = await Promise.all(request.inputs.map(toModelInput));
-    const serving = await servingModel();
-    const pixels = inputs.map((i) => i.input);
-    const served: Answers = { version: serving.version, answers: classify(serving.model, pixels) };
-    // The candidate runs after the serving answer exists, so its failure can only ever cost its own answer.
-    const { candidate } = serving;
-    const tried = candidate && tryCandidate(candidate, pixels, log);
-    const [answer, other]: [Answers, Answers | undefined] =
-      candidate && tried && answeredByCandidate(candidate, event.body) ? [tried, served] : [served, tried];
-    const modelVersion = answer.version;
-    const predictions = answer.answers.map((p, i) => ({
-      ...p,
-      predictionId: predictionId(),
-      ...(request.includeInput ? { input: toBytes(inputs[i]!.input) } : {}),
-    }));
-    if (capture) captureAll(capture, { predictions, inputs, modelVersion, other, started });
-    recordMetrics(metrics, predictions, modelVersion, performance.now() - started);
-    return json(200, request.batch ? { predictions, modelVersion } : { ...predictions[0], modelVersion });
+    return request.mode === 'number'
+      ? readNumber(request, event, log, metrics, started)
+      : readDigits(request, event, log, metrics, started);
   }
 
   async function health(): Promise<Result> {

@@ -8,6 +8,7 @@ import { benchAugment } from './augment.ts';
 import { benchCost } from './cost.ts';
 import { benchJpegScale } from './jpeg-scale.ts';
 import { benchLoad } from './load.ts';
+import { benchNumbers } from './numbers.ts';
 import { benchPeer } from './peer.ts';
 import { benchCandidate, benchCapture, benchMetrics, benchPredict } from './predict.ts';
 import { benchTrain } from './train.ts';
@@ -23,6 +24,7 @@ const benches: Record<string, (argv: string[]) => Promise<void>> = {
   peer: benchPeer,
   augment: benchAugment,
   'jpeg-scale': benchJpegScale,
+  numbers: benchNumbers,
   kernels: async () => void (await import('./kernels.ts')),
   preprocess: async () => void (await import('./preprocess.ts')),
 };

@@ -23,7 +23,7 @@ function sample(digit: Uint8Array, x: number, y: number): number {
 }
 
 /** Ink coverage 0–1 of the digit drawn `size` px wide with its top-left at (left, top). */
-function inkAt(digit: Uint8Array, size: number, left: number, top: number, x: number, y: number): number {
+export function inkAt(digit: Uint8Array, size: number, left: number, top: number, x: number, y: number): number {
   return sample(digit, ((x - left) / size) * 28 - 0.5, ((y - top) / size) * 28 - 0.5);
 }
 

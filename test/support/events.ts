@@ -4,7 +4,12 @@ import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 export function apiEvent(
   method: string,
   path: string,
-  options: { body?: string | Buffer; contentType?: string; headers?: Record<string, string> } = {},
+  options: {
+    body?: string | Buffer;
+    contentType?: string;
+    headers?: Record<string, string>;
+    query?: Record<string, string>;
+  } = {},
 ): APIGatewayProxyEventV2 {
   const binary = Buffer.isBuffer(options.body);
   const headers: Record<string, string> = { ...options.headers };
@@ -13,7 +18,8 @@ export function apiEvent(
     version: '2.0',
     routeKey: '$default',
     rawPath: path,
-    rawQueryString: '',
+    rawQueryString: new URLSearchParams(options.query).toString(),
+    ...(options.query ? { queryStringParameters: options.query } : {}),
     headers,
     isBase64Encoded: binary,
     body:

@@ -7,10 +7,13 @@
  *
  * Pure: raw pixels in, 784 floats out, with plain typed-array loops at a
  * reduced working size. The decode is the cost floor and this adds little to
- * it (`npm run bench -- preprocess` measures how little).
+ * it (`npm run bench -- preprocess` measures how little). The steps are
+ * exported for number mode (segment.ts), which reads one ink image and gives
+ * each digit in it the same transform.
  */
 import { BadRequestError } from '../errors.ts';
 import { MNIST_PIXELS, MNIST_SIDE } from '../mnist-shape.ts';
+import { type Blobs, type Box, findBlobs, type Gray, groupDigits, significantBlobs, unite } from './blobs.ts';
 import type { Orientation } from './header.ts';
 
 /** The image decoded but holds nothing that stands out from its background. */
@@ -40,31 +43,16 @@ const MNIST_CENTRE = 14;
  * output is 20 px, so a digit a tenth of the frame tall still has pixels to
  * spare, and every later step then costs a fraction of the decode.
  */
-const WORK_SIDE = 256;
+export const WORK_SIDE = 256;
 /** Ink must stand this far (of 255) above the paper to count: below it is paper texture and sensor noise. */
 const MIN_CONTRAST = 32;
 /** Which percentile of the ink becomes full white: photographed ink is never uniformly dark. */
 const INK_PERCENTILE = 0.9;
 /** Half of full ink: the level MNIST's 20 px box is measured at. */
 const INK_MASK = 128;
-/** Blobs smaller than this share of the largest are specks, not part of the digit. */
-const SPECK_SHARE = 0.05;
 /** The paper estimate is made of about GRID×GRID blocks of at least MIN_BLOCK px. */
 const GRID = 8;
 const MIN_BLOCK = 16;
-
-interface Gray {
-  data: Uint8Array;
-  width: number;
-  height: number;
-}
-
-interface Box {
-  x0: number;
-  y0: number;
-  x1: number;
-  y1: number;
-}
 
 /**
  * Raw pixels → 784 values in 0–1, MNIST-style. Throws EmptyImageError when
@@ -75,11 +63,40 @@ export function toMnistInput(image: RawImage): Float32Array {
 }
 
 /**
- * The model input, and the longest side of the digit's box in the pixels
- * given: under DIGIT_BOX (20), the transform had to enlarge the digit, and a
- * larger image of it (a JPEG decoded at a finer scale) would give more detail.
+ * The model input; the longest side of the digit's box in the pixels given:
+ * under DIGIT_BOX (20), the transform had to enlarge the digit, and a larger
+ * image of it (a JPEG decoded at a finer scale) would give more detail; and
+ * how many digits number mode would read in the image (`marks`; 1 for one
+ * digit, even one drawn in two strokes).
  */
-export function mnistTransform(image: RawImage): { input: Float32Array; digitSide: number } {
+export function mnistTransform(image: RawImage): { input: Float32Array; digitSide: number; marks: number } {
+  const { ink, stretch, maskLevel } = inkImage(image);
+  const blobs = findBlobs(ink, maskLevel);
+  const box = digitBox(blobs);
+  // The working image is the given one box-averaged by a whole factor.
+  const factor = Math.max(image.width, image.height) / Math.max(ink.width, ink.height);
+  const digitSide = Math.max(box.x1 - box.x0, box.y1 - box.y0) * factor + factor;
+  return { input: digitInput(ink, box, stretch), digitSide, marks: groupDigits(blobs).length };
+}
+
+/** An image's ink at working size, and how to read it. */
+export interface InkImage {
+  /** Bright ink on black, paper subtracted, as displayed (EXIF applied). */
+  ink: Gray;
+  /** The lookup table that takes `ink` values to MNIST's: paper 0, strokes 255. */
+  stretch: Uint8Array;
+  /** The least `ink` value that `stretch` takes to half ink or more: what counts as a stroke. */
+  maskLevel: number;
+  /** Each working pixel is this many displayed pixels square (fewer on the right and bottom edges). */
+  factor: number;
+}
+
+/**
+ * Raw pixels → the ink image, box-averaged so its longest side is at most
+ * `workSide`, with `inkPercentile` of the ink read as full strokes. Throws RangeError for pixels that do not match their size, and
+ * EmptyImageError when nothing stands out from the background.
+ */
+export function inkImage(image: RawImage, workSide = WORK_SIDE, inkPercentile = INK_PERCENTILE): InkImage {
   const { data, width, height, channels } = image;
   if (!(Number.isInteger(width) && Number.isInteger(height) && width > 0 && height > 0)) {
     throw new RangeError(`image size ${width}×${height} is not a positive integer size`);
@@ -89,14 +106,20 @@ export function mnistTransform(image: RawImage): { input: Float32Array; digitSid
       `${width}×${height}×${channels} image needs ${width * height * channels} bytes, got ${data.length}`,
     );
   }
-  const ink = orient(brightInk(image), image.orientation ?? 1);
+  const factor = workingFactor(width, height, workSide);
+  const ink = orient(brightInk(image, factor), image.orientation ?? 1);
   const histogram = subtractPaper(ink);
-  const { stretch, maskLevel } = inkLevels(histogram, ink.data.length);
-  const box = digitBox(ink, maskLevel);
-  // The working image is the given one box-averaged by a whole factor.
-  const factor = Math.max(width, height) / Math.max(ink.width, ink.height);
-  const digitSide = Math.max(box.x1 - box.x0, box.y1 - box.y0) * factor + factor;
-  return { input: centreByMass(scaleToDigitBox(ink, box, stretch)), digitSide };
+  return { ink, ...inkLevels(histogram, ink.data.length, inkPercentile), factor };
+}
+
+/** The whole factor that brings the longest side to at most `workSide`. */
+function workingFactor(width: number, height: number, workSide: number): number {
+  return Math.ceil(Math.max(width, height) / workSide);
+}
+
+/** The 784 model inputs for the ink inside `box`: scaled to MNIST's 20 px box, centred by mass. */
+export function digitInput(ink: Gray, box: Box, stretch: Uint8Array): Float32Array {
+  return centreByMass(scaleToDigitBox(ink, box, stretch));
 }
 
 /** The longest side MNIST scales each digit to; an upload's digit with fewer pixels than this is enlarged. */
@@ -141,8 +164,9 @@ class BlockSums {
   constructor(
     private readonly sourceWidth: number,
     private readonly sourceHeight: number,
+    factor: number,
   ) {
-    this.factor = Math.ceil(Math.max(sourceWidth, sourceHeight) / WORK_SIDE);
+    this.factor = factor;
     this.width = Math.ceil(sourceWidth / this.factor);
     this.height = Math.ceil(sourceHeight / this.factor);
     this.sums = new Uint32Array(this.width * this.height);
@@ -176,9 +200,9 @@ class BlockSums {
  * working size in the same pass. How depends on the border, which is mostly
  * background: transparent, light or dark.
  */
-function brightInk(image: RawImage): Gray {
+function brightInk(image: RawImage, factor: number): Gray {
   const { data, width, height, channels } = image;
-  const blocks = new BlockSums(width, height);
+  const blocks = new BlockSums(width, height, factor);
   const { sums, column } = blocks;
   if (channels === 1) {
     const flip = borderMedian(width, height, (i) => data[i]!) >= 128 ? 255 : 0;
@@ -192,7 +216,7 @@ function brightInk(image: RawImage): Gray {
   forEachBorderPixel(width, height, (i) => {
     if (data[i * 4 + 3]! < 128) transparent++;
   });
-  if (transparent * 2 > 2 * (width + height) - 4) return inkOnTransparency(image);
+  if (transparent * 2 > 2 * (width + height) - 4) return inkOnTransparency(image, factor);
   // How much darker than white each pixel is once composited onto white, as a
   // browser shows partly transparent pixels; on a dark border that is flipped.
   const darkness = (p: number) => div255(data[p + 3]! * (255 - luma(data, p)));
@@ -221,9 +245,9 @@ function borderMedian(width: number, height: number, value: (index: number) => n
  * vanish on white and stand out on black. Both readings are made in the one
  * pass and the one with more contrast overall is kept.
  */
-function inkOnTransparency({ data, width, height }: RawImage): Gray {
-  const onWhite = new BlockSums(width, height);
-  const onBlack = new BlockSums(width, height);
+function inkOnTransparency({ data, width, height }: RawImage, factor: number): Gray {
+  const onWhite = new BlockSums(width, height, factor);
+  const onBlack = new BlockSums(width, height, factor);
   const { column } = onWhite;
   let darkStrokes = 0;
   let lightStrokes = 0;
@@ -377,10 +401,15 @@ function interpolation(length: number, block: number, blocks: number) {
 /**
  * From the histogram of paper-subtracted values: the lookup table that takes
  * the paper's noise to 0 and the ink to full white (MNIST strokes saturate),
- * and the value at which that table reaches INK_MASK. Throws EmptyImageError
+ * and the value at which that table reaches INK_MASK; `inkPercentile` of
+ * the ink becomes full white. Throws EmptyImageError
  * when no ink stands out.
  */
-function inkLevels(histogram: Uint32Array, count: number): { stretch: Uint8Array; maskLevel: number } {
+function inkLevels(
+  histogram: Uint32Array,
+  count: number,
+  inkPercentile: number,
+): { stretch: Uint8Array; maskLevel: number } {
   const split = otsuThreshold(histogram);
   if (split === undefined) throw new EmptyImageError();
   let paperCount = 0;
@@ -389,7 +418,7 @@ function inkLevels(histogram: Uint32Array, count: number): { stretch: Uint8Array
   // in the paper class too, and would pass for noise.
   const paper = percentile(histogram, paperCount, 0.5);
   const noise = percentile(histogram, paperCount, 0.84) - paper;
-  const inkLevel = percentile(histogram, count - paperCount, INK_PERCENTILE, split);
+  const inkLevel = percentile(histogram, count - paperCount, inkPercentile, split);
   if (inkLevel - paper < MIN_CONTRAST) throw new EmptyImageError();
   // Three deviations above the paper is its own texture, not ink.
   const floor = Math.min(paper + 3 * noise, split);
@@ -439,70 +468,15 @@ function otsuThreshold(histogram: Uint32Array): number | undefined {
  * The bounding box of the digit: every blob of strong ink (8-connected) at
  * least SPECK_SHARE the size of the largest, so dust and noise away from the
  * digit do not stretch the box, while the detached bar of a 5 or 7 stays.
- * Blobs are found as horizontal runs joined to the runs they touch in the row
- * above, which costs one comparison per background pixel.
  */
-function digitBox({ data, width, height }: Gray, maskLevel: number): Box {
-  const runStart: number[] = [];
-  const runEnd: number[] = [];
-  const runRow: number[] = [];
-  const parent: number[] = [];
-  const find = (run: number): number => {
-    while (parent[run] !== run) {
-      parent[run] = parent[parent[run]!]!;
-      run = parent[run]!;
-    }
-    return run;
-  };
-  let previousRow = 0;
-  for (let y = 0; y < height; y++) {
-    const line = y * width;
-    const thisRow = runStart.length;
-    let above = previousRow;
-    for (let x = 0; x < width; x++) {
-      if (data[line + x]! < maskLevel) continue;
-      const start = x;
-      while (x < width && data[line + x]! >= maskLevel) x++;
-      const run = runStart.length;
-      runStart.push(start);
-      runEnd.push(x);
-      runRow.push(y);
-      parent.push(run);
-      // Runs above that end before this one's left diagonal cannot touch it or any later run.
-      while (above < thisRow && runEnd[above]! < start) above++;
-      for (let p = above; p < thisRow && runStart[p]! <= x; p++) {
-        const a = find(p);
-        const b = find(run);
-        parent[Math.max(a, b)] = Math.min(a, b);
-      }
-    }
-    previousRow = thisRow;
-  }
-  if (runStart.length === 0) throw new EmptyImageError();
-  const area = new Float64Array(runStart.length);
-  const boxes = new Map<number, Box>();
-  for (let run = 0; run < runStart.length; run++) {
-    const root = find(run);
-    area[root]! += runEnd[run]! - runStart[run]!;
-    const box = { x0: runStart[run]!, x1: runEnd[run]! - 1, y0: runRow[run]!, y1: runRow[run]! };
-    const known = boxes.get(root);
-    boxes.set(root, known === undefined ? box : unite(known, box));
-  }
-  const largest = Math.max(...area);
+function digitBox(blobs: Blobs): Box {
+  if (blobs.boxes.length === 0) throw new EmptyImageError();
   let digit: Box | undefined;
-  for (const [root, box] of boxes) {
-    if (area[root]! < largest * SPECK_SHARE) continue;
+  for (const blob of significantBlobs(blobs)) {
+    const box = { ...blobs.boxes[blob]! };
     digit = digit === undefined ? box : unite(digit, box);
   }
   return digit!;
-}
-
-function unite(a: Box, b: Box): Box {
-  a.x0 = Math.min(a.x0, b.x0);
-  a.y0 = Math.min(a.y0, b.y0);
-  a.x1 = Math.max(a.x1, b.x1);
-  a.y1 = Math.max(a.y1, b.y1);
-  return a;
 }
 
 interface Patch {

@@ -1,12 +1,14 @@
 /**
  * What a request hands the model: an uploaded image, checked, decoded and
- * made MNIST-style; or MNIST-style pixels sent as numbers, validated.
+ * made MNIST-style (one digit, or each digit of a written number); or
+ * MNIST-style pixels sent as numbers, validated.
  */
 import { BadRequestError } from '../errors.ts';
 import { MNIST_PIXELS } from '../mnist-shape.ts';
 import { checkImage, decodeBudgetMs, decodeImage, type DecodableFormat, type DecodeOptions } from './decode.ts';
-import type { JpegScale } from './jpeg.ts';
+import { chooseJpegScale, type JpegScale } from './jpeg.ts';
 import { EmptyImageError, MNIST_DIGIT_SIDE, mnistTransform } from './mnist-transform.ts';
+import { NoNumberFoundError, NUMBER_WORK_SIDE, type NumberPart, segmentNumber } from './segment.ts';
 
 /** A `pixels` input that is not 784 numbers in 0–255. */
 export class InvalidPixelsError extends BadRequestError {
@@ -22,6 +24,8 @@ export interface PreprocessedImage {
   width: number;
   height: number;
   format: DecodableFormat;
+  /** How many digits number mode would read in the image: 2 or more is a number, not one digit. */
+  marks: number;
 }
 
 /**
@@ -40,10 +44,12 @@ export async function preprocessImage(bytes: Buffer, options: DecodeOptions = {}
   // ink was too faint or small to find at all, once more at full size.
   const mayRetry = image.scale > 1 && options.jpegScale === undefined;
   let input: Float32Array | undefined;
+  let marks = 1;
   let finer: JpegScale | undefined;
   try {
     const transformed = mnistTransform(image);
     input = transformed.input;
+    marks = transformed.marks;
     if (mayRetry && transformed.digitSide < MNIST_DIGIT_SIDE) finer = finerScale(image.scale, transformed.digitSide);
   } catch (error) {
     if (!(error instanceof EmptyImageError && mayRetry)) throw error;
@@ -51,7 +57,9 @@ export async function preprocessImage(bytes: Buffer, options: DecodeOptions = {}
   }
   if (finer !== undefined) {
     const left = Math.max(1, Math.floor(budgetMs - (performance.now() - started)));
-    input = mnistTransform(await decodeImage(bytes, header, { ...options, jpegScale: finer, budgetMs: left })).input;
+    ({ input, marks } = mnistTransform(
+      await decodeImage(bytes, header, { ...options, jpegScale: finer, budgetMs: left }),
+    ));
   }
   // The header's size: a JPEG may have been decoded at a fraction of it.
   const turned = header.orientation >= 5;
@@ -60,7 +68,63 @@ export async function preprocessImage(bytes: Buffer, options: DecodeOptions = {}
     width: turned ? header.height : header.width,
     height: turned ? header.width : header.height,
     format: header.format,
+    marks,
   };
+}
+
+export interface PreprocessedNumber {
+  /** The digits left to right, boxes in the displayed image's pixels. */
+  parts: NumberPart[];
+  /** As displayed, after any EXIF orientation. */
+  width: number;
+  height: number;
+  format: DecodableFormat;
+}
+
+/**
+ * Encoded image bytes → the digits of the number written in it. The same
+ * checks and one time budget as `preprocessImage`; throws
+ * NoNumberFoundError when nothing reads as a digit and TooManyPartsError
+ * over MAX_NUMBER_PARTS. `workSide` replaces NUMBER_WORK_SIDE, for
+ * measuring what the working size buys. A JPEG is decoded at the coarsest scale that keeps
+ * its longest side at NUMBER_WORK_SIDE (segmentation works at that size:
+ * anything finer is averaged away, anything coarser loses the small digits
+ * of a wide number), and once more at full size when nothing was found.
+ */
+export async function preprocessNumber(
+  bytes: Buffer,
+  options: DecodeOptions & { workSide?: number } = {},
+): Promise<PreprocessedNumber> {
+  const header = checkImage(bytes);
+  const budgetMs = options.budgetMs ?? decodeBudgetMs(header);
+  const started = performance.now();
+  const longest = Math.max(header.width, header.height);
+  const workSide = options.workSide ?? NUMBER_WORK_SIDE;
+  const jpegScale = options.jpegScale ?? chooseJpegScale(longest, longest, workSide);
+  let image = await decodeImage(bytes, header, { ...options, jpegScale });
+  let parts: NumberPart[];
+  try {
+    parts = segmentNumber(image, workSide);
+  } catch (error) {
+    if (!(error instanceof NoNumberFoundError && image.scale > 1 && options.jpegScale === undefined)) throw error;
+    const left = Math.max(1, Math.floor(budgetMs - (performance.now() - started)));
+    image = await decodeImage(bytes, header, { ...options, jpegScale: 1, budgetMs: left });
+    parts = segmentNumber(image, workSide);
+  }
+  const turned = header.orientation >= 5;
+  const width = turned ? header.height : header.width;
+  const height = turned ? header.width : header.height;
+  const { scale } = image;
+  for (const part of parts) {
+    const [x, y, w, h] = part.box;
+    part.box = [
+      x * scale,
+      y * scale,
+      Math.min(width, (x + w) * scale) - x * scale,
+      Math.min(height, (y + h) * scale) - y * scale,
+    ];
+  }
+  return { parts, width, height, format: header.format };
 }
 
 /**

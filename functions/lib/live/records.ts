@@ -11,6 +11,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { MNIST_CLASSES, MNIST_PIXELS } from '../mnist-shape.ts';
+import { VERDICT_REASONS, type VerdictReason } from '../verdict.ts';
 
 export const CAPTURES_PREFIX = 'captures/';
 export const FEEDBACK_PREFIX = 'feedback/';
@@ -84,6 +85,16 @@ export interface CaptureRecord {
    * and when the candidate failed on this request.
    */
   alternative?: Alternative;
+  /** Digit mode: whether the input looked like one handwritten digit, and if not, why (verdict.ts). */
+  isDigit?: boolean;
+  reason?: VerdictReason;
+  /** Number mode: this digit's place in the number read from one image, from 0 on the left. */
+  part?: NumberPart;
+}
+
+export interface NumberPart {
+  index: number;
+  of: number;
 }
 
 /**
@@ -152,6 +163,24 @@ function parseAlternative(value: unknown, answered: string): Alternative | undef
   return valid ? { modelVersion, digit, confidence } : undefined;
 }
 
+/** The verdict's fields as recorded: `isDigit`, and a known reason exactly when it is false; else undefined. */
+function parseVerdict(isDigit: unknown, reason: unknown): Pick<CaptureRecord, 'isDigit' | 'reason'> | undefined {
+  if (isDigit === undefined && reason === undefined) return {};
+  if (isDigit === true && reason === undefined) return { isDigit };
+  const known = (VERDICT_REASONS as readonly unknown[]).includes(reason);
+  return isDigit === false && known ? { isDigit, reason: reason as VerdictReason } : undefined;
+}
+
+/** A number part with whole numbers, its index inside the number; else undefined. */
+function parsePart(value: unknown): NumberPart | undefined {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  const { index, of } = value as Record<string, unknown>;
+  if (Object.keys(value).length !== 2 || !Number.isInteger(of) || !Number.isInteger(index)) return undefined;
+  return (index as number) >= 0 && (index as number) < (of as number)
+    ? { index: index as number, of: of as number }
+    : undefined;
+}
+
 /** The JSON object of a record of this type and schema, or undefined for anything else. */
 function recordOf(text: string, type: 'capture' | 'feedback'): Record<string, unknown> | undefined {
   let value: unknown;
@@ -173,6 +202,9 @@ export function parseCapture(line: string): CaptureRecord | undefined {
   const alternative =
     value.alternative === undefined ? undefined : parseAlternative(value.alternative, String(modelVersion));
   if (value.alternative !== undefined && alternative === undefined) return undefined;
+  const verdict = parseVerdict(value.isDigit, value.reason);
+  const part = value.part === undefined ? undefined : parsePart(value.part);
+  if (verdict === undefined || (value.part !== undefined && part === undefined)) return undefined;
   const valid =
     isPredictionId(predictionId) &&
     isTime(time) &&
@@ -202,13 +234,28 @@ export function parseCapture(line: string): CaptureRecord | undefined {
     format: format as InputFormat,
     latencyMs,
     ...(alternative ? { alternative } : {}),
+    ...verdict,
+    ...(part ? { part } : {}),
   });
 }
 
 /** A capture record from its fields, in the one field order every writer and reader shares. */
 export function captureRecord(fields: Omit<CaptureRecord, 'type' | 'schema'>): CaptureRecord {
-  const { predictionId, time, modelVersion, digit, confidence, probabilities, input, format, latencyMs, alternative } =
-    fields;
+  const {
+    predictionId,
+    time,
+    modelVersion,
+    digit,
+    confidence,
+    probabilities,
+    input,
+    format,
+    latencyMs,
+    alternative,
+    isDigit,
+    reason,
+    part,
+  } = fields;
   return {
     type: 'capture',
     schema: SCHEMA,
@@ -230,6 +277,9 @@ export function captureRecord(fields: Omit<CaptureRecord, 'type' | 'schema'>): C
           },
         }
       : {}),
+    ...(isDigit === undefined ? {} : { isDigit }),
+    ...(reason === undefined ? {} : { reason }),
+    ...(part ? { part: { index: part.index, of: part.of } } : {}),
   };
 }
 
