@@ -2,7 +2,8 @@
  * The web page in real headless Chromium against the real service: a trained
  * model in an embedded S3, the same handlers, routing and HTTP adapter as
  * `npm start`. The test draws with the mouse and a finger, uploads and drops
- * files, answers whether the model was right, and reads what the page shows.
+ * files, answers whether the model was right, reads numbers as well as
+ * digits, and reads what the page shows.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -20,6 +21,8 @@ import { startService, storeTrainedModel, type TestService } from './support/ser
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = path.join(repoRoot, 'test', 'artifacts');
 const PAD_SIDE = 280;
+/** The number pad: 2.5 digit pads wide, as high. */
+const NUMBER_PAD_WIDTH = 700;
 const REPORT = '<!doctype html><title>evaluation report</title><h1>evaluation report</h1>';
 const DESKTOP = { viewport: { width: 1200, height: 900 } } satisfies BrowserContextOptions;
 const PHONE = {
@@ -64,6 +67,31 @@ const SHAPES: Record<'one' | 'seven' | 'zero', { digit: number; strokes: Stroke[
   },
 };
 
+/** A "1" and a "7" side by side with a clear gap, in pad pixels of the number pad (0–700 × 0–280). */
+const ONE_SEVEN: Stroke[] = [
+  [
+    [126, 45],
+    [114, 235],
+  ],
+  [
+    [300, 60],
+    [430, 60],
+    [345, 235],
+  ],
+];
+/** The same two, squeezed into the digit pad (0–280): two separate marks, not one digit. */
+const ONE_SEVEN_SMALL: Stroke[] = [
+  [
+    [56, 50],
+    [46, 230],
+  ],
+  [
+    [130, 60],
+    [250, 60],
+    [175, 230],
+  ],
+];
+
 /** A test digit scaled up to `side`×`side`, dark ink on white, encoded as `mime`. */
 async function renderDigit(
   digit: Uint8Array,
@@ -81,10 +109,44 @@ async function renderDigit(
   return image.getBuffer(mime);
 }
 
+/** Test digits side by side, each scaled to `side`, `gap` pixels apart with a margin around: a written number, as a PNG. */
+async function renderNumber(digits: Uint8Array[], side: number, gap: number): Promise<Buffer> {
+  const width = digits.length * side + (digits.length + 1) * gap;
+  const image = new Jimp({ width, height: side + 2 * gap, color: 0xffffffff });
+  const data = image.bitmap.data;
+  digits.forEach((digit, n) => {
+    const left = gap + n * (side + gap);
+    for (let y = 0; y < side; y++) {
+      for (let x = 0; x < side; x++) {
+        const v = 255 - digit[Math.floor((y * 28) / side) * 28 + Math.floor((x * 28) / side)]!;
+        data.set([v, v, v, 255], ((y + gap) * width + left + x) * 4);
+      }
+    }
+  });
+  return image.getBuffer('image/png');
+}
+
 /** What the page's POST /predict got back, as far as these tests read it. */
 interface Answer {
   digit: number;
   predictionId: string;
+}
+
+/** A digit-mode answer with its verdict; `digit` is null when there was no ink. */
+interface Verdict {
+  digit: number | null;
+  confidence: number | null;
+  isDigit: boolean;
+  reason?: string;
+  message?: string;
+  predictionId?: string;
+}
+
+/** A number-mode answer. */
+interface NumberAnswer {
+  number: string;
+  confidence: number;
+  digits: { digit: number; confidence: number; box: [number, number, number, number]; predictionId: string }[];
 }
 
 interface OpenPage {
@@ -149,10 +211,19 @@ describe('web page', {
     return { page, errors, requests };
   }
 
-  async function draw(page: Page, strokes: Stroke[]): Promise<void> {
+  /** Where pad pixel `[x, y]` is on the screen, at whatever size the pad is (digit or number) and is shown. */
+  async function padToScreen(page: Page): Promise<(point: Point) => Point> {
     const box = await page.locator('#pad').boundingBox();
     assert.ok(box, 'the pad is visible');
-    const at = ([x, y]: Point): Point => [box.x + (x * box.width) / PAD_SIDE, box.y + (y * box.height) / PAD_SIDE];
+    const { width, height } = await page.locator('#pad').evaluate((c: HTMLCanvasElement) => ({
+      width: c.width,
+      height: c.height,
+    }));
+    return ([x, y]) => [box.x + (x * box.width) / width, box.y + (y * box.height) / height];
+  }
+
+  async function draw(page: Page, strokes: Stroke[]): Promise<void> {
+    const at = await padToScreen(page);
     for (const stroke of strokes) {
       await page.mouse.move(...at(stroke[0]!));
       await page.mouse.down();
@@ -163,12 +234,12 @@ describe('web page', {
 
   /** A finger stroke through the Chrome DevTools protocol: Playwright's own touch API only taps. */
   async function drawWithFinger(page: Page, stroke: Stroke): Promise<void> {
-    const box = await page.locator('#pad').boundingBox();
-    assert.ok(box, 'the pad is visible');
+    const at = await padToScreen(page);
     const cdp = await page.context().newCDPSession(page);
-    const touch = ([x, y]: Point) => [
-      { x: box.x + (x * box.width) / PAD_SIDE, y: box.y + (y * box.height) / PAD_SIDE },
-    ];
+    const touch = (point: Point) => {
+      const [x, y] = at(point);
+      return [{ x, y }];
+    };
     await cdp.send('Input.dispatchTouchEvent', { type: 'touchStart', touchPoints: touch(stroke[0]!) });
     for (let i = 1; i < stroke.length; i++) {
       const [[x0, y0], [x1, y1]] = [stroke[i - 1]!, stroke[i]!];
@@ -583,5 +654,319 @@ describe('web page', {
     const unrated = await open(service.url, DESKTOP, withLive({ ...live, feedback: 0, correct: 0, corrected: 0 }));
     await unrated.page.waitForSelector('#confusion tbody tr');
     assert.equal(await unrated.page.locator('#live').isHidden(), true);
+  });
+  /** The pad's size in canvas pixels and on the screen. */
+  async function padSize(
+    page: Page,
+  ): Promise<{ width: number; height: number; shown: { width: number; height: number } }> {
+    const box = await page.locator('#pad').boundingBox();
+    assert.ok(box, 'the pad is visible');
+    const size = await page.locator('#pad').evaluate((c: HTMLCanvasElement) => ({ width: c.width, height: c.height }));
+    return { ...size, shown: { width: box.width, height: box.height } };
+  }
+
+  /** Runs `action` and returns the number-mode answer the page then shows, and the body it sent. */
+  async function numberAfter(
+    page: Page,
+    action: () => Promise<unknown>,
+  ): Promise<{ answer: NumberAnswer; sent: unknown }> {
+    const { state, response } = await predictVia(page, action);
+    assert.equal(state, 'done', `the prediction failed: ${await page.locator('#error').textContent()}`);
+    assert.equal(response.status(), 200, `POST /predict answered ${response.status()}: ${await response.text()}`);
+    return { answer: (await response.json()) as NumberAnswer, sent: response.request().postDataJSON() };
+  }
+
+  /** Each box drawn over the pad, in screen pixels. */
+  const shownBoxes = (page: Page) =>
+    page.locator('#pad-boxes .box').evaluateAll((boxes) =>
+      boxes.map((box) => {
+        const r = box.getBoundingClientRect();
+        return { x: r.x, y: r.y, width: r.width, height: r.height, digit: box.textContent };
+      }),
+    );
+
+  /** Every POST /feedback body the page sends from now on. */
+  function feedbackBodies(page: Page): unknown[] {
+    const sent: unknown[] = [];
+    page.on('request', (request) => {
+      if (new URL(request.url()).pathname === '/feedback' && request.method() === 'POST')
+        sent.push(request.postDataJSON());
+    });
+    return sent;
+  }
+
+  it('says plainly that a blank upload has nothing to read: no digit, no question; as a number, that none was found', async () => {
+    const dir = await tempDir('digitnet-web-');
+    const blank = path.join(dir, 'blank.png');
+    await writeFile(blank, await new Jimp({ width: 200, height: 200, color: 0xffffffff }).getBuffer('image/png'));
+    const { page, errors } = await open(service.url);
+    await page.waitForSelector('#confusion tbody tr');
+
+    const { state, response } = await predictVia(page, () => page.setInputFiles('#file', blank));
+    assert.equal(state, 'done');
+    const answer = (await response.json()) as Verdict;
+    assert.deepEqual([answer.digit, answer.isDigit, answer.reason], [null, false, 'no_ink']);
+    assert.equal(await page.locator('#verdict').isVisible(), true);
+    assert.equal(await page.locator('#verdict-message').textContent(), `Nothing to read: ${answer.message}.`);
+    assert.equal(await page.locator('#digit').textContent(), '–', 'no digit at all');
+    assert.equal(await page.locator('#confidence').textContent(), 'No digit');
+    assert.equal(await page.locator('#bars > .win').count(), 0);
+    assert.equal(await page.locator('#feedback').isHidden(), true, 'nothing was predicted, so nothing to rate');
+    assert.equal(await page.locator('#as-number').isHidden(), true);
+    assert.equal(await page.locator('#error').isHidden(), true, 'an answer, not an error');
+
+    // The switch reads the same upload again, as a number.
+    const again = await predictVia(page, () => page.click('label:has(#mode-number)'));
+    assert.equal(again.response.status(), 400);
+    const { error } = (await again.response.json()) as { error: { code: string; message: string } };
+    assert.equal(error.code, 'no_number_found');
+    const sent = again.response.request().postDataJSON() as { mode: string };
+    assert.deepEqual([Object.keys(sent).sort(), sent.mode], [['image', 'mode'], 'number']);
+    assert.equal(await page.locator('#verdict').isVisible(), true);
+    const said = (await page.locator('#verdict-message').textContent()) ?? '';
+    assert.equal(said.toLowerCase(), `${error.message.replace(/\.$/, '')}.`.toLowerCase(), 'the service’s message');
+    assert.equal(await page.locator('#number').textContent(), '–');
+    assert.equal(await page.locator('#error').isHidden(), true, 'a plain message, not the error box');
+    assert.equal(await page.locator('#feedback').isHidden(), true);
+    assert.deepEqual(
+      errors.filter((e) => !e.startsWith('Failed to load resource')),
+      [],
+    );
+  });
+
+  it('says two marks drawn as one digit are not a digit, still shows the digit smaller, and reads them as a number in one click', async () => {
+    const { page, errors } = await open(service.url);
+    await page.waitForSelector('#confusion tbody tr');
+    await draw(page, ONE_SEVEN_SMALL);
+    const { state, response } = await predictVia(page, () => page.click('#predict'));
+    assert.equal(state, 'done');
+    const answer = (await response.json()) as Verdict;
+    assert.deepEqual([answer.isDigit, answer.reason], [false, 'several_marks']);
+
+    assert.equal(
+      await page.locator('#verdict-message').textContent(),
+      `That does not look like a digit: ${answer.message}${answer.message?.endsWith('.') ? '' : '.'}`,
+    );
+    assert.equal(await page.locator('#digit').textContent(), String(answer.digit), 'the digit, for those who want it');
+    assert.equal(
+      await page.locator('#confidence').textContent(),
+      `${(answer.confidence! * 100).toFixed(1)}% confident`,
+    );
+    const fontSize = (selector: string) =>
+      page.locator(selector).evaluate((e) => Number.parseFloat(getComputedStyle(e).fontSize));
+    assert.ok((await fontSize('#digit')) < (await fontSize('#verdict-message')) * 3, 'the digit is shown smaller');
+    await assertBarsShow(page, answer.digit!);
+    assert.equal(await page.locator('#feedback').isVisible(), true, 'the digit can still be rated');
+
+    const { answer: read, sent } = await numberAfter(page, () => page.click('#as-number'));
+    assert.equal((sent as { mode: string }).mode, 'number');
+    assert.equal(await page.locator('#mode-number').isChecked(), true);
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'mode-number', 'the focus stays on the switch');
+    assert.equal((await padSize(page)).width, NUMBER_PAD_WIDTH, 'the pad is the number pad');
+    assert.equal(read.number, '17', 'the drawing was kept and read again');
+    assert.equal(await page.locator('#number').textContent(), '17');
+    assert.equal(await page.locator('#verdict').isHidden(), true);
+    assert.equal(await page.locator('#pad-boxes .box').count(), 2);
+    assert.deepEqual(errors, []);
+  });
+
+  it('switches between a digit and a number from the keyboard: the number pad is 2.5 times as wide at the same height', async () => {
+    const { page, errors, requests } = await open(service.url);
+    await page.waitForSelector('#confusion tbody tr');
+    const digitPad = await padSize(page);
+    assert.deepEqual([digitPad.width, digitPad.height], [PAD_SIDE, PAD_SIDE]);
+    assert.equal(await page.locator('#mode-digit').isChecked(), true);
+    assert.equal(await page.locator('#input-title').textContent(), 'Your digit');
+
+    await page.focus('#mode-digit');
+    await page.keyboard.press('ArrowRight');
+    await page.waitForSelector('main[data-mode="number"]');
+    assert.equal(await page.locator('#mode-number').isChecked(), true);
+    assert.equal(await page.locator('#input-title').textContent(), 'Your number');
+    assert.match((await page.locator('#pad').getAttribute('aria-label')) ?? '', /write a number/);
+    const numberPad = await padSize(page);
+    assert.deepEqual([numberPad.width, numberPad.height], [NUMBER_PAD_WIDTH, PAD_SIDE]);
+    assert.ok(Math.abs(numberPad.shown.height - digitPad.shown.height) <= 1, 'as high as the digit pad');
+    assert.ok(Math.abs(numberPad.shown.width / numberPad.shown.height - 2.5) < 0.02, '2.5 times as wide');
+    assert.equal(requests.filter((url) => url.endsWith('/predict')).length, 0, 'an empty pad is not sent');
+
+    // A 1 drawn at the left fits the digit pad, so it survives the way back and is read as a digit.
+    await draw(page, SHAPES.one.strokes);
+    const back = await predictVia(page, async () => {
+      await page.focus('#mode-number');
+      await page.keyboard.press('ArrowLeft');
+    });
+    assert.equal(back.state, 'done');
+    assert.equal((back.response.request().postDataJSON() as { mode?: string }).mode, undefined, 'read as a digit');
+    assert.equal(await page.locator('#mode-digit').isChecked(), true);
+    assert.equal(await page.locator('#digit').textContent(), '1');
+    assert.deepEqual(errors, []);
+  });
+
+  it('reads a 1 and a 7 drawn apart in number mode: the number, and each digit’s box over its strokes', async () => {
+    const { page, errors } = await open(service.url);
+    await page.waitForSelector('#confusion tbody tr');
+    await page.click('label:has(#mode-number)');
+    await draw(page, ONE_SEVEN);
+    const { answer, sent } = await numberAfter(page, () => page.click('#predict'));
+    assert.deepEqual(Object.keys(sent as object).sort(), ['image', 'mode']);
+    assert.equal((sent as { mode: string }).mode, 'number');
+    assert.equal(answer.number, '17');
+    assert.equal(await page.locator('#number').textContent(), '17');
+    assert.equal(await page.locator('#confidence').textContent(), `${(answer.confidence * 100).toFixed(1)}% confident`);
+    assert.equal(await page.locator('#digit').isHidden(), true);
+    assert.deepEqual(
+      await page.locator('#parts button').evaluateAll((chips) => chips.map((c) => c.querySelector('.d')?.textContent)),
+      ['1', '7'],
+    );
+
+    // Each box is where the service says, scaled from the image's pixels to the pad as shown.
+    const at = await padToScreen(page);
+    const boxes = await shownBoxes(page);
+    assert.deepEqual(
+      boxes.map((b) => b.digit),
+      ['1', '7'],
+    );
+    answer.digits.forEach(({ box: [x, y, w, h] }, i) => {
+      const [left, top] = at([x, y]);
+      const [right, bottom] = at([x + w, y + h]);
+      const shown = boxes[i]!;
+      for (const [got, want] of [
+        [shown.x, left],
+        [shown.y, top],
+        [shown.x + shown.width, right],
+        [shown.y + shown.height, bottom],
+      ] as const) {
+        assert.ok(Math.abs(got - want) <= 2, `box ${i} edge at ${got}, the answer's at ${want}`);
+      }
+    });
+    // And around the strokes drawn: the middle of each digit's stroke lies inside its box.
+    ONE_SEVEN.forEach((stroke, i) => {
+      const [x, y] = at(stroke[1]!);
+      const b = boxes[i]!;
+      assert.ok(x > b.x && x < b.x + b.width && y > b.y && y < b.y + b.height, `digit ${i}'s stroke is in its box`);
+    });
+    await page.screenshot({ path: path.join(ARTIFACTS, 'web-number.png'), fullPage: true });
+
+    // A new stroke makes the boxes stale: they go.
+    await draw(page, [[[600, 140]]]);
+    assert.equal(await page.locator('#pad-boxes .box').count(), 0);
+    assert.deepEqual(errors, []);
+  });
+
+  it('takes feedback per digit of a number: a digit’s own button, N for the least sure one, and Right for all', async () => {
+    const { page, errors } = await open(service.url);
+    await page.waitForSelector('#confusion tbody tr');
+    await page.click('label:has(#mode-number)');
+    await draw(page, ONE_SEVEN);
+    const { answer } = await numberAfter(page, () => page.click('#predict'));
+    assert.equal(answer.digits.length, 2);
+    const [first, second] = answer.digits as [NumberAnswer['digits'][0], NumberAnswer['digits'][0]];
+    assert.notEqual(first.predictionId, second.predictionId);
+
+    await page.click('#parts button[data-index="1"]');
+    await page.locator('#labels').waitFor();
+    assert.equal(
+      await page.locator('#labels-question').textContent(),
+      `Digit 2 of 2 was read as ${second.digit}. Which digit is it?`,
+    );
+    assert.equal(await page.locator('#pad-boxes .box.selected').textContent(), String(second.digit));
+    assert.deepEqual(await feedbackVia(page, () => page.click('#labels [data-label="4"]')), {
+      sent: { predictionId: second.predictionId, label: 4 },
+      status: 200,
+    });
+    await feedbackSays(page, `Thanks — digit 2 recorded as 4, so the number is ${first.digit}4.`);
+    assert.equal((await storedFeedback(second.predictionId))?.label, 4);
+    assert.equal(await storedFeedback(first.predictionId), undefined, 'the other digit is untouched');
+
+    const sent = feedbackBodies(page);
+    await page.click('#right');
+    await feedbackSays(page, `Thanks — recorded as ${answer.number}, as the model said.`);
+    assert.deepEqual(sent, [
+      { predictionId: first.predictionId, correct: true },
+      { predictionId: second.predictionId, correct: true },
+    ]);
+    assert.equal((await storedFeedback(first.predictionId))?.correct, true);
+    assert.equal((await storedFeedback(second.predictionId))?.correct, true);
+    assert.deepEqual(await pressed(page), ['Right']);
+
+    // N opens the keypad on the digit the model was least sure of; a digit key corrects that one.
+    const leastSure = first.confidence < second.confidence ? first : second;
+    await page.keyboard.press('n');
+    await page.locator('#labels').waitFor();
+    assert.deepEqual(await feedbackVia(page, () => page.keyboard.press('9')), {
+      sent: { predictionId: leastSure.predictionId, label: 9 },
+      status: 200,
+    });
+    assert.equal((await storedFeedback(leastSure.predictionId))?.label, 9);
+    assert.deepEqual(errors, []);
+  });
+
+  it('reads an uploaded number: each digit’s box over a copy of the image, scaled to the size it is shown at', async () => {
+    const { images, labels } = (await testMnist()).test;
+    const firstOf = (label: number) => images.subarray(labels.indexOf(label) * 784, (labels.indexOf(label) + 1) * 784);
+    const dir = await tempDir('digitnet-web-');
+    const file = path.join(dir, 'number.png');
+    const side = 112;
+    await writeFile(file, await renderNumber([firstOf(1), firstOf(2), firstOf(0)], side, 40));
+    const { page, errors } = await open(service.url);
+    await page.waitForSelector('#confusion tbody tr');
+    await page.click('label:has(#mode-number)');
+
+    const { answer } = await numberAfter(page, () => page.setInputFiles('#file', file));
+    assert.equal(answer.digits.length, 3, 'three digits apart are three parts');
+    assert.equal(await page.locator('#number').textContent(), answer.number);
+    assert.match((await page.locator('#source').textContent()) ?? '', /upload: number\.png/);
+    assert.equal(await page.locator('#pad-boxes .box').count(), 0, 'the pad holds drawings only');
+    await page.locator('#number-view').waitFor();
+    const image = await page.locator('#number-image').evaluate((img: HTMLImageElement) => {
+      const r = img.getBoundingClientRect();
+      const style = getComputedStyle(img);
+      const border = Number.parseFloat(style.borderLeftWidth);
+      return { x: r.x + border, y: r.y + border, width: r.width - 2 * border, height: r.height - 2 * border };
+    });
+    const scale = image.width / (3 * side + 4 * 40);
+    const boxes = await page.locator('#image-boxes .box').evaluateAll((shown) =>
+      shown.map((box) => {
+        const r = box.getBoundingClientRect();
+        return { x: r.x, y: r.y, width: r.width, height: r.height, digit: box.textContent };
+      }),
+    );
+    assert.deepEqual(
+      boxes.map((b) => b.digit),
+      answer.digits.map((d) => String(d.digit)),
+    );
+    answer.digits.forEach(({ box: [x, y, w, h] }, i) => {
+      const shown = boxes[i]!;
+      assert.ok(Math.abs(shown.x - (image.x + x * scale)) <= 2, `box ${i}'s left edge`);
+      assert.ok(Math.abs(shown.y - (image.y + y * scale)) <= 2, `box ${i}'s top edge`);
+      assert.ok(Math.abs(shown.width - w * scale) <= 2, `box ${i}'s width`);
+      assert.ok(Math.abs(shown.height - h * scale) <= 2, `box ${i}'s height`);
+      // And around its own digit's square.
+      const centre = x + w / 2;
+      assert.ok(centre > 40 + i * (side + 40) && centre < (i + 1) * (side + 40), `box ${i} is on digit ${i}`);
+    });
+    assert.deepEqual(errors, []);
+  });
+
+  it('on a phone, a tap switches to number mode; the wide pad fits the screen and takes a number written with a finger', async () => {
+    const { page, errors } = await open(service.url, PHONE);
+    await page.waitForSelector('#confusion tbody tr');
+    await page.tap('label:has(#mode-number)');
+    await page.waitForSelector('main[data-mode="number"]');
+    assert.ok(
+      await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth),
+      'no horizontal overflow',
+    );
+    const { width, shown } = await padSize(page);
+    assert.equal(width, NUMBER_PAD_WIDTH);
+    assert.ok(shown.width <= PHONE.viewport.width, 'the pad is scaled to the screen');
+
+    await drawWithFinger(page, ONE_SEVEN[0]!);
+    const { answer } = await numberAfter(page, () => drawWithFinger(page, ONE_SEVEN[1]!));
+    assert.equal(answer.number, '17');
+    assert.equal(await page.locator('#pad-boxes .box').count(), 2);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'web-number-phone.png'), fullPage: true });
+    assert.deepEqual(errors, []);
   });
 });
