@@ -29,7 +29,10 @@ before(async () => {
   const written = await writeNumber((await testMnist()).test, 3, 'gaps', 'canvas', 7);
   numberText = written.text;
   await writeFile(path.join(dir, 'number.png'), written.image);
-  await writeFile(path.join(dir, 'blank.png'), await new Jimp({ width: 40, height: 40, color: 0xffffffff }).getBuffer('image/png'));
+  await writeFile(
+    path.join(dir, 'blank.png'),
+    await new Jimp({ width: 40, height: 40, color: 0xffffffff }).getBuffer('image/png'),
+  );
 });
 after(() => service.close());
 
@@ -62,7 +65,9 @@ describe('npm run predict', () => {
     const [first, ...digits] = result.stdout.trim().split('\n');
     assert.match(first!, new RegExp(`^number\\.png: ${numberText}  \\(\\d+\\.\\d%, model ${service.version}\\)$`));
     assert.equal(digits.length, numberText.length);
-    digits.forEach((line, i) => assert.match(line, new RegExp(`^  ${numberText[i]}  +\\d+\\.\\d%  at \\d+,\\d+  \\d+×\\d+$`)));
+    digits.forEach((line, i) =>
+      assert.match(line, new RegExp(`^  ${numberText[i]}  +\\d+\\.\\d%  at \\d+,\\d+  \\d+×\\d+$`)),
+    );
   });
 
   test('an image without ink says so instead of a digit', async () => {
