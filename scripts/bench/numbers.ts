@@ -1,6 +1,6 @@
 /**
  * `npm run bench -- numbers [--per-cell N] [--work-side PX] [--arch mlp|cnn]
- * [--epochs N]`: how well
+ * [--epochs N] [--served]`: how well
  * number mode reads written numbers. Numbers of 2–8 MNIST test digits are
  * laid out as handwriting is (each digit its own size and height on the
  * line; gaps of varied widths, or touching and slightly overlapping) and
@@ -10,7 +10,8 @@
  * the real `classify` on a served-style model (`inference-model.ts`): the
  * tests' 2-epoch MLP, from test/artifacts when a test run left it there,
  * else (or for another --arch or --epochs) trained here with the
- * architecture's default recipe. Prints a table: sequence accuracy (every
+ * architecture's default recipe; with --served, the version the configured
+ * bucket serves (`npm start`'s). Prints a table: sequence accuracy (every
  * digit right), digit-count accuracy, and agreement with the model's
  * reading of the original 28×28 digits, by length, spacing and kind.
  */
@@ -20,11 +21,13 @@ import { parseArgs } from 'node:util';
 import { Jimp } from 'jimp';
 import { initBackend, tf } from '#lib/backend';
 import { classify } from '#lib/classify';
-import { readConfig } from '#lib/config';
+import { type Config, readConfig } from '#lib/config';
 import { preprocessNumber } from '#lib/image/preprocess';
 import { NUMBER_WORK_SIDE } from '#lib/image/segment';
 import { type InferenceModel, inferenceModel } from '#lib/inference-model';
 import { MNIST_PIXELS } from '#lib/mnist-shape';
+import { openStorage } from '#lib/storage/storage';
+import { ModelStore } from '#lib/storage/store';
 import { seededRandom } from '#lib/training/batches';
 import { evaluateModel } from '#lib/training/evaluate';
 import { loadMnist, type MnistSplit } from '#lib/training/mnist';
@@ -203,10 +206,26 @@ async function benchModel(
   return { model: inferenceModel(artifacts.modelTopology, decoded), source };
 }
 
+/** The version the configured bucket serves (`npm start`'s, by default), loaded as the service loads it. */
+async function servedModel(config: Config): Promise<{ model: InferenceModel; source: string }> {
+  const storage = await openStorage(config);
+  try {
+    const store = new ModelStore(storage.objects);
+    const latest = await store.latest();
+    if (!latest) throw new Error('--served: no model is serving yet; train one with `npm run train`');
+    const { model, metrics } = await store.load(latest.version);
+    const accuracy = round(100 * metrics.test.accuracy, 2);
+    return { model, source: `${latest.version}, the served version, MNIST test accuracy ${accuracy}%` };
+  } finally {
+    await storage.close();
+  }
+}
+
 export async function benchNumbers(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
     options: {
+      served: { type: 'boolean', default: false },
       'per-cell': { type: 'string', default: '25' },
       'work-side': { type: 'string' },
       arch: { type: 'string', default: 'mlp' },
@@ -225,7 +244,7 @@ export async function benchNumbers(argv: string[]): Promise<void> {
   const config = readConfig();
   const backend = await initBackend(undefined, config.tfjsBackend);
   const mnist = await loadMnist({ dir: benchMnistDir(), cacheDir: path.join(config.dataDir, 'mnist') });
-  const { model, source } = await benchModel(mnist, arch, epochs);
+  const { model, source } = values.served ? await servedModel(config) : await benchModel(mnist, arch, epochs);
   const out = (line: string) => process.stdout.write(`${line}\n`);
   out(
     JSON.stringify({ bench: 'numbers', machine: machine(), backend, perCell, workSide: workSide ?? NUMBER_WORK_SIDE }),
