@@ -5,8 +5,9 @@
  * Each is a seeded scene drawn into an ink-coverage buffer, then saved the two
  * ways rerender.ts saves MNIST digits: a 280×280 canvas PNG (dark strokes on a
  * transparent background) and a 320×240 JPEG photo of ink on grey, noisy,
- * unevenly lit paper. The same seed gives the same scene in both forms, so the
- * fit and the evaluation can use disjoint seed ranges.
+ * unevenly lit paper; or drawn straight into 28×28 as `{"pixels"}` input. The
+ * same seed gives the same scene in every form, so the fit and the evaluation
+ * can use disjoint seed ranges.
  */
 import { Jimp } from 'jimp';
 import type { MnistSplit } from '#lib/training/mnist';
@@ -460,6 +461,26 @@ function draw(kind: NonDigitKind, sheet: Sheet, random: () => number, split: Mni
       if (split === undefined) throw new Error('two-digits needs MNIST digits to draw');
       return twoDigits(sheet, random, split);
   }
+}
+
+/**
+ * One non-digit as `{"pixels"}` input: the scene drawn straight into 28×28,
+ * bright ink on black, its box about MNIST's 20 px, as a caller who
+ * skips the preprocessing would send it.
+ */
+export function nonDigitPixels(kind: NonDigitKind, seed: number, split?: MnistSplit): Float32Array {
+  const random = seededRandom(seed);
+  const size = 16 + random() * 6;
+  const sheet: Sheet = {
+    ink: new Float32Array(MNIST_PIXELS),
+    width: MNIST_SIDE,
+    height: MNIST_SIDE,
+    left: (MNIST_SIDE - size) / 2 + (random() - 0.5) * 4,
+    top: (MNIST_SIDE - size) / 2 + (random() - 0.5) * 4,
+    size,
+  };
+  draw(kind, sheet, random, split);
+  return sheet.ink;
 }
 
 /**
