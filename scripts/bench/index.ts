@@ -11,6 +11,7 @@ import { benchLoad } from './load.ts';
 import { benchPeer } from './peer.ts';
 import { benchCandidate, benchCapture, benchMetrics, benchPredict } from './predict.ts';
 import { benchTrain } from './train.ts';
+import { benchVerdict } from './verdict.ts';
 
 const benches: Record<string, (argv: string[]) => Promise<void>> = {
   train: benchTrain,
@@ -23,6 +24,7 @@ const benches: Record<string, (argv: string[]) => Promise<void>> = {
   peer: benchPeer,
   augment: benchAugment,
   'jpeg-scale': benchJpegScale,
+  verdict: benchVerdict,
   kernels: async () => void (await import('./kernels.ts')),
   preprocess: async () => void (await import('./preprocess.ts')),
 };
