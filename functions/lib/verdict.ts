@@ -377,7 +377,7 @@ export const VERDICT_WEIGHTS: VerdictWeights = {
   scores: {
     noise: {
       bias: -8.033,
-      threshold: 2.031,
+      threshold: 2.054,
       features: {
         inkShare: { digit: 0.1362, weight: -51.79 },
         litShare: { digit: 0.1855, weight: 10.01 },
@@ -401,7 +401,7 @@ export const VERDICT_WEIGHTS: VerdictWeights = {
     },
     blob: {
       bias: -13.56,
-      threshold: 2.723,
+      threshold: 2.885,
       features: {
         inkShare: { digit: 0.1362, weight: -59.12 },
         litShare: { digit: 0.1855, weight: 15.26 },
@@ -425,7 +425,7 @@ export const VERDICT_WEIGHTS: VerdictWeights = {
     },
     strokes: {
       bias: -2.971,
-      threshold: 5.007,
+      threshold: 5.107,
       features: {
         inkShare: { digit: 0.1362, weight: 63.99 },
         litShare: { digit: 0.1855, weight: -49.98 },

@@ -12,6 +12,7 @@ import { benchNumbers } from './numbers.ts';
 import { benchPeer } from './peer.ts';
 import { benchCandidate, benchCapture, benchMetrics, benchPredict } from './predict.ts';
 import { benchTrain } from './train.ts';
+import { benchVerdict } from './verdict.ts';
 
 const benches: Record<string, (argv: string[]) => Promise<void>> = {
   train: benchTrain,
@@ -25,6 +26,7 @@ const benches: Record<string, (argv: string[]) => Promise<void>> = {
   augment: benchAugment,
   'jpeg-scale': benchJpegScale,
   numbers: benchNumbers,
+  verdict: benchVerdict,
   kernels: async () => void (await import('./kernels.ts')),
   preprocess: async () => void (await import('./preprocess.ts')),
 };

@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict';
+import { before, describe, test } from 'node:test';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { classify } from '#lib/classify';
+import { MNIST_PIXELS } from '#lib/mnist-shape';
+import { seededRandom } from '#lib/training/batches';
+import type { Mnist } from '#lib/training/mnist';
+import { digitVerdict, NO_INK, type NonDigitFamily, VERDICT_REASONS } from '#lib/verdict';
+import { NON_DIGIT_KINDS, type NonDigitKind } from '../scripts/bench/non-digits.ts';
+import { EVAL_SEEDS, flagShares, judgedDigits, judgedNonDigits } from '../scripts/bench/verdict.ts';
+import { testMnist } from './support/env.ts';
+import { cachedModel } from './support/test-model.ts';
+
+let model: tfl.LayersModel;
+let mnist: Mnist;
+before(async () => {
+  mnist = await testMnist();
+  ({ model } = await cachedModel(testMnist));
+});
+
+/** The first test digit (a 7) as the model sees it. */
+const cleanDigit = () => Float32Array.from(mnist.test.images.subarray(0, MNIST_PIXELS), (v) => v / 255);
+const probabilitiesOf = (input: Float32Array) => classify(model, [input])[0]!.probabilities;
+
+describe('digitVerdict on single inputs', () => {
+  test('names the four reasons in a stable order', () => {
+    assert.deepEqual(VERDICT_REASONS, ['no_ink', 'several_marks', 'not_handwriting', 'undecided']);
+  });
+
+  test('an input without ink is no_ink, with the message the app gives when preprocessing finds none', () => {
+    for (const input of [new Float32Array(MNIST_PIXELS), new Float32Array(MNIST_PIXELS).fill(0.04)]) {
+      assert.deepEqual(digitVerdict({ input, probabilities: probabilitiesOf(input), marks: 1 }), NO_INK);
+    }
+    assert.deepEqual(NO_INK, {
+      isDigit: false,
+      reason: 'no_ink',
+      message: 'the image has no ink that stands out from its background',
+    });
+  });
+
+  test('a clean MNIST digit is a digit', () => {
+    const input = cleanDigit();
+    assert.deepEqual(digitVerdict({ input, probabilities: probabilitiesOf(input), marks: 1 }), { isDigit: true });
+  });
+
+  test('uniform noise over the frame is not_handwriting', () => {
+    const random = seededRandom(16);
+    const input = Float32Array.from({ length: MNIST_PIXELS }, () => random());
+    assert.deepEqual(digitVerdict({ input, probabilities: probabilitiesOf(input), marks: 1 }), {
+      isDigit: false,
+      reason: 'not_handwriting',
+      message: 'the ink does not look like one handwritten digit (noise, a photo, a filled shape or a scribble?)',
+    });
+  });
+
+  test('a clean digit the model splits 50/50 between 3 and 5 is undecided, naming both', () => {
+    const probabilities = [0, 0, 0, 0.5, 0, 0.5, 0, 0, 0, 0];
+    assert.deepEqual(digitVerdict({ input: cleanDigit(), probabilities, marks: 1 }), {
+      isDigit: false,
+      reason: 'undecided',
+      message: 'the model cannot decide between 3 and 5',
+    });
+  });
+
+  test('two or more marks are several_marks, suggesting number mode', () => {
+    const input = cleanDigit();
+    assert.deepEqual(digitVerdict({ input, probabilities: probabilitiesOf(input), marks: 2 }), {
+      isDigit: false,
+      reason: 'several_marks',
+      message:
+        'the image holds 2 separate marks, not one digit; to read them as a number, send it with "mode": "number"',
+    });
+  });
+});
+
+describe('digitVerdict on uploads through the real preprocessing and the test model', () => {
+  // Fresh seeds and MNIST test digits: the constants were fitted on another seed range and on training digits.
+  let nonDigits: ReturnType<typeof flagShares>;
+  let digits: ReturnType<typeof flagShares>;
+  before(async () => {
+    nonDigits = flagShares(await judgedNonDigits(model, mnist.test, EVAL_SEEDS, 15));
+    digits = flagShares(await judgedDigits(model, mnist.test, 400, 150));
+  });
+  const share = (rows: ReturnType<typeof flagShares>) =>
+    rows.reduce((s, r) => s + r.flagged, 0) / rows.reduce((s, r) => s + r.count, 0);
+  const ofFamilies = (...families: (NonDigitFamily | undefined)[]) =>
+    nonDigits.filter((r) => families.includes(NON_DIGIT_KINDS[r.kind as NonDigitKind].family));
+
+  test('flags at most 1% of real digits (raw MNIST pixels, canvas drawings, paper photos)', (t) => {
+    t.diagnostic(`real digits flagged: ${share(digits)}`);
+    assert.ok(share(digits) <= 0.01, JSON.stringify(digits));
+  });
+
+  test('flags at least 90% of noise, speckle, photo-like textures and filled shapes', (t) => {
+    t.diagnostic(`flagged: ${share(ofFamilies('noise', 'blob'))}`);
+    assert.ok(share(ofFamilies('noise', 'blob')) >= 0.9, JSON.stringify(ofFamilies('noise', 'blob')));
+  });
+
+  test('flags at least 90% of all counted non-digits, stray strokes (letters, scribbles, outlines, two digits) among them', {
+    todo: 'stray strokes are flagged far less often than 90% at a 1% cost in real digits: see npm run bench -- verdict',
+  }, (t) => {
+    const counted = nonDigits.filter((r) => NON_DIGIT_KINDS[r.kind as NonDigitKind].counted);
+    t.diagnostic(`counted non-digits flagged: ${share(counted)}, stray strokes: ${share(ofFamilies('strokes'))}`);
+    assert.ok(share(counted) >= 0.9, JSON.stringify(counted));
+  });
+});
