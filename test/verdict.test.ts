@@ -5,7 +5,8 @@ import { classify } from '#lib/classify';
 import { MNIST_PIXELS } from '#lib/mnist-shape';
 import { seededRandom } from '#lib/training/batches';
 import type { Mnist } from '#lib/training/mnist';
-import { digitVerdict, NO_INK, type NonDigitFamily, VERDICT_REASONS } from '#lib/verdict';
+import { digitVerdict, NO_INK, type NonDigitFamily, VERDICT_REASONS, VERDICT_WEIGHTS } from '#lib/verdict';
+import { decodeNet, encodeNet } from '#lib/verdict-net';
 import { NON_DIGIT_KINDS, type NonDigitKind } from '../scripts/bench/non-digits.ts';
 import { EVAL_SEEDS, flagShares, judgedDigits, judgedNonDigits } from '../scripts/bench/verdict.ts';
 import { testMnist } from './support/env.ts';
@@ -70,6 +71,20 @@ describe('digitVerdict on single inputs', () => {
       message:
         'the image holds 2 separate marks, not one digit; to read them as a number, send it with "mode": "number"',
     });
+  });
+});
+
+describe('the learned score as the bundle carries it', () => {
+  test('decoding its encoding gives the same net, its large layer rounded to float16', () => {
+    const net = VERDICT_WEIGHTS.net;
+    const again = decodeNet(encodeNet(net));
+    const { w1, ...small } = again;
+    const { w1: original, ...smallOriginal } = net;
+    assert.deepEqual(small, smallOriginal);
+    assert.deepEqual(w1, original);
+    const bumped = Float32Array.from(original, (w) => w * (1 + 2 ** -13));
+    const rounded = decodeNet(encodeNet({ ...net, w1: bumped })).w1;
+    assert.ok(rounded.every((w, i) => Math.abs(w - bumped[i]!) <= Math.abs(bumped[i]!) * 2 ** -11 + 2 ** -25));
   });
 });
 
