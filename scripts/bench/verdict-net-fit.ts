@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { tf } from '#lib/backend';
 import { MNIST_PIXELS } from '#lib/mnist-shape';
-import { encodeNet, netLogit, type VerdictNet } from '#lib/verdict-net';
+import { decodeNet, encodeNet, netLogit, type VerdictNet } from '#lib/verdict-net';
 
 /** One fitting example: what the model saw, the verdict's features, and whether it is a non-digit. */
 export interface NetExample {
@@ -113,17 +113,20 @@ export async function fitNet(examples: NetExample[], options: Partial<NetOptions
   // tfjs keeps the kernel inputs × units; the score reads it unit by unit.
   const w1 = new Float32Array(hidden * width);
   for (let i = 0; i < width; i++) for (let h = 0; h < hidden; h++) w1[h * width + i] = kernel1![i * hidden + h]!;
-  const net: VerdictNet = {
-    features: featureCount,
-    hidden,
-    featureMean,
-    featureScale,
-    w1,
-    b1: bias1!,
-    w2: kernel2!,
-    b2: bias2![0]!,
-    threshold: 0,
-  };
+  // Calibrated as the bundle will carry it: its large layer rounded to float16.
+  const net = decodeNet(
+    encodeNet({
+      features: featureCount,
+      hidden,
+      featureMean,
+      featureScale,
+      w1,
+      b1: bias1!,
+      w2: kernel2!,
+      b2: bias2![0]!,
+      threshold: 0,
+    }),
+  );
   net.threshold = calibrate(net, calibration, digitFlagShare);
   return net;
 }
