@@ -9,7 +9,8 @@
  * form, and per reason, as a Markdown table.
  *
  * `--fit` first fits the constants on MNIST training digits and non-digits
- * from one seed range, prints them to paste into verdict.ts, and evaluates
+ * from one seed range, prints them to paste into verdict.ts, writes the
+ * learned score into verdict-weights.ts (verdict-net-fit.ts), and evaluates
  * those; without it the constants in verdict.ts are evaluated.
  * Evaluation always uses MNIST test digits and non-digits from a disjoint
  * seed range.
@@ -41,6 +42,7 @@ import {
   verdictFeatures,
 } from '#lib/verdict';
 import { cachedModel } from '../../test/support/test-model.ts';
+import { fitNet, type NetOptions, writeNet } from './verdict-net-fit.ts';
 import {
   NON_DIGIT_KINDS,
   NON_DIGIT_NAMES,
@@ -58,12 +60,19 @@ export const FIT_SEEDS = 1_000_000;
 export const EVAL_SEEDS = 2_000_000;
 /**
  * The share of each form of training digit each family's threshold may flag:
- * the three families together stay under the 1% target with room for the
- * test digits to be harder than the training ones.
+ * none. The learned score flags what they did and more, for less; they stay
+ * for the inputs far outside anything it was fitted on, and to pick the reason.
  */
-const FIT_DIGIT_FLAG_SHARE = 0.002;
+const FIT_DIGIT_FLAG_SHARE = 0;
 /** The share of each form of training digit the model's margin alone may call undecided. */
 const FIT_UNDECIDED_SHARE = 0.002;
+/**
+ * The learned score reads 784 pixels: it is fitted on this many times the
+ * non-digits, and raw digits, it is evaluated on. Raw digits cost nothing to
+ * render, and the rare odd ones set where its threshold must sit.
+ */
+const FIT_NON_DIGIT_FACTOR = 2;
+const FIT_PIXEL_DIGIT_FACTOR = 5;
 const FORMS: UploadForm[] = ['canvas', 'photo'];
 const FORMS_AND_PIXELS: Judged['form'][] = [...FORMS, 'pixels'];
 /** Ridge penalty of the fit, on features scaled to unit spread: enough to keep Newton's steps finite. */
@@ -71,17 +80,23 @@ const L2 = 1e-4;
 /** The smallest spread a class profile keeps: a coarse corner no digit of a class inks would otherwise make any ink there infinitely unlike it. */
 const MIN_SPREAD = 0.02;
 
-/** One input the verdict judges: where it came from, and what the model saw and answered (none: no ink). */
+/**
+ * One input the verdict judges: where it came from, and what the model saw,
+ * how many marks preprocessing counted and what the model answered (none: no ink).
+ */
 export interface Judged {
   /** 'digit' or the non-digit kind. */
   kind: string;
   form: UploadForm | 'pixels';
-  seen?: { input: Float32Array; probabilities: number[] };
+  seen?: { input: Float32Array; marks: number; probabilities: number[] };
 }
 
-async function preprocessed(upload: Buffer): Promise<Float32Array | undefined> {
+type Seen = { input: Float32Array; marks: number };
+
+async function preprocessed(upload: Buffer): Promise<Seen | undefined> {
   try {
-    return (await preprocessImage(upload)).input;
+    const { input, marks } = await preprocessImage(upload);
+    return { input, marks };
   } catch (error) {
     if (error instanceof EmptyImageError) return undefined;
     throw error;
@@ -89,24 +104,27 @@ async function preprocessed(upload: Buffer): Promise<Float32Array | undefined> {
 }
 
 /** Inputs → what the model saw and answered, 100 at a time. */
-function answer(model: tfl.LayersModel, kind: string, form: Judged['form'], inputs: (Float32Array | undefined)[]) {
-  const present = inputs.filter((input): input is Float32Array => input !== undefined);
+function answer(model: tfl.LayersModel, kind: string, form: Judged['form'], inputs: (Seen | undefined)[]) {
+  const present = inputs.filter((seen): seen is Seen => seen !== undefined).map((seen) => seen.input);
   const answers: number[][] = [];
   for (let start = 0; start < present.length; start += 100) {
     answers.push(...classify(model, present.slice(start, start + 100)).map((p) => p.probabilities));
   }
   let next = 0;
-  return inputs.map((input): Judged => {
-    if (input === undefined) return { kind, form };
-    return { kind, form, seen: { input, probabilities: answers[next++]! } };
+  return inputs.map((seen): Judged => {
+    if (seen === undefined) return { kind, form };
+    return { kind, form, seen: { ...seen, probabilities: answers[next++]! } };
   });
 }
+
+/** 28×28 inputs sent as `{"pixels"}`: one mark, as the app counts them. */
+const asPixels = (inputs: Float32Array[]): Seen[] => inputs.map((input) => ({ input, marks: 1 }));
 
 /** The first `count` digits of `split` as raw pixels, and the first `rendered` as canvas drawings and paper photos. */
 export async function judgedDigits(model: tfl.LayersModel, split: MnistSplit, count: number, rendered: number) {
   const digit = (i: number) => split.images.subarray(i * MNIST_PIXELS, (i + 1) * MNIST_PIXELS);
   const raw = Array.from({ length: count }, (_, i) => Float32Array.from(digit(i), (v) => v / 255));
-  const judged = answer(model, 'digit', 'pixels', raw);
+  const judged = answer(model, 'digit', 'pixels', asPixels(raw));
   for (const [form, render] of [
     ['canvas', canvasDrawing],
     ['photo', paperPhoto],
@@ -131,22 +149,15 @@ export async function judgedNonDigits(model: tfl.LayersModel, split: MnistSplit,
       for (const seed of seeds) inputs.push(await preprocessed(await nonDigit(kind, seed, form, split)));
       judged.push(...answer(model, kind, form, inputs));
     }
-    judged.push(
-      ...answer(
-        model,
-        kind,
-        'pixels',
-        seeds.map((seed) => nonDigitPixels(kind, seed, split)),
-      ),
-    );
+    judged.push(...answer(model, kind, 'pixels', asPixels(seeds.map((seed) => nonDigitPixels(kind, seed, split)))));
   }
   return judged;
 }
 
-/** The verdict's reason, or undefined for a digit; `marks` is 1: the number-mode segmentation is not in yet. */
+/** The verdict's reason, or undefined for a digit. */
 function flag(judged: Judged, weights: VerdictWeights): VerdictReason | undefined {
   if (judged.seen === undefined) return 'no_ink';
-  const verdict = digitVerdict({ ...judged.seen, marks: 1 }, weights);
+  const verdict = digitVerdict(judged.seen, weights);
   return verdict.isDigit ? undefined : verdict.reason;
 }
 
@@ -174,10 +185,12 @@ function solve(a: number[][], b: number[]): number[] {
 
 /**
  * The verdict's constants from a fitting set: the digits' class profiles,
- * then one score per family of non-digit against all the digits. Kinds that
- * count toward no family (the look-alikes) are left out of the fit.
+ * then one score per family of non-digit against all the digits, and the
+ * learned score against all the families at once. Kinds that count toward no
+ * family (the look-alikes) are left out of the fit, and so, from the learned
+ * score's, is what several marks flag before any score is read.
  */
-export function fitWeights(judged: Judged[]): VerdictWeights {
+export async function fitWeights(judged: Judged[], netOptions: Partial<NetOptions> = {}): Promise<VerdictWeights> {
   const rows = judged.filter((j) => j.seen !== undefined);
   const digits = rows.filter((j) => j.kind === 'digit');
   const profiles = classProfiles(digits);
@@ -207,7 +220,20 @@ export function fitWeights(judged: Judged[]): VerdictWeights {
       return margins.sort((a, b) => a - b)[Math.floor(margins.length * FIT_UNDECIDED_SHARE)]!;
     }),
   );
-  return { scores, undecidedMargin, profiles };
+  const counted = rows.filter(
+    (j) => j.seen!.marks < 2 && (j.kind === 'digit' || NON_DIGIT_KINDS[j.kind as NonDigitKind].counted),
+  );
+  const countedFeatures = features(counted);
+  const net = await fitNet(
+    counted.map((j, i) => ({
+      input: j.seen!.input,
+      features: countedFeatures[i]!,
+      nonDigit: j.kind !== 'digit',
+      form: j.form,
+    })),
+    netOptions,
+  );
+  return { scores, undecidedMargin, profiles, net };
 }
 
 /**
@@ -266,7 +292,14 @@ function classProfiles(digits: Judged[]): ClassProfiles {
   return byClass.map((members) => {
     const ink = meanAndSpread(members.map((j) => inkFeatures(j.seen!.input)));
     const coarse = meanAndSpread(members.map((j) => coarseImage(j.seen!.input)));
-    return { ...ink, coarseMean: coarse.mean, coarseSpread: coarse.spread };
+    // Rounded as constantsText prints them: the learned score is fitted on the features verdict.ts will compute.
+    const printed = (values: number[], digits: number) => values.map((v) => round(v, digits));
+    return {
+      mean: printed(ink.mean, 3),
+      spread: printed(ink.spread, 3),
+      coarseMean: printed(coarse.mean, 2),
+      coarseSpread: printed(coarse.spread, 2),
+    };
   });
 }
 
@@ -399,12 +432,13 @@ export async function benchVerdict(argv: string[]): Promise<void> {
   let weights = VERDICT_WEIGHTS;
   if (values.fit) {
     const fitSet = [
-      ...(await judgedDigits(model, mnist.train, count * 3, count)),
-      ...(await judgedNonDigits(model, mnist.train, FIT_SEEDS, perKind)),
+      ...(await judgedDigits(model, mnist.train, count * 3 * FIT_PIXEL_DIGIT_FACTOR, count)),
+      ...(await judgedNonDigits(model, mnist.train, FIT_SEEDS, perKind * FIT_NON_DIGIT_FACTOR)),
     ];
-    weights = fitWeights(fitSet);
+    weights = await fitWeights(fitSet);
+    await writeNet(weights.net, `npm run bench -- verdict ${argv.join(' ')}`);
     process.stdout.write(
-      `\nFitted on ${fitSet.length} inputs; paste into functions/lib/verdict.ts:\n\n${constantsText(weights)}\n\nOn the fitted set:\n`,
+      `\nFitted on ${fitSet.length} inputs; wrote functions/lib/verdict-weights.ts; paste into functions/lib/verdict.ts:\n\n${constantsText(weights)}\n\nOn the fitted set:\n`,
     );
     printTable(flagShares(fitSet, weights));
   }
