@@ -559,7 +559,7 @@ const hugeJson: fc.Arbitrary<Hostile> = fc
     }
   });
 
-const FIELDS = ['image', 'images', 'pixels', 'includeInput'];
+const FIELDS = ['image', 'images', 'pixels', 'includeInput', 'mode'];
 const wrongTypes: fc.Arbitrary<Hostile> = fc.oneof(
   fc
     .dictionary(
