@@ -168,7 +168,10 @@ export async function serveHandler(
   handler: LambdaLike,
   options: { host: string; port: number; onError: (error: unknown) => void },
 ): Promise<ServedHandler> {
-  const server = http.createServer({ keepAliveTimeout: 5_000 }, httpListener(handler, options.onError));
+  // Node's 5 s keep-alive closes a connection under a client that was busy for 5 s (training a model between two
+  // requests, say) and still holds it as open: its next POST fails ("other side closed"), and a POST is not retried.
+  // A silent connection may already stay 60 s before its headers time out, so a longer keep-alive costs nothing new.
+  const server = http.createServer({ keepAliveTimeout: 65_000 }, httpListener(handler, options.onError));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => resolve());
