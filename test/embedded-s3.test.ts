@@ -4,6 +4,7 @@
  * conditional writes. Real s3rver behind the real guard, on 127.0.0.1.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
@@ -362,6 +363,28 @@ describe('embedded S3: conditional writes, as S3 answers them', () => {
     );
     assert.deepEqual(await s3Error(put(client, bucket, 'other', { IfNoneMatch: stale })), [501, 'NotImplemented']);
     assert.equal(await pointer(bucket), 'kept');
+  });
+});
+
+describe('embedded S3: reads while it writes, as S3 answers them', () => {
+  test('a read right after a write, or during one, gets a whole object, the old or the new, with its own ETag', async () => {
+    const bucket = await testBucket();
+    const key = 'models/latest.json';
+    // Of different lengths, so a read of a half-written or a truncated file shows.
+    const bodies = ['a'.repeat(300_000), 'b'.repeat(2_000)];
+    const whole = async () => {
+      const read = (await bucket.objects.get(key))!;
+      const body = read.body.toString();
+      assert.ok(bodies.includes(body), `read ${read.body.length} bytes, not a whole object`);
+      assert.equal(read.etag, JSON.stringify(createHash('md5').update(body).digest('hex')));
+      return body;
+    };
+    await bucket.objects.put(key, bodies[1]!);
+    for (let round = 0; round < 40; round++) {
+      const body = bodies[round % 2]!;
+      await Promise.all([bucket.objects.put(key, body), whole(), whole(), whole()]);
+      assert.equal(await whole(), body, `round ${round}: the read after the write`);
+    }
   });
 });
 

@@ -6,7 +6,9 @@
  * request through only when it is signed with this folder's local credentials
  * and does not come from a web page (s3rver would take anonymous writes,
  * browser form posts included). It also gives PUTs S3's conditional-write
- * semantics (If-Match / If-None-Match), which s3rver ignores.
+ * semantics (If-Match / If-None-Match), which s3rver ignores, and reads S3's
+ * read-after-write consistency, which s3rver's store lacks
+ * (s3rver-consistency.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile } from 'node:fs/promises';
@@ -17,6 +19,7 @@ import { createRequire } from 'node:module';
 import type { S3Credentials } from '../config.ts';
 import { writeOwnerOnly } from '../owner-only.ts';
 import { browserRefusal, errorXml, signatureRefusal, type Refusal, type RequestHead } from './s3-request-guard.ts';
+import { KeyedQueue, makeConsistent } from './s3rver-consistency.ts';
 
 export interface EmbeddedS3 {
   endpoint: string;
@@ -130,28 +133,9 @@ function preconditionRefusal(
   return undefined;
 }
 
-/**
- * Writes of one key run one at a time, each from its precondition check to
- * s3rver's answer, so no write lands between another's check and its write.
- */
-class KeyedQueue {
-  private readonly tails = new Map<string, Promise<void>>();
-
-  async acquire(key: string): Promise<() => void> {
-    const before = this.tails.get(key) ?? Promise.resolve();
-    let release!: () => void;
-    const mine = new Promise<void>((resolve) => (release = resolve));
-    const tail = before.then(() => mine);
-    this.tails.set(key, tail);
-    await before;
-    return () => {
-      release();
-      if (this.tails.get(key) === tail) this.tails.delete(key);
-    };
-  }
-}
-
 function guard(credentials: S3Credentials, etagOf: EtagOf, s3rver: http.RequestListener): http.RequestListener {
+  // Writes of one key run one at a time, each from its precondition check to s3rver's answer, so no write lands
+  // between another's check and its write.
   const writes = new KeyedQueue();
   return (request, response) => {
     const head: RequestHead = { method: request.method ?? 'GET', url: request.url ?? '/', headers: request.headers };
@@ -206,9 +190,10 @@ export async function startEmbeddedS3(options: EmbeddedS3Options = {}): Promise<
   const S3rver = createRequire(import.meta.url)('s3rver');
   const s3rver = new S3rver({ directory, silent: true, configureBuckets: [{ name: bucket }] });
   await s3rver.configureBuckets();
+  const metadataOf = makeConsistent(s3rver.store);
   const etagOf: EtagOf = async (bucketName, key) => {
     try {
-      return (await s3rver.store.getMetadata(bucketName, key)).etag;
+      return (await metadataOf(bucketName, key)).etag;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw error;
