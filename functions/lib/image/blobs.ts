@@ -238,6 +238,12 @@ export function groupDigits(blobs: Blobs): DigitPart[] {
 }
 
 /**
+ * A part less tall than this share of the tallest is not a mark of its own:
+ * a stroke that broke off its digit (a 2's long tail cut off as a sliver)
+ * or a blot beside it.
+ */
+const MARK_HEIGHT_SHARE = 0.5;
+/**
  * Parts closer than this share of the tallest one's height are one mark: a
  * stroke broken beside its digit. Measured on 10,000 MNIST training digits,
  * the 90 that group into two parts have them under 0.2 of its height apart
@@ -245,29 +251,25 @@ export function groupDigits(blobs: Blobs): DigitPart[] {
  * non-digits) at least 0.36.
  */
 const MARK_GAP_SHARE = 0.2;
-/**
- * Touching parts cut apart are two marks only when both are at least this
- * share of the tallest's height: most of those 90 digits are one blob too
- * wide for a digit (a 2's long tail) cut into the digit and a sliver.
- */
-const MARK_HEIGHT_SHARE = 0.5;
 
 /**
  * How many separate marks digit mode reports for `parts` (groupDigits's):
- * neighbours that nearly touch count as one, unless both are tall enough to
- * be digits touching. Number mode reads every part; only a single digit's
- * upload asks whether it holds more than one, and a broken stroke would
- * otherwise read as two marks there.
+ * those at least half as tall as the tallest, neighbours that nearly touch
+ * counted as one unless they were cut from one run of touching digits.
+ * Number mode reads every part; only a single digit's upload asks whether it
+ * holds more than one, and a broken stroke would otherwise read as two marks
+ * there.
  */
 export function countMarks(parts: readonly DigitPart[]): number {
   const tallest = parts.reduce((most, part) => Math.max(most, heightOf(part.box)), 0);
-  const tall = (part: DigitPart) => heightOf(part.box) >= MARK_HEIGHT_SHARE * tallest;
-  let marks = Math.min(1, parts.length);
-  for (let k = 1; k < parts.length; k++) {
-    const [a, b] = [parts[k - 1]!, parts[k]!];
-    if (boxGap(a.box, b.box) >= MARK_GAP_SHARE * tallest || (a.blobs === b.blobs && tall(a) && tall(b))) marks++;
+  const marks = parts.filter((part) => heightOf(part.box) >= MARK_HEIGHT_SHARE * tallest);
+  let count = Math.min(1, marks.length);
+  for (let k = 1; k < marks.length; k++) {
+    const [a, b] = [marks[k - 1]!, marks[k]!];
+    // cutTouching gives the parts of one touching run the same blobs.
+    if (a.blobs === b.blobs || boxGap(a.box, b.box) >= MARK_GAP_SHARE * tallest) count++;
   }
-  return marks;
+  return count;
 }
 
 /** The gap between two boxes: the larger of their horizontal and vertical distances, negative when they overlap. */
