@@ -6,7 +6,7 @@ import { checkImage, decodeImage, ImageTooLargeError } from '#lib/image/decode';
 import { UnsupportedImageError } from '#lib/image/header';
 import { mnistTransform, type RawImage } from '#lib/image/mnist-transform';
 import { encodeGreyPng } from '#lib/image/png-encode';
-import { preprocessNumber } from '#lib/image/preprocess';
+import { preprocessImage, preprocessNumber } from '#lib/image/preprocess';
 import { MAX_NUMBER_PARTS, NoNumberFoundError, segmentNumber, TooManyPartsError } from '#lib/image/segment';
 import { MNIST_PIXELS } from '#lib/mnist-shape';
 import { canvasDrawing } from '../scripts/bench/rerender.ts';
@@ -132,6 +132,7 @@ describe('segmentNumber: separate digits', () => {
 
   test('two touching 0s are cut into two parts, each with its own ink', () => {
     const paper = new Paper(240, 130).ring(70, 65, 45, 48).ring(158, 65, 45, 48);
+    assert.equal(mnistTransform(paper.image()).marks, 2);
     const parts = segmentNumber(paper.image());
     assert.equal(parts.length, 2);
     const [left, right] = parts.map((part) => part.box);
@@ -253,6 +254,29 @@ describe('segmentNumber: limits and errors', () => {
 });
 
 describe('marks: single digits as users draw them', () => {
+  test('a stroke broken off right beside its digit is two parts to number mode but one mark', () => {
+    const paper = new Paper(150, 120);
+    one(paper, 40, 15, 85);
+    paper.stroke([
+      [52, 60],
+      [79, 100],
+    ]);
+    assert.equal(segmentNumber(paper.image()).length, 2);
+    assert.equal(mnistTransform(paper.image()).marks, 1);
+  });
+
+  test('at least 99.5% of 1,000 MNIST test digits sent as 28×28 PNGs have one mark', async (t) => {
+    const { test: split } = await testMnist();
+    let single = 0;
+    for (let i = 0; i < 1000; i++) {
+      const png = encodeGreyPng(split.images.subarray(i * MNIST_PIXELS, (i + 1) * MNIST_PIXELS), 28, 28);
+      const { marks } = await preprocessImage(png);
+      if (marks === 1) single++;
+    }
+    t.diagnostic(`${single} of 1000 have one mark`);
+    assert.ok(single >= 995, `${single} of 1000 have one mark`);
+  });
+
   test('at least 99% of 300 MNIST test digits drawn on a canvas have one mark', async (t) => {
     const { test: split } = await testMnist();
     let single = 0;

@@ -63,6 +63,25 @@ describe('digitVerdict on single inputs', () => {
     });
   });
 
+  test('how sure the model is matters only for undecided: one-hot or label-smoothed, the verdict is the same', () => {
+    const random = seededRandom(16);
+    const noise = Float32Array.from({ length: MNIST_PIXELS }, () => random());
+    // A label-smoothed CNN is never above 0.91 sure; the MLP often is 1.
+    const naming = (digit: number, sure: number) =>
+      Array.from({ length: 10 }, (_, c) => (c === digit ? sure : (1 - sure) / 9));
+    for (const input of [cleanDigit(), noise]) {
+      for (const digit of [3, 7]) {
+        assert.deepEqual(
+          digitVerdict({ input, probabilities: naming(digit, 0.91), marks: 1 }),
+          digitVerdict({ input, probabilities: naming(digit, 1), marks: 1 }),
+        );
+      }
+    }
+    assert.deepEqual(digitVerdict({ input: cleanDigit(), probabilities: naming(7, 0.91), marks: 1 }), {
+      isDigit: true,
+    });
+  });
+
   test('two or more marks are several_marks, suggesting number mode', () => {
     const input = cleanDigit();
     assert.deepEqual(digitVerdict({ input, probabilities: probabilitiesOf(input), marks: 2 }), {
@@ -101,8 +120,13 @@ describe('digitVerdict on uploads through the real preprocessing and the test mo
   const ofFamilies = (...families: (NonDigitFamily | undefined)[]) =>
     nonDigits.filter((r) => families.includes(NON_DIGIT_KINDS[r.kind as NonDigitKind].family));
 
-  test('flags at most 1% of real digits (raw MNIST pixels, canvas drawings, paper photos)', (t) => {
-    t.diagnostic(`real digits flagged: ${share(digits)}`);
+  // The bench holds each form to 1% on 1,000 digits; 150 allow one flag at that rate, so each form is held to 2% here.
+  test('flags at most 1% of real digits, and 2% of each form: raw pixels, 28×28 PNGs, canvas drawings, paper photos', (t) => {
+    for (const row of digits) {
+      t.diagnostic(`real digits flagged, ${row.form}: ${row.flagged} of ${row.count}`);
+      assert.ok(row.share <= 0.02, JSON.stringify(row));
+    }
+    assert.deepEqual(digits.map((row) => row.form).sort(), ['canvas', 'photo', 'pixels', 'png']);
     assert.ok(share(digits) <= 0.01, JSON.stringify(digits));
   });
 

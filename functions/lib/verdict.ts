@@ -7,16 +7,17 @@
  * wrong on noise and unsure on some real digits. So the verdict is built from
  * what separated best when measured (`npm run bench -- verdict`): ink
  * statistics of the 28×28 input (how much ink, how grey, how thick, how many
- * pieces, holes, stroke ends and forks, how filled its box is), how unlike
- * the digit the model named they and the coarse image are, and the model's
- * own uncertainty, weighed by one logistic regression per family of
- * non-digit, and, for the stray strokes those miss, a small learned score on
- * the pixels and the same features (verdict-net.ts). All are fitted on MNIST
- * training digits (raw and re-rendered as canvas drawings and paper photos)
- * against synthetic non-digits (scripts/bench/non-digits.ts). The constants
- * below are printed, and the learned score's weights written, by
- * `npm run bench -- verdict --fit`; refit both together whenever the
- * preprocessing, the model or the features change.
+ * pieces, holes, stroke ends and forks, how filled its box is) and how unlike
+ * those of the digit the model named they and the coarse image are, weighed by one logistic
+ * regression per family of non-digit, and, for the stray strokes those miss,
+ * a small learned score on the pixels and the same features (verdict-net.ts).
+ * All are fitted on MNIST training digits (raw, saved as 28×28 PNGs and
+ * re-rendered as canvas drawings and paper photos) against synthetic
+ * non-digits (scripts/bench/non-digits.ts). Of the model they read only
+ * which digit it named, not how sure it is, so they hold for whichever model
+ * serves; `undecided` alone asks the gap between its top two answers. The constants below are printed, and the
+ * learned score's weights written, by `npm run bench -- verdict --fit`;
+ * refit both together whenever the preprocessing or the features change.
  *
  * Pure and cheap: a few passes over 784 values (a skeleton among them),
  * three dot products and one small hidden layer, on every request.
@@ -60,24 +61,20 @@ export const INK_FEATURES = [
   'forks',
 ] as const;
 /**
- * Every feature the score reads: the input's, the model's uncertainty, and
- * how unlike the digit the model named the input's ink is.
+ * Every feature the scores read: the input's, and how unlike the digit the
+ * model named its ink statistics and its coarse image are. The model's
+ * confidence is not among them: it is shaped by the model's architecture and
+ * training (a CNN trained with label smoothing is never above 0.91 sure), so
+ * scores fitted on one model's confidence misjudged another's. Which digit it
+ * names is what any good model agrees on, so one fit serves them all.
  */
-export const VERDICT_FEATURES = [
-  ...INK_FEATURES,
-  'top',
-  'margin',
-  'entropy',
-  'unlikeItsDigit',
-  'unlikeItsShape',
-] as const;
+export const VERDICT_FEATURES = [...INK_FEATURES, 'unlikeItsDigit', 'unlikeItsShape'] as const;
 export type VerdictFeature = (typeof VERDICT_FEATURES)[number];
-/** The model's features (the rest are the input's): which group outweighs decides between undecided and not_handwriting. */
-const MODEL_FEATURES: ReadonlySet<VerdictFeature> = new Set(['top', 'margin', 'entropy']);
 
 /**
- * Per digit class, over MNIST training digits: each ink feature's mean and
- * spread (INK_FEATURES order), and each cell's of the 7×7 coarse image.
+ * Per digit class, over MNIST training digits grouped by their true label:
+ * each ink feature's mean and spread (INK_FEATURES order), and each cell's of
+ * the 7×7 coarse image.
  */
 export type ClassProfiles = { mean: number[]; spread: number[]; coarseMean: number[]; coarseSpread: number[] }[];
 
@@ -190,22 +187,18 @@ export function inkFeatures(input: Float32Array): number[] {
 }
 
 /**
- * Every feature of one input and the model's probabilities, in
- * VERDICT_FEATURES order; `profiles` say how each digit's ink usually looks.
+ * Every feature of one input the model named `digit`, in VERDICT_FEATURES
+ * order; `profiles` say how each digit's ink usually looks.
  */
 export function verdictFeatures(
   input: Float32Array,
-  probabilities: readonly number[],
+  digit: number,
   profiles: ClassProfiles = VERDICT_WEIGHTS.profiles,
 ): number[] {
   const ink = inkFeatures(input);
-  const [first, second] = topTwo(probabilities);
-  const profile = profiles[first]!;
+  const profile = profiles[digit]!;
   return [
     ...ink,
-    probabilities[first]!,
-    probabilities[first]! - probabilities[second]!,
-    entropy(probabilities),
     // How far the ink's statistics and where it lies are from the usual ones of the digit the model named.
     unlikeness(ink, profile.mean, profile.spread),
     unlikeness(coarseImage(input), profile.coarseMean, profile.coarseSpread),
@@ -338,12 +331,6 @@ function topTwo(probabilities: readonly number[]): [number, number] {
   return [first, second];
 }
 
-function entropy(probabilities: readonly number[]): number {
-  let bits = 0;
-  for (const p of probabilities) if (p > 0) bits -= p * Math.log2(p);
-  return bits;
-}
-
 /**
  * The kinds of non-digit, each with a score of its own: one linear score
  * cannot fence digits off from noise (grey, everywhere), blobs (solid) and
@@ -356,8 +343,7 @@ export type NonDigitFamily = (typeof NON_DIGIT_FAMILIES)[number];
 /**
  * One family's logistic regression: logit = bias + Σ weight × (feature − the
  * typical digit's), flagged above `threshold`. Centring on the typical digit
- * makes each term read as how far that feature pulls away from a digit,
- * which is how the reason is chosen.
+ * makes each term read as how far that feature pulls away from a digit.
  */
 export interface VerdictScore {
   bias: number;
@@ -383,75 +369,66 @@ export const VERDICT_WEIGHTS: VerdictWeights = {
   net: decodeNet(VERDICT_NET),
   scores: {
     noise: {
-      bias: -8.123,
-      threshold: 8.335,
+      bias: -7.911,
+      threshold: 7.625,
       features: {
-        inkShare: { digit: 0.135, weight: -46.99 },
-        litShare: { digit: 0.1789, weight: 9.516 },
-        greyShare: { digit: 0.5265, weight: 15.18 },
-        thickness: { digit: 2.085, weight: 3.345 },
-        pieces: { digit: 0.7049, weight: 4.644 },
-        largestPiece: { digit: 0.9957, weight: -5.881 },
-        holes: { digit: 0.3202, weight: 0.9037 },
-        boxFill: { digit: 0.3727, weight: 8.934 },
-        roughness: { digit: 1.02, weight: -0.519 },
-        spread: { digit: 0.48, weight: 18.37 },
-        aspect: { digit: 0.7738, weight: 0.3562 },
-        ends: { digit: 0.987, weight: 0.2856 },
-        forks: { digit: 0.4958, weight: 0.1255 },
-        top: { digit: 0.9702, weight: -0.3455 },
-        margin: { digit: 0.9492, weight: 0.7478 },
-        entropy: { digit: 0.1467, weight: 1.723 },
-        unlikeItsDigit: { digit: 0.5678, weight: 0.9671 },
-        unlikeItsShape: { digit: 0.4629, weight: 2.277 },
+        inkShare: { digit: 0.1348, weight: -58.54 },
+        litShare: { digit: 0.1784, weight: 15.94 },
+        greyShare: { digit: 0.5254, weight: 15.1 },
+        thickness: { digit: 2.08, weight: 3.651 },
+        pieces: { digit: 0.7046, weight: 5.027 },
+        largestPiece: { digit: 0.9958, weight: -6.432 },
+        holes: { digit: 0.3195, weight: 0.7492 },
+        boxFill: { digit: 0.3718, weight: 8.334 },
+        roughness: { digit: 1.022, weight: 0.2742 },
+        spread: { digit: 0.4799, weight: 14.84 },
+        aspect: { digit: 0.7748, weight: 0.09429 },
+        ends: { digit: 0.9877, weight: -0.3643 },
+        forks: { digit: 0.4953, weight: 0.4653 },
+        unlikeItsDigit: { digit: 0.5695, weight: 1.193 },
+        unlikeItsShape: { digit: 0.4605, weight: 2.871 },
       },
     },
     blob: {
-      bias: -12.25,
-      threshold: 12.77,
+      bias: -12.14,
+      threshold: 13.33,
       features: {
-        inkShare: { digit: 0.135, weight: -41.46 },
-        litShare: { digit: 0.1789, weight: 5.202 },
-        greyShare: { digit: 0.5265, weight: 19.59 },
-        thickness: { digit: 2.085, weight: 1.79 },
-        pieces: { digit: 0.7049, weight: -7.867 },
-        largestPiece: { digit: 0.9957, weight: 3.443 },
-        holes: { digit: 0.3202, weight: -1.559 },
-        boxFill: { digit: 0.3727, weight: 7.76 },
-        roughness: { digit: 1.02, weight: -23.8 },
-        spread: { digit: 0.48, weight: 7.813 },
-        aspect: { digit: 0.7738, weight: 8.924 },
-        ends: { digit: 0.987, weight: -2.103 },
-        forks: { digit: 0.4958, weight: -0.1022 },
-        top: { digit: 0.9702, weight: 2.694 },
-        margin: { digit: 0.9492, weight: -1.537 },
-        entropy: { digit: 0.1467, weight: 1.354 },
-        unlikeItsDigit: { digit: 0.5678, weight: 1.959 },
-        unlikeItsShape: { digit: 0.4629, weight: 0.3245 },
+        inkShare: { digit: 0.1348, weight: -39 },
+        litShare: { digit: 0.1784, weight: -0.4786 },
+        greyShare: { digit: 0.5254, weight: 21.04 },
+        thickness: { digit: 2.08, weight: 2.045 },
+        pieces: { digit: 0.7046, weight: -6.782 },
+        largestPiece: { digit: 0.9958, weight: 4.979 },
+        holes: { digit: 0.3195, weight: -0.7935 },
+        boxFill: { digit: 0.3718, weight: 8.833 },
+        roughness: { digit: 1.022, weight: -23.41 },
+        spread: { digit: 0.4799, weight: 7.626 },
+        aspect: { digit: 0.7748, weight: 8.609 },
+        ends: { digit: 0.9877, weight: -1.716 },
+        forks: { digit: 0.4953, weight: -0.2287 },
+        unlikeItsDigit: { digit: 0.5695, weight: 2.156 },
+        unlikeItsShape: { digit: 0.4605, weight: 0.7917 },
       },
     },
     strokes: {
-      bias: -2.919,
-      threshold: 10.17,
+      bias: -2.145,
+      threshold: 11.35,
       features: {
-        inkShare: { digit: 0.135, weight: 33.92 },
-        litShare: { digit: 0.1789, weight: -31.9 },
-        greyShare: { digit: 0.5265, weight: 5.089 },
-        thickness: { digit: 2.085, weight: -1.486 },
-        pieces: { digit: 0.7049, weight: -4.598 },
-        largestPiece: { digit: 0.9957, weight: -4.912 },
-        holes: { digit: 0.3202, weight: -0.6961 },
-        boxFill: { digit: 0.3727, weight: 9.175 },
-        roughness: { digit: 1.02, weight: -2.558 },
-        spread: { digit: 0.48, weight: 11.51 },
-        aspect: { digit: 0.7738, weight: 2.609 },
-        ends: { digit: 0.987, weight: -0.4732 },
-        forks: { digit: 0.4958, weight: 0.9976 },
-        top: { digit: 0.9702, weight: 18.11 },
-        margin: { digit: 0.9492, weight: -4.175 },
-        entropy: { digit: 0.1467, weight: 5.772 },
-        unlikeItsDigit: { digit: 0.5678, weight: 1.196 },
-        unlikeItsShape: { digit: 0.4629, weight: 2.011 },
+        inkShare: { digit: 0.1348, weight: 38.95 },
+        litShare: { digit: 0.1784, weight: -36.65 },
+        greyShare: { digit: 0.5254, weight: 5.859 },
+        thickness: { digit: 2.08, weight: -1.844 },
+        pieces: { digit: 0.7046, weight: -5.341 },
+        largestPiece: { digit: 0.9958, weight: -3.844 },
+        holes: { digit: 0.3195, weight: -0.9723 },
+        boxFill: { digit: 0.3718, weight: 9.331 },
+        roughness: { digit: 1.022, weight: -1.38 },
+        spread: { digit: 0.4799, weight: 4.928 },
+        aspect: { digit: 0.7748, weight: 2.244 },
+        ends: { digit: 0.9877, weight: -0.8176 },
+        forks: { digit: 0.4953, weight: 1.092 },
+        unlikeItsDigit: { digit: 0.5695, weight: 1.836 },
+        unlikeItsShape: { digit: 0.4605, weight: 3.128 },
       },
     },
   },
@@ -459,147 +436,149 @@ export const VERDICT_WEIGHTS: VerdictWeights = {
   // Per digit 0–9: mean and spread of the ink features (INK_FEATURES order), then of the 7×7 coarse image.
   profiles: [
     {
-      mean: [0.181, 0.234, 0.482, 2.34, 0.698, 0.999, 0.641, 0.427, 0.919, 0.535, 0.909, 0.226, 0.159],
-      spread: [0.0429, 0.0447, 0.116, 0.636, 0.0478, 0.02, 0.24, 0.0872, 0.241, 0.039, 0.19, 0.408, 0.35],
+      mean: [0.181, 0.233, 0.48, 2.33, 0.699, 0.999, 0.642, 0.426, 0.92, 0.535, 0.909, 0.22, 0.153],
+      spread: [0.0427, 0.0445, 0.115, 0.628, 0.0494, 0.0201, 0.24, 0.0867, 0.241, 0.0393, 0.191, 0.405, 0.345],
       coarseMean: [
-        0, 0.00016, 0.00042, 0.0034, 0.003, 0.00027, 0, 0.000017, 0.0067, 0.14, 0.48, 0.54, 0.18, 0.0016, 0.000055,
-        0.073, 0.5, 0.5, 0.44, 0.48, 0.015, 0.000029, 0.28, 0.53, 0.087, 0.21, 0.52, 0.027, 0.00028, 0.42, 0.41, 0.14,
-        0.47, 0.33, 0.011, 0.00018, 0.23, 0.64, 0.62, 0.37, 0.063, 0.00099, 0, 0.002, 0.022, 0.027, 0.0055, 0.00024,
-        0.00001,
+        0, 0.00015, 0.00036, 0.0033, 0.003, 0.0003, 0, 0.000016, 0.0066, 0.14, 0.48, 0.54, 0.18, 0.0015, 0.000052,
+        0.073, 0.5, 0.5, 0.44, 0.48, 0.015, 0.000027, 0.27, 0.54, 0.087, 0.21, 0.51, 0.026, 0.00027, 0.42, 0.41, 0.14,
+        0.47, 0.33, 0.011, 0.00017, 0.23, 0.64, 0.62, 0.37, 0.064, 0.00085, 0, 0.0021, 0.023, 0.028, 0.0056, 0.00023,
+        0.0000097,
       ],
       coarseSpread: [
-        0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.039, 0.19, 0.24, 0.24, 0.2, 0.02, 0.02, 0.14, 0.25, 0.29,
-        0.27, 0.25, 0.045, 0.02, 0.24, 0.25, 0.15, 0.23, 0.23, 0.063, 0.02, 0.27, 0.25, 0.19, 0.27, 0.25, 0.041, 0.02,
-        0.22, 0.2, 0.19, 0.24, 0.13, 0.02, 0.02, 0.02, 0.057, 0.062, 0.024, 0.02, 0.02,
+        0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.038, 0.19, 0.24, 0.24, 0.21, 0.02, 0.02, 0.14, 0.25, 0.29,
+        0.27, 0.25, 0.045, 0.02, 0.24, 0.25, 0.15, 0.23, 0.23, 0.062, 0.02, 0.27, 0.25, 0.19, 0.27, 0.25, 0.042, 0.02,
+        0.22, 0.2, 0.19, 0.24, 0.13, 0.02, 0.02, 0.02, 0.058, 0.064, 0.025, 0.02, 0.02,
       ],
     },
     {
-      mean: [0.0804, 0.106, 0.514, 2.14, 0.703, 0.999, 0.00568, 0.421, 0.988, 0.429, 0.435, 1.11, 0.0298],
-      spread: [0.0232, 0.0257, 0.12, 0.516, 0.0683, 0.02, 0.0767, 0.172, 0.232, 0.031, 0.195, 0.0919, 0.168],
+      mean: [0.0807, 0.106, 0.511, 2.14, 0.704, 0.999, 0.00292, 0.419, 0.987, 0.43, 0.439, 1.11, 0.029],
+      spread: [0.0235, 0.0262, 0.121, 0.52, 0.071, 0.02, 0.0473, 0.172, 0.23, 0.0313, 0.197, 0.0901, 0.159],
       coarseMean: [
-        0, 0, 0.00011, 0.0016, 0.0014, 0.00019, 0, 0.000026, 0.00048, 0.014, 0.23, 0.32, 0.057, 0.00023, 0.000059,
-        0.00047, 0.012, 0.43, 0.35, 0.012, 0.000033, 0.000047, 0.0004, 0.017, 0.67, 0.13, 0.00045, 0.000011, 0.000047,
-        0.0019, 0.16, 0.62, 0.041, 0.0016, 0.00016, 0.000098, 0.023, 0.32, 0.38, 0.059, 0.0017, 0.00028, 0, 0.0015,
-        0.018, 0.018, 0.0026, 0.000024, 0,
+        0, 0, 0.00011, 0.0013, 0.0014, 0.00017, 0, 0.000025, 0.00083, 0.015, 0.22, 0.32, 0.058, 0.00021, 0.000056,
+        0.00075, 0.015, 0.43, 0.36, 0.011, 0.000031, 0.000044, 0.00083, 0.019, 0.67, 0.13, 0.00032, 0.000011, 0.000044,
+        0.0019, 0.16, 0.62, 0.041, 0.002, 0.00039, 0.000092, 0.023, 0.32, 0.37, 0.06, 0.0027, 0.00038, 0, 0.0015, 0.018,
+        0.018, 0.0025, 0.000025, 0,
       ],
       coarseSpread: [
-        0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.067, 0.23, 0.25, 0.13, 0.02, 0.02, 0.02, 0.064, 0.23,
-        0.28, 0.046, 0.02, 0.02, 0.02, 0.049, 0.15, 0.13, 0.02, 0.02, 0.02, 0.02, 0.2, 0.17, 0.097, 0.02, 0.02, 0.02,
-        0.086, 0.31, 0.25, 0.14, 0.021, 0.02, 0.02, 0.02, 0.043, 0.04, 0.02, 0.02, 0.02,
+        0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.069, 0.23, 0.25, 0.13, 0.02, 0.02, 0.02, 0.072, 0.23,
+        0.29, 0.043, 0.02, 0.02, 0.02, 0.056, 0.15, 0.13, 0.02, 0.02, 0.02, 0.02, 0.2, 0.17, 0.1, 0.02, 0.02, 0.02,
+        0.084, 0.31, 0.25, 0.14, 0.028, 0.02, 0.02, 0.02, 0.045, 0.041, 0.02, 0.02, 0.02,
       ],
     },
     {
-      mean: [0.153, 0.201, 0.512, 2.18, 0.7, 0.998, 0.331, 0.36, 0.977, 0.51, 0.959, 1.19, 0.709],
-      spread: [0.0404, 0.0442, 0.121, 0.585, 0.0536, 0.0225, 0.381, 0.0777, 0.254, 0.0377, 0.234, 0.199, 0.459],
+      mean: [0.153, 0.201, 0.511, 2.18, 0.699, 0.998, 0.33, 0.361, 0.977, 0.51, 0.958, 1.19, 0.7],
+      spread: [0.0402, 0.0441, 0.12, 0.575, 0.05, 0.0214, 0.383, 0.0767, 0.25, 0.0381, 0.236, 0.2, 0.465],
       coarseMean: [
-        0, 0.0013, 0.017, 0.042, 0.025, 0.0026, 0.000019, 0.00024, 0.048, 0.28, 0.51, 0.46, 0.11, 0.00039, 0.00031,
-        0.047, 0.15, 0.22, 0.47, 0.17, 0.00051, 0.00027, 0.035, 0.17, 0.38, 0.48, 0.1, 0.0051, 0.0058, 0.27, 0.57, 0.67,
-        0.49, 0.23, 0.031, 0.0074, 0.22, 0.44, 0.32, 0.26, 0.15, 0.011, 0.000012, 0.0018, 0.004, 0.0047, 0.0031, 0.0014,
-        0.000066,
+        0, 0.0012, 0.016, 0.041, 0.025, 0.0026, 0.000018, 0.00023, 0.048, 0.28, 0.51, 0.46, 0.11, 0.00031, 0.00024,
+        0.048, 0.16, 0.22, 0.47, 0.18, 0.00047, 0.00025, 0.035, 0.17, 0.38, 0.49, 0.1, 0.0052, 0.0058, 0.27, 0.56, 0.66,
+        0.49, 0.22, 0.03, 0.0076, 0.23, 0.44, 0.33, 0.25, 0.14, 0.011, 0.000011, 0.0021, 0.0044, 0.0052, 0.0042, 0.0015,
+        0.000062,
       ],
       coarseSpread: [
-        0.02, 0.02, 0.05, 0.081, 0.056, 0.02, 0.02, 0.02, 0.12, 0.25, 0.23, 0.26, 0.18, 0.02, 0.02, 0.12, 0.22, 0.24,
-        0.24, 0.23, 0.02, 0.02, 0.084, 0.2, 0.25, 0.26, 0.16, 0.028, 0.025, 0.27, 0.26, 0.23, 0.28, 0.24, 0.072, 0.031,
-        0.24, 0.25, 0.25, 0.24, 0.18, 0.038, 0.02, 0.02, 0.022, 0.029, 0.021, 0.02, 0.02,
+        0.02, 0.02, 0.049, 0.08, 0.056, 0.02, 0.02, 0.02, 0.12, 0.25, 0.23, 0.26, 0.18, 0.02, 0.02, 0.12, 0.22, 0.24,
+        0.24, 0.23, 0.02, 0.02, 0.083, 0.2, 0.25, 0.26, 0.16, 0.028, 0.025, 0.27, 0.26, 0.23, 0.28, 0.24, 0.07, 0.032,
+        0.24, 0.25, 0.26, 0.24, 0.18, 0.037, 0.02, 0.02, 0.024, 0.03, 0.028, 0.02, 0.02,
       ],
     },
     {
-      mean: [0.147, 0.196, 0.528, 2.04, 0.706, 0.994, 0.0509, 0.371, 1.04, 0.514, 0.807, 1.3, 0.536],
-      spread: [0.0399, 0.0445, 0.116, 0.509, 0.0846, 0.0457, 0.194, 0.0802, 0.249, 0.032, 0.177, 0.202, 0.355],
+      mean: [0.147, 0.195, 0.525, 2.04, 0.706, 0.994, 0.0427, 0.37, 1.04, 0.514, 0.809, 1.3, 0.533],
+      spread: [0.0398, 0.0446, 0.113, 0.505, 0.0834, 0.0445, 0.176, 0.0809, 0.247, 0.0326, 0.18, 0.18, 0.353],
       coarseMean: [
-        0, 0.00014, 0.0017, 0.0047, 0.0037, 0.00033, 0, 0.0018, 0.068, 0.32, 0.54, 0.43, 0.09, 0, 0.0028, 0.055, 0.16,
-        0.38, 0.52, 0.11, 0, 0.00032, 0.016, 0.27, 0.63, 0.51, 0.073, 0.00017, 0.0082, 0.09, 0.092, 0.15, 0.5, 0.16,
-        0.00068, 0.012, 0.25, 0.5, 0.56, 0.4, 0.062, 0.000076, 0.00028, 0.016, 0.057, 0.06, 0.016, 0.0011, 0,
+        0, 0.00013, 0.0018, 0.0045, 0.0033, 0.00031, 0, 0.0018, 0.068, 0.32, 0.53, 0.43, 0.091, 0.000044, 0.0029, 0.056,
+        0.17, 0.38, 0.52, 0.11, 0.000036, 0.00031, 0.017, 0.27, 0.63, 0.51, 0.073, 0.0002, 0.008, 0.087, 0.091, 0.16,
+        0.5, 0.16, 0.00093, 0.012, 0.25, 0.49, 0.56, 0.39, 0.061, 0.00019, 0.0003, 0.018, 0.058, 0.062, 0.016, 0.0014,
+        0,
       ],
       coarseSpread: [
-        0.02, 0.02, 0.02, 0.026, 0.024, 0.02, 0.02, 0.02, 0.13, 0.24, 0.19, 0.26, 0.15, 0.02, 0.02, 0.13, 0.18, 0.24,
-        0.24, 0.18, 0.02, 0.02, 0.056, 0.23, 0.21, 0.23, 0.13, 0.02, 0.036, 0.16, 0.15, 0.19, 0.22, 0.22, 0.02, 0.04,
-        0.25, 0.25, 0.2, 0.24, 0.12, 0.02, 0.02, 0.051, 0.091, 0.094, 0.05, 0.02, 0.02,
+        0.02, 0.02, 0.02, 0.025, 0.023, 0.02, 0.02, 0.02, 0.13, 0.23, 0.19, 0.26, 0.15, 0.02, 0.02, 0.13, 0.18, 0.24,
+        0.24, 0.18, 0.02, 0.02, 0.06, 0.23, 0.21, 0.23, 0.13, 0.02, 0.035, 0.16, 0.15, 0.2, 0.22, 0.22, 0.02, 0.039,
+        0.25, 0.25, 0.2, 0.24, 0.13, 0.02, 0.02, 0.054, 0.093, 0.096, 0.05, 0.02, 0.02,
       ],
     },
     {
-      mean: [0.126, 0.17, 0.545, 2.01, 0.704, 0.997, 0.0651, 0.322, 1.04, 0.444, 0.802, 1.47, 0.881],
-      spread: [0.0337, 0.0364, 0.12, 0.505, 0.0667, 0.035, 0.215, 0.0684, 0.237, 0.0376, 0.184, 0.162, 0.29],
+      mean: [0.125, 0.169, 0.544, 2, 0.703, 0.997, 0.0575, 0.32, 1.05, 0.444, 0.803, 1.47, 0.882],
+      spread: [0.0334, 0.0361, 0.12, 0.501, 0.0649, 0.0358, 0.202, 0.0677, 0.236, 0.0378, 0.18, 0.149, 0.289],
       coarseMean: [
-        0, 0, 0.000041, 0.00049, 0.0015, 0.0012, 0.000015, 0.00024, 0.021, 0.1, 0.098, 0.16, 0.14, 0.012, 0.0011, 0.084,
-        0.39, 0.19, 0.42, 0.21, 0.0049, 0.0018, 0.22, 0.62, 0.4, 0.65, 0.14, 0.0031, 0.0007, 0.11, 0.31, 0.51, 0.46,
-        0.063, 0.0014, 7.3e-7, 0.0045, 0.083, 0.31, 0.23, 0.035, 0.00049, 0, 0.0011, 0.023, 0.049, 0.035, 0.006,
-        0.000039,
+        0, 0.000039, 0.000084, 0.00064, 0.0016, 0.0012, 0.000014, 0.00025, 0.021, 0.099, 0.095, 0.15, 0.15, 0.012,
+        0.0011, 0.084, 0.39, 0.19, 0.42, 0.21, 0.005, 0.0017, 0.22, 0.62, 0.4, 0.65, 0.14, 0.0028, 0.00066, 0.11, 0.31,
+        0.51, 0.45, 0.064, 0.0013, 6.9e-7, 0.0042, 0.082, 0.31, 0.22, 0.035, 0.00047, 0, 0.0011, 0.023, 0.048, 0.034,
+        0.0058, 0.000037,
       ],
       coarseSpread: [
-        0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.072, 0.14, 0.14, 0.17, 0.17, 0.039, 0.02, 0.18, 0.23, 0.21,
-        0.22, 0.24, 0.029, 0.02, 0.23, 0.2, 0.24, 0.18, 0.18, 0.02, 0.02, 0.16, 0.23, 0.24, 0.25, 0.13, 0.02, 0.02,
-        0.032, 0.16, 0.26, 0.26, 0.11, 0.02, 0.02, 0.02, 0.056, 0.076, 0.065, 0.027, 0.02,
+        0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.072, 0.14, 0.14, 0.17, 0.17, 0.04, 0.02, 0.18, 0.23, 0.21,
+        0.22, 0.24, 0.029, 0.02, 0.23, 0.2, 0.24, 0.18, 0.18, 0.02, 0.02, 0.16, 0.23, 0.25, 0.25, 0.14, 0.02, 0.02,
+        0.029, 0.16, 0.26, 0.25, 0.12, 0.02, 0.02, 0.02, 0.057, 0.075, 0.065, 0.027, 0.02,
       ],
     },
     {
-      mean: [0.129, 0.177, 0.568, 1.87, 0.731, 0.977, 0.0286, 0.32, 1.11, 0.504, 0.985, 1.19, 0.17],
-      spread: [0.0378, 0.0432, 0.116, 0.438, 0.128, 0.0845, 0.144, 0.0799, 0.241, 0.0389, 0.28, 0.196, 0.322],
+      mean: [0.129, 0.176, 0.566, 1.88, 0.731, 0.976, 0.0275, 0.321, 1.11, 0.503, 0.985, 1.19, 0.17],
+      spread: [0.0382, 0.0433, 0.117, 0.454, 0.129, 0.0866, 0.139, 0.0811, 0.243, 0.0391, 0.282, 0.195, 0.319],
       coarseMean: [
-        0, 0, 0.0001, 0.0018, 0.0026, 0.0022, 0.00013, 0, 0.012, 0.13, 0.3, 0.33, 0.23, 0.043, 0.000011, 0.037, 0.37,
-        0.45, 0.27, 0.16, 0.034, 0.00018, 0.055, 0.47, 0.48, 0.29, 0.055, 0.00083, 0.00062, 0.11, 0.15, 0.25, 0.39,
-        0.12, 0.0021, 0.00046, 0.13, 0.43, 0.48, 0.31, 0.052, 0.00049, 0.000015, 0.0045, 0.043, 0.057, 0.016, 0.0012, 0,
+        0, 0, 0.000096, 0.0017, 0.0026, 0.0022, 0.00012, 0, 0.011, 0.12, 0.3, 0.33, 0.23, 0.042, 0.0000098, 0.036, 0.36,
+        0.46, 0.27, 0.16, 0.034, 0.00021, 0.054, 0.46, 0.48, 0.3, 0.055, 0.00078, 0.0007, 0.11, 0.15, 0.25, 0.39, 0.12,
+        0.0018, 0.00049, 0.14, 0.43, 0.48, 0.31, 0.049, 0.00044, 0.000014, 0.0045, 0.042, 0.055, 0.016, 0.0011, 0,
       ],
       coarseSpread: [
-        0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.054, 0.19, 0.25, 0.24, 0.22, 0.071, 0.02, 0.1, 0.26, 0.24,
-        0.23, 0.2, 0.067, 0.02, 0.12, 0.25, 0.21, 0.25, 0.13, 0.02, 0.02, 0.15, 0.18, 0.24, 0.25, 0.2, 0.02, 0.02, 0.16,
-        0.22, 0.23, 0.26, 0.13, 0.02, 0.02, 0.022, 0.086, 0.097, 0.053, 0.02, 0.02,
+        0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.054, 0.19, 0.25, 0.24, 0.22, 0.07, 0.02, 0.1, 0.26, 0.24,
+        0.23, 0.2, 0.067, 0.02, 0.12, 0.26, 0.2, 0.25, 0.12, 0.02, 0.02, 0.15, 0.18, 0.24, 0.25, 0.2, 0.02, 0.02, 0.16,
+        0.22, 0.23, 0.26, 0.13, 0.02, 0.02, 0.023, 0.085, 0.095, 0.052, 0.02, 0.02,
       ],
     },
     {
-      mean: [0.141, 0.186, 0.519, 2.12, 0.704, 0.998, 0.59, 0.395, 1.02, 0.458, 0.714, 0.83, 0.664],
-      spread: [0.039, 0.0417, 0.125, 0.639, 0.0697, 0.024, 0.36, 0.0783, 0.276, 0.0339, 0.163, 0.223, 0.425],
+      mean: [0.142, 0.186, 0.518, 2.12, 0.704, 0.998, 0.597, 0.396, 1.02, 0.458, 0.714, 0.829, 0.673],
+      // biome-ignore lint/suspicious/noApproximativeNumericConstant: a fitted spread that happens to round to log10(e)
+      spread: [0.0389, 0.0417, 0.124, 0.636, 0.0684, 0.0233, 0.363, 0.0781, 0.275, 0.0342, 0.163, 0.22, 0.434],
       coarseMean: [
-        0.0000095, 0.0014, 0.015, 0.069, 0.11, 0.019, 0.00023, 0.000023, 0.0081, 0.11, 0.4, 0.29, 0.032, 0.00059, 0,
-        0.026, 0.31, 0.41, 0.088, 0.041, 0.0018, 0, 0.069, 0.54, 0.42, 0.51, 0.27, 0.014, 0, 0.088, 0.62, 0.58, 0.56,
-        0.25, 0.0089, 0, 0.015, 0.25, 0.45, 0.24, 0.026, 0.00012, 0, 0, 0.000037, 0.000084, 0, 0, 0,
+        0.000009, 0.0013, 0.015, 0.068, 0.11, 0.019, 0.00022, 0.000022, 0.0076, 0.11, 0.4, 0.29, 0.031, 0.0006, 0,
+        0.025, 0.31, 0.41, 0.089, 0.042, 0.002, 0, 0.069, 0.54, 0.42, 0.51, 0.27, 0.014, 0, 0.089, 0.62, 0.58, 0.56,
+        0.25, 0.0086, 0, 0.016, 0.26, 0.45, 0.24, 0.025, 0.00011, 0, 0, 0.000037, 0.0003, 0.000096, 0, 0,
       ],
       coarseSpread: [
-        0.02, 0.02, 0.056, 0.096, 0.11, 0.051, 0.02, 0.02, 0.047, 0.19, 0.24, 0.26, 0.095, 0.02, 0.02, 0.088, 0.25,
-        0.26, 0.13, 0.11, 0.02, 0.02, 0.14, 0.22, 0.25, 0.24, 0.26, 0.054, 0.02, 0.15, 0.2, 0.27, 0.24, 0.24, 0.039,
-        0.02, 0.048, 0.18, 0.15, 0.18, 0.066, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02,
+        0.02, 0.02, 0.055, 0.095, 0.11, 0.051, 0.02, 0.02, 0.045, 0.19, 0.24, 0.26, 0.093, 0.02, 0.02, 0.086, 0.25,
+        0.26, 0.14, 0.11, 0.02, 0.02, 0.14, 0.22, 0.25, 0.24, 0.26, 0.053, 0.02, 0.15, 0.2, 0.27, 0.24, 0.24, 0.038,
+        0.02, 0.048, 0.18, 0.16, 0.18, 0.065, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02,
       ],
     },
     {
-      mean: [0.119, 0.159, 0.526, 2.07, 0.702, 0.997, 0.0154, 0.316, 1.02, 0.487, 0.773, 1.18, 0.188],
-      spread: [0.0328, 0.0364, 0.121, 0.515, 0.0642, 0.0338, 0.106, 0.0706, 0.239, 0.0334, 0.182, 0.178, 0.376],
+      mean: [0.119, 0.159, 0.524, 2.07, 0.701, 0.997, 0.0136, 0.316, 1.02, 0.487, 0.771, 1.18, 0.187],
+      spread: [0.0324, 0.0362, 0.119, 0.508, 0.0589, 0.0277, 0.0985, 0.0701, 0.237, 0.0334, 0.18, 0.177, 0.377],
       coarseMean: [
-        0, 0, 0, 0, 0, 0, 0, 0.00071, 0.024, 0.095, 0.14, 0.13, 0.032, 0.00032, 0.013, 0.21, 0.52, 0.53, 0.66, 0.21,
-        0.0015, 0.0038, 0.082, 0.14, 0.15, 0.59, 0.099, 0.0012, 0.00043, 0.013, 0.059, 0.45, 0.36, 0.026, 0.00058,
-        0.000042, 0.011, 0.2, 0.45, 0.13, 0.0058, 0.000022, 0.000034, 0.025, 0.17, 0.18, 0.054, 0.004, 0,
+        0, 0, 0, 0, 0, 0, 0, 0.00072, 0.023, 0.094, 0.15, 0.13, 0.032, 0.00031, 0.013, 0.2, 0.52, 0.53, 0.66, 0.22,
+        0.0015, 0.0037, 0.08, 0.14, 0.16, 0.59, 0.099, 0.0011, 0.00043, 0.013, 0.061, 0.45, 0.36, 0.026, 0.00057,
+        0.00004, 0.011, 0.2, 0.45, 0.13, 0.0053, 0.000022, 0.000032, 0.026, 0.17, 0.18, 0.053, 0.0037, 0,
       ],
       coarseSpread: [
-        0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.058, 0.12, 0.14, 0.13, 0.062, 0.02, 0.052, 0.23, 0.23, 0.21,
-        0.19, 0.24, 0.02, 0.022, 0.16, 0.2, 0.17, 0.19, 0.16, 0.02, 0.02, 0.058, 0.13, 0.26, 0.24, 0.084, 0.02, 0.02,
-        0.054, 0.25, 0.24, 0.2, 0.042, 0.02, 0.02, 0.074, 0.19, 0.18, 0.12, 0.034, 0.02,
+        0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.057, 0.12, 0.14, 0.13, 0.062, 0.02, 0.051, 0.23, 0.23, 0.21,
+        0.19, 0.25, 0.02, 0.022, 0.16, 0.2, 0.18, 0.19, 0.15, 0.02, 0.02, 0.058, 0.13, 0.26, 0.24, 0.082, 0.02, 0.02,
+        0.057, 0.25, 0.24, 0.2, 0.038, 0.02, 0.02, 0.076, 0.19, 0.18, 0.12, 0.033, 0.02,
       ],
     },
     {
-      mean: [0.155, 0.205, 0.532, 2.07, 0.702, 0.998, 0.947, 0.413, 1.04, 0.484, 0.761, 0.513, 0.99],
-      spread: [0.0402, 0.042, 0.126, 0.645, 0.0716, 0.02, 0.303, 0.0892, 0.272, 0.0292, 0.174, 0.529, 0.461],
+      mean: [0.154, 0.203, 0.535, 2.04, 0.701, 0.998, 0.963, 0.409, 1.05, 0.484, 0.765, 0.505, 1],
+      spread: [0.0401, 0.0421, 0.125, 0.62, 0.0634, 0.02, 0.281, 0.0877, 0.271, 0.029, 0.179, 0.525, 0.453],
       coarseMean: [
-        0, 0, 0.000038, 0.00029, 0.001, 0.00021, 0, 0, 0.0095, 0.15, 0.44, 0.45, 0.17, 0.0098, 0.000038, 0.051, 0.4,
-        0.4, 0.47, 0.29, 0.019, 0.000024, 0.027, 0.32, 0.72, 0.43, 0.058, 0.0032, 0.000028, 0.043, 0.44, 0.53, 0.31,
-        0.049, 0.0012, 0.000044, 0.098, 0.5, 0.55, 0.3, 0.041, 0.00035, 0, 0.0067, 0.067, 0.09, 0.026, 0.002, 0,
+        0, 0, 0.000036, 0.00036, 0.0011, 0.00024, 0, 0, 0.0094, 0.14, 0.43, 0.45, 0.17, 0.0098, 0.000036, 0.051, 0.4,
+        0.4, 0.46, 0.29, 0.019, 0.000019, 0.026, 0.31, 0.71, 0.43, 0.057, 0.0034, 0.00005, 0.045, 0.44, 0.53, 0.31,
+        0.048, 0.0011, 0.000068, 0.098, 0.5, 0.54, 0.29, 0.038, 0.00033, 0, 0.0064, 0.067, 0.089, 0.025, 0.0018, 0,
       ],
       coarseSpread: [
-        0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.041, 0.18, 0.19, 0.2, 0.19, 0.038, 0.02, 0.13, 0.25, 0.25,
-        0.23, 0.27, 0.057, 0.02, 0.09, 0.24, 0.19, 0.21, 0.13, 0.025, 0.02, 0.1, 0.23, 0.27, 0.25, 0.13, 0.02, 0.02,
-        0.16, 0.25, 0.2, 0.26, 0.12, 0.02, 0.02, 0.024, 0.091, 0.1, 0.06, 0.02, 0.02,
+        0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.041, 0.17, 0.19, 0.2, 0.19, 0.039, 0.02, 0.13, 0.25, 0.24,
+        0.23, 0.26, 0.057, 0.02, 0.089, 0.24, 0.19, 0.21, 0.13, 0.025, 0.02, 0.1, 0.23, 0.26, 0.24, 0.13, 0.02, 0.02,
+        0.16, 0.25, 0.2, 0.26, 0.11, 0.02, 0.02, 0.023, 0.091, 0.099, 0.06, 0.02, 0.02,
       ],
     },
     {
-      mean: [0.127, 0.17, 0.545, 1.98, 0.703, 0.998, 0.594, 0.376, 1.07, 0.445, 0.669, 0.834, 0.71],
-      spread: [0.0345, 0.0371, 0.123, 0.522, 0.0711, 0.02, 0.32, 0.0733, 0.246, 0.0318, 0.143, 0.264, 0.312],
+      mean: [0.127, 0.169, 0.545, 1.97, 0.703, 0.998, 0.599, 0.375, 1.07, 0.445, 0.669, 0.829, 0.71],
+      spread: [0.0339, 0.0368, 0.121, 0.515, 0.0719, 0.02, 0.314, 0.0726, 0.244, 0.032, 0.143, 0.259, 0.304],
       coarseMean: [
-        0, 0, 0, 0, 0, 0, 0, 0.0000063, 0.0021, 0.061, 0.26, 0.22, 0.028, 0.00013, 0.00014, 0.067, 0.47, 0.41, 0.53,
-        0.13, 0.00088, 0.00082, 0.13, 0.5, 0.46, 0.64, 0.073, 0.00038, 0.00029, 0.035, 0.2, 0.44, 0.39, 0.026, 0.00012,
-        0.00011, 0.0069, 0.11, 0.36, 0.22, 0.031, 0.00059, 0.0000055, 0.0094, 0.088, 0.13, 0.084, 0.017, 0.00017,
+        0, 0, 0, 0, 0, 0, 0, 0.000006, 0.0022, 0.061, 0.26, 0.22, 0.028, 0.00012, 0.00013, 0.065, 0.47, 0.41, 0.53,
+        0.13, 0.00083, 0.00078, 0.13, 0.5, 0.46, 0.64, 0.072, 0.00043, 0.00036, 0.035, 0.2, 0.44, 0.39, 0.026, 0.00025,
+        0.00013, 0.008, 0.11, 0.36, 0.22, 0.031, 0.00068, 0.0000052, 0.0099, 0.087, 0.13, 0.083, 0.017, 0.00017,
       ],
       coarseSpread: [
-        0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.1, 0.14, 0.15, 0.065, 0.02, 0.02, 0.14, 0.19, 0.22,
-        0.21, 0.19, 0.02, 0.02, 0.2, 0.21, 0.22, 0.19, 0.14, 0.02, 0.02, 0.099, 0.21, 0.23, 0.23, 0.093, 0.02, 0.02,
-        0.04, 0.19, 0.27, 0.25, 0.11, 0.02, 0.02, 0.043, 0.13, 0.14, 0.13, 0.062, 0.02,
+        0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.02, 0.1, 0.15, 0.16, 0.065, 0.02, 0.02, 0.14, 0.19, 0.21,
+        0.21, 0.19, 0.02, 0.02, 0.2, 0.21, 0.22, 0.19, 0.14, 0.02, 0.02, 0.1, 0.21, 0.23, 0.23, 0.092, 0.02, 0.02,
+        0.043, 0.19, 0.27, 0.25, 0.11, 0.02, 0.02, 0.044, 0.13, 0.14, 0.13, 0.062, 0.02,
       ],
     },
   ],
@@ -611,27 +590,22 @@ const NOT_HANDWRITING: Verdict = {
   message: 'the ink does not look like one handwritten digit (noise, a photo, a filled shape or a scribble?)',
 };
 
-/** How far each group of features pulls `values` from a digit under `score`. */
-function pulls(score: VerdictScore, values: readonly number[]): { model: number; ink: number } {
-  let model = 0;
-  let ink = 0;
+/** One family's logit for `values`. */
+function logit(score: VerdictScore, values: readonly number[]): number {
+  let sum = score.bias;
   VERDICT_FEATURES.forEach((name, i) => {
     const { digit, weight } = score.features[name];
-    const pull = weight * (values[i]! - digit);
-    if (MODEL_FEATURES.has(name)) model += pull;
-    else ink += pull;
+    sum += weight * (values[i]! - digit);
   });
-  return { model, ink };
+  return sum;
 }
 
 /**
  * The verdict on one input the model saw. `marks` of 2 or more is several
- * marks whatever the scores. A flagged input is `undecided` when, under every
- * family's score that flags it, the model's uncertainty pulls it further from
- * a digit than its ink does; otherwise it is not handwriting. The learned
- * score has no such groups, so an input it alone flags is weighed the same way
- * under the strokes family's score, the kind of non-digit it is there for. An
- * unflagged one is still undecided when the model's top two are too close.
+ * marks whatever the scores; ink any family's score or the learned score
+ * flags is not handwriting; the rest is a digit unless the model's top two
+ * are too close, which is undecided: the only rule that reads how sure the
+ * model is.
  */
 export function digitVerdict(
   seen: { input: Float32Array; probabilities: readonly number[]; marks: number },
@@ -644,24 +618,16 @@ export function digitVerdict(
       message: `the image holds ${seen.marks} separate marks, not one digit; to read them as a number, send it with "mode": "number"`,
     };
   }
-  const values = verdictFeatures(seen.input, seen.probabilities, weights.profiles);
+  const [first, second] = topTwo(seen.probabilities);
+  const values = verdictFeatures(seen.input, first, weights.profiles);
   if (values[INK_FEATURES.indexOf('litShare')] === 0) return NO_INK;
   // Preprocessing stretches an upload's ink to full white and MNIST's strokes reach it: a haze that never does is not a stroke.
   if (values[INK_FEATURES.indexOf('inkShare')] === 0) return NOT_HANDWRITING;
-  let flagged = false;
   for (const family of NON_DIGIT_FAMILIES) {
     const score = weights.scores[family];
-    const { model, ink } = pulls(score, values);
-    if (score.bias + model + ink <= score.threshold) continue;
-    if (ink >= model) return NOT_HANDWRITING;
-    flagged = true;
+    if (logit(score, values) > score.threshold) return NOT_HANDWRITING;
   }
-  if (!flagged && netLogit(weights.net, seen.input, values) > weights.net.threshold) {
-    const { model, ink } = pulls(weights.scores.strokes, values);
-    if (ink >= model) return NOT_HANDWRITING;
-    flagged = true;
-  }
-  if (!flagged && values[VERDICT_FEATURES.indexOf('margin')]! >= weights.undecidedMargin) return IS_DIGIT;
-  const [first, second] = topTwo(seen.probabilities);
+  if (netLogit(weights.net, seen.input, values) > weights.net.threshold) return NOT_HANDWRITING;
+  if (seen.probabilities[first]! - seen.probabilities[second]! >= weights.undecidedMargin) return IS_DIGIT;
   return { isDigit: false, reason: 'undecided', message: `the model cannot decide between ${first} and ${second}` };
 }

@@ -1,11 +1,12 @@
 /**
- * `npm run bench -- verdict [--fit] [--model mlp|cnn] [--per-kind N] [--digits N]`:
+ * `npm run bench -- verdict [--fit] [--model mlp|cnn | --model-dir DIR] [--per-kind N] [--digits N]`:
  * how well the "not a digit" verdict (functions/lib/verdict.ts) tells
  * non-digits from real digits. Non-digits (non-digits.ts, N of each kind in
  * each form) and MNIST digits (3N raw pixels, and N re-rendered as canvas
- * drawings and N as paper photos by rerender.ts) go through the real
- * preprocessing and the tests' model (test/support/test-model.ts: the 2-epoch
- * MLP, cached under test/artifacts/). Reports the share flagged per kind and
+ * drawings and N as paper photos by rerender.ts, N saved as 28×28 PNGs) go
+ * through the real preprocessing and the tests' model
+ * (test/support/test-model.ts: the 2-epoch MLP, cached under test/artifacts/),
+ * or the model saved in `--model-dir` (model.json and weights.bin). Reports the share flagged per kind and
  * form, and per reason, as a Markdown table.
  *
  * `--fit` first fits the constants on MNIST training digits and non-digits
@@ -16,12 +17,15 @@
  * seed range.
  */
 import { parseArgs } from 'node:util';
-import type * as tfl from '@tensorflow/tfjs-layers';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { initBackend, tf } from '#lib/backend';
 import { classify } from '#lib/classify';
 import { EmptyImageError } from '#lib/image/mnist-transform';
 import { preprocessImage } from '#lib/image/preprocess';
-import { argmax, MNIST_CLASSES, MNIST_PIXELS } from '#lib/mnist-shape';
-import { initBackend } from '#lib/backend';
+import { encodeGreyPng } from '#lib/image/png-encode';
+import { argmax, MNIST_CLASSES, MNIST_PIXELS, MNIST_SIDE } from '#lib/mnist-shape';
 import { evaluateModel } from '#lib/training/evaluate';
 import { loadMnist, type Mnist, type MnistSplit } from '#lib/training/mnist';
 import { createModel } from '#lib/training/model';
@@ -74,7 +78,8 @@ const FIT_UNDECIDED_SHARE = 0.002;
 const FIT_NON_DIGIT_FACTOR = 2;
 const FIT_PIXEL_DIGIT_FACTOR = 5;
 const FORMS: UploadForm[] = ['canvas', 'photo'];
-const FORMS_AND_PIXELS: Judged['form'][] = [...FORMS, 'pixels'];
+/** The forms a digit arrives in: the non-digits' two, a 28×28 PNG (what MNIST's own digits look like as a file) and raw pixels. */
+const DIGIT_FORMS: Judged['form'][] = [...FORMS, 'png', 'pixels'];
 /** Ridge penalty of the fit, on features scaled to unit spread: enough to keep Newton's steps finite. */
 const L2 = 1e-4;
 /** The smallest spread a class profile keeps: a coarse corner no digit of a class inks would otherwise make any ink there infinitely unlike it. */
@@ -87,7 +92,9 @@ const MIN_SPREAD = 0.02;
 export interface Judged {
   /** 'digit' or the non-digit kind. */
   kind: string;
-  form: UploadForm | 'pixels';
+  /** A digit's true class; none for a non-digit. */
+  label?: number;
+  form: UploadForm | 'png' | 'pixels';
   seen?: { input: Float32Array; marks: number; probabilities: number[] };
 }
 
@@ -104,34 +111,47 @@ async function preprocessed(upload: Buffer): Promise<Seen | undefined> {
 }
 
 /** Inputs → what the model saw and answered, 100 at a time. */
-function answer(model: tfl.LayersModel, kind: string, form: Judged['form'], inputs: (Seen | undefined)[]) {
+function answer(
+  model: tfl.LayersModel,
+  kind: string,
+  form: Judged['form'],
+  inputs: (Seen | undefined)[],
+  labels?: ArrayLike<number>,
+) {
   const present = inputs.filter((seen): seen is Seen => seen !== undefined).map((seen) => seen.input);
   const answers: number[][] = [];
   for (let start = 0; start < present.length; start += 100) {
     answers.push(...classify(model, present.slice(start, start + 100)).map((p) => p.probabilities));
   }
   let next = 0;
-  return inputs.map((seen): Judged => {
-    if (seen === undefined) return { kind, form };
-    return { kind, form, seen: { ...seen, probabilities: answers[next++]! } };
+  return inputs.map((seen, i): Judged => {
+    const judged: Judged = labels === undefined ? { kind, form } : { kind, form, label: labels[i]! };
+    return seen === undefined ? judged : { ...judged, seen: { ...seen, probabilities: answers[next++]! } };
   });
 }
 
 /** 28×28 inputs sent as `{"pixels"}`: one mark, as the app counts them. */
 const asPixels = (inputs: Float32Array[]): Seen[] => inputs.map((input) => ({ input, marks: 1 }));
 
-/** The first `count` digits of `split` as raw pixels, and the first `rendered` as canvas drawings and paper photos. */
+/** A 28×28 digit saved as the greyscale PNG a caller would upload it as. */
+const greyPng = async (digit: Uint8Array) => encodeGreyPng(digit, MNIST_SIDE, MNIST_SIDE);
+
+/**
+ * The first `count` digits of `split` as raw pixels, and the first `rendered`
+ * as canvas drawings, paper photos and 28×28 PNGs.
+ */
 export async function judgedDigits(model: tfl.LayersModel, split: MnistSplit, count: number, rendered: number) {
   const digit = (i: number) => split.images.subarray(i * MNIST_PIXELS, (i + 1) * MNIST_PIXELS);
   const raw = Array.from({ length: count }, (_, i) => Float32Array.from(digit(i), (v) => v / 255));
-  const judged = answer(model, 'digit', 'pixels', asPixels(raw));
+  const judged = answer(model, 'digit', 'pixels', asPixels(raw), split.labels);
   for (const [form, render] of [
     ['canvas', canvasDrawing],
     ['photo', paperPhoto],
+    ['png', greyPng],
   ] as const) {
     const inputs = [];
     for (let i = 0; i < rendered; i++) inputs.push(await preprocessed(await render(digit(i), i + 1)));
-    judged.push(...answer(model, 'digit', form, inputs));
+    judged.push(...answer(model, 'digit', form, inputs, split.labels));
   }
   return judged;
 }
@@ -194,7 +214,8 @@ export async function fitWeights(judged: Judged[], netOptions: Partial<NetOption
   const rows = judged.filter((j) => j.seen !== undefined);
   const digits = rows.filter((j) => j.kind === 'digit');
   const profiles = classProfiles(digits);
-  const features = (set: Judged[]) => set.map((j) => verdictFeatures(j.seen!.input, j.seen!.probabilities, profiles));
+  const features = (set: Judged[]) =>
+    set.map((j) => verdictFeatures(j.seen!.input, argmax(j.seen!.probabilities), profiles));
   const digitFeatures = features(digits);
   const scores = Object.fromEntries(
     NON_DIGIT_FAMILIES.map((family) => {
@@ -213,10 +234,9 @@ export async function fitWeights(judged: Judged[], netOptions: Partial<NetOption
   ) as VerdictWeights['scores'];
   // The lowest margins of each form of training digit: the undecided rule may take FIT_UNDECIDED_SHARE of the form it
   // takes most of.
-  const margin = VERDICT_FEATURES.indexOf('margin');
   const undecidedMargin = Math.min(
-    ...FORMS_AND_PIXELS.map((form) => {
-      const margins = digits.flatMap((j, i) => (j.form === form ? [digitFeatures[i]![margin]!] : []));
+    ...DIGIT_FORMS.map((form) => {
+      const margins = digits.flatMap((j) => (j.form === form ? [margin(j.seen!.probabilities)] : []));
       return margins.sort((a, b) => a - b)[Math.floor(margins.length * FIT_UNDECIDED_SHARE)]!;
     }),
   );
@@ -285,10 +305,20 @@ function fitScore(digits: number[][], nonDigits: number[][], forms: string[]): V
   return { bias: beta[0]!, threshold, features: weights };
 }
 
-/** Per digit class, the mean and spread of each ink feature over `digits`, grouped by the digit the model named. */
+/** The gap between the model's top two probabilities. */
+function margin(probabilities: readonly number[]): number {
+  const [first, second] = [...probabilities].sort((a, b) => b - a);
+  return first! - second!;
+}
+
+/**
+ * Per digit class, the mean and spread of each ink feature over `digits`,
+ * grouped by their true label: grouped by the model's answer, the profiles
+ * would hold the fitting model's mistakes, not the digits' shapes.
+ */
 function classProfiles(digits: Judged[]): ClassProfiles {
   const byClass = Array.from({ length: MNIST_CLASSES }, (): Judged[] => []);
-  for (const j of digits) byClass[argmax(j.seen!.probabilities)]!.push(j);
+  for (const j of digits) byClass[j.label!]!.push(j);
   return byClass.map((members) => {
     const ink = meanAndSpread(members.map((j) => inkFeatures(j.seen!.input)));
     const coarse = meanAndSpread(members.map((j) => coarseImage(j.seen!.input)));
@@ -335,6 +365,7 @@ function constantsText(weights: VerdictWeights): string {
   };
   return [
     'export const VERDICT_WEIGHTS: VerdictWeights = {',
+    '  net: decodeNet(VERDICT_NET),',
     '  scores: {',
     ...NON_DIGIT_FAMILIES.flatMap(score),
     '  },',
@@ -392,12 +423,33 @@ function printTable(rows: ReturnType<typeof flagShares>): void {
   process.stdout.write(`${out.join('\n')}\n`);
 }
 
+/** A saved model (model.json and weights.bin, as training writes them, metrics.json beside them if there). */
+async function savedModel(dir: string): Promise<{ model: tfl.LayersModel; label: string }> {
+  const json = JSON.parse(await readFile(path.join(dir, 'model.json'), 'utf8')) as tf.io.ModelJSON;
+  const weights = await readFile(path.join(dir, 'weights.bin'));
+  const model = await tfl.loadLayersModel(
+    tf.io.fromMemory({
+      modelTopology: json.modelTopology,
+      weightSpecs: json.weightsManifest.flatMap((group) => group.weights),
+      weightData: weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength) as ArrayBuffer,
+    }),
+  );
+  const metrics = await readFile(path.join(dir, 'metrics.json'), 'utf8').then(
+    (text) => JSON.parse(text) as { version: string; arch: string; test: { accuracy: number } },
+    () => undefined,
+  );
+  const about =
+    metrics === undefined ? 'no metrics.json' : `${metrics.arch} ${metrics.version}, ${metrics.test.accuracy}`;
+  return { model, label: `${dir}: ${about}` };
+}
+
 /**
- * The tests' MLP, or with `cnn` a CNN trained here for one epoch with the
- * project's defaults: how the verdict, fitted on the MLP's answers, holds for
- * the other architecture.
+ * The tests' MLP, a saved model from `dir`, or with `cnn` a CNN trained here
+ * for one epoch with the project's defaults: how the verdict holds for a
+ * model other than the one it was fitted with.
  */
-async function benchModel(arch: string, mnist: Mnist): Promise<{ model: tfl.LayersModel; label: string }> {
+async function benchModel(arch: string, dir: string | undefined, mnist: Mnist) {
+  if (dir !== undefined) return savedModel(dir);
   if (arch === 'mlp') {
     const { model, metrics } = await cachedModel(async () => mnist);
     return {
@@ -418,6 +470,7 @@ export async function benchVerdict(argv: string[]): Promise<void> {
     options: {
       fit: { type: 'boolean', default: false },
       model: { type: 'string', default: 'mlp' },
+      'model-dir': { type: 'string' },
       'per-kind': { type: 'string', default: '100' },
       digits: { type: 'string', default: '1000' },
     },
@@ -426,7 +479,7 @@ export async function benchVerdict(argv: string[]): Promise<void> {
   const count = Number(values.digits);
   const mnist = await loadMnist({ dir: benchMnistDir() });
   await initBackend();
-  const { model, label } = await benchModel(values.model!, mnist);
+  const { model, label } = await benchModel(values.model!, values['model-dir'], mnist);
   const emit = { bench: 'verdict', machine: machine(), model: `${label} MNIST test accuracy`, perKind, digits: count };
   process.stdout.write(`${JSON.stringify(emit)}\n`);
   let weights = VERDICT_WEIGHTS;

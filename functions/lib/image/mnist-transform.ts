@@ -13,7 +13,16 @@
  */
 import { BadRequestError } from '../errors.ts';
 import { MNIST_PIXELS, MNIST_SIDE } from '../mnist-shape.ts';
-import { type Blobs, type Box, findBlobs, type Gray, groupDigits, significantBlobs, unite } from './blobs.ts';
+import {
+  type Blobs,
+  type Box,
+  countMarks,
+  findBlobs,
+  type Gray,
+  groupDigits,
+  significantBlobs,
+  unite,
+} from './blobs.ts';
 import type { Orientation } from './header.ts';
 
 /** The image decoded but holds nothing that stands out from its background. */
@@ -66,8 +75,9 @@ export function toMnistInput(image: RawImage): Float32Array {
  * The model input; the longest side of the digit's box in the pixels given:
  * under DIGIT_BOX (20), the transform had to enlarge the digit, and a larger
  * image of it (a JPEG decoded at a finer scale) would give more detail; and
- * how many digits number mode would read in the image (`marks`; 1 for one
- * digit, even one drawn in two strokes).
+ * how many separate marks the image holds (`marks`: the digits number mode
+ * would read, less a stroke broken off beside its digit; 1 for one digit,
+ * even one drawn in two strokes).
  */
 export function mnistTransform(image: RawImage): { input: Float32Array; digitSide: number; marks: number } {
   const { ink, stretch, maskLevel } = inkImage(image);
@@ -76,7 +86,7 @@ export function mnistTransform(image: RawImage): { input: Float32Array; digitSid
   // The working image is the given one box-averaged by a whole factor.
   const factor = Math.max(image.width, image.height) / Math.max(ink.width, ink.height);
   const digitSide = Math.max(box.x1 - box.x0, box.y1 - box.y0) * factor + factor;
-  return { input: digitInput(ink, box, stretch), digitSide, marks: groupDigits(blobs).length };
+  return { input: digitInput(ink, box, stretch), digitSide, marks: countMarks(groupDigits(blobs)) };
 }
 
 /** An image's ink at working size, and how to read it. */

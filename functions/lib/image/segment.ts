@@ -2,7 +2,7 @@
  * A written number → its digits, left to right: each as the 784 inputs a
  * single digit would get (mnist-transform.ts's steps on that digit's ink
  * only), with its box in the image's displayed pixels. Which ink makes which
- * digit is blobs.ts's grouping, the one digit mode counts as `marks`.
+ * digit is blobs.ts's grouping, whose parts digit mode counts as `marks`.
  *
  * Pure, like the single-digit transform, and bounded the same way: one pass
  * over the decoded pixels, then work on a working image at most
