@@ -140,7 +140,9 @@ describe('digitVerdict on uploads through the real preprocessing and the test mo
   test('flags at least 90% of all counted non-digits (less sampling error), stray strokes (letters, scribbles, outlines, two digits) among them', (t) => {
     const counted = nonDigits.filter((r) => NON_DIGIT_KINDS[r.kind as NonDigitKind].counted);
     const n = counted.reduce((s, r) => s + r.count, 0);
-    t.diagnostic(`counted non-digits flagged: ${share(counted)} of ${n}, stray strokes: ${share(ofFamilies('strokes'))}`);
+    t.diagnostic(
+      `counted non-digits flagged: ${share(counted)} of ${n}, stray strokes: ${share(ofFamilies('strokes'))}`,
+    );
     assert.ok(share(counted) >= 0.9 - 2 * Math.sqrt((0.9 * 0.1) / n), JSON.stringify(counted));
   });
 });
