@@ -331,6 +331,12 @@ function topTwo(probabilities: readonly number[]): [number, number] {
   return [first, second];
 }
 
+/** The gap between the model's top two probabilities: the one thing `undecided` reads (the fit sets its bound on it). */
+export function topTwoMargin(probabilities: readonly number[]): number {
+  const [first, second] = topTwo(probabilities);
+  return probabilities[first]! - probabilities[second]!;
+}
+
 /**
  * The kinds of non-digit, each with a score of its own: one linear score
  * cannot fence digits off from noise (grey, everywhere), blobs (solid) and
@@ -590,8 +596,8 @@ const NOT_HANDWRITING: Verdict = {
   message: 'the ink does not look like one handwritten digit (noise, a photo, a filled shape or a scribble?)',
 };
 
-/** One family's logit for `values`. */
-function logit(score: VerdictScore, values: readonly number[]): number {
+/** One family's logit for `values` (the fit sets each threshold on this same sum). */
+export function familyLogit(score: VerdictScore, values: readonly number[]): number {
   let sum = score.bias;
   VERDICT_FEATURES.forEach((name, i) => {
     const { digit, weight } = score.features[name];
@@ -625,9 +631,9 @@ export function digitVerdict(
   if (values[INK_FEATURES.indexOf('inkShare')] === 0) return NOT_HANDWRITING;
   for (const family of NON_DIGIT_FAMILIES) {
     const score = weights.scores[family];
-    if (logit(score, values) > score.threshold) return NOT_HANDWRITING;
+    if (familyLogit(score, values) > score.threshold) return NOT_HANDWRITING;
   }
   if (netLogit(weights.net, seen.input, values) > weights.net.threshold) return NOT_HANDWRITING;
-  if (seen.probabilities[first]! - seen.probabilities[second]! >= weights.undecidedMargin) return IS_DIGIT;
+  if (topTwoMargin(seen.probabilities) >= weights.undecidedMargin) return IS_DIGIT;
   return { isDigit: false, reason: 'undecided', message: `the model cannot decide between ${first} and ${second}` };
 }

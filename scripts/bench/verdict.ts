@@ -35,9 +35,11 @@ import { TRAINING_DEFAULTS, trainModel } from '#lib/training/train-loop';
 import {
   type ClassProfiles,
   digitVerdict,
+  familyLogit,
   coarseImage,
   inkFeatures,
   NON_DIGIT_FAMILIES,
+  topTwoMargin,
   type NonDigitFamily,
   VERDICT_FEATURES,
   VERDICT_REASONS,
@@ -241,7 +243,7 @@ export async function fitWeights(judged: Judged[], netOptions: Partial<NetOption
   // takes most of.
   const undecidedMargin = Math.min(
     ...DIGIT_FORMS.map((form) => {
-      const margins = digits.flatMap((j) => (j.form === form ? [margin(j.seen!.probabilities)] : []));
+      const margins = digits.flatMap((j) => (j.form === form ? [topTwoMargin(j.seen!.probabilities)] : []));
       return margins.sort((a, b) => a - b)[Math.floor(margins.length * FIT_UNDECIDED_SHARE)]!;
     }),
   );
@@ -301,19 +303,13 @@ function fitScore(digits: number[][], nonDigits: number[][], forms: string[]): V
   // Each form of digit gets the threshold that flags FIT_DIGIT_FLAG_SHARE of it; the highest serves all.
   const logits = new Map<string, number[]>();
   digits.forEach((v, i) => {
-    const logit = VERDICT_FEATURES.reduce((s, name, f) => s + weights[name].weight * (v[f]! - centre[f]!), beta[0]!);
+    const logit = familyLogit({ bias: beta[0]!, threshold: 0, features: weights }, v);
     logits.set(forms[i]!, [...(logits.get(forms[i]!) ?? []), logit]);
   });
   const threshold = Math.max(
     ...[...logits.values()].map((list) => list.sort((a, b) => b - a)[Math.floor(list.length * FIT_DIGIT_FLAG_SHARE)]!),
   );
   return { bias: beta[0]!, threshold, features: weights };
-}
-
-/** The gap between the model's top two probabilities. */
-function margin(probabilities: readonly number[]): number {
-  const [first, second] = [...probabilities].sort((a, b) => b - a);
-  return first! - second!;
 }
 
 /**
