@@ -9,6 +9,7 @@ import { digitVerdict, NO_INK, type NonDigitFamily, VERDICT_REASONS, VERDICT_WEI
 import { decodeNet, encodeNet } from '#lib/verdict-net';
 import { NON_DIGIT_KINDS, type NonDigitKind } from '../scripts/bench/non-digits.ts';
 import { EVAL_SEEDS, flagShares, judgedDigits, judgedNonDigits } from '../scripts/bench/verdict.ts';
+import { fitNet, type NetExample } from '../scripts/bench/verdict-net-fit.ts';
 import { testMnist } from './support/env.ts';
 import { cachedModel } from './support/test-model.ts';
 
@@ -104,6 +105,22 @@ describe('the learned score as the bundle carries it', () => {
     const bumped = Float32Array.from(original, (w) => w * (1 + 2 ** -13));
     const rounded = decodeNet(encodeNet({ ...net, w1: bumped })).w1;
     assert.ok(rounded.every((w, i) => Math.abs(w - bumped[i]!) <= Math.abs(bumped[i]!) * 2 ** -11 + 2 ** -25));
+  });
+});
+
+describe("the learned score's fit", () => {
+  test('is repeatable: the same examples and seed write the same net, another seed another', async () => {
+    const random = seededRandom(3);
+    const examples: NetExample[] = Array.from({ length: 240 }, (_, n) => ({
+      input: Float32Array.from({ length: MNIST_PIXELS }, () => random()),
+      features: [random(), random() + (n % 2)],
+      nonDigit: n % 2 === 1,
+      form: n % 4 < 2 ? 'canvas' : 'pixels',
+    }));
+    const fit = async (seed: number) => encodeNet(await fitNet(examples, { hidden: 4, epochs: 3, seed }));
+    const first = await fit(7);
+    assert.equal(await fit(7), first);
+    assert.notEqual(await fit(8), first);
   });
 });
 

@@ -50,7 +50,7 @@ import {
   verdictFeatures,
 } from '#lib/verdict';
 import { cachedModel } from '../../test/support/test-model.ts';
-import { fitNet, type NetOptions, writeNet } from './verdict-net-fit.ts';
+import { CALIBRATION_EVERY, fitNet, type NetOptions, writeNet } from './verdict-net-fit.ts';
 import {
   NON_DIGIT_KINDS,
   NON_DIGIT_NAMES,
@@ -84,6 +84,8 @@ const FIT_UNDECIDED_SHARE = 0.002;
  */
 const FIT_NON_DIGIT_FACTOR = 2;
 const FIT_PIXEL_DIGIT_FACTOR = 5;
+/** Rendered digits are fitted on in this many times the evaluation's number, so a full evaluation's worth of each form calibrates the threshold. */
+const FIT_RENDERED_DIGIT_FACTOR = CALIBRATION_EVERY;
 const FORMS: UploadForm[] = ['canvas', 'photo'];
 /** The forms a digit arrives in: the non-digits' two, a 28×28 PNG (what MNIST's own digits look like as a file) and raw pixels. */
 const DIGIT_FORMS: Judged['form'][] = [...FORMS, 'png', 'pixels'];
@@ -487,7 +489,12 @@ export async function benchVerdict(argv: string[]): Promise<void> {
   let weights = VERDICT_WEIGHTS;
   if (values.fit) {
     const fitSet = [
-      ...(await judgedDigits(model, mnist.train, count * 3 * FIT_PIXEL_DIGIT_FACTOR, count)),
+      ...(await judgedDigits(
+        model,
+        mnist.train,
+        count * 3 * FIT_PIXEL_DIGIT_FACTOR,
+        count * FIT_RENDERED_DIGIT_FACTOR,
+      )),
       ...(await judgedNonDigits(model, mnist.train, FIT_SEEDS, perKind * FIT_NON_DIGIT_FACTOR)),
     ];
     weights = await fitWeights(fitSet);
