@@ -1,12 +1,15 @@
 /**
  * `npm run bench -- train [--arch mlp|cnn|all] [--epochs N] [--batch-size N] [--threads N[,N…]]
- * [--vs-pytorch]`: trains on the full 60,000 images on the
+ * [--vs-pytorch [--rounds N]]`: trains on the full 60,000 images on the
  * active backend and prints ms/step and s/epoch per architecture and thread
  * count (default: one thread per core, as `npm run train`). With
  * `--vs-pytorch`, the same architectures also train in PyTorch on one thread
  * (pytorch_train.py: same batch size, optimiser, learning rate and schedule,
  * 60,000 images an epoch from the same files), and a line per run gives
- * tfjs's time over PyTorch's.
+ * tfjs's time over PyTorch's. With `--rounds N` the two take turns N times
+ * and a last line gives the median ratio: PyTorch's one-thread step on these
+ * machines moved from 17.5 to 30 ms between runs minutes apart, so one
+ * pair of runs says more about that minute than about either framework.
  */
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
@@ -21,9 +24,11 @@ import { ARCHS, createModel, isArch, type Arch } from '#lib/training/model';
 import { TRAINING_DEFAULTS, trainModel } from '#lib/training/train-loop';
 import { CliError } from '../cli/run.ts';
 import { pythonWith } from './python.ts';
-import { machine, round } from './stats.ts';
+import { machine, percentile, round } from './stats.ts';
 
 const PYTORCH_SCRIPT = fileURLToPath(new URL('./pytorch_train.py', import.meta.url));
+
+const MAX_ROUNDS = 9;
 
 const emit = (record: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(record)}\n`);
 
@@ -73,8 +78,12 @@ export async function benchTrain(argv: string[]): Promise<void> {
       'batch-size': { type: 'string' },
       threads: { type: 'string' },
       'vs-pytorch': { type: 'boolean', default: false },
+      rounds: { type: 'string', default: '1' },
     },
   });
+  const rounds = Number(values.rounds);
+  if (!Number.isInteger(rounds) || rounds < 1 || rounds > MAX_ROUNDS)
+    throw new CliError(`--rounds takes a whole number from 1 to ${MAX_ROUNDS}; got "${values.rounds}"`, 2);
   if (values.arch !== 'all' && !isArch(values.arch))
     throw new CliError(`--arch must be all or one of ${ARCHS.join(', ')}; got "${values.arch}"`, 2);
   const archs: Arch[] = values.arch === 'all' ? [...ARCHS] : [values.arch];
@@ -100,50 +109,66 @@ export async function benchTrain(argv: string[]): Promise<void> {
     // The same defaults as `npm run train`, so the accuracy column matches what users get.
     const { learningRate, batchSize: defaultBatch } = TRAINING_DEFAULTS[arch];
     const batchSize = values['batch-size'] ? Number(values['batch-size']) : defaultBatch;
-    const tfjs: Record<string, unknown>[] = [];
-    for (const threads of threadsList) {
-      const model = createModel({ arch });
-      const started = performance.now();
-      const result = await trainModel(model, data.train, { epochs, batchSize, learningRate, threads });
-      // The whole call: the workers' start-up and the validation passes too, which the per-epoch figures leave out.
-      const trainSeconds = (performance.now() - started) / 1000;
-      const test = await evaluateModel(model, data.test);
-      const steps = Math.floor(result.trainCount / batchSize);
-      const line = {
-        arch,
-        backend,
-        threads: result.threads,
-        params: model.countParams(),
-        batchSize,
-        epochs,
-        msPerStep: round((result.secondsPerEpoch * 1000) / steps),
-        secondsPerEpoch: round(result.secondsPerEpoch),
-        secondsPer60kEpoch: round((result.secondsPerEpoch * 60_000) / result.trainCount),
-        trainSeconds: round(trainSeconds),
-        testAccuracy: test.accuracy,
-      };
-      emit(line);
-      tfjs.push(line);
-      model.dispose();
-    }
-    if (python && config.mnistDir) {
-      const lines = trainInPytorch(python, path.resolve(config.mnistDir), arch, { batchSize, learningRate, epochs });
-      lines.forEach(emit);
-      const pytorch = lines.find((line) => line.arch === arch);
-      if (!pytorch) throw new CliError(`pytorch_train.py printed no result for ${arch}`);
-      for (const line of tfjs) {
-        emit({
+    const ratios = new Map<number, number[]>();
+    for (let turn = 1; turn <= rounds; turn++) {
+      const tfjs: Record<string, unknown>[] = [];
+      for (const threads of threadsList) {
+        const model = createModel({ arch });
+        const started = performance.now();
+        const result = await trainModel(model, data.train, { epochs, batchSize, learningRate, threads });
+        // The whole call: the workers' start-up and the validation passes too, which the per-epoch figures leave out.
+        const trainSeconds = (performance.now() - started) / 1000;
+        const test = await evaluateModel(model, data.test);
+        const steps = Math.floor(result.trainCount / batchSize);
+        const line = {
           arch,
-          compare: 'tfjs / pytorch (1 thread)',
-          threads: line.threads,
-          ratioPer60kEpoch: round((line.secondsPer60kEpoch as number) / (pytorch.secondsPer60kEpoch as number)),
-          tfjsSecondsPer60kEpoch: line.secondsPer60kEpoch,
-          pytorchSecondsPer60kEpoch: pytorch.secondsPer60kEpoch,
-          tfjsTestAccuracy: line.testAccuracy,
-          pytorchTestAccuracy: pytorch.testAccuracy,
-        });
+          ...(rounds > 1 && { round: turn }),
+          backend,
+          threads: result.threads,
+          params: model.countParams(),
+          batchSize,
+          epochs,
+          msPerStep: round((result.secondsPerEpoch * 1000) / steps),
+          secondsPerEpoch: round(result.secondsPerEpoch),
+          secondsPer60kEpoch: round((result.secondsPerEpoch * 60_000) / result.trainCount),
+          trainSeconds: round(trainSeconds),
+          testAccuracy: test.accuracy,
+        };
+        emit(line);
+        tfjs.push(line);
+        model.dispose();
+      }
+      if (python && config.mnistDir) {
+        const lines = trainInPytorch(python, path.resolve(config.mnistDir), arch, { batchSize, learningRate, epochs });
+        lines.forEach((line) => emit(rounds > 1 ? { ...line, round: turn } : line));
+        const pytorch = lines.find((line) => line.arch === arch);
+        if (!pytorch) throw new CliError(`pytorch_train.py printed no result for ${arch}`);
+        for (const line of tfjs) {
+          const ratio = (line.secondsPer60kEpoch as number) / (pytorch.secondsPer60kEpoch as number);
+          ratios.set(line.threads as number, [...(ratios.get(line.threads as number) ?? []), ratio]);
+          emit({
+            arch,
+            ...(rounds > 1 && { round: turn }),
+            compare: 'tfjs / pytorch (1 thread)',
+            threads: line.threads,
+            ratioPer60kEpoch: round(ratio),
+            tfjsSecondsPer60kEpoch: line.secondsPer60kEpoch,
+            pytorchSecondsPer60kEpoch: pytorch.secondsPer60kEpoch,
+            tfjsTestAccuracy: line.testAccuracy,
+            pytorchTestAccuracy: pytorch.testAccuracy,
+          });
+        }
       }
     }
+    if (rounds > 1)
+      for (const [threads, list] of ratios)
+        emit({
+          arch,
+          compare: `tfjs / pytorch (1 thread), median of ${rounds} rounds`,
+          threads,
+          ratioPer60kEpoch: round(percentile(list, 50)),
+          ratios: list.map((r) => round(r)),
+        });
   }
   tf.disposeVariables();
 }
