@@ -17,14 +17,14 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { initBackend, tf } from '#lib/backend';
 import { MAX_TRAIN_THREADS, readConfig } from '#lib/config';
-import { loadMnist } from '#lib/training/mnist';
+import { loadMnist, type Mnist } from '#lib/training/mnist';
 import { defaultThreads } from '#lib/training/data-parallel';
 import { evaluateModel } from '#lib/training/evaluate';
 import { ARCHS, createModel, isArch, type Arch } from '#lib/training/model';
 import { TRAINING_DEFAULTS, trainModel } from '#lib/training/train-loop';
 import { CliError } from '../cli/run.ts';
 import { pythonWith } from './python.ts';
-import { machine, percentile, round } from './stats.ts';
+import { machine, median, round } from './stats.ts';
 
 const PYTORCH_SCRIPT = fileURLToPath(new URL('./pytorch_train.py', import.meta.url));
 
@@ -67,6 +67,35 @@ function trainInPytorch(
     .split('\n')
     .filter((line) => line.trim() !== '')
     .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+/** One tfjs training run on `threads` threads: its speed and the test accuracy it reached. */
+async function trainInTfjs(
+  arch: Arch,
+  data: Mnist,
+  settings: { batchSize: number; learningRate: number; epochs: number; threads: number },
+): Promise<Record<string, unknown>> {
+  const { batchSize, epochs } = settings;
+  const model = createModel({ arch });
+  const started = performance.now();
+  const result = await trainModel(model, data.train, settings);
+  // The whole call: the workers' start-up and the validation passes too, which the per-epoch figures leave out.
+  const trainSeconds = (performance.now() - started) / 1000;
+  const test = await evaluateModel(model, data.test);
+  const steps = Math.floor(result.trainCount / batchSize);
+  const params = model.countParams();
+  model.dispose();
+  return {
+    threads: result.threads,
+    params,
+    batchSize,
+    epochs,
+    msPerStep: round((result.secondsPerEpoch * 1000) / steps),
+    secondsPerEpoch: round(result.secondsPerEpoch),
+    secondsPer60kEpoch: round((result.secondsPerEpoch * 60_000) / result.trainCount),
+    trainSeconds: round(trainSeconds),
+    testAccuracy: test.accuracy,
+  };
 }
 
 export async function benchTrain(argv: string[]): Promise<void> {
@@ -113,30 +142,14 @@ export async function benchTrain(argv: string[]): Promise<void> {
     for (let turn = 1; turn <= rounds; turn++) {
       const tfjs: Record<string, unknown>[] = [];
       for (const threads of threadsList) {
-        const model = createModel({ arch });
-        const started = performance.now();
-        const result = await trainModel(model, data.train, { epochs, batchSize, learningRate, threads });
-        // The whole call: the workers' start-up and the validation passes too, which the per-epoch figures leave out.
-        const trainSeconds = (performance.now() - started) / 1000;
-        const test = await evaluateModel(model, data.test);
-        const steps = Math.floor(result.trainCount / batchSize);
         const line = {
           arch,
           ...(rounds > 1 && { round: turn }),
           backend,
-          threads: result.threads,
-          params: model.countParams(),
-          batchSize,
-          epochs,
-          msPerStep: round((result.secondsPerEpoch * 1000) / steps),
-          secondsPerEpoch: round(result.secondsPerEpoch),
-          secondsPer60kEpoch: round((result.secondsPerEpoch * 60_000) / result.trainCount),
-          trainSeconds: round(trainSeconds),
-          testAccuracy: test.accuracy,
+          ...(await trainInTfjs(arch, data, { batchSize, learningRate, epochs, threads })),
         };
         emit(line);
         tfjs.push(line);
-        model.dispose();
       }
       if (python && config.mnistDir) {
         const lines = trainInPytorch(python, path.resolve(config.mnistDir), arch, { batchSize, learningRate, epochs });
@@ -166,7 +179,7 @@ export async function benchTrain(argv: string[]): Promise<void> {
           arch,
           compare: `tfjs / pytorch (1 thread), median of ${rounds} rounds`,
           threads,
-          ratioPer60kEpoch: round(percentile(list, 50)),
+          ratioPer60kEpoch: round(median(list)),
           ratios: list.map((r) => round(r)),
         });
   }
