@@ -140,11 +140,13 @@ export async function benchTrain(argv: string[]): Promise<void> {
     const batchSize = values['batch-size'] ? Number(values['batch-size']) : defaultBatch;
     const ratios = new Map<number, number[]>();
     for (let turn = 1; turn <= rounds; turn++) {
+      // Lines name their round only when there are several.
+      const tag = rounds > 1 ? { round: turn } : {};
       const tfjs: Record<string, unknown>[] = [];
       for (const threads of threadsList) {
         const line = {
           arch,
-          ...(rounds > 1 && { round: turn }),
+          ...tag,
           backend,
           ...(await trainInTfjs(arch, data, { batchSize, learningRate, epochs, threads })),
         };
@@ -153,7 +155,7 @@ export async function benchTrain(argv: string[]): Promise<void> {
       }
       if (python && config.mnistDir) {
         const lines = trainInPytorch(python, path.resolve(config.mnistDir), arch, { batchSize, learningRate, epochs });
-        lines.forEach((line) => emit(rounds > 1 ? { ...line, round: turn } : line));
+        lines.forEach((line) => emit({ ...line, ...tag }));
         const pytorch = lines.find((line) => line.arch === arch);
         if (!pytorch) throw new CliError(`pytorch_train.py printed no result for ${arch}`);
         for (const line of tfjs) {
@@ -161,7 +163,7 @@ export async function benchTrain(argv: string[]): Promise<void> {
           ratios.set(line.threads as number, [...(ratios.get(line.threads as number) ?? []), ratio]);
           emit({
             arch,
-            ...(rounds > 1 && { round: turn }),
+            ...tag,
             compare: 'tfjs / pytorch (1 thread)',
             threads: line.threads,
             ratioPer60kEpoch: round(ratio),
